@@ -1,0 +1,237 @@
+import { z } from "zod";
+import { ConfigError, type ConfigProblem } from "./errors.js";
+import { TARGET_NAME } from "./naming.js";
+import { isValidTimeZone, parseSchedule } from "./schedule.js";
+
+/**
+ * The backup plan: one config, validated here, drives the runner, the CLI and (later) the infrastructure.
+ * Every problem is reported at load, by path, with a hint.
+ */
+
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/** A secret is never written in the config: it names where to read it from. */
+export const secretRefSchema = z
+  .object({
+    env: z.string().regex(ENV_NAME, "must be an environment variable name such as PGPASSWORD").optional(),
+    ssm: z.string().startsWith("/", "must be an SSM parameter name starting with /").optional(),
+  })
+  .strict()
+  .refine((s) => (s.env === undefined) !== (s.ssm === undefined), {
+    message: 'give exactly one of { env: "VAR_NAME" } or { ssm: "/parameter/name" }',
+  });
+export type SecretRef = z.infer<typeof secretRefSchema>;
+
+const sslmode = z.enum(["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]);
+
+export const databaseSchema = z
+  .object({
+    url: z
+      .union([z.string(), secretRefSchema], { error: 'must be a postgres:// URL string or a secret reference like { env: "DATABASE_URL" }' })
+      .optional(),
+    host: z.string().min(1).optional(),
+    port: z.number().int().min(1).max(65535).optional(),
+    rds: z
+      .object({
+        instance: z.string().regex(/^[a-zA-Z][a-zA-Z0-9-]{0,62}$/, "must be an RDS DB instance identifier"),
+        region: z.string().optional(),
+      })
+      .strict()
+      .optional(),
+    database: z.string().min(1).optional(),
+    user: z.string().min(1).optional(),
+    password: secretRefSchema.optional(),
+    sslmode: sslmode.optional(),
+  })
+  .strict()
+  .superRefine((db, ctx) => {
+    const kinds = (["url", "host", "rds"] as const).filter((k) => db[k] !== undefined);
+    if (kinds.length !== 1) {
+      ctx.addIssue({
+        code: "custom",
+        message:
+          kinds.length === 0
+            ? "say where the database is: url, host (with database and user), or rds (with database and user)"
+            : `give only one of url, host or rds (found ${kinds.join(", ")})`,
+      });
+      return;
+    }
+    if (typeof db.url === "string") {
+      let parsed: URL | undefined;
+      try {
+        parsed = new URL(db.url);
+      } catch {
+        ctx.addIssue({ code: "custom", path: ["url"], message: "is not a valid URL (expected postgres://user@host:5432/database)" });
+      }
+      if (parsed && !/^postgres(ql)?:$/.test(parsed.protocol)) {
+        ctx.addIssue({ code: "custom", path: ["url"], message: `must start with postgres:// or postgresql://, not ${parsed.protocol}//` });
+      }
+      if (parsed && parsed.password) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["url"],
+          message: "contains a password; passwords never go in the config file",
+          // the hint is rendered by the error formatter below
+        });
+      }
+      for (const k of ["database", "user", "port"] as const) {
+        if (db[k] !== undefined) ctx.addIssue({ code: "custom", path: [k], message: `is part of the url; remove ${k} or use host instead of url` });
+      }
+    }
+    if (db.host !== undefined || db.rds !== undefined) {
+      if (db.database === undefined) ctx.addIssue({ code: "custom", path: ["database"], message: "is required with host or rds" });
+      if (db.user === undefined) ctx.addIssue({ code: "custom", path: ["user"], message: "is required with host or rds" });
+    }
+    if (db.rds !== undefined && db.port !== undefined) {
+      ctx.addIssue({ code: "custom", path: ["port"], message: "comes from RDS for rds targets; remove it" });
+    }
+  });
+export type DatabaseConfig = z.infer<typeof databaseSchema>;
+
+/** pg_dump patterns (-n/-N/-t/-T). Passed as --flag=value argv items, never through a shell. */
+const pattern = z
+  .string()
+  .min(1)
+  .refine((s) => !s.startsWith("-"), "must not start with '-'")
+  .refine((s) => !/[\0\n\r]/.test(s), "must not contain control characters");
+
+export const dumpSchema = z
+  .object({
+    format: z.enum(["custom", "plain"]).default("custom"),
+    compression: z.number().int().min(0).max(9).default(6),
+    schemas: z.array(pattern).default([]),
+    excludeSchemas: z.array(pattern).default([]),
+    tables: z.array(pattern).default([]),
+    excludeTables: z.array(pattern).default([]),
+  })
+  .strict();
+export type DumpOptions = z.infer<typeof dumpSchema>;
+
+export const retriesSchema = z
+  .object({
+    attempts: z.number().int().min(1).max(10).default(3),
+    delaySeconds: z.number().min(0).max(3600).default(30),
+    maxDelaySeconds: z.number().min(0).max(3600).default(300),
+  })
+  .strict()
+  .refine((r) => r.maxDelaySeconds >= r.delaySeconds, { message: "maxDelaySeconds must be >= delaySeconds", path: ["maxDelaySeconds"] });
+export type RetryPolicy = z.infer<typeof retriesSchema>;
+
+export const retentionSchema = z.object({ days: z.number().int().min(1).max(36500) }).strict();
+
+export const targetSchema = z
+  .object({
+    description: z.string().optional(),
+    database: databaseSchema,
+    schedule: z
+      .string()
+      .superRefine((s, ctx) => {
+        const r = parseSchedule(s);
+        if (!r.ok) ctx.addIssue({ code: "custom", message: r.error });
+      })
+      .optional(),
+    timezone: z
+      .string()
+      .refine(isValidTimeZone, { message: "is not an IANA time zone (for example UTC, Europe/Paris, America/New_York)" })
+      .default("UTC"),
+    dump: dumpSchema.default(() => dumpSchema.parse({})),
+    retries: retriesSchema.default(() => retriesSchema.parse({})),
+    retention: retentionSchema.optional(),
+  })
+  .strict();
+export type TargetConfig = z.infer<typeof targetSchema>;
+
+export const storageSchema = z
+  .object({
+    s3: z
+      .object({
+        bucket: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, "must be a valid S3 bucket name"),
+        prefix: z.string().default(""),
+        region: z.string().optional(),
+        endpoint: z.url({ message: "must be a URL such as http://127.0.0.1:9000" }).optional(),
+        forcePathStyle: z.boolean().optional(),
+      })
+      .strict()
+      .optional(),
+    directory: z.string().min(1).optional(),
+  })
+  .strict()
+  .refine((s) => (s.s3 === undefined) !== (s.directory === undefined), {
+    message: 'give exactly one of s3: { bucket, prefix } or directory: "/path"',
+  });
+export type StorageConfig = z.infer<typeof storageSchema>;
+
+export const OUTCOMES = ["succeeded", "failed"] as const;
+export type Outcome = (typeof OUTCOMES)[number];
+
+export const notificationsSchema = z
+  .object({
+    slack: z
+      .object({
+        webhook: secretRefSchema,
+        on: z.array(z.enum(OUTCOMES)).min(1).default(["succeeded", "failed"]),
+      })
+      .strict()
+      .optional(),
+  })
+  .strict();
+
+export const configSchema = z
+  .object({
+    storage: storageSchema,
+    targets: z
+      .record(z.string().regex(TARGET_NAME, "target names are lowercase letters, digits, - and _ (max 63)"), targetSchema)
+      .refine((t) => Object.keys(t).length > 0, "define at least one target"),
+    notifications: notificationsSchema.default({}),
+  })
+  .strict();
+
+export type LifeboatConfig = z.infer<typeof configSchema>;
+export type LifeboatConfigInput = z.input<typeof configSchema>;
+
+/** Typed helper for lifeboat.config.ts; validation happens when the config is loaded. */
+export function defineConfig(config: LifeboatConfigInput): LifeboatConfigInput {
+  return config;
+}
+
+const HINTS: Array<[RegExp, string]> = [
+  [/contains a password/, 'use url: { env: "DATABASE_URL" }, or host/user/database with password: { env: "PGPASSWORD" }'],
+  [/schedule/, "EventBridge syntax: cron(minutes hours day-of-month month day-of-week year) or rate(1 day)"],
+];
+
+function pathOf(path: ReadonlyArray<PropertyKey>): string {
+  return path.map((p) => (typeof p === "number" ? `[${p}]` : String(p))).join(".").replace(/\.\[/g, "[");
+}
+
+export function formatIssues(error: z.ZodError): ConfigProblem[] {
+  const problems: ConfigProblem[] = [];
+  for (const issue of error.issues) {
+    const path = pathOf(issue.path);
+    let message = issue.message;
+    let hint: string | undefined;
+    if (issue.code === "unrecognized_keys") {
+      message = `unknown key${issue.keys.length > 1 ? "s" : ""} ${issue.keys.map((k) => `"${k}"`).join(", ")}`;
+      hint = "remove it or check its spelling";
+    } else if (issue.code === "invalid_key") {
+      message = `invalid name: ${issue.issues.map((i) => i.message).join("; ")}`;
+    } else if (issue.code === "invalid_type" && /received undefined/.test(issue.message)) {
+      message = `is required (${issue.expected})`;
+    }
+    for (const [re, h] of HINTS) if (hint === undefined && (re.test(message) || re.test(path))) hint = h;
+    problems.push(hint === undefined ? { path, message } : { path, message, hint });
+  }
+  return problems;
+}
+
+/** Validates a raw config (from lifeboat.config.ts or JSON). Throws ConfigError listing every problem. */
+export function parseConfig(raw: unknown, source = "the config"): LifeboatConfig {
+  const result = configSchema.safeParse(raw);
+  if (!result.success) throw new ConfigError(source, formatIssues(result.error));
+  return result.data;
+}
+
+export function parseTarget(raw: unknown, source: string): TargetConfig {
+  const result = targetSchema.safeParse(raw);
+  if (!result.success) throw new ConfigError(source, formatIssues(result.error));
+  return result.data;
+}

@@ -1,0 +1,94 @@
+/**
+ * Errors that carry what a person needs: what went wrong, how to fix it, and which exit code the CLI should use.
+ * Exit codes: 1 = the run failed, 2 = usage or configuration error.
+ */
+export type FailureKind = "transient" | "permanent";
+
+export class LifeboatError extends Error {
+  readonly exitCode: number;
+  readonly hint: string | undefined;
+  constructor(message: string, opts: { exitCode?: number; hint?: string; cause?: unknown } = {}) {
+    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
+    this.name = new.target.name;
+    this.exitCode = opts.exitCode ?? 1;
+    this.hint = opts.hint;
+  }
+}
+
+/** Bad flags, a missing argument, an unreadable store URL: the user must change the command. Exit code 2. */
+export class UsageError extends LifeboatError {
+  constructor(message: string, hint?: string) {
+    super(message, hint === undefined ? { exitCode: 2 } : { exitCode: 2, hint });
+  }
+}
+
+export interface ConfigProblem {
+  path: string;
+  message: string;
+  hint?: string;
+}
+
+/** The config failed validation. Lists every problem, by path. Exit code 2. */
+export class ConfigError extends LifeboatError {
+  readonly problems: ConfigProblem[];
+  constructor(source: string, problems: ConfigProblem[]) {
+    const lines = problems.map((p) => `  - ${p.path || "(root)"}: ${p.message}${p.hint ? ` (hint: ${p.hint})` : ""}`);
+    super(`${source} is invalid (${problems.length} problem${problems.length === 1 ? "" : "s"}):\n${lines.join("\n")}`, {
+      exitCode: 2,
+    });
+    this.problems = problems;
+  }
+}
+
+/** One attempt of a backup failed. `kind` decides whether another attempt is worth it. */
+export class AttemptError extends LifeboatError {
+  readonly kind: FailureKind;
+  readonly code: string;
+  constructor(code: string, kind: FailureKind, message: string, opts: { hint?: string; cause?: unknown } = {}) {
+    super(message, opts);
+    this.code = code;
+    this.kind = kind;
+  }
+}
+
+export interface AttemptRecord {
+  attempt: number;
+  code: string;
+  kind: FailureKind;
+  message: string;
+  startedAt: string;
+  finishedAt: string;
+}
+
+/** Every attempt failed (or a permanent failure stopped the run). Lists every attempt. Exit code 1. */
+export class BackupFailedError extends LifeboatError {
+  readonly target: string;
+  readonly attempts: AttemptRecord[];
+  constructor(target: string, attempts: AttemptRecord[], hint?: string) {
+    const last = attempts[attempts.length - 1];
+    const lines = attempts.map((a) => `  attempt ${a.attempt} (${a.kind}, ${a.code}): ${a.message}`);
+    super(
+      `backup of "${target}" failed after ${attempts.length} attempt${attempts.length === 1 ? "" : "s"}` +
+        `${last && last.kind === "permanent" ? " (not retried: the failure is permanent)" : ""}:\n${lines.join("\n")}`,
+      hint === undefined ? {} : { hint },
+    );
+    this.target = target;
+    this.attempts = attempts;
+  }
+}
+
+/** The downloaded dump does not match its manifest. Nothing was restored. */
+export class ChecksumMismatchError extends LifeboatError {
+  constructor(key: string, expected: string, actual: string, expectedSize: number, actualSize: number) {
+    super(
+      `checksum mismatch for ${key}: the manifest says sha256 ${expected} (${expectedSize} bytes) but the stored ` +
+        `object has sha256 ${actual} (${actualSize} bytes). The object was corrupted or modified; nothing was restored.`,
+      { hint: "restore an older backup with --backup <id> (see `lifeboat list`)" },
+    );
+  }
+}
+
+export function errorMessage(err: unknown): string {
+  if (err instanceof Error) return err.message;
+  return String(err);
+}

@@ -1,0 +1,75 @@
+import type { AttemptRecord, FailureKind } from "./errors.js";
+
+/**
+ * Versioned result events. The same JSON goes on the local bus, and (in the cloud) on SNS with message attributes
+ * { type, target, status } so subscribers can filter. A Slack message is one rendering of these, not the contract.
+ */
+export const EVENT_VERSION = 1;
+
+export interface BackupSucceededEvent {
+  version: typeof EVENT_VERSION;
+  type: "backup.succeeded";
+  status: "succeeded";
+  time: string;
+  target: string;
+  runId: string;
+  trigger: string;
+  attempt: number;
+  backup: {
+    id: string;
+    location: string; // store URL of the dump, e.g. s3://bucket/prefix/prod/2026/11/21/....dump
+    key: string;
+    size: number;
+    sha256: string;
+    durationMs: number;
+    format: "custom" | "plain";
+  };
+  restoreCommand: string;
+}
+
+export interface BackupFailedEvent {
+  version: typeof EVENT_VERSION;
+  type: "backup.failed";
+  status: "failed";
+  time: string;
+  target: string;
+  runId: string;
+  trigger: string;
+  attempt: number;
+  error: { message: string; code: string; kind: FailureKind; attempts: AttemptRecord[] };
+}
+
+export type LifeboatEvent = BackupSucceededEvent | BackupFailedEvent;
+
+export function eventAttributes(e: LifeboatEvent): Record<string, string> {
+  return { type: e.type, target: e.target, status: e.status };
+}
+
+export type EventHandler = (event: LifeboatEvent) => void | Promise<void>;
+
+/**
+ * In-process fan-out: the local twin of the SNS topic. A failing subscriber is reported to `onError` and never
+ * hides the event from the others or fails the backup.
+ */
+export class LocalEventBus {
+  private readonly handlers: EventHandler[] = [];
+  constructor(private readonly onError: (err: unknown, event: LifeboatEvent) => void = () => {}) {}
+  subscribe(handler: EventHandler): () => void {
+    this.handlers.push(handler);
+    return () => {
+      const i = this.handlers.indexOf(handler);
+      if (i >= 0) this.handlers.splice(i, 1);
+    };
+  }
+  async publish(event: LifeboatEvent): Promise<void> {
+    await Promise.all(
+      this.handlers.map(async (h) => {
+        try {
+          await h(event);
+        } catch (err) {
+          this.onError(err, event);
+        }
+      }),
+    );
+  }
+}

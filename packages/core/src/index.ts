@@ -1,0 +1,12 @@
+export * from "./config.js";
+export * from "./errors.js";
+export * from "./events.js";
+export * from "./manifest.js";
+export * from "./naming.js";
+export * from "./ports.js";
+export * from "./redact.js";
+export * from "./schedule.js";
+export * from "./store-url.js";
+
+export const LIFEBOAT_VERSION = "0.1.0";
+export * from "./slack.js";

@@ -1,0 +1,38 @@
+import { z } from "zod";
+
+/**
+ * The manifest is written last, beside its dump. Listing, restore and retention read manifests only: a dump without
+ * a manifest does not exist for them. It never holds a secret (no password, no URL with credentials).
+ */
+export const MANIFEST_VERSION = 1;
+
+export const manifestSchema = z.object({
+  manifestVersion: z.literal(MANIFEST_VERSION),
+  id: z.string(), // backup id, YYYYMMDDTHHMMSSZ-xxxx
+  target: z.string(),
+  runId: z.string(),
+  trigger: z.enum(["manual", "schedule", "remote", "retry"]),
+  attempt: z.number().int().min(1),
+  database: z.object({
+    name: z.string(),
+    host: z.string(),
+    port: z.number().int(),
+    serverVersion: z.string(), // e.g. "15.18 (Debian 15.18-0+deb12u1)"
+    serverVersionNum: z.number().int(), // e.g. 150018
+    systemIdentifier: z.string().optional(), // pg_control_system(), identifies the cluster when readable
+  }),
+  pgDump: z.object({ version: z.string(), major: z.number().int() }),
+  format: z.enum(["custom", "plain"]),
+  compression: z.number().int(),
+  object: z.object({
+    key: z.string(),
+    size: z.number().int().min(0),
+    sha256: z.string().regex(/^[0-9a-f]{64}$/),
+  }),
+  startedAt: z.string(), // ISO 8601 UTC
+  finishedAt: z.string(),
+  durationMs: z.number().int().min(0),
+  lifeboatVersion: z.string(),
+});
+
+export type Manifest = z.infer<typeof manifestSchema>;

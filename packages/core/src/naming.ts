@@ -1,0 +1,53 @@
+import { randomBytes } from "node:crypto";
+import { UsageError } from "./errors.js";
+
+/**
+ * Key layout in a store (S3 bucket + prefix, or a directory):
+ *
+ *   <prefix>/<target>/<YYYY>/<MM>/<DD>/<backup-id>.<ext>             the dump (custom: .dump, plain: .sql or .sql.gz)
+ *   <prefix>/<target>/<YYYY>/<MM>/<DD>/<backup-id>.manifest.json     written last; a dump without it does not exist
+ *
+ * The date is the backup's start in UTC. A backup id is `YYYYMMDDTHHMMSSZ-xxxx` (UTC start, 4 random hex digits),
+ * so ids sort chronologically within a target.
+ */
+export const TARGET_NAME = /^[a-z0-9](?:[a-z0-9_-]{0,62})$/;
+export const BACKUP_ID = /^\d{8}T\d{6}Z-[0-9a-f]{4}$/;
+export const MANIFEST_SUFFIX = ".manifest.json";
+
+export function newBackupId(at: Date, random: () => string = () => randomBytes(2).toString("hex")): string {
+  const iso = at.toISOString(); // 2026-11-21T04:30:00.000Z
+  const compact = `${iso.slice(0, 4)}${iso.slice(5, 7)}${iso.slice(8, 10)}T${iso.slice(11, 13)}${iso.slice(14, 16)}${iso.slice(17, 19)}Z`;
+  return `${compact}-${random()}`;
+}
+
+export function backupIdTime(id: string): Date {
+  const m = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z/.exec(id);
+  if (!m) throw new UsageError(`"${id}" is not a backup id`, "backup ids look like 20261121T043000Z-1a2b; see `lifeboat list`");
+  return new Date(Date.UTC(+m[1]!, +m[2]! - 1, +m[3]!, +m[4]!, +m[5]!, +m[6]!));
+}
+
+export function dumpExtension(format: "custom" | "plain", compression: number): string {
+  if (format === "custom") return ".dump";
+  return compression > 0 ? ".sql.gz" : ".sql";
+}
+
+export function joinKey(...parts: string[]): string {
+  return parts
+    .map((p) => p.replace(/^\/+|\/+$/g, ""))
+    .filter((p) => p.length > 0)
+    .join("/");
+}
+
+export function targetPrefix(target: string): string {
+  return joinKey(target) + "/";
+}
+
+/** Keys relative to the store's root (the store adds its own prefix). */
+export function backupKeys(target: string, id: string, ext: string): { dump: string; manifest: string } {
+  const t = backupIdTime(id);
+  const y = String(t.getUTCFullYear());
+  const mo = String(t.getUTCMonth() + 1).padStart(2, "0");
+  const d = String(t.getUTCDate()).padStart(2, "0");
+  const base = joinKey(target, y, mo, d, id);
+  return { dump: base + ext, manifest: base + MANIFEST_SUFFIX };
+}

@@ -1,0 +1,35 @@
+import type { Readable } from "node:stream";
+
+/** One object in a store. */
+export interface StoredObject {
+  key: string;
+  size: number;
+}
+
+/**
+ * Keys are relative to the store's root (its S3 prefix or its directory).
+ * The object store port: S3 (any endpoint) or a directory. Implementations live in the runner.
+ * `put` must make the object visible only if `body` ends cleanly: when the body errors or the signal aborts, nothing is
+ * left behind (no object, no partial file, no pending multipart upload).
+ */
+export interface ObjectStore {
+  /** Human location of a key, e.g. s3://bucket/prefix/key or file:///srv/backups/key */
+  location(key: string): string;
+  /** The store's own URL (what --from/--to accept). */
+  readonly url: string;
+  put(key: string, body: Readable, opts?: { contentType?: string; signal?: AbortSignal }): Promise<{ size?: number }>;
+  get(key: string): Promise<Readable>;
+  list(prefix: string): AsyncIterable<StoredObject>;
+}
+
+/** Resolves secret references ({ env } / { ssm }) to their values. */
+export interface SecretResolver {
+  resolve(ref: { env?: string | undefined; ssm?: string | undefined }, what: string): Promise<string>;
+}
+
+export type LogLevel = "debug" | "info" | "warn" | "error";
+export interface Logger {
+  log(level: LogLevel, message: string, fields?: Record<string, unknown>): void;
+}
+
+export const silentLogger: Logger = { log() {} };

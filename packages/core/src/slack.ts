@@ -1,0 +1,63 @@
+import type { LifeboatEvent } from "./events.js";
+
+/** Human sizes and durations, shared by the CLI and the Slack rendering. */
+export function formatBytes(n: number): string {
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let v = n;
+  let i = 0;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return `${i === 0 ? v : v.toFixed(1)} ${units[i]}`;
+}
+
+export function formatDuration(ms: number): string {
+  if (ms < 1000) return `${ms} ms`;
+  const s = ms / 1000;
+  if (s < 60) return `${s.toFixed(1)} s`;
+  const m = Math.floor(s / 60);
+  return `${m} min ${Math.round(s - m * 60)} s`;
+}
+
+/** One rendering of a result event as a Slack Block Kit message. */
+export function renderSlackMessage(e: LifeboatEvent): { text: string; blocks: unknown[] } {
+  if (e.type === "backup.succeeded") {
+    const text = `:white_check_mark: Backup of *${e.target}* succeeded (${formatBytes(e.backup.size)} in ${formatDuration(e.backup.durationMs)})`;
+    return {
+      text,
+      blocks: [
+        { type: "section", text: { type: "mrkdwn", text } },
+        {
+          type: "section",
+          fields: [
+            { type: "mrkdwn", text: `*Target*\n${e.target}` },
+            { type: "mrkdwn", text: `*Size*\n${formatBytes(e.backup.size)}` },
+            { type: "mrkdwn", text: `*Duration*\n${formatDuration(e.backup.durationMs)}` },
+            { type: "mrkdwn", text: `*Attempt*\n${e.attempt}` },
+          ],
+        },
+        { type: "section", text: { type: "mrkdwn", text: `*Location*\n\`${e.backup.location}\`\n*SHA-256* \`${e.backup.sha256}\`` } },
+        { type: "context", elements: [{ type: "mrkdwn", text: `Restore: \`${e.restoreCommand}\`` }] },
+      ],
+    };
+  }
+  const text = `:rotating_light: Backup of *${e.target}* FAILED after ${e.error.attempts.length} attempt(s): ${e.error.code}`;
+  const summary = e.error.message.length > 1500 ? e.error.message.slice(0, 1500) + "…" : e.error.message;
+  return {
+    text,
+    blocks: [
+      { type: "section", text: { type: "mrkdwn", text } },
+      {
+        type: "section",
+        fields: [
+          { type: "mrkdwn", text: `*Target*\n${e.target}` },
+          { type: "mrkdwn", text: `*Attempts*\n${e.error.attempts.length}` },
+          { type: "mrkdwn", text: `*Failure*\n${e.error.kind} (${e.error.code})` },
+          { type: "mrkdwn", text: `*Run*\n${e.runId}` },
+        ],
+      },
+      { type: "section", text: { type: "mrkdwn", text: "```" + summary + "```" } },
+    ],
+  };
+}

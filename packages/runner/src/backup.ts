@@ -1,0 +1,277 @@
+import { spawn } from "node:child_process";
+import { createHash, randomUUID } from "node:crypto";
+import { Readable, Transform, type TransformCallback } from "node:stream";
+import pRetry from "p-retry";
+import {
+  AttemptError,
+  BackupFailedError,
+  LIFEBOAT_VERSION,
+  backupKeys,
+  dumpExtension,
+  newBackupId,
+  silentLogger,
+  type AttemptRecord,
+  type BackupFailedEvent,
+  type BackupSucceededEvent,
+  type DumpOptions,
+  type LocalEventBus,
+  type Logger,
+  type Manifest,
+  type ObjectStore,
+  type RetryPolicy,
+} from "@lifeboat/core";
+import { classifyPgMessage, toAttemptError } from "./pg/classify.js";
+import { conninfo, type ConnectionInfo } from "./pg/connection.js";
+import { toolEnv } from "./pg/connection.js";
+import { preflight } from "./pg/psql.js";
+import { findTool } from "./pg/tools.js";
+
+export interface Progress {
+  bytes: number;
+  elapsedMs: number;
+}
+
+export interface BackupJob {
+  target: string;
+  /** Resolves the connection for each attempt (secrets and RDS endpoints are looked up again on a retry). */
+  resolveSource: () => Promise<ConnectionInfo>;
+  store: ObjectStore;
+  dump: DumpOptions;
+  retries: RetryPolicy;
+  trigger?: Manifest["trigger"];
+  runId?: string;
+  signal?: AbortSignal;
+  log?: Logger;
+  onProgress?: (p: Progress) => void;
+  bus?: LocalEventBus;
+  /** How a person restores this target's backups, for events and summaries: the part before --to. */
+  restoreHint?: string;
+}
+
+export interface BackupResult {
+  manifest: Manifest;
+  location: string;
+  manifestLocation: string;
+  attempts: AttemptRecord[];
+}
+
+/** pg_dump arguments from validated dump options: every value is one argv item, no shell ever sees them. */
+export function pgDumpArgs(dump: DumpOptions): string[] {
+  const args = [`--format=${dump.format}`, `--compress=${dump.compression}`, "--no-password"];
+  for (const s of dump.schemas) args.push(`--schema=${s}`);
+  for (const s of dump.excludeSchemas) args.push(`--exclude-schema=${s}`);
+  for (const t of dump.tables) args.push(`--table=${t}`);
+  for (const t of dump.excludeTables) args.push(`--exclude-table=${t}`);
+  return args;
+}
+
+/** SHA-256 and byte count of everything that passes through. */
+class Digest extends Transform {
+  private readonly hash = createHash("sha256");
+  bytes = 0;
+  constructor(private readonly onChunk: (bytes: number) => void) {
+    super();
+  }
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    this.hash.update(chunk);
+    this.bytes += chunk.length;
+    this.onChunk(this.bytes);
+    cb(null, chunk);
+  }
+  hex(): string {
+    return this.hash.digest("hex");
+  }
+}
+
+const STDERR_LIMIT = 64 * 1024;
+
+/** One attempt: preflight, pg_dump streamed through SHA-256 into the store, manifest last. */
+async function attemptBackup(job: BackupJob, attempt: number, runId: string, secrets: Set<string | undefined>): Promise<BackupResult> {
+  const log = job.log ?? silentLogger;
+  const conn = await job.resolveSource();
+  secrets.add(conn.password);
+  const server = await preflight(conn, job.signal);
+  const pgDump = await findTool("pg_dump", { minMajor: server.major });
+  log.log("info", "connected", { target: job.target, server: server.version, pgDump: pgDump.version, attempt });
+
+  const started = new Date();
+  const id = newBackupId(started);
+  const keys = backupKeys(job.target, id, dumpExtension(job.dump.format, job.dump.compression));
+
+  const child = spawn(pgDump.path, [...pgDumpArgs(job.dump), `--dbname=${conninfo(conn)}`], {
+    env: toolEnv(conn),
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  log.log("info", "pg_dump started", { target: job.target, pid: child.pid, key: keys.dump });
+
+  let stderr = "";
+  child.stderr.on("data", (d: Buffer) => {
+    if (stderr.length < STDERR_LIMIT) stderr += d.toString("utf8");
+  });
+
+  let lastReport = 0;
+  const digest = new Digest((bytes) => {
+    const now = Date.now();
+    if (job.onProgress && now - lastReport >= 200) {
+      lastReport = now;
+      job.onProgress({ bytes, elapsedMs: now - started.getTime() });
+    }
+  });
+
+  // The body ends only when pg_dump has exited 0. Any other exit makes the body fail, so the store never completes
+  // the object: a dump that stopped half way is never stored.
+  let dumpError: AttemptError | undefined;
+  const fail = (err: AttemptError) => {
+    dumpError ??= err;
+    if (!digest.destroyed) digest.destroy(err);
+    if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
+  };
+  child.stdout.pipe(digest, { end: false });
+  child.on("error", (err) => fail(toAttemptError(err, secrets)));
+  child.on("close", (code, signal) => {
+    if (code === 0) {
+      digest.end();
+      return;
+    }
+    const why = signal ? `pg_dump was killed by ${signal}` : `pg_dump exited with code ${code}`;
+    const err = stderr.trim() ? classifyPgMessage(`${why}: ${stderr.trim()}`, secrets, "pg_dump_failed") : new AttemptError("pg_dump_failed", "transient", why);
+    fail(err);
+  });
+  const onAbort = () => fail(new AttemptError("cancelled", "permanent", `backup cancelled (${String(job.signal?.reason ?? "aborted")})`));
+  if (job.signal?.aborted) onAbort();
+  job.signal?.addEventListener("abort", onAbort, { once: true });
+
+  try {
+    await job.store.put(keys.dump, digest, { contentType: "application/octet-stream" });
+  } catch (err) {
+    fail(toAttemptError(err, secrets));
+    throw dumpError ?? toAttemptError(err, secrets);
+  } finally {
+    job.signal?.removeEventListener("abort", onAbort);
+  }
+  if (dumpError) throw dumpError;
+
+  const finished = new Date();
+  job.onProgress?.({ bytes: digest.bytes, elapsedMs: finished.getTime() - started.getTime() });
+  const manifest: Manifest = {
+    manifestVersion: 1,
+    id,
+    target: job.target,
+    runId,
+    trigger: job.trigger ?? "manual",
+    attempt,
+    database: {
+      name: server.database,
+      host: conn.host,
+      port: conn.port,
+      serverVersion: server.version,
+      serverVersionNum: server.versionNum,
+      ...(server.systemIdentifier ? { systemIdentifier: server.systemIdentifier } : {}),
+    },
+    pgDump: { version: pgDump.version, major: pgDump.major },
+    format: job.dump.format,
+    compression: job.dump.compression,
+    object: { key: keys.dump, size: digest.bytes, sha256: digest.hex() },
+    startedAt: started.toISOString(),
+    finishedAt: finished.toISOString(),
+    durationMs: finished.getTime() - started.getTime(),
+    lifeboatVersion: LIFEBOAT_VERSION,
+  };
+  await job.store.put(keys.manifest, Readable.from([Buffer.from(JSON.stringify(manifest, null, 2) + "\n")]), {
+    contentType: "application/json",
+  });
+  log.log("info", "backup stored", { target: job.target, key: keys.dump, bytes: digest.bytes, sha256: manifest.object.sha256 });
+  return { manifest, location: job.store.location(keys.dump), manifestLocation: job.store.location(keys.manifest), attempts: [] };
+}
+
+/**
+ * Runs a backup with the target's retries: transient failures are retried with capped exponential backoff and
+ * jitter (p-retry), permanent ones stop at once. Publishes backup.succeeded or backup.failed on the bus.
+ */
+export async function runBackup(job: BackupJob): Promise<BackupResult> {
+  const log = job.log ?? silentLogger;
+  const runId = job.runId ?? randomUUID();
+  const trigger = job.trigger ?? "manual";
+  const secrets = new Set<string | undefined>();
+  const attempts: AttemptRecord[] = [];
+  let attemptStarted = new Date();
+  let current = 0;
+  try {
+    const result = await pRetry(
+      async (n: number) => {
+        current = n;
+        attemptStarted = new Date();
+        if (n > 1) log.log("info", "retrying", { target: job.target, attempt: n });
+        return attemptBackup(job, n, runId, secrets);
+      },
+      {
+        retries: job.retries.attempts - 1,
+        factor: 2,
+        minTimeout: job.retries.delaySeconds * 1000,
+        maxTimeout: job.retries.maxDelaySeconds * 1000,
+        randomize: true,
+        ...(job.signal ? { signal: job.signal } : {}),
+        onFailedAttempt: ({ error, attemptNumber }) => {
+          const e = toAttemptError(error, secrets);
+          attempts.push({
+            attempt: attemptNumber,
+            code: e.code,
+            kind: e.kind,
+            message: e.message,
+            startedAt: attemptStarted.toISOString(),
+            finishedAt: new Date().toISOString(),
+          });
+          log.log("warn", "attempt failed", { target: job.target, attempt: attemptNumber, code: e.code, kind: e.kind, error: e.message });
+        },
+        shouldRetry: ({ error }) => toAttemptError(error, secrets).kind === "transient" && !job.signal?.aborted,
+      },
+    );
+    result.attempts = attempts;
+    const event: BackupSucceededEvent = {
+      version: 1,
+      type: "backup.succeeded",
+      status: "succeeded",
+      time: new Date().toISOString(),
+      target: job.target,
+      runId,
+      trigger,
+      attempt: result.manifest.attempt,
+      backup: {
+        id: result.manifest.id,
+        location: result.location,
+        key: result.manifest.object.key,
+        size: result.manifest.object.size,
+        sha256: result.manifest.object.sha256,
+        durationMs: result.manifest.durationMs,
+        format: result.manifest.format,
+      },
+      restoreCommand: `${job.restoreHint ?? `lifeboat restore ${job.target}`} --backup ${result.manifest.id} --to <postgres-url>`,
+    };
+    await job.bus?.publish(event);
+    return result;
+  } catch (err) {
+    if (attempts.length === 0 || attempts[attempts.length - 1]!.attempt !== current) {
+      // p-retry does not call onFailedAttempt when it is aborted by the signal
+      const e = job.signal?.aborted
+        ? new AttemptError("cancelled", "permanent", `backup cancelled (${String(job.signal.reason ?? "aborted")})`)
+        : toAttemptError(err, secrets);
+      attempts.push({ attempt: current || 1, code: e.code, kind: e.kind, message: e.message, startedAt: attemptStarted.toISOString(), finishedAt: new Date().toISOString() });
+    }
+    const last = attempts[attempts.length - 1]!;
+    const lastErr = toAttemptError(err, secrets);
+    const failed = new BackupFailedError(job.target, attempts, lastErr.hint);
+    const event: BackupFailedEvent = {
+      version: 1,
+      type: "backup.failed",
+      status: "failed",
+      time: new Date().toISOString(),
+      target: job.target,
+      runId,
+      trigger,
+      attempt: last.attempt,
+      error: { message: last.message, code: last.code, kind: last.kind, attempts },
+    };
+    await job.bus?.publish(event);
+    throw failed;
+  }
+}

@@ -1,0 +1,60 @@
+import { LifeboatError, MANIFEST_SUFFIX, manifestSchema, silentLogger, targetPrefix, type Logger, type Manifest, type ObjectStore } from "@lifeboat/core";
+
+async function readAll(stream: NodeJS.ReadableStream): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const c of stream) chunks.push(Buffer.isBuffer(c) ? c : Buffer.from(c as string));
+  return Buffer.concat(chunks);
+}
+
+/**
+ * Every backup in a store (or of one target), newest first. Only manifests are read: a dump without a manifest (an
+ * interrupted run, a stray file) does not exist here. Unreadable manifests are skipped with a warning.
+ */
+export async function listBackups(store: ObjectStore, target?: string, log: Logger = silentLogger): Promise<Manifest[]> {
+  const keys: string[] = [];
+  for await (const o of store.list(target ? targetPrefix(target) : "")) {
+    if (o.key.endsWith(MANIFEST_SUFFIX)) keys.push(o.key);
+  }
+  const manifests: Manifest[] = [];
+  const CONCURRENCY = 8;
+  for (let i = 0; i < keys.length; i += CONCURRENCY) {
+    const batch = await Promise.all(
+      keys.slice(i, i + CONCURRENCY).map(async (key) => {
+        try {
+          const parsed = manifestSchema.safeParse(JSON.parse((await readAll(await store.get(key))).toString("utf8")));
+          if (parsed.success) return parsed.data;
+          log.log("warn", "skipping an invalid manifest", { key, problems: parsed.error.issues.length });
+        } catch (err) {
+          log.log("warn", "skipping an unreadable manifest", { key, error: (err as Error).message });
+        }
+        return undefined;
+      }),
+    );
+    for (const m of batch) if (m) manifests.push(m);
+  }
+  return manifests.sort((a, b) => (a.startedAt < b.startedAt ? 1 : a.startedAt > b.startedAt ? -1 : b.id.localeCompare(a.id)));
+}
+
+/** One backup by id, or the newest one ("latest"). */
+export async function findBackup(store: ObjectStore, target: string | undefined, backup: string, log?: Logger): Promise<Manifest> {
+  const all = await listBackups(store, target, log);
+  const where = `${store.url}${target ? ` for target "${target}"` : ""}`;
+  if (all.length === 0) throw new LifeboatError(`no backups in ${where}`, { hint: "run `lifeboat list` to see what the store holds" });
+  if (backup === "latest") {
+    if (!target) {
+      const targets = new Set(all.map((m) => m.target));
+      if (targets.size > 1) {
+        throw new LifeboatError(`${store.url} holds backups of several targets (${[...targets].join(", ")}); name one`, {
+          exitCode: 2,
+          hint: "lifeboat restore <target> ...",
+        });
+      }
+    }
+    return all[0]!;
+  }
+  const found = all.find((m) => m.id === backup);
+  if (!found) {
+    throw new LifeboatError(`no backup "${backup}" in ${where}`, { hint: `newest: ${all.slice(0, 3).map((m) => m.id).join(", ")}; see \`lifeboat list\`` });
+  }
+  return found;
+}

@@ -1,0 +1,53 @@
+import { AttemptError } from "@lifeboat/core";
+import { classifyPgMessage } from "./classify.js";
+import { conninfo, toolEnv, type ConnectionInfo } from "./connection.js";
+import { findTool, runTool } from "./tools.js";
+
+const SEP = "\x1f";
+
+/**
+ * Runs SQL with psql and returns rows as arrays of strings. libpq does the connecting, so sslmode, passfiles,
+ * Unix sockets and services behave exactly as they do for pg_dump. Failures are classified AttemptErrors.
+ */
+export async function query(c: ConnectionInfo, sql: string, opts: { database?: string; signal?: AbortSignal } = {}): Promise<string[][]> {
+  const psql = await findTool("psql");
+  const res = await runTool(
+    psql.path,
+    ["-X", "-q", "-A", "-t", "-F", SEP, "-v", "ON_ERROR_STOP=1", "--no-password", `--dbname=${conninfo(c, opts.database)}`, "-f", "-"],
+    { env: toolEnv(c), input: sql, ...(opts.signal ? { signal: opts.signal } : {}) },
+  );
+  if (res.code !== 0) throw classifyPgMessage(res.stderr || `psql exited with code ${res.code}`, [c.password]);
+  return res.stdout
+    .split("\n")
+    .filter((l) => l.length > 0)
+    .map((l) => l.split(SEP));
+}
+
+export interface ServerInfo {
+  version: string; // "15.18 (Debian 15.18-0+deb12u1)"
+  versionNum: number; // 150018
+  major: number;
+  database: string;
+  systemIdentifier: string | undefined;
+}
+
+/** Connects and reads what the manifest and the tool choice need. */
+export async function preflight(c: ConnectionInfo, signal?: AbortSignal): Promise<ServerInfo> {
+  const rows = await query(
+    c,
+    `select current_setting('server_version_num'), current_setting('server_version'), current_database(),
+       case when has_function_privilege('pg_control_system()', 'execute')
+            then (select system_identifier::text from pg_control_system()) end;`,
+    signal ? { signal } : {},
+  );
+  const row = rows[0];
+  if (!row || row.length < 4) throw new AttemptError("preflight", "transient", "could not read the server version");
+  const versionNum = Number(row[0]);
+  return {
+    versionNum,
+    version: row[1]!,
+    major: Math.floor(versionNum / 10000), // 90624 -> 9, 150018 -> 15
+    database: row[2]!,
+    systemIdentifier: row[3] ? row[3] : undefined,
+  };
+}

@@ -1,0 +1,124 @@
+import type { Readable } from "node:stream";
+import {
+  AbortMultipartUploadCommand,
+  GetObjectCommand,
+  ListMultipartUploadsCommand,
+  S3Client,
+  paginateListObjectsV2,
+  type S3ClientConfig,
+} from "@aws-sdk/client-s3";
+import { Upload } from "@aws-sdk/lib-storage";
+import { joinKey, type ObjectStore, type StoredObject } from "@lifeboat/core";
+
+export interface S3StoreOptions {
+  bucket: string;
+  prefix?: string | undefined;
+  region?: string | undefined;
+  endpoint?: string | undefined;
+  forcePathStyle?: boolean | undefined;
+}
+
+/**
+ * S3 and S3-compatible stores. The endpoint comes from the config, else AWS_ENDPOINT_URL_S3, else AWS_ENDPOINT_URL
+ * (the SDK's own conventions); credentials always come from the SDK's default chain (environment, profile, SSO,
+ * instance or task role).
+ *
+ * With a custom endpoint: path-style addressing by default, and the SDK's default request checksums are switched to
+ * "when required". Those default checksums send aws-chunked bodies with trailing checksums, which many S3-compatible
+ * servers reject; integrity is kept end to end by the manifest's SHA-256, which restore and verify check.
+ */
+export function s3ClientConfig(opts: S3StoreOptions, env: NodeJS.ProcessEnv = process.env): S3ClientConfig {
+  const endpoint = opts.endpoint ?? env.AWS_ENDPOINT_URL_S3 ?? env.AWS_ENDPOINT_URL;
+  const config: S3ClientConfig = {};
+  const region = opts.region ?? env.AWS_REGION ?? env.AWS_DEFAULT_REGION ?? (endpoint ? "us-east-1" : undefined);
+  if (region) config.region = region;
+  if (endpoint) {
+    config.endpoint = endpoint;
+    config.forcePathStyle = opts.forcePathStyle ?? true;
+    config.requestChecksumCalculation = "WHEN_REQUIRED";
+    config.responseChecksumValidation = "WHEN_REQUIRED";
+  } else if (opts.forcePathStyle !== undefined) {
+    config.forcePathStyle = opts.forcePathStyle;
+  }
+  return config;
+}
+
+/** Multipart part size: memory use is about partSize x queueSize whatever the size of the dump. */
+export const PART_SIZE = 8 * 1024 * 1024;
+export const QUEUE_SIZE = 4;
+
+export class S3Store implements ObjectStore {
+  readonly url: string;
+  readonly bucket: string;
+  readonly prefix: string;
+  readonly client: S3Client;
+
+  constructor(opts: S3StoreOptions, client?: S3Client) {
+    this.bucket = opts.bucket;
+    this.prefix = (opts.prefix ?? "").replace(/^\/+|\/+$/g, "");
+    this.client = client ?? new S3Client(s3ClientConfig(opts));
+    this.url = `s3://${this.bucket}${this.prefix ? `/${this.prefix}` : ""}`;
+  }
+
+  private full(key: string): string {
+    return joinKey(this.prefix, key);
+  }
+
+  location(key: string): string {
+    return `s3://${this.bucket}/${this.full(key)}`;
+  }
+
+  async put(key: string, body: Readable, opts: { contentType?: string; signal?: AbortSignal } = {}): Promise<{ size?: number }> {
+    const Key = this.full(key);
+    const upload = new Upload({
+      client: this.client,
+      params: { Bucket: this.bucket, Key, Body: body, ContentType: opts.contentType ?? "application/octet-stream" },
+      partSize: PART_SIZE,
+      queueSize: QUEUE_SIZE,
+      leavePartsOnError: false,
+    });
+    const onAbort = () => void upload.abort();
+    opts.signal?.addEventListener("abort", onAbort, { once: true });
+    try {
+      await upload.done();
+      return {};
+    } catch (err) {
+      await this.abortPendingUploads(Key);
+      throw err;
+    } finally {
+      opts.signal?.removeEventListener("abort", onAbort);
+    }
+  }
+
+  /**
+   * lib-storage aborts its multipart upload when the body fails; this makes sure, because an orphaned upload is
+   * invisible storage that is billed. Errors here are not the user's problem and are ignored.
+   */
+  private async abortPendingUploads(Key: string): Promise<void> {
+    try {
+      const res = await this.client.send(new ListMultipartUploadsCommand({ Bucket: this.bucket, Prefix: Key }));
+      for (const u of res.Uploads ?? []) {
+        if (u.Key === Key && u.UploadId) {
+          await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key, UploadId: u.UploadId }));
+        }
+      }
+    } catch {
+      /* best effort */
+    }
+  }
+
+  async get(key: string): Promise<Readable> {
+    const res = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.full(key) }));
+    return res.Body as Readable;
+  }
+
+  async *list(prefix: string): AsyncIterable<StoredObject> {
+    const strip = this.prefix ? this.prefix.length + 1 : 0;
+    const full = this.prefix ? `${this.prefix}/${prefix}` : prefix;
+    for await (const page of paginateListObjectsV2({ client: this.client }, { Bucket: this.bucket, Prefix: full })) {
+      for (const o of page.Contents ?? []) {
+        if (o.Key) yield { key: o.Key.slice(strip), size: o.Size ?? 0 };
+      }
+    }
+  }
+}
