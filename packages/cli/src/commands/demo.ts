@@ -1,0 +1,93 @@
+import { S3Client } from "@aws-sdk/client-s3";
+import { LifeboatError, dumpSchema, formatBytes, formatDuration, retriesSchema } from "@lifeboat/core";
+import { S3Store, fingerprint, findTool, query, restoreBackup, runBackup, s3ClientConfig, startEphemeralPostgres, type EphemeralPostgres, type PgTool } from "@lifeboat/runner";
+import type { Context } from "../context.js";
+import { startEmbeddedS3, type EmbeddedS3 } from "../local/embedded-s3.js";
+import { sampleDatabaseSql } from "../local/sample.js";
+
+/**
+ * The main job on embedded defaults: a throwaway PostgreSQL with a sample shop database, an S3-compatible server on
+ * loopback, a backup with progress, a restore into a fresh database compared with the source, a summary, cleanup.
+ */
+export async function demoCommand(ctx: Context, opts: { keep?: boolean; scale?: string }): Promise<number> {
+  const { out } = ctx;
+  const scale = opts.scale === undefined ? 1 : Number(opts.scale);
+  if (!Number.isInteger(scale) || scale < 1 || scale > 1000) throw new LifeboatError(`--scale must be a whole number from 1 to 1000`, { exitCode: 2 });
+  for (const tool of ["initdb", "pg_ctl", "pg_dump", "pg_restore", "psql"] as PgTool[]) await findTool(tool);
+
+  let pg: EphemeralPostgres | undefined;
+  let s3: EmbeddedS3 | undefined;
+  try {
+    out.log("info", "starting a throwaway PostgreSQL");
+    pg = await startEphemeralPostgres();
+    out.log("info", `PostgreSQL ${pg.version} is up`, { port: pg.port });
+    await query(pg.connection(), "create database shop; create database shop_restored;");
+    out.log("info", "loading the sample shop database (customers, products, orders, order_items)", { scale });
+    await query(pg.connection("shop"), sampleDatabaseSql(scale));
+
+    s3 = await startEmbeddedS3({ bucket: "lifeboat-demo" });
+    out.log("info", "S3-compatible server is up", { endpoint: s3.endpoint, bucket: s3.bucket });
+    const client = new S3Client({
+      ...s3ClientConfig({ bucket: s3.bucket, endpoint: s3.endpoint, region: s3.region }),
+      credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey },
+    });
+    const store = new S3Store({ bucket: s3.bucket, prefix: "demo", endpoint: s3.endpoint }, client);
+    const source = pg.connection("shop");
+
+    const backup = await runBackup({
+      target: "shop",
+      resolveSource: async () => source,
+      store,
+      dump: dumpSchema.parse({}),
+      retries: retriesSchema.parse({ attempts: 1 }),
+      log: out,
+      onProgress: (p) => out.progress("dumping", p.bytes, p.elapsedMs),
+    });
+    out.endProgress();
+    const m = backup.manifest;
+
+    const restored = await restoreBackup({ store, manifest: m, to: pg.connection("shop_restored"), log: out });
+    const [a, b] = await Promise.all([fingerprint(source), fingerprint(pg.connection("shop_restored"))]);
+    const tablesEqual = JSON.stringify(a.tables) === JSON.stringify(b.tables);
+    const schemaEqual = a.schema === b.schema;
+    const rows = a.tables.reduce((n, t) => n + t.rows, 0);
+    const restoreCmd =
+      `AWS_ENDPOINT_URL_S3=${s3.endpoint} AWS_ACCESS_KEY_ID=${s3.accessKeyId} AWS_SECRET_ACCESS_KEY=${s3.secretAccessKey} ` +
+      `npx lifeboat restore shop --from ${store.url} --backup ${m.id} --to postgres://postgres@127.0.0.1:${pg.port}/<new database>`;
+    const summary = [
+      "",
+      `Lifeboat demo: ${schemaEqual && tablesEqual ? "backup and restore verified" : "RESTORE DIFFERS FROM SOURCE"}`,
+      `  source      PostgreSQL ${m.database.serverVersion}, database "shop", ${a.tables.length} tables, ${rows} rows`,
+      `  backup      ${m.id} (${m.format} format, pg_dump ${m.pgDump.version})`,
+      `  size        ${formatBytes(m.object.size)}`,
+      `  duration    backup ${formatDuration(m.durationMs)}, download ${formatDuration(restored.downloadMs)}, restore ${formatDuration(restored.restoreMs)}`,
+      `  sha256      ${m.object.sha256}`,
+      `  stored at   ${backup.location}`,
+      `  manifest    ${backup.manifestLocation}`,
+      `  compared    schema ${schemaEqual ? "identical" : "DIFFERENT"}; rows and checksums of ${a.tables.length} tables ${tablesEqual ? "identical" : "DIFFERENT"}`,
+      `  restore it  ${restoreCmd}`,
+      opts.keep ? "  (servers kept running: press Ctrl-C to stop them and clean up)" : "  (the demo's servers are stopped and removed now; run `lifeboat demo --keep` to try that command)",
+    ].join("\n");
+    out.result(summary, {
+      status: schemaEqual && tablesEqual ? "verified" : "different",
+      manifest: m,
+      location: backup.location,
+      tables: a.tables,
+      restore: { downloadMs: restored.downloadMs, restoreMs: restored.restoreMs },
+      schemaEqual,
+      tablesEqual,
+    });
+    if (opts.keep) {
+      out.log("info", "kept running", { postgres: `postgres://postgres@127.0.0.1:${pg.port}/shop`, s3: s3.endpoint });
+      await new Promise<void>((resolve) => {
+        process.once("SIGINT", () => resolve());
+        process.once("SIGTERM", () => resolve());
+      });
+    }
+    return schemaEqual && tablesEqual ? 0 : 1;
+  } finally {
+    out.log("info", "cleaning up");
+    await s3?.stop().catch(() => {});
+    await pg?.stop().catch(() => {});
+  }
+}

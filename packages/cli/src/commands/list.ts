@@ -1,0 +1,20 @@
+import { formatBytes } from "@lifeboat/core";
+import { listBackups } from "@lifeboat/runner";
+import type { Context } from "../context.js";
+
+export async function listCommand(ctx: Context, target: string | undefined, opts: { from?: string }): Promise<number> {
+  const store = await ctx.store(opts.from, "--from");
+  const backups = await listBackups(store, target, ctx.out);
+  const rows = backups.map((m) => [m.id, m.target, m.startedAt.replace(/\.\d+Z$/, "Z"), formatBytes(m.object.size), m.format, m.object.sha256]);
+  const header = ["ID", "TARGET", "STARTED (UTC)", "SIZE", "FORMAT", "SHA-256"];
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (r: string[]) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join("  ");
+  const human = backups.length
+    ? [line(header), ...rows.map(line)].join("\n")
+    : `no backups in ${store.url}${target ? ` for target "${target}"` : ""}`;
+  ctx.out.result(human, {
+    store: store.url,
+    backups: backups.map((m) => ({ id: m.id, target: m.target, startedAt: m.startedAt, finishedAt: m.finishedAt, size: m.object.size, sha256: m.object.sha256, format: m.format, key: m.object.key, location: store.location(m.object.key) })),
+  });
+  return 0;
+}

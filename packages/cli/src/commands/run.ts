@@ -1,0 +1,103 @@
+import { UsageError, dumpSchema, formatBytes, formatDuration, parseStoreUrl, retriesSchema, type DumpOptions, type RetryPolicy } from "@lifeboat/core";
+import { DefaultSecretResolver, openStore, parsePostgresUrl, resolveDatabase, runBackup, type ConnectionInfo } from "@lifeboat/runner";
+import type { Context } from "../context.js";
+
+export interface RunOptions {
+  db?: string;
+  to?: string;
+  name?: string;
+  format?: string;
+  compression?: string;
+  attempts?: string;
+}
+
+function intOption(v: string | undefined, flag: string, min: number, max: number): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min || n > max) throw new UsageError(`${flag} must be a whole number from ${min} to ${max}, not "${v}"`);
+  return n;
+}
+
+export async function runCommand(ctx: Context, target: string | undefined, opts: RunOptions): Promise<number> {
+  const { out } = ctx;
+  let name: string;
+  let resolveSource: () => Promise<ConnectionInfo>;
+  let dump: DumpOptions;
+  let retries: RetryPolicy;
+  let storeUrl = opts.to;
+  let restoreHint: string;
+  const attempts = intOption(opts.attempts, "--attempts", 1, 10);
+  const compression = intOption(opts.compression, "--compression", 0, 9);
+  if (opts.format !== undefined && opts.format !== "custom" && opts.format !== "plain") {
+    throw new UsageError(`--format must be custom or plain, not "${opts.format}"`);
+  }
+
+  if (target) {
+    if (opts.db) throw new UsageError("give either a target from the config or --db, not both");
+    const { config } = await ctx.requireConfig(`lifeboat run ${target}`);
+    const t = config.targets[target];
+    if (!t) throw new UsageError(`unknown target "${target}"`, `known targets: ${Object.keys(config.targets).join(", ")}`);
+    name = target;
+    const secrets = new DefaultSecretResolver();
+    resolveSource = () => resolveDatabase(t.database, secrets, `targets.${target}.database`);
+    dump = { ...t.dump, ...(opts.format ? { format: opts.format as DumpOptions["format"] } : {}), ...(compression !== undefined ? { compression } : {}) };
+    retries = { ...t.retries, ...(attempts !== undefined ? { attempts } : {}) };
+    restoreHint = `lifeboat restore ${target}${storeUrl ? ` --from ${storeUrl}` : ""}`;
+  } else {
+    if (!opts.db || !opts.to) {
+      throw new UsageError("lifeboat run needs a target from the config, or both --db <postgres-url> and --to <store-url>", "lifeboat run --help");
+    }
+    const conn = parsePostgresUrl(opts.db);
+    if (conn.password === undefined && process.env.PGPASSWORD) conn.password = process.env.PGPASSWORD;
+    name = opts.name ?? conn.database.toLowerCase().replace(/[^a-z0-9_-]/g, "-").replace(/^[^a-z0-9]+/, "") ?? "db";
+    if (!/^[a-z0-9][a-z0-9_-]{0,62}$/.test(name)) throw new UsageError(`--name "${name}" is not a valid target name`, "lowercase letters, digits, - and _");
+    resolveSource = async () => conn;
+    dump = dumpSchema.parse({ ...(opts.format ? { format: opts.format } : {}), ...(compression !== undefined ? { compression } : {}) });
+    retries = retriesSchema.parse({ attempts: attempts ?? 3, delaySeconds: 5, maxDelaySeconds: 60 });
+    restoreHint = `lifeboat restore ${name} --from ${opts.to}`;
+  }
+  const config = (await ctx.config())?.config;
+  const store = storeUrl ? openStore(parseStoreUrl(storeUrl)) : openStore(config!.storage);
+  const bus = await ctx.bus(target ? config : undefined);
+
+  const abort = new AbortController();
+  const onSignal = (sig: NodeJS.Signals) => {
+    out.log("warn", `received ${sig}: aborting the backup in flight`);
+    abort.abort(sig);
+  };
+  process.once("SIGTERM", onSignal);
+  process.once("SIGINT", onSignal);
+  try {
+    out.log("info", `backing up "${name}" to ${store.url}`, { target: name });
+    const result = await runBackup({
+      target: name,
+      resolveSource,
+      store,
+      dump,
+      retries,
+      trigger: "manual",
+      signal: abort.signal,
+      log: out,
+      bus,
+      restoreHint,
+      onProgress: (p) => out.progress("dumping", p.bytes, p.elapsedMs),
+    });
+    const m = result.manifest;
+    out.result(
+      [
+        `backup of "${name}" stored`,
+        `  id        ${m.id}`,
+        `  location  ${result.location}`,
+        `  size      ${formatBytes(m.object.size)} (${m.object.size} bytes, ${m.format}${m.compression ? `, compression ${m.compression}` : ""})`,
+        `  sha256    ${m.object.sha256}`,
+        `  duration  ${formatDuration(m.durationMs)} (attempt ${m.attempt})`,
+        `  restore   ${restoreHint} --backup ${m.id} --to <postgres-url>`,
+      ].join("\n"),
+      { status: "succeeded", location: result.location, manifestLocation: result.manifestLocation, manifest: m, attempts: result.attempts },
+    );
+    return 0;
+  } finally {
+    process.removeListener("SIGTERM", onSignal);
+    process.removeListener("SIGINT", onSignal);
+  }
+}

@@ -1,0 +1,35 @@
+import { existsSync } from "node:fs";
+import { resolve } from "node:path";
+import { pathToFileURL } from "node:url";
+import { ConfigError, UsageError, parseConfig, type LifeboatConfig } from "@lifeboat/core";
+
+export const DEFAULT_CONFIG_FILES = ["lifeboat.config.ts", "lifeboat.config.mjs", "lifeboat.config.js", "lifeboat.config.json"];
+
+/** Finds the config: --config, else $LIFEBOAT_CONFIG, else lifeboat.config.{ts,mjs,js,json} in the working directory. */
+export function findConfigFile(explicit: string | undefined, cwd = process.cwd(), env = process.env): string | undefined {
+  const given = explicit ?? env.LIFEBOAT_CONFIG;
+  if (given) {
+    const p = resolve(cwd, given);
+    if (!existsSync(p)) throw new UsageError(`config file ${p} does not exist`, "check --config / LIFEBOAT_CONFIG");
+    return p;
+  }
+  for (const name of DEFAULT_CONFIG_FILES) {
+    const p = resolve(cwd, name);
+    if (existsSync(p)) return p;
+  }
+  return undefined;
+}
+
+/** Loads and validates a config file (TypeScript is supported through tsx, which the CLI runs under). */
+export async function loadConfig(file: string): Promise<LifeboatConfig> {
+  let raw: unknown;
+  try {
+    const mod = file.endsWith(".json")
+      ? { default: JSON.parse(await import("node:fs/promises").then((fs) => fs.readFile(file, "utf8"))) }
+      : await import(pathToFileURL(file).href);
+    raw = (mod as { default?: unknown }).default ?? mod;
+  } catch (err) {
+    throw new ConfigError(file, [{ path: "", message: `cannot be loaded: ${(err as Error).message}`, hint: "fix the syntax error; the file must `export default defineConfig({...})`" }]);
+  }
+  return parseConfig(raw, file);
+}

@@ -1,0 +1,51 @@
+import { LocalEventBus, UsageError, parseStoreUrl, type LifeboatConfig, type ObjectStore } from "@lifeboat/core";
+import { DefaultSecretResolver, openStore, slackSubscriber } from "@lifeboat/runner";
+import { findConfigFile, loadConfig } from "./config-loader.js";
+import { Output, pickMode } from "./output.js";
+
+export interface CommonOptions {
+  config?: string;
+  json?: boolean;
+}
+
+/** What every command needs: output, and the config when there is one. */
+export class Context {
+  readonly out: Output;
+  private configPromise: Promise<{ file: string; config: LifeboatConfig } | undefined> | undefined;
+  constructor(readonly opts: CommonOptions) {
+    this.out = new Output(pickMode(opts), Boolean(opts.json));
+  }
+
+  config(): Promise<{ file: string; config: LifeboatConfig } | undefined> {
+    this.configPromise ??= (async () => {
+      const file = findConfigFile(this.opts.config);
+      return file ? { file, config: await loadConfig(file) } : undefined;
+    })();
+    return this.configPromise;
+  }
+
+  async requireConfig(why: string): Promise<{ file: string; config: LifeboatConfig }> {
+    const c = await this.config();
+    if (!c) throw new UsageError(`${why} needs a config, and no lifeboat.config.ts was found in ${process.cwd()}`, "pass --config <file>, or use the ad hoc flags (see --help)");
+    return c;
+  }
+
+  /** The store named by --from/--to, else the config's. */
+  async store(url: string | undefined, flag: string): Promise<ObjectStore> {
+    if (url) return openStore(parseStoreUrl(url));
+    const c = await this.config();
+    if (!c) throw new UsageError(`no store: pass ${flag} s3://bucket/prefix or file:///path, or run where lifeboat.config.ts is`);
+    return openStore(c.config.storage);
+  }
+
+  /** The local event bus, with the config's Slack webhook subscribed when there is one. */
+  async bus(config: LifeboatConfig | undefined): Promise<LocalEventBus> {
+    const bus = new LocalEventBus((err) => this.out.log("warn", "notification failed", { error: (err as Error).message }));
+    const slack = config?.notifications.slack;
+    if (slack) {
+      const webhookUrl = await new DefaultSecretResolver().resolve(slack.webhook, "notifications.slack.webhook");
+      bus.subscribe(slackSubscriber({ webhookUrl, on: slack.on, log: this.out }));
+    }
+    return bus;
+  }
+}

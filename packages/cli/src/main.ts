@@ -1,0 +1,86 @@
+import { Command, CommanderError, Option } from "commander";
+import { LIFEBOAT_VERSION } from "@lifeboat/core";
+import { Context, type CommonOptions } from "./context.js";
+import { demoCommand } from "./commands/demo.js";
+import { listCommand } from "./commands/list.js";
+import { restoreCommand } from "./commands/restore.js";
+import { runCommand } from "./commands/run.js";
+
+/**
+ * The `lifeboat` command. Exit codes: 0 done, 1 the run failed, 2 usage or config error.
+ * commander is the CLI framework: it gives --help on every command, option parsing and usage errors for free.
+ */
+export async function main(argv: string[]): Promise<number> {
+  let exitCode = 0;
+  let ctx: Context | undefined;
+  const common = (cmd: Command) =>
+    cmd.option("-c, --config <file>", "config file (default: ./lifeboat.config.ts, or $LIFEBOAT_CONFIG)").option("--json", "machine output: the result as JSON on stdout, logs as JSON lines on stderr");
+  const action =
+    <A extends unknown[]>(fn: (ctx: Context, ...args: A) => Promise<number>) =>
+    async (...args: unknown[]) => {
+      const cmd = args[args.length - 1] as Command;
+      ctx = new Context(cmd.opts() as CommonOptions);
+      exitCode = await fn(ctx, ...(args.slice(0, -1) as A));
+    };
+
+  const program = new Command("lifeboat")
+    .description("PostgreSQL backups to S3 (or any S3-compatible store, or a directory) that are proven whole and come back with one command.")
+    .version(LIFEBOAT_VERSION)
+    .showHelpAfterError("(run with --help for usage)")
+    .exitOverride();
+
+  common(
+    program
+      .command("run")
+      .description("back up one target from the config, or any database ad hoc with --db and --to")
+      .argument("[target]", "target name from lifeboat.config.ts")
+      .option("--db <postgres-url>", "ad hoc: database to back up (postgres://user[:password]@host:port/db; or PGPASSWORD)")
+      .option("--to <store-url>", "where to store it: s3://bucket/prefix or file:///path (overrides the config's storage)")
+      .option("--name <name>", "ad hoc: target name used in keys and events (default: the database name)")
+      .addOption(new Option("--format <format>", "dump format").choices(["custom", "plain"]))
+      .option("--compression <0-9>", "pg_dump compression level")
+      .option("--attempts <n>", "attempts before giving up (transient failures only)")
+      .addHelpText("after", "\nExamples:\n  lifeboat run prod\n  lifeboat run --db postgres://app@db.internal:5432/app --to s3://my-backups/adhoc\n  lifeboat run --db postgres://app@localhost/app --to file:///var/backups/lifeboat"),
+  ).action(action((c, target: string | undefined, opts: Parameters<typeof runCommand>[2]) => runCommand(c, target, opts)));
+
+  common(
+    program
+      .command("list")
+      .description("list backups, newest first (only backups with a manifest)")
+      .argument("[target]", "only this target")
+      .option("--from <store-url>", "store to read: s3://bucket/prefix or file:///path (default: the config's storage)"),
+  ).action(action((c, target: string | undefined, opts: { from?: string }) => listCommand(c, target, opts)));
+
+  common(
+    program
+      .command("restore")
+      .description("fetch a backup, verify its SHA-256, and restore it into a database (in one transaction)")
+      .argument("[target]", "target name (required when the store holds several targets)")
+      .option("--from <store-url>", "store to read (default: the config's storage)")
+      .option("--backup <id>", "backup id from `lifeboat list`, or latest", "latest")
+      .option("--to <postgres-url>", "database to restore into (it must exist; create it with createdb)")
+      .option("--force", "allow restoring into the database the backup was taken from")
+      .option("--no-owner", "do not restore object ownership (for servers without the original roles)")
+      .addHelpText("after", "\nExample:\n  createdb -h localhost app_restored\n  lifeboat restore prod --backup latest --to postgres://postgres@localhost/app_restored"),
+  ).action(action((c, target: string | undefined, opts: Parameters<typeof restoreCommand>[2]) => restoreCommand(c, target, opts)));
+
+  common(
+    program
+      .command("demo")
+      .description("the whole job on embedded defaults: throwaway PostgreSQL + embedded S3, backup, restore, compare")
+      .option("--keep", "keep the servers running after the demo (until Ctrl-C)")
+      .option("--scale <n>", "sample data size multiplier", "1"),
+  ).action(action((c, opts: { keep?: boolean; scale?: string }) => demoCommand(c, opts)));
+
+  try {
+    await program.parseAsync(argv);
+    return exitCode;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      if (err.code === "commander.helpDisplayed" || err.code === "commander.version" || err.code === "commander.help") return 0;
+      return 2;
+    }
+    ctx ??= new Context({});
+    return ctx.out.fail(err);
+  }
+}

@@ -1,0 +1,101 @@
+import cliProgress from "cli-progress";
+import { LifeboatError, errorMessage, formatBytes, formatDuration, type LogLevel, type Logger } from "@lifeboat/core";
+
+/**
+ * How the CLI talks: on a terminal, a progress bar and readable lines; otherwise plain log lines; JSON lines on
+ * stderr under CI or --json (and, with --json, the result as one JSON document on stdout).
+ */
+export type OutputMode = "tty" | "plain" | "json";
+
+export function pickMode(opts: { json?: boolean }, env: NodeJS.ProcessEnv = process.env, stderrIsTTY = Boolean(process.stderr.isTTY)): OutputMode {
+  if (opts.json || (env.CI && env.CI !== "false" && env.CI !== "0")) return "json";
+  return stderrIsTTY ? "tty" : "plain";
+}
+
+const PLAIN_PROGRESS_EVERY_MS = 5000;
+
+export class Output implements Logger {
+  private bar: cliProgress.SingleBar | undefined;
+  private lastPlain = 0;
+  constructor(
+    readonly mode: OutputMode,
+    readonly jsonResult: boolean,
+    private readonly out: NodeJS.WritableStream = process.stdout,
+    private readonly err: NodeJS.WritableStream = process.stderr,
+  ) {}
+
+  log(level: LogLevel, message: string, fields: Record<string, unknown> = {}): void {
+    if (this.mode === "json") {
+      this.err.write(JSON.stringify({ time: new Date().toISOString(), level, msg: message, ...fields }) + "\n");
+      return;
+    }
+    if (level === "debug") return;
+    const extras = Object.entries(fields)
+      .filter(([k, v]) => v !== undefined && k !== "target" && k !== "pid")
+      .map(([k, v]) => `${k}=${typeof v === "string" ? v : JSON.stringify(v)}`)
+      .join(" ");
+    const line = `${level === "info" ? "" : `${level}: `}${message}${extras ? `  ${extras}` : ""}\n`;
+    if (this.bar) this.bar.stop(), (this.bar = undefined);
+    this.err.write(line);
+  }
+
+  progress(label: string, bytes: number, elapsedMs: number, total?: number): void {
+    const rate = elapsedMs > 0 ? `${formatBytes(Math.round((bytes / elapsedMs) * 1000))}/s` : "-";
+    if (this.mode === "tty") {
+      if (!this.bar) {
+        this.bar = new cliProgress.SingleBar(
+          {
+            format: total ? `${label} [{bar}] {done} / {all} | {rate} | {time}` : `${label} {done} | {rate} | {time}`,
+            stream: this.err,
+            hideCursor: true,
+            clearOnComplete: false,
+            barsize: 30,
+            fps: 10,
+          },
+          cliProgress.Presets.shades_classic,
+        );
+        this.bar.start(total ?? 1, 0, { done: "0 B", all: total ? formatBytes(total) : "", rate, time: "0 s" });
+      }
+      this.bar.update(total ? bytes : 0, { done: formatBytes(bytes), rate, time: formatDuration(elapsedMs) });
+      return;
+    }
+    const now = Date.now();
+    if (now - this.lastPlain < PLAIN_PROGRESS_EVERY_MS) return;
+    this.lastPlain = now;
+    this.log("info", label, { bytes, human: formatBytes(bytes), rate, ...(total ? { total } : {}) });
+  }
+
+  endProgress(): void {
+    if (this.bar) {
+      this.bar.stop();
+      this.bar = undefined;
+    }
+    this.lastPlain = 0;
+  }
+
+  /** The command's result: a human summary, or one JSON document with --json. */
+  result(human: string, json: unknown): void {
+    this.endProgress();
+    if (this.jsonResult) this.out.write(JSON.stringify(json, null, 2) + "\n");
+    else this.out.write(human.endsWith("\n") ? human : human + "\n");
+  }
+
+  /** Reports an error and returns the exit code to use. */
+  fail(err: unknown): number {
+    this.endProgress();
+    const code = err instanceof LifeboatError ? err.exitCode : 1;
+    const hint = err instanceof LifeboatError ? err.hint : undefined;
+    const message = errorMessage(err);
+    if (this.jsonResult) {
+      const extra = err && typeof err === "object" && "attempts" in err ? { attempts: (err as { attempts: unknown }).attempts } : {};
+      const problems = err && typeof err === "object" && "problems" in err ? { problems: (err as { problems: unknown }).problems } : {};
+      this.out.write(JSON.stringify({ status: "error", exitCode: code, error: message, ...(hint ? { hint } : {}), ...extra, ...problems }, null, 2) + "\n");
+    }
+    if (this.mode === "json") {
+      this.err.write(JSON.stringify({ time: new Date().toISOString(), level: "error", msg: message, exitCode: code, ...(hint ? { hint } : {}) }) + "\n");
+    } else {
+      this.err.write(`lifeboat: ${message}\n${hint ? `  hint: ${hint}\n` : ""}`);
+    }
+    return code;
+  }
+}

@@ -1,0 +1,78 @@
+import { spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { fileURLToPath } from "node:url";
+import { inject } from "vitest";
+import { ListMultipartUploadsCommand, ListObjectsV2Command, S3Client } from "@aws-sdk/client-s3";
+import { query, s3ClientConfig, type ConnectionInfo } from "@lifeboat/runner";
+
+export const REPO = fileURLToPath(new URL("../..", import.meta.url));
+export const BIN = fileURLToPath(new URL("../../packages/cli/bin/lifeboat.js", import.meta.url));
+
+export function pg() {
+  return inject("pg");
+}
+export function s3() {
+  return inject("s3");
+}
+
+export function unique(prefix: string): string {
+  return `${prefix}_${randomBytes(4).toString("hex")}`;
+}
+
+export function conn(database = "postgres", overrides: Partial<ConnectionInfo> = {}): ConnectionInfo {
+  const p = pg();
+  return { host: p.host, port: p.port, user: p.user, password: p.password, database, params: {}, ...overrides };
+}
+
+export function url(database: string, password = pg().password): string {
+  const p = pg();
+  return `postgres://${p.user}:${encodeURIComponent(password)}@${p.host}:${p.port}/${database}`;
+}
+
+export async function createDatabase(name: string, sql?: string): Promise<ConnectionInfo> {
+  await query(conn(), `create database "${name}";`);
+  const c = conn(name);
+  if (sql) await query(c, sql);
+  return c;
+}
+
+export function s3Client(): S3Client {
+  const s = s3();
+  return new S3Client({ ...s3ClientConfig({ bucket: s.bucket, endpoint: s.endpoint, region: s.region }), credentials: { accessKeyId: s.accessKeyId, secretAccessKey: s.secretAccessKey } });
+}
+
+export async function s3Keys(prefix: string): Promise<string[]> {
+  const res = await s3Client().send(new ListObjectsV2Command({ Bucket: s3().bucket, Prefix: prefix }));
+  return (res.Contents ?? []).map((o) => o.Key!).sort();
+}
+
+export async function s3PendingUploads(prefix: string): Promise<string[]> {
+  const res = await s3Client().send(new ListMultipartUploadsCommand({ Bucket: s3().bucket, Prefix: prefix }));
+  return (res.Uploads ?? []).map((u) => u.Key!);
+}
+
+export interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the real `lifeboat` entry point in a child process (no terminal, as in CI). */
+export function cli(args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string; onStderr?: (chunk: string, child: ReturnType<typeof spawn>) => void } = {}): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, ...args], {
+      cwd: opts.cwd ?? REPO,
+      env: { ...process.env, CI: "", ...opts.env },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on("data", (d: Buffer) => {
+      stderr += d.toString();
+      opts.onStderr?.(d.toString(), child);
+    });
+    child.on("error", reject);
+    child.on("close", (code) => resolve({ code, stdout, stderr }));
+  });
+}
