@@ -1,0 +1,115 @@
+import { mkdtempSync, readdirSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { beforeAll, describe, expect, it } from "vitest";
+import { BackupFailedError, dumpSchema, retriesSchema, type LifeboatEvent } from "@lifeboat/core";
+import { DirectoryStore, S3Store, runBackup, type ObjectStore } from "@lifeboat/runner";
+import { LocalEventBus } from "@lifeboat/core";
+import { cli, conn, createDatabase, s3, s3Client, s3Keys, s3PendingUploads, unique, url } from "./support/helpers.js";
+
+/**
+ * A dump that stops half way must leave nothing: no object, no manifest, no pending multipart upload, no partial file.
+ * The database is large enough (~100 MB uncompressed) that several 8 MiB parts are in flight when pg_dump dies.
+ */
+let db: string;
+const MiB = 1024 * 1024;
+
+beforeAll(async () => {
+  db = unique("big");
+  await createDatabase(
+    db,
+    "create table big as select g as id, md5(g::text) || md5((g * 7)::text) || md5((g * 13)::text) as payload from generate_series(1, 1000000) g;",
+  );
+});
+
+/** Runs a backup and, once `afterBytes` have streamed, freezes pg_dump (SIGSTOP), looks, then kills it (SIGKILL). */
+async function killMidStream(store: ObjectStore, look: () => Promise<void>) {
+  let pid: number | undefined;
+  let killing: Promise<void> | undefined;
+  const events: LifeboatEvent[] = [];
+  const bus = new LocalEventBus();
+  bus.subscribe((e) => void events.push(e));
+  const backup = runBackup({
+    target: "big",
+    resolveSource: async () => conn(db),
+    store,
+    dump: dumpSchema.parse({ compression: 0 }),
+    retries: retriesSchema.parse({ attempts: 1 }),
+    bus,
+    log: { log: (_l, msg, f) => (msg === "pg_dump started" ? (pid = f?.pid as number) : undefined) },
+    onProgress: (p) => {
+      if (p.bytes > 20 * MiB && !killing && pid) {
+        const victim = pid;
+        process.kill(victim, "SIGSTOP");
+        killing = look().finally(() => process.kill(victim, "SIGKILL"));
+      }
+    },
+  });
+  const err = await backup.catch((e: unknown) => e);
+  await killing;
+  expect(err).toBeInstanceOf(BackupFailedError);
+  const failed = err as BackupFailedError;
+  expect(failed.attempts).toHaveLength(1);
+  expect(failed.attempts[0]!.message).toMatch(/pg_dump was killed by SIGKILL/);
+  expect(events.map((e) => e.type)).toEqual(["backup.failed"]);
+  return failed;
+}
+
+describe("pg_dump killed mid-stream", () => {
+  it("S3: the multipart upload is aborted, no object and no manifest remain", async () => {
+    const prefix = unique("kill");
+    const s = s3();
+    const store = new S3Store({ bucket: s.bucket, prefix, endpoint: s.endpoint, region: s.region }, s3Client());
+    let pendingWhileFrozen: string[] = [];
+    await killMidStream(store, async () => {
+      pendingWhileFrozen = await s3PendingUploads(prefix + "/");
+    });
+    expect(pendingWhileFrozen).toHaveLength(1); // the upload really was in flight
+    expect(await s3PendingUploads(prefix + "/")).toEqual([]);
+    expect(await s3Keys(prefix + "/")).toEqual([]);
+  });
+
+  it("directory: the temporary file is removed, nothing is left", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "lifeboat-kill-"));
+    const partials: string[] = [];
+    const walk = (d: string): string[] => readdirSync(d, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(join(d, e.name)) : [e.name]));
+    await killMidStream(new DirectoryStore(dir), async () => {
+      partials.push(...walk(dir));
+    });
+    expect(partials).toHaveLength(1);
+    expect(partials[0]).toMatch(/\.dump\.partial-[0-9a-f]+$/);
+    expect(walk(dir)).toEqual([]);
+  });
+
+  it("SIGTERM to `lifeboat run` aborts the upload, stops pg_dump and exits 1", async () => {
+    const prefix = unique("term");
+    let pid: number | undefined;
+    let sent = false;
+    const res = await cli(["run", "--db", url(db), "--to", `s3://${s3().bucket}/${prefix}`, "--compression", "0", "--json"], {
+      onStderr: (chunk, child) => {
+        for (const line of chunk.split("\n")) {
+          if (!line.startsWith("{")) continue;
+          const entry = JSON.parse(line);
+          if (entry.msg === "pg_dump started") pid = entry.pid;
+          if (entry.msg === "dumping" || (entry.msg === "pg_dump started" && !sent)) {
+            if (!sent) {
+              sent = true;
+              setTimeout(() => child.kill("SIGTERM"), 300);
+            }
+          }
+        }
+      },
+    });
+    expect(sent).toBe(true);
+    expect(res.code).toBe(1);
+    const out = JSON.parse(res.stdout);
+    expect(out.status).toBe("error");
+    expect(out.attempts).toHaveLength(1);
+    expect(out.attempts[0].code).toBe("cancelled");
+    expect(res.stderr).toContain("received SIGTERM");
+    expect(pid).toBeGreaterThan(0);
+    expect(() => process.kill(pid!, 0)).toThrow(/ESRCH/); // pg_dump is gone
+    expect(await s3PendingUploads(prefix + "/")).toEqual([]);
+    expect(await s3Keys(prefix + "/")).toEqual([]);
+  });
+});
