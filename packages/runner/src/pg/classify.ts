@@ -20,8 +20,16 @@ const RULES: Array<{ re: RegExp; code: string; kind: "transient" | "permanent"; 
   { re: /could not obtain lock|lock timeout|canceling statement due to lock timeout|deadlock detected/i, code: "lock_timeout", kind: "transient", hint: "another session holds a lock on a dumped table" },
 ];
 
+/** libpq's "psql: error: " prefixes and tab-indented continuation lines, as one readable line. */
+function tidy(text: string): string {
+  return text
+    .replace(/\b(psql|pg_dump|pg_restore|pg_dumpall): (error|fatal|detail|hint): /gi, "")
+    .replace(/\n\t+/g, " ")
+    .trim();
+}
+
 export function classifyPgMessage(text: string, secrets: Iterable<string | undefined>, fallback = "pg_error"): AttemptError {
-  const clean = redact(text.trim(), secrets);
+  const clean = redact(tidy(text), secrets);
   for (const rule of RULES) {
     if (rule.re.test(clean)) {
       return new AttemptError(rule.code, rule.kind, clean, rule.hint === undefined ? {} : { hint: rule.hint });
