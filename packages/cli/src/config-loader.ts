@@ -1,6 +1,7 @@
 import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
+import { tsImport } from "tsx/esm/api";
 import { ConfigError, UsageError, parseConfig, type LifeboatConfig } from "@lifeboat/core";
 
 export const DEFAULT_CONFIG_FILES = ["lifeboat.config.ts", "lifeboat.config.mjs", "lifeboat.config.js", "lifeboat.config.json"];
@@ -20,14 +21,16 @@ export function findConfigFile(explicit: string | undefined, cwd = process.cwd()
   return undefined;
 }
 
-/** Loads and validates a config file (TypeScript is supported through tsx, which the CLI runs under). */
+/** Loads and validates a config file (TypeScript through tsx's tsImport, as ESM wherever the file lives). */
 export async function loadConfig(file: string): Promise<LifeboatConfig> {
   let raw: unknown;
   try {
     const mod = file.endsWith(".json")
       ? { default: JSON.parse(await import("node:fs/promises").then((fs) => fs.readFile(file, "utf8"))) }
-      : await import(pathToFileURL(file).href);
+      : await tsImport(pathToFileURL(file).href, import.meta.url);
     raw = (mod as { default?: unknown }).default ?? mod;
+    // a file without "type": "module" around it comes back CommonJS-wrapped: { default: { default: config } }
+    if (raw && typeof raw === "object" && Object.keys(raw).length === 1 && "default" in raw) raw = (raw as { default: unknown }).default;
   } catch (err) {
     throw new ConfigError(file, [{ path: "", message: `cannot be loaded: ${(err as Error).message}`, hint: "fix the syntax error; the file must `export default defineConfig({...})`" }]);
   }

@@ -1,5 +1,6 @@
 import { Command, CommanderError, Option } from "commander";
-import { LIFEBOAT_VERSION } from "@lifeboat/core";
+import { LIFEBOAT_VERSION, LifeboatError } from "@lifeboat/core";
+import { toAttemptError } from "@lifeboat/runner";
 import { Context, type CommonOptions } from "./context.js";
 import { demoCommand } from "./commands/demo.js";
 import { listCommand } from "./commands/list.js";
@@ -81,6 +82,7 @@ export async function main(argv: string[]): Promise<number> {
       return 2;
     }
     ctx ??= new Context({});
-    return ctx.out.fail(err);
+    // errors from the AWS SDK or the system get a classification and a hint like any other
+    return ctx.out.fail(err instanceof LifeboatError ? err : toAttemptError(err, []));
   }
 }

@@ -1,0 +1,41 @@
+import { defineConfig } from "@lifeboat/core";
+
+/**
+ * An example backup plan. Copy it, change the names, and check it with `npx lifeboat list --config lifeboat.config.ts`
+ * (a bad config fails at load, every problem listed). Secrets are never written here: they are named by where to read
+ * them from ({ env: "NAME" } or { ssm: "/parameter/name" }).
+ */
+export default defineConfig({
+  storage: {
+    s3: { bucket: "acme-db-backups", prefix: "lifeboat", region: "eu-west-1" },
+    // or an S3-compatible store:  s3: { bucket: "backups", endpoint: "http://127.0.0.1:9000" }  (path-style by default)
+    // or a directory:             directory: "/var/backups/lifeboat"
+  },
+  targets: {
+    // An RDS instance: endpoint and port come from DescribeDBInstances; the password from SSM Parameter Store.
+    prod: {
+      description: "Main application database",
+      database: { rds: { instance: "acme-prod" }, database: "app", user: "lifeboat_backup", password: { ssm: "/lifeboat/prod/db-password" } },
+      schedule: "cron(0 2 * * ? *)", // every day at 02:00 in `timezone`
+      timezone: "Europe/Paris",
+      dump: { format: "custom", compression: 6, excludeTables: ["public.sessions"] },
+      retries: { attempts: 3, delaySeconds: 60, maxDelaySeconds: 600 },
+      retention: { days: 35 },
+    },
+    // Any server reachable by host name, with the password from an environment variable.
+    staging: {
+      database: { host: "staging-db.internal", port: 5432, database: "app", user: "backup", password: { env: "STAGING_PGPASSWORD" }, sslmode: "require" },
+      schedule: "rate(6 hours)",
+      retention: { days: 7 },
+    },
+    // A whole URL from the environment (it may carry the password, since it is not in this file).
+    analytics: {
+      database: { url: { env: "ANALYTICS_DATABASE_URL" } },
+      schedule: "cron(30 3 ? * SUN *)", // Sundays at 03:30 UTC
+      dump: { format: "plain", compression: 9, schemas: ["reporting"] },
+    },
+  },
+  notifications: {
+    slack: { webhook: { ssm: "/lifeboat/slack-webhook-url" }, on: ["failed"] },
+  },
+});

@@ -1,0 +1,171 @@
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { ConfigError, parseConfig, parseSchedule } from "@lifeboat/core";
+import { loadConfig } from "@lifeboat/cli";
+import { REPO, cli } from "./support/helpers.js";
+
+const valid = {
+  storage: { s3: { bucket: "acme-backups", prefix: "pg" } },
+  targets: { prod: { database: { host: "db.internal", database: "app", user: "backup", password: { env: "PGPASSWORD" } }, schedule: "cron(0 2 * * ? *)" } },
+};
+
+describe("config validation", () => {
+  it("applies defaults to a minimal valid config", () => {
+    const c = parseConfig(valid);
+    expect(c.targets.prod).toMatchObject({
+      timezone: "UTC",
+      dump: { format: "custom", compression: 6, schemas: [], tables: [] },
+      retries: { attempts: 3, delaySeconds: 30, maxDelaySeconds: 300 },
+    });
+  });
+
+  it("lists every problem by path, with hints, in one error", () => {
+    const bad = {
+      storage: { s3: { bucket: "Bad_Bucket" }, directory: "/x" },
+      targets: {
+        prod: {
+          database: { url: "postgres://app:hunter22@db/app" },
+          schedule: "cron(0 2 * * * *)",
+          timezone: "Mars/Olympus",
+          dump: { format: "tar", compression: 12, schemas: ["--file=/etc/passwd"], extraArgs: "-f /tmp/x" },
+          retries: { attempts: 0 },
+        },
+        "Bad Name": { database: { host: "h", database: "d", user: "u" } },
+        staging: { database: { host: "h" }, schedule: "rate(1 days)" },
+      },
+      notifications: { slack: { webhook: "https://hooks.slack.com/services/T/B/X" } },
+    };
+    let err: unknown;
+    try {
+      parseConfig(bad, "lifeboat.config.ts");
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(ConfigError);
+    const problems = (err as ConfigError).problems.map((p) => `${p.path}: ${p.message}`);
+    const expected = [
+      "storage.s3.bucket: must be a valid S3 bucket name",
+      'storage: give exactly one of s3: { bucket, prefix } or directory: "/path"',
+      "targets.prod.database.url: contains a password; passwords never go in the config file",
+      'targets.prod.schedule: exactly one of day-of-month and day-of-week must be "?"',
+      "targets.prod.timezone: is not an IANA time zone",
+      "targets.prod.dump.format:",
+      "targets.prod.dump.compression:",
+      "targets.prod.dump.schemas[0]: must not start with '-'",
+      'targets.prod.dump: unknown key "extraArgs"',
+      "targets.prod.retries.attempts:",
+      "targets.Bad Name: invalid name: target names are lowercase",
+      "targets.staging.database.database: is required with host or rds",
+      "targets.staging.database.user: is required with host or rds",
+      "targets.staging.schedule: rate(1 days): the unit must be one of minute, hour, day",
+      "notifications.slack.webhook:",
+    ];
+    for (const e of expected) expect(problems.some((p) => p.startsWith(e)), `${e}\n in\n${problems.join("\n")}`).toBe(true);
+    expect(problems).toHaveLength(expected.length);
+    const message = (err as Error).message;
+    expect(message).toContain(`lifeboat.config.ts is invalid (${expected.length} problems)`);
+    expect(message).toContain('hint: use url: { env: "DATABASE_URL" }');
+    expect(message).not.toContain("hunter22");
+    expect(message).not.toContain("hooks.slack.com/services/T/B/X");
+  });
+
+  it("the CLI exits 2 and prints every problem for a bad config file", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "lifeboat-cfg-"));
+    const file = join(dir, "lifeboat.config.ts");
+    writeFileSync(
+      file,
+      `export default {
+        storage: { directory: "/tmp/x" },
+        targets: { prod: { database: { rds: { instance: "prod-db" } }, schedule: "cron(0 25 * * ? *)", retention: { days: 0 } } },
+      };\n`,
+    );
+    const res = await cli(["run", "prod", "--config", file]);
+    expect(res.code).toBe(2);
+    expect(res.stderr).toContain(`${file} is invalid (4 problems)`);
+    expect(res.stderr).toContain("targets.prod.database.database: is required with host or rds");
+    expect(res.stderr).toContain("targets.prod.database.user: is required with host or rds");
+    expect(res.stderr).toContain("targets.prod.schedule: hour field: hour 25 is out of range 0-23");
+    expect(res.stderr).toContain("targets.prod.retention.days:");
+  });
+
+  it("a config that does not load (syntax error) is a config error too", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "lifeboat-cfg-"));
+    const file = join(dir, "lifeboat.config.ts");
+    writeFileSync(file, "export default { storage: ");
+    const res = await cli(["list", "--config", file]);
+    expect(res.code).toBe(2);
+    expect(res.stderr).toContain("cannot be loaded");
+  });
+
+  it("the example config at the repository root is valid", async () => {
+    const c = await loadConfig(join(REPO, "lifeboat.config.ts"));
+    expect(Object.keys(c.targets).length).toBeGreaterThan(0);
+  });
+});
+
+describe("EventBridge schedule expressions", () => {
+  const valid = [
+    "cron(0 2 * * ? *)",
+    "cron(0/15 * * * ? *)",
+    "cron(30 4 ? * MON-FRI *)",
+    "cron(0 12 L * ? *)",
+    "cron(0 12 LW * ? *)",
+    "cron(0 12 15W * ? *)",
+    "cron(0 12 L-2 * ? *)",
+    "cron(0 8 ? * 6#3 *)",
+    "cron(0 8 ? * 6L *)",
+    "cron(0 8 ? * FRI#1 2027)",
+    "cron(5,35 14 * JAN,JUL ? 2026-2030)",
+    "cron(0 22-2 * * ? *)",
+    "rate(1 day)",
+    "rate(15 minutes)",
+    "rate(1 hour)",
+  ];
+  it.each(valid)("accepts %s", (e) => expect(parseSchedule(e)).toMatchObject({ ok: true }));
+
+  const invalid: Array<[string, RegExp]> = [
+    ["cron(0 2 * * *)", /6 fields/],
+    ["cron(0 2 * * * *)", /exactly one of day-of-month and day-of-week must be "\?"/],
+    ["cron(0 2 ? * ? *)", /exactly one/],
+    ["cron(60 2 * * ? *)", /minute 60 is out of range 0-59/],
+    ["cron(0 2 * 13 ? *)", /month 13 is out of range 1-12/],
+    ["cron(0 2 ? * 8 *)", /day-of-week 8 is out of range 1-7/],
+    ["cron(0 2 ? * 0 *)", /day-of-week 0 is out of range 1-7/],
+    ["cron(0 2 * * ? 1969)", /year 1969 is out of range/],
+    ["cron(0 2 ? * 6#6 *)", /week number after # must be 1-5/],
+    ["cron(0 L * * ? *)", /L, W or #/],
+    ["cron(0 2 * * ? 2027,*)", /cannot be combined/],
+    ["cron(*/0 2 * * ? *)", /increment/],
+    ["rate(0 days)", /positive/],
+    ["rate(2 day)", /plural/],
+    ["rate(1 week)", /unit must be one of/],
+    ["0 2 * * *", /neither cron\(\.\.\.\) nor rate\(\.\.\.\)/],
+  ];
+  it.each(invalid)("rejects %s", (e, re) => {
+    const r = parseSchedule(e);
+    expect(r.ok).toBe(false);
+    if (!r.ok) expect(r.error).toMatch(re);
+  });
+
+  it("keeps the structure a scheduler needs", () => {
+    const r = parseSchedule("cron(0/15 9-17 ? * MON-FRI *)");
+    expect(r).toEqual({
+      ok: true,
+      schedule: {
+        type: "cron",
+        expression: "cron(0/15 9-17 ? * MON-FRI *)",
+        fields: {
+          minutes: [{ kind: "range", from: 0, to: 59, step: 15 }],
+          hours: [{ kind: "range", from: 9, to: 17, step: 1 }],
+          dayOfMonth: [{ kind: "none" }],
+          month: [{ kind: "any" }],
+          dayOfWeek: [{ kind: "range", from: 2, to: 6, step: 1 }],
+          year: [{ kind: "any" }],
+        },
+      },
+    });
+    expect(parseSchedule("rate(6 hours)")).toEqual({ ok: true, schedule: { type: "rate", expression: "rate(6 hours)", value: 6, unit: "hours", everyMs: 6 * 3_600_000 } });
+  });
+});
