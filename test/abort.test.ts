@@ -2,9 +2,8 @@ import { mkdtempSync, readdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
-import { BackupFailedError, dumpSchema, retriesSchema, type LifeboatEvent } from "@lifeboat/core";
-import { DirectoryStore, S3Store, runBackup, type ObjectStore } from "@lifeboat/runner";
-import { LocalEventBus } from "@lifeboat/core";
+import { BackupFailedError, LocalEventBus, dumpSchema, retriesSchema, type LifeboatEvent, type ObjectStore } from "@lifeboat/core";
+import { DirectoryStore, S3Store, runBackup } from "@lifeboat/runner";
 import { cli, conn, createDatabase, s3, s3Client, s3Keys, s3PendingUploads, unique, url } from "./support/helpers.js";
 
 /**

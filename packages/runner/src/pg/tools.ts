@@ -7,8 +7,8 @@ import { AttemptError, LifeboatError } from "@lifeboat/core";
 const execFileAsync = promisify(execFile);
 
 /**
- * Finds PostgreSQL client and server programs of a usable major version. Search order:
- *   $LIFEBOAT_PG_BINDIR, `pg_config --bindir`, the distributions' versioned directories
+ * Finds PostgreSQL client and server programs of a usable major version. $LIFEBOAT_PG_BINDIR, when set, is the only
+ * place searched. Otherwise, in order: `pg_config --bindir`, the distributions' versioned directories
  *   (/usr/lib/postgresql/N/bin, /usr/pgsql-N/bin, Homebrew postgresql@N, Postgres.app), then $PATH.
  */
 export type PgTool = "pg_dump" | "pg_dumpall" | "pg_restore" | "psql" | "initdb" | "pg_ctl" | "postgres";
@@ -48,8 +48,9 @@ function versionedDirs(): string[] {
 }
 
 async function candidateDirs(env: NodeJS.ProcessEnv): Promise<string[]> {
+  // LIFEBOAT_PG_BINDIR means "exactly these binaries": nothing else is searched.
+  if (env.LIFEBOAT_PG_BINDIR) return [env.LIFEBOAT_PG_BINDIR];
   const dirs: string[] = [];
-  if (env.LIFEBOAT_PG_BINDIR) dirs.push(env.LIFEBOAT_PG_BINDIR);
   try {
     const { stdout } = await execFileAsync("pg_config", ["--bindir"], { env, timeout: 5000 });
     if (stdout.trim()) dirs.push(stdout.trim());

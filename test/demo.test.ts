@@ -1,0 +1,29 @@
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { cli } from "./support/helpers.js";
+
+/** The README's first command: the whole job on embedded defaults. */
+describe("lifeboat demo", () => {
+  it("backs up a throwaway database to an embedded S3 server, restores it and finds it identical", async () => {
+    const res = await cli(["demo", "--json"], { env: { AWS_ENDPOINT_URL_S3: "", AWS_ACCESS_KEY_ID: "", AWS_SECRET_ACCESS_KEY: "" } });
+    expect(res.code, res.stderr).toBe(0);
+    const out = JSON.parse(res.stdout);
+    expect(out).toMatchObject({ status: "verified", schemaEqual: true, tablesEqual: true });
+    expect(out.tables.map((t: { table: string }) => t.table)).toEqual(["public.customers", "public.order_items", "public.orders", "public.products"]);
+    expect(out.location).toMatch(/^s3:\/\/lifeboat-demo\/demo\/shop\/\d{4}\/\d{2}\/\d{2}\/\d{8}T\d{6}Z-[0-9a-f]{4}\.dump$/);
+    expect(out.manifest.object.size).toBeGreaterThan(100_000);
+    const logs = res.stderr.trim().split("\n").map((l) => JSON.parse(l).msg);
+    expect(logs).toContain("cleaning up");
+  });
+
+  it("without PostgreSQL binaries, says how to install them and exits 2", async () => {
+    const empty = mkdtempSync(join(tmpdir(), "lifeboat-nobin-"));
+    const res = await cli(["demo"], { env: { LIFEBOAT_PG_BINDIR: empty } });
+    expect(res.code).toBe(2);
+    expect(res.stderr).toContain(`initdb was not found (searched ${empty})`);
+    expect(res.stderr).toContain("apt-get install -y postgresql");
+    expect(res.stderr).toContain("brew install postgresql@17");
+  });
+});

@@ -1,0 +1,86 @@
+import { mockClient } from "aws-sdk-client-mock";
+import { GetParameterCommand, SSMClient } from "@aws-sdk/client-ssm";
+import { DescribeDBInstancesCommand, RDSClient } from "@aws-sdk/client-rds";
+import { beforeEach, describe, expect, it } from "vitest";
+import { AttemptError, LifeboatError, parseConfig, redact } from "@lifeboat/core";
+import { DefaultSecretResolver, resolveDatabase } from "@lifeboat/runner";
+
+/** AWS control-plane calls with no local twin: the exact requests sent are asserted. */
+const ssm = mockClient(SSMClient);
+const rds = mockClient(RDSClient);
+beforeEach(() => {
+  ssm.reset();
+  rds.reset();
+});
+
+const target = (database: unknown) =>
+  parseConfig({ storage: { directory: "/tmp/x" }, targets: { prod: { database } } }).targets.prod!.database;
+
+describe("secrets", () => {
+  it("reads an SSM SecureString with decryption", async () => {
+    ssm.on(GetParameterCommand).resolves({ Parameter: { Name: "/lifeboat/prod/pw", Value: "s3cr3t-from-ssm" } });
+    const resolver = new DefaultSecretResolver({}, new SSMClient({ region: "eu-west-1" }));
+    const c = await resolveDatabase(target({ host: "db.internal", database: "app", user: "backup", password: { ssm: "/lifeboat/prod/pw" } }), resolver, "targets.prod.database");
+    expect(ssm.commandCalls(GetParameterCommand).map((c) => c.args[0].input)).toEqual([{ Name: "/lifeboat/prod/pw", WithDecryption: true }]);
+    expect(c).toEqual({ host: "db.internal", port: 5432, database: "app", user: "backup", password: "s3cr3t-from-ssm", params: {} });
+  });
+
+  it("a missing SSM parameter names the parameter and how to create it, never a value", async () => {
+    ssm.on(GetParameterCommand).rejects(Object.assign(new Error("Parameter /lifeboat/x not found."), { name: "ParameterNotFound" }));
+    const resolver = new DefaultSecretResolver({}, new SSMClient({ region: "eu-west-1" }));
+    const err = await resolver.resolve({ ssm: "/lifeboat/x" }, "targets.prod.database.password").catch((e: LifeboatError) => e);
+    expect(err).toBeInstanceOf(LifeboatError);
+    expect((err as LifeboatError).message).toBe("targets.prod.database.password: cannot read the SSM parameter /lifeboat/x (ParameterNotFound)");
+    expect((err as LifeboatError).hint).toBe("create it: aws ssm put-parameter --type SecureString --name /lifeboat/x --value ...");
+  });
+
+  it("a URL from the environment may carry the password; sslmode from the config is kept", async () => {
+    const resolver = new DefaultSecretResolver({ APP_URL: "postgres://app:p%40ss@db:6432/main?application_name=x" });
+    const c = await resolveDatabase(target({ url: { env: "APP_URL" }, sslmode: "require" }), resolver, "t");
+    expect(c).toEqual({ host: "db", port: 6432, database: "main", user: "app", password: "p@ss", params: { application_name: "x", sslmode: "require" } });
+  });
+});
+
+describe("RDS locator", () => {
+  const db = () => target({ rds: { instance: "acme-prod", region: "eu-west-1" }, database: "app", user: "backup", password: { env: "PW" } });
+  const resolver = new DefaultSecretResolver({ PW: "pw-from-env" });
+
+  it("resolves endpoint and port with DescribeDBInstances, and requires TLS by default", async () => {
+    rds.on(DescribeDBInstancesCommand).resolves({
+      DBInstances: [{ DBInstanceIdentifier: "acme-prod", DBInstanceStatus: "available", Endpoint: { Address: "acme-prod.abc.eu-west-1.rds.amazonaws.com", Port: 5433 } }],
+    });
+    const c = await resolveDatabase(db(), resolver, "t", new RDSClient({ region: "eu-west-1" }));
+    expect(rds.commandCalls(DescribeDBInstancesCommand).map((c) => c.args[0].input)).toEqual([{ DBInstanceIdentifier: "acme-prod" }]);
+    expect(c).toEqual({ host: "acme-prod.abc.eu-west-1.rds.amazonaws.com", port: 5433, database: "app", user: "backup", password: "pw-from-env", params: { sslmode: "require" } });
+  });
+
+  it("an instance that is not available is a failure that names its status", async () => {
+    rds.on(DescribeDBInstancesCommand).resolves({ DBInstances: [{ DBInstanceStatus: "backing-up", Endpoint: { Address: "h", Port: 5432 } }] });
+    const err = await resolveDatabase(db(), resolver, "t", new RDSClient({ region: "eu-west-1" })).catch((e: AttemptError) => e);
+    expect(err).toBeInstanceOf(AttemptError);
+    expect((err as AttemptError).message).toBe('RDS instance "acme-prod" is backing-up, not available');
+    expect((err as AttemptError).kind).toBe("transient");
+  });
+
+  it("an unknown instance is permanent", async () => {
+    rds.on(DescribeDBInstancesCommand).rejects(Object.assign(new Error("DBInstance acme-prod not found."), { name: "DBInstanceNotFoundFault" }));
+    const err = await resolveDatabase(db(), resolver, "t", new RDSClient({ region: "eu-west-1" })).catch((e: AttemptError) => e);
+    expect((err as AttemptError).code).toBe("rds_not_found");
+    expect((err as AttemptError).kind).toBe("permanent");
+  });
+});
+
+describe("redaction", () => {
+  it("masks known secrets (also URL-encoded), URL passwords, password= keywords and Slack webhooks", () => {
+    const text =
+      "connect postgres://app:hunter2@db/app failed; password=hunter2 host=db; value p%40ss and p@ss; " +
+      "posted to https://hooks.slack.com/services/T0/B0/XYZ";
+    expect(redact(text, ["hunter2", "p@ss"])).toBe(
+      "connect postgres://app:***@db/app failed; password=*** host=db; value *** and ***; posted to https://hooks.slack.com/***",
+    );
+  });
+
+  it("masks URL passwords even when the value is not known", () => {
+    expect(redact("postgresql://u:unknownpw@h:5432/d")).toBe("postgresql://u:***@h:5432/d");
+  });
+});
