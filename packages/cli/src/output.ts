@@ -35,7 +35,11 @@ export class Output implements Logger {
       .map(([k, v]) => `${k}=${typeof v === "string" ? v : JSON.stringify(v)}`)
       .join(" ");
     const line = `${level === "info" ? "" : `${level}: `}${message}${extras ? `  ${extras}` : ""}\n`;
-    if (this.bar) this.bar.stop(), (this.bar = undefined);
+    if (this.bar) {
+      // a log line ends the progress bar's line
+      this.bar.stop();
+      this.bar = undefined;
+    }
     this.err.write(line);
   }
 

@@ -108,7 +108,10 @@ function runRestoreTool(path: string, args: string[], to: ConnectionInfo, input:
     });
     if (input && child.stdin) {
       child.stdin.on("error", () => {});
-      input.on("error", (err) => child.kill() && reject(err));
+      input.on("error", (err) => {
+        child.kill();
+        reject(err);
+      });
       input.pipe(child.stdin);
     }
     child.on("error", reject);

@@ -24,7 +24,7 @@ export async function runCommand(ctx: Context, target: string | undefined, opts:
   let resolveSource: () => Promise<ConnectionInfo>;
   let dump: DumpOptions;
   let retries: RetryPolicy;
-  let storeUrl = opts.to;
+  const storeUrl = opts.to;
   let restoreHint: string;
   const attempts = intOption(opts.attempts, "--attempts", 1, 10);
   const compression = intOption(opts.compression, "--compression", 0, 9);
@@ -49,7 +49,7 @@ export async function runCommand(ctx: Context, target: string | undefined, opts:
     }
     const conn = parsePostgresUrl(opts.db);
     if (conn.password === undefined && process.env.PGPASSWORD) conn.password = process.env.PGPASSWORD;
-    name = opts.name ?? conn.database.toLowerCase().replace(/[^a-z0-9_-]/g, "-").replace(/^[^a-z0-9]+/, "") ?? "db";
+    name = opts.name ?? conn.database.toLowerCase().replace(/[^a-z0-9_-]/g, "-").replace(/^[^a-z0-9]+/, "");
     if (!/^[a-z0-9][a-z0-9_-]{0,62}$/.test(name)) throw new UsageError(`--name "${name}" is not a valid target name`, "lowercase letters, digits, - and _");
     resolveSource = async () => conn;
     dump = dumpSchema.parse({ ...(opts.format ? { format: opts.format } : {}), ...(compression !== undefined ? { compression } : {}) });
