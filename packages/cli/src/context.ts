@@ -1,6 +1,6 @@
 import { LocalEventBus, UsageError, parseStoreUrl, type LifeboatConfig, type ObjectStore } from "@lifeboat/core";
 import { DefaultSecretResolver, openStore, slackSubscriber } from "@lifeboat/runner";
-import { findConfigFile, loadConfig } from "./config-loader.js";
+import { findConfigFile, loadConfig } from "@lifeboat/runner";
 import { Output, pickMode } from "./output.js";
 
 export interface CommonOptions {

@@ -57,12 +57,15 @@ export const databaseSchema = z
       return;
     }
     if (typeof db.url === "string") {
-      let parsed: URL | undefined;
-      try {
-        parsed = new URL(db.url);
-      } catch {
-        ctx.addIssue({ code: "custom", path: ["url"], message: "is not a valid URL (expected postgres://user@host:5432/database)" });
-      }
+      const url = db.url;
+      const parsed = (() => {
+        try {
+          return new URL(url);
+        } catch {
+          ctx.addIssue({ code: "custom", path: ["url"], message: "is not a valid URL (expected postgres://user@host:5432/database)" });
+          return undefined;
+        }
+      })();
       if (parsed && !/^postgres(ql)?:$/.test(parsed.protocol)) {
         ctx.addIssue({ code: "custom", path: ["url"], message: `must start with postgres:// or postgresql://, not ${parsed.protocol}//` });
       }
@@ -119,6 +122,34 @@ export type RetryPolicy = z.infer<typeof retriesSchema>;
 
 export const retentionSchema = z.object({ days: z.number().int().min(1).max(36500) }).strict();
 
+/** Fargate sizes (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/fargate-tasks-services.html). */
+export const FARGATE_CPUS = ["0.25 vCPU", "0.5 vCPU", "1 vCPU", "2 vCPU", "4 vCPU", "8 vCPU", "16 vCPU"] as const;
+export type FargateCpu = (typeof FARGATE_CPUS)[number];
+const FARGATE_MEMORY: Record<FargateCpu, { min: number; max: number; step: number; extra?: number[] }> = {
+  "0.25 vCPU": { min: 1, max: 2, step: 1, extra: [0.5] },
+  "0.5 vCPU": { min: 1, max: 4, step: 1 },
+  "1 vCPU": { min: 2, max: 8, step: 1 },
+  "2 vCPU": { min: 4, max: 16, step: 1 },
+  "4 vCPU": { min: 8, max: 30, step: 1 },
+  "8 vCPU": { min: 16, max: 60, step: 4 },
+  "16 vCPU": { min: 32, max: 120, step: 8 },
+};
+export function fargateMemoryFits(cpu: FargateCpu, memory: string): boolean {
+  const gb = Number(memory.replace(/ GB$/, ""));
+  const r = FARGATE_MEMORY[cpu];
+  return (r.extra ?? []).includes(gb) || (gb >= r.min && gb <= r.max && (gb - r.min) % r.step === 0);
+}
+export function fargateMemoryRange(cpu: FargateCpu): string {
+  const r = FARGATE_MEMORY[cpu];
+  return `${r.extra ? `${r.extra.join(", ")} GB or ` : ""}${r.min}-${r.max} GB in steps of ${r.step} GB`;
+}
+const fargateCpu = z.enum(FARGATE_CPUS);
+const fargateMemory = z.string().regex(/^\d+(\.\d+)? GB$/, 'must look like "2 GB"');
+
+export const targetAwsSchema = z
+  .object({ cpu: fargateCpu.optional(), memory: fargateMemory.optional() })
+  .strict();
+
 export const targetSchema = z
   .object({
     description: z.string().optional(),
@@ -137,6 +168,8 @@ export const targetSchema = z
     dump: dumpSchema.default(() => dumpSchema.parse({})),
     retries: retriesSchema.default(() => retriesSchema.parse({})),
     retention: retentionSchema.optional(),
+    /** AWS deployment only: the Fargate task size for this target (RunTask overrides). */
+    aws: targetAwsSchema.optional(),
   })
   .strict();
 export type TargetConfig = z.infer<typeof targetSchema>;
@@ -176,6 +209,59 @@ export const notificationsSchema = z
   })
   .strict();
 
+const LOG_RETENTIONS = ["1 week", "2 weeks", "1 month", "2 months", "3 months", "6 months", "1 year", "2 years", "5 years", "10 years"] as const;
+
+/** The AWS deployment (sst deploy). Every key has a default: `aws: {}` deploys a sensible setup. */
+export const awsSchema = z
+  .object({
+    runner: z
+      .object({
+        architecture: z.enum(["arm64", "x86_64"]).default("arm64"),
+        cpu: fargateCpu.default("1 vCPU"),
+        memory: fargateMemory.default("2 GB"),
+        storage: z.string().regex(/^\d+ GB$/).default("20 GB"),
+        logRetention: z.enum(LOG_RETENTIONS).default("1 month"),
+      })
+      .strict()
+      .default(() => ({ architecture: "arm64" as const, cpu: "1 vCPU" as const, memory: "2 GB", storage: "20 GB", logRetention: "1 month" as const })),
+    /** An existing VPC (where the databases live). Without it, Lifeboat creates a VPC of its own. */
+    vpc: z
+      .object({
+        id: z.string().regex(/^vpc-[0-9a-f]+$/, "must be a VPC id (vpc-...)"),
+        containerSubnets: z.array(z.string().regex(/^subnet-[0-9a-f]+$/, "must be a subnet id (subnet-...)")).min(1),
+        securityGroups: z.array(z.string().regex(/^sg-[0-9a-f]+$/, "must be a security group id (sg-...)")).min(1),
+        /** Give the task a public IP (subnets with an internet gateway and no NAT). */
+        publicIp: z.boolean().default(false),
+      })
+      .strict()
+      .optional(),
+    bucket: z
+      .object({
+        /** SSE-KMS with this key instead of SSE-S3. */
+        kmsKeyArn: z.string().regex(/^arn:aws[a-z-]*:kms:/, "must be a KMS key ARN").optional(),
+        /** Move backups to a cheaper storage class after some days. */
+        transition: z
+          .object({
+            days: z.number().int().min(1),
+            storageClass: z.enum(["STANDARD_IA", "ONEZONE_IA", "INTELLIGENT_TIERING", "GLACIER_IR", "GLACIER", "DEEP_ARCHIVE"]),
+          })
+          .strict()
+          .optional(),
+        /** Days a replaced or expired version is kept (the bucket is versioned). */
+        noncurrentVersionDays: z.number().int().min(1).default(7),
+        /** Write-once retention: nobody (COMPLIANCE) or only privileged users (GOVERNANCE) can delete a backup early. */
+        objectLock: z.object({ mode: z.enum(["GOVERNANCE", "COMPLIANCE"]), days: z.number().int().min(1) }).strict().optional(),
+      })
+      .strict()
+      .default(() => ({ noncurrentVersionDays: 7 })),
+    /** E-mail subscriptions to the SNS topic, filtered by outcome. */
+    email: z
+      .array(z.object({ address: z.email(), on: z.array(z.enum(OUTCOMES)).min(1).default(["failed"]) }).strict())
+      .default([]),
+  })
+  .strict();
+export type AwsConfig = z.infer<typeof awsSchema>;
+
 export const configSchema = z
   .object({
     storage: storageSchema,
@@ -183,8 +269,23 @@ export const configSchema = z
       .record(z.string().regex(TARGET_NAME, "target names are lowercase letters, digits, - and _ (max 63)"), targetSchema)
       .refine((t) => Object.keys(t).length > 0, "define at least one target"),
     notifications: notificationsSchema.default({}),
+    aws: awsSchema.optional(),
   })
-  .strict();
+  .strict()
+  .superRefine((c, ctx) => {
+    const runner = c.aws?.runner;
+    if (runner && !fargateMemoryFits(runner.cpu, runner.memory)) {
+      ctx.addIssue({ code: "custom", path: ["aws", "runner", "memory"], message: `${runner.memory} does not fit ${runner.cpu}: use ${fargateMemoryRange(runner.cpu)}` });
+    }
+    for (const [name, t] of Object.entries(c.targets)) {
+      if (!t.aws) continue;
+      const cpu = t.aws.cpu ?? runner?.cpu ?? "1 vCPU";
+      const memory = t.aws.memory ?? runner?.memory ?? "2 GB";
+      if (!fargateMemoryFits(cpu, memory)) {
+        ctx.addIssue({ code: "custom", path: ["targets", name, "aws", "memory"], message: `${memory} does not fit ${cpu}: use ${fargateMemoryRange(cpu)}` });
+      }
+    }
+  });
 
 export type LifeboatConfig = z.infer<typeof configSchema>;
 export type LifeboatConfigInput = z.input<typeof configSchema>;

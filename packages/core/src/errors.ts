@@ -31,9 +31,9 @@ export interface ConfigProblem {
 /** The config failed validation. Lists every problem, by path. Exit code 2. */
 export class ConfigError extends LifeboatError {
   readonly problems: ConfigProblem[];
-  constructor(source: string, problems: ConfigProblem[]) {
+  constructor(source: string, problems: ConfigProblem[], verdict = "is invalid") {
     const lines = problems.map((p) => `  - ${p.path || "(root)"}: ${p.message}${p.hint ? ` (hint: ${p.hint})` : ""}`);
-    super(`${source} is invalid (${problems.length} problem${problems.length === 1 ? "" : "s"}):\n${lines.join("\n")}`, {
+    super(`${source} ${verdict} (${problems.length} problem${problems.length === 1 ? "" : "s"}):\n${lines.join("\n")}`, {
       exitCode: 2,
     });
     this.problems = problems;

@@ -10,3 +10,5 @@ export * from "./store-url.js";
 
 export const LIFEBOAT_VERSION = "0.1.0";
 export * from "./slack.js";
+export * from "./deploy.js";
+export * from "./launch.js";

@@ -7,12 +7,13 @@ import { UsageError } from "./errors.js";
  *   file:///absolute/path           a directory
  */
 export function parseStoreUrl(url: string): StorageConfig {
-  let parsed: URL;
-  try {
-    parsed = new URL(url);
-  } catch {
-    throw new UsageError(`"${url}" is not a store URL`, "use s3://bucket/prefix or file:///absolute/path");
-  }
+  const parsed = (() => {
+    try {
+      return new URL(url);
+    } catch {
+      throw new UsageError(`"${url}" is not a store URL`, "use s3://bucket/prefix or file:///absolute/path");
+    }
+  })();
   if (parsed.protocol === "s3:") {
     const bucket = parsed.hostname;
     if (!bucket) throw new UsageError(`"${url}" has no bucket`, "use s3://bucket/prefix");

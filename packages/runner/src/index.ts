@@ -11,3 +11,8 @@ export * from "./pg/connection.js";
 export * from "./pg/ephemeral.js";
 export * from "./pg/psql.js";
 export * from "./pg/tools.js";
+export * from "./config-file.js";
+export * from "./aws/sns.js";
+export * from "./aws/ecs.js";
+export * from "./aws/metrics.js";
+export { runnerMain } from "./main.js";

@@ -1,0 +1,28 @@
+// The topic every result event goes to, with the Slack subscriber and e-mail subscriptions from the config.
+import { parameterArn, plan } from "./config";
+
+export const topic = new sst.aws.SnsTopic("Events");
+
+if (plan.slack) {
+  topic.subscribe(
+    "Slack",
+    {
+      handler: "packages/functions/src/slack.handler",
+      runtime: "nodejs22.x",
+      architecture: "arm64",
+      timeout: "1 minute",
+      environment: { LIFEBOAT_SLACK_PARAMETER: plan.slack.webhookParameter, LIFEBOAT_SLACK_ON: JSON.stringify(plan.slack.on) },
+      permissions: [{ actions: ["ssm:GetParameter"], resources: [parameterArn(plan.slack.webhookParameter)] }],
+    },
+    { filter: { status: plan.slack.on } },
+  );
+}
+
+plan.email.forEach((e, i) => {
+  new aws.sns.TopicSubscription(`Email${i + 1}`, {
+    topic: topic.arn,
+    protocol: "email",
+    endpoint: e.address,
+    filterPolicy: JSON.stringify(e.filterPolicy),
+  });
+});

@@ -1,0 +1,3 @@
+export { createLauncher, type LauncherDeps, type LaunchResult } from "./launcher.js";
+export { createSlackHandler, type SlackDeps } from "./slack.js";
+export { createWatcher, type WatcherDeps, type WatchResult } from "./watcher.js";

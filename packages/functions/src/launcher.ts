@@ -1,0 +1,93 @@
+import { ECSClient } from "@aws-sdk/client-ecs";
+import { RDSClient } from "@aws-sdk/client-rds";
+import { SNSClient } from "@aws-sdk/client-sns";
+import { Logger } from "@aws-lambda-powertools/logger";
+import { parseLaunchEvent, runIdFor, type BackupFailedEvent, type LifeboatConfig, type RunnerRunEnv } from "@lifeboat/core";
+import { resolveDatabase, runTaskInput, runnerSettingsFromEnv, snsPublisher, startRunnerTask, DefaultSecretResolver, type RunnerTaskSettings } from "@lifeboat/runner";
+import { bundledConfig } from "./config.js";
+
+/**
+ * The launcher: EventBridge Scheduler (one schedule per target) and manual invocations call it; it checks RDS
+ * targets, then starts one runner task per target. A launch that cannot happen is reported as backup.failed.
+ */
+export interface LauncherDeps {
+  config: LifeboatConfig;
+  ecs: ECSClient;
+  rds: RDSClient;
+  publish: (e: BackupFailedEvent) => Promise<void>;
+  settings: RunnerTaskSettings;
+  logger: Logger;
+}
+
+export interface LaunchResult {
+  launched: Array<{ target: string; runId: string; taskArn: string }>;
+  failed: Array<{ target: string; runId: string; code: string; error: string }>;
+}
+
+export function createLauncher(deps: LauncherDeps) {
+  return async (event: unknown): Promise<LaunchResult> => {
+    const request = parseLaunchEvent(event, deps.config);
+    const result: LaunchResult = { launched: [], failed: [] };
+    for (const target of request.targets) {
+      const t = deps.config.targets[target]!;
+      const scheduledTime = request.kind === "schedule" ? request.scheduledTime : undefined;
+      const runId = runIdFor(target, scheduledTime);
+      const trigger: RunnerRunEnv["LIFEBOAT_TRIGGER"] = request.kind === "schedule" ? "schedule" : "manual";
+      const fail = async (code: string, message: string) => {
+        deps.logger.error("launch failed", { target, runId, code, error: message });
+        result.failed.push({ target, runId, code, error: message });
+        const now = new Date().toISOString();
+        await deps.publish({
+          version: 1,
+          type: "backup.failed",
+          status: "failed",
+          time: now,
+          target,
+          runId,
+          trigger,
+          attempt: 1,
+          error: { message, code, kind: "transient", attempts: [{ attempt: 1, code, kind: "transient", message, startedAt: now, finishedAt: now }] },
+        });
+      };
+      if (t.database.rds) {
+        try {
+          // Only the status matters here: credentials are read by the runner, so no secret is resolved in the launcher.
+          await resolveDatabase({ ...t.database, password: undefined }, new DefaultSecretResolver({}), `targets.${target}.database`, deps.rds);
+        } catch (err) {
+          await fail((err as { code?: string }).code ?? "rds_lookup_failed", (err as Error).message);
+          continue;
+        }
+      }
+      try {
+        const input = runTaskInput(deps.settings, {
+          LIFEBOAT_TARGET: target,
+          LIFEBOAT_RUN_ID: runId,
+          LIFEBOAT_TRIGGER: trigger,
+          LIFEBOAT_ATTEMPT: "1",
+          clientTokenSeed: scheduledTime ?? runId,
+          cpu: t.aws?.cpu,
+          memory: t.aws?.memory,
+        });
+        const taskArn = await startRunnerTask(deps.ecs, input);
+        deps.logger.info("runner task started", { target, runId, taskArn, trigger, ...(request.kind === "manual" && request.reason ? { reason: request.reason } : {}) });
+        result.launched.push({ target, runId, taskArn });
+      } catch (err) {
+        await fail("launch_failed", `could not start the runner task: ${(err as Error).message}`);
+      }
+    }
+    return result;
+  };
+}
+
+let launcher: ReturnType<typeof createLauncher> | undefined;
+export const handler = async (event: unknown) => {
+  launcher ??= createLauncher({
+    config: bundledConfig(),
+    ecs: new ECSClient({}),
+    rds: new RDSClient({}),
+    publish: snsPublisher(new SNSClient({}), process.env.LIFEBOAT_TOPIC_ARN!),
+    settings: runnerSettingsFromEnv(),
+    logger: new Logger({ serviceName: "lifeboat-launcher" }),
+  });
+  return launcher(event);
+};

@@ -1,0 +1,24 @@
+import { Metrics, MetricUnit } from "@aws-lambda-powertools/metrics";
+import type { LifeboatEvent } from "@lifeboat/core";
+
+/**
+ * CloudWatch metrics in embedded metric format (one JSON line on stdout, no API call), through Powertools Metrics:
+ * namespace Lifeboat, dimensions service=runner and Target; BackupSucceeded / BackupFailed (count),
+ * BackupDuration (ms) and BackupBytes for successes.
+ */
+export function backupMetrics(event: LifeboatEvent): Metrics {
+  const metrics = new Metrics({ namespace: "Lifeboat", serviceName: "runner" });
+  metrics.addDimension("Target", event.target);
+  if (event.type === "backup.succeeded") {
+    metrics.addMetric("BackupSucceeded", MetricUnit.Count, 1);
+    metrics.addMetric("BackupDuration", MetricUnit.Milliseconds, event.backup.durationMs);
+    metrics.addMetric("BackupBytes", MetricUnit.Bytes, event.backup.size);
+  } else {
+    metrics.addMetric("BackupFailed", MetricUnit.Count, 1);
+  }
+  return metrics;
+}
+
+export function emitBackupMetrics(event: LifeboatEvent): void {
+  backupMetrics(event).publishStoredMetrics();
+}

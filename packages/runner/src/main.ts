@@ -1,0 +1,96 @@
+/**
+ * The runner container's entry point (packages/runner/Dockerfile runs it; tests run it as a plain Node entry point).
+ *
+ * Environment (from the task definition and the launcher's RunTask overrides; never a secret):
+ *   LIFEBOAT_TARGET, LIFEBOAT_RUN_ID, LIFEBOAT_TRIGGER, LIFEBOAT_ATTEMPT    the run
+ *   LIFEBOAT_CONFIG       config file (default /app/lifeboat.config.ts, else ./lifeboat.config.ts)
+ *   LIFEBOAT_BUCKET       the deployed bucket (replaces storage.s3.bucket)
+ *   LIFEBOAT_TOPIC_ARN    SNS topic for result events; without it, the config's Slack webhook is called directly
+ *
+ * Exit codes: 0 backup stored and reported; 1 backup failed and reported; 2 configuration error (reported when
+ * possible). Any other exit (killed, out of memory, never started) means the runner could not report: the watcher
+ * reports those.
+ */
+import { SNSClient } from "@aws-sdk/client-sns";
+import { LifeboatError, LocalEventBus, UsageError, errorMessage, redact, type Logger, type Manifest } from "@lifeboat/core";
+import { runBackup } from "./backup.js";
+import { findConfigFile, loadConfig } from "./config-file.js";
+import { emitBackupMetrics } from "./aws/metrics.js";
+import { snsPublisher } from "./aws/sns.js";
+import { slackSubscriber } from "./notify/slack.js";
+import { DefaultSecretResolver } from "./secrets.js";
+import { resolveDatabase } from "./source.js";
+import { openStore } from "./stores/index.js";
+import { existsSync } from "node:fs";
+
+const jsonLogger: Logger = {
+  log(level, msg, fields = {}) {
+    process.stdout.write(JSON.stringify({ time: new Date().toISOString(), level, msg, ...fields }) + "\n");
+  },
+};
+
+export async function runnerMain(env: NodeJS.ProcessEnv = process.env, log: Logger = jsonLogger): Promise<number> {
+  const target = env.LIFEBOAT_TARGET;
+  try {
+    if (!target) throw new UsageError("LIFEBOAT_TARGET is not set", "the launcher sets it; locally use `lifeboat run <target>`");
+    const file = findConfigFile(env.LIFEBOAT_CONFIG ?? (existsSync("/app/lifeboat.config.ts") ? "/app/lifeboat.config.ts" : undefined));
+    if (!file) throw new UsageError("no lifeboat.config.ts found", "set LIFEBOAT_CONFIG");
+    const config = await loadConfig(file);
+    const t = config.targets[target];
+    if (!t) throw new UsageError(`unknown target "${target}"`, `known targets: ${Object.keys(config.targets).join(", ")}`);
+    const storage = env.LIFEBOAT_BUCKET && config.storage.s3 ? { s3: { ...config.storage.s3, bucket: env.LIFEBOAT_BUCKET } } : config.storage;
+
+    const bus = new LocalEventBus((err) => log.log("warn", "event delivery failed", { error: errorMessage(err) }));
+    const secrets = new DefaultSecretResolver(env);
+    if (env.LIFEBOAT_TOPIC_ARN) {
+      bus.subscribe(snsPublisher(new SNSClient({}), env.LIFEBOAT_TOPIC_ARN));
+      bus.subscribe((e) => emitBackupMetrics(e));
+    } else if (config.notifications.slack) {
+      const webhookUrl = await secrets.resolve(config.notifications.slack.webhook, "notifications.slack.webhook");
+      bus.subscribe(slackSubscriber({ webhookUrl, on: config.notifications.slack.on, log }));
+    }
+
+    const abort = new AbortController();
+    const onTerm = () => abort.abort("SIGTERM");
+    process.once("SIGTERM", onTerm);
+    const attempt = Number(env.LIFEBOAT_ATTEMPT ?? "1");
+    try {
+      const result = await runBackup({
+        target,
+        resolveSource: () => resolveDatabase(t.database, secrets, `targets.${target}.database`),
+        store: openStore(storage),
+        dump: t.dump,
+        // the watcher relaunches tasks that died; within one task the target's retries apply to the remaining attempts
+        retries: { ...t.retries, attempts: Math.max(1, t.retries.attempts - (attempt - 1)) },
+        trigger: (env.LIFEBOAT_TRIGGER as Manifest["trigger"]) ?? "manual",
+        ...(env.LIFEBOAT_RUN_ID ? { runId: env.LIFEBOAT_RUN_ID } : {}),
+        signal: abort.signal,
+        log,
+        bus,
+        restoreHint: `lifeboat restore ${target}`,
+        onProgress: (() => {
+          let last = 0;
+          return (p: { bytes: number; elapsedMs: number }) => {
+            if (p.elapsedMs - last >= 30_000) {
+              last = p.elapsedMs;
+              log.log("info", "dumping", { target, bytes: p.bytes, elapsedMs: p.elapsedMs });
+            }
+          };
+        })(),
+      });
+      log.log("info", "backup succeeded", { target, id: result.manifest.id, location: result.location, bytes: result.manifest.object.size });
+      return 0;
+    } finally {
+      process.removeListener("SIGTERM", onTerm);
+    }
+  } catch (err) {
+    const code = err instanceof LifeboatError ? err.exitCode : 1;
+    log.log("error", redact(errorMessage(err)), { target, exitCode: code, ...(err instanceof LifeboatError && err.hint ? { hint: err.hint } : {}) });
+    return code;
+  }
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
+  process.exitCode = await runnerMain();
+}

@@ -1,0 +1,361 @@
+import { createServer, type Server } from "node:http";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { mockClient } from "aws-sdk-client-mock";
+import { ECSClient, RunTaskCommand } from "@aws-sdk/client-ecs";
+import { DescribeDBInstancesCommand, RDSClient } from "@aws-sdk/client-rds";
+import { PublishCommand, SNSClient } from "@aws-sdk/client-sns";
+import { GetParameterCommand, SSMClient } from "@aws-sdk/client-ssm";
+import { Logger } from "@aws-lambda-powertools/logger";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { launchClientToken, parseConfig, runIdFor, type LifeboatEvent } from "@lifeboat/core";
+import { backupMetrics, runnerMain, snsPublisher, type RunnerTaskSettings } from "@lifeboat/runner";
+import { createLauncher, createSlackHandler, createWatcher } from "@lifeboat/functions";
+import { createDatabase, pg, s3, s3Keys, unique } from "./support/helpers.js";
+
+const ecs = mockClient(ECSClient);
+const rds = mockClient(RDSClient);
+const sns = mockClient(SNSClient);
+const ssm = mockClient(SSMClient);
+beforeEach(() => {
+  ecs.reset();
+  rds.reset();
+  sns.reset();
+  ssm.reset();
+});
+
+const TOPIC = "arn:aws:sns:eu-west-1:123456789012:lifeboat-events";
+const settings: RunnerTaskSettings = {
+  cluster: "arn:aws:ecs:eu-west-1:123456789012:cluster/lifeboat",
+  taskDefinition: "arn:aws:ecs:eu-west-1:123456789012:task-definition/lifeboat-runner:3",
+  container: "runner",
+  subnets: ["subnet-0a", "subnet-0b"],
+  securityGroups: ["sg-0c"],
+  assignPublicIp: true,
+};
+const config = parseConfig({
+  storage: { s3: { bucket: "acme-backups", prefix: "pg" } },
+  targets: {
+    prod: { database: { rds: { instance: "acme-prod" }, database: "app", user: "backup", password: { ssm: "/lifeboat/prod/pw" } }, schedule: "cron(0 2 * * ? *)", aws: { cpu: "2 vCPU", memory: "8 GB" }, retries: { attempts: 3 } },
+    staging: { database: { host: "staging.internal", database: "app", user: "backup", password: { ssm: "/lifeboat/staging/pw" } }, schedule: "rate(6 hours)", retries: { attempts: 2 } },
+  },
+});
+const logger = new Logger({ serviceName: "test", logLevel: "SILENT" });
+const deps = () => ({ config, ecs: new ECSClient({ region: "eu-west-1" }), rds: new RDSClient({ region: "eu-west-1" }), publish: snsPublisher(new SNSClient({ region: "eu-west-1" }), TOPIC), settings, logger });
+const published = () => sns.commandCalls(PublishCommand).map((c) => c.args[0].input);
+const runTasks = () => ecs.commandCalls(RunTaskCommand).map((c) => c.args[0].input);
+
+function rdsAvailable(status = "available") {
+  rds.on(DescribeDBInstancesCommand).resolves({ DBInstances: [{ DBInstanceStatus: status, Endpoint: { Address: "acme-prod.x.rds.amazonaws.com", Port: 5432 } }] });
+}
+
+describe("launcher", () => {
+  const scheduled = { source: "lifeboat.schedule", target: "prod", scheduledTime: "2026-11-21T02:00:00Z" };
+
+  it("a scheduled event starts one Fargate task with the run as overrides and an idempotency token", async () => {
+    rdsAvailable();
+    ecs.on(RunTaskCommand).resolves({ tasks: [{ taskArn: "arn:aws:ecs:eu-west-1:123456789012:task/lifeboat/abc" }] });
+    const result = await createLauncher(deps())(scheduled);
+    const runId = runIdFor("prod", "2026-11-21T02:00:00Z");
+    expect(result).toEqual({ launched: [{ target: "prod", runId, taskArn: "arn:aws:ecs:eu-west-1:123456789012:task/lifeboat/abc" }], failed: [] });
+    expect(rds.commandCalls(DescribeDBInstancesCommand).map((c) => c.args[0].input)).toEqual([{ DBInstanceIdentifier: "acme-prod" }]);
+    expect(runTasks()).toEqual([
+      {
+        cluster: settings.cluster,
+        taskDefinition: settings.taskDefinition,
+        launchType: "FARGATE",
+        count: 1,
+        clientToken: launchClientToken("prod", "2026-11-21T02:00:00Z", 1),
+        networkConfiguration: { awsvpcConfiguration: { subnets: ["subnet-0a", "subnet-0b"], securityGroups: ["sg-0c"], assignPublicIp: "ENABLED" } },
+        overrides: {
+          cpu: "2048",
+          memory: "8192",
+          containerOverrides: [
+            {
+              name: "runner",
+              environment: [
+                { name: "LIFEBOAT_TARGET", value: "prod" },
+                { name: "LIFEBOAT_RUN_ID", value: runId },
+                { name: "LIFEBOAT_TRIGGER", value: "schedule" },
+                { name: "LIFEBOAT_ATTEMPT", value: "1" },
+              ],
+            },
+          ],
+        },
+        startedBy: "lifeboat-schedule",
+        tags: [
+          { key: "lifeboat:target", value: "prod" },
+          { key: "lifeboat:run-id", value: runId },
+          { key: "lifeboat:attempt", value: "1" },
+        ],
+        propagateTags: "TASK_DEFINITION",
+      },
+    ]);
+    expect(published()).toEqual([]);
+  });
+
+  it("a duplicate delivery of the same schedule sends the same clientToken (ECS starts no second task)", async () => {
+    rdsAvailable();
+    ecs.on(RunTaskCommand).resolves({ tasks: [{ taskArn: "arn:t" }] });
+    const launch = createLauncher(deps());
+    await launch(scheduled);
+    await launch(scheduled);
+    await launch({ ...scheduled, scheduledTime: "2026-11-22T02:00:00Z" });
+    const tokens = runTasks().map((i) => i.clientToken);
+    expect(tokens[0]).toBe(tokens[1]);
+    expect(tokens[2]).not.toBe(tokens[0]);
+    expect(tokens[0]).toHaveLength(64);
+  });
+
+  it("manual events: one target, several, or all; manual runs are never deduplicated", async () => {
+    rdsAvailable();
+    ecs.on(RunTaskCommand).resolves({ tasks: [{ taskArn: "arn:t" }] });
+    const launch = createLauncher(deps());
+    expect((await launch({ target: "staging", reason: "before migration" })).launched.map((l) => l.target)).toEqual(["staging"]);
+    expect((await launch({ targets: ["staging", "prod"] })).launched.map((l) => l.target)).toEqual(["staging", "prod"]);
+    expect((await launch({ all: true })).launched.map((l) => l.target)).toEqual(["prod", "staging"]);
+    const inputs = runTasks();
+    expect(inputs).toHaveLength(5);
+    expect(new Set(inputs.map((i) => i.clientToken)).size).toBe(5);
+    expect(inputs.every((i) => i.overrides!.containerOverrides![0]!.environment!.some((e) => e.name === "LIFEBOAT_TRIGGER" && e.value === "manual"))).toBe(true);
+    // the staging target has no aws sizing: no cpu/memory overrides, the task definition's defaults apply
+    expect(inputs[0]!.overrides).not.toHaveProperty("cpu");
+  });
+
+  it("an unknown target is an error that lists the known ones; a malformed event shows the accepted forms", async () => {
+    const launch = createLauncher(deps());
+    await expect(launch({ target: "nope" })).rejects.toMatchObject({ message: 'unknown target "nope"', hint: "known targets: prod, staging" });
+    await expect(launch({ targets: ["prod", "x", "y"] })).rejects.toMatchObject({ message: 'unknown targets "x", "y"' });
+    await expect(launch({ tagret: "prod" })).rejects.toMatchObject({ hint: expect.stringContaining('{"target":"prod"}, {"targets":["prod","staging"]} or {"all":true}') });
+    expect(runTasks()).toEqual([]);
+  });
+
+  it("an RDS instance that is not available is reported as backup.failed with its status, not launched", async () => {
+    rdsAvailable("stopped");
+    const result = await createLauncher(deps())(scheduled);
+    expect(result.launched).toEqual([]);
+    expect(result.failed).toEqual([{ target: "prod", runId: runIdFor("prod", scheduled.scheduledTime), code: "rds_not_available", error: 'RDS instance "acme-prod" is stopped, not available' }]);
+    expect(runTasks()).toEqual([]);
+    const [msg] = published();
+    expect(msg!.TopicArn).toBe(TOPIC);
+    expect(msg!.MessageAttributes).toEqual({
+      type: { DataType: "String", StringValue: "backup.failed" },
+      target: { DataType: "String", StringValue: "prod" },
+      status: { DataType: "String", StringValue: "failed" },
+    });
+    expect(JSON.parse(msg!.Message!)).toMatchObject({ version: 1, type: "backup.failed", target: "prod", trigger: "schedule", error: { code: "rds_not_available" } });
+  });
+
+  it("a RunTask that ECS refuses is reported as backup.failed", async () => {
+    ecs.on(RunTaskCommand).resolves({ tasks: [], failures: [{ reason: "RESOURCE:MEMORY", detail: "no capacity" }] });
+    const result = await createLauncher(deps())({ target: "staging" });
+    expect(result.failed[0]).toMatchObject({ target: "staging", code: "launch_failed", error: "could not start the runner task: ECS did not start the task: RESOURCE:MEMORY (no capacity)" });
+    expect(JSON.parse(published()[0]!.Message!).error.message).toContain("RESOURCE:MEMORY");
+  });
+});
+
+describe("watcher", () => {
+  const stopped = (exitCode: number | undefined, attempt: string, target = "prod", extra: Record<string, unknown> = {}) => ({
+    version: "0",
+    id: "e1",
+    "detail-type": "ECS Task State Change",
+    source: "aws.ecs",
+    account: "123456789012",
+    time: "2026-11-21T02:10:00Z",
+    region: "eu-west-1",
+    resources: ["arn:aws:ecs:eu-west-1:123456789012:task/lifeboat/abc"],
+    detail: {
+      taskArn: "arn:aws:ecs:eu-west-1:123456789012:task/lifeboat/abc",
+      lastStatus: "STOPPED",
+      stopCode: "EssentialContainerExited",
+      stoppedReason: "Essential container in task exited",
+      containers: [{ name: "runner", ...(exitCode === undefined ? {} : { exitCode }), reason: exitCode === 137 ? "OutOfMemoryError: Container killed due to memory usage" : undefined }],
+      overrides: {
+        containerOverrides: [
+          {
+            name: "runner",
+            environment: [
+              { name: "LIFEBOAT_TARGET", value: target },
+              { name: "LIFEBOAT_RUN_ID", value: "run-123" },
+              { name: "LIFEBOAT_TRIGGER", value: "schedule" },
+              { name: "LIFEBOAT_ATTEMPT", value: attempt },
+            ],
+          },
+        ],
+      },
+      ...extra,
+    },
+  });
+  const watcher = () => createWatcher({ config, ecs: new ECSClient({ region: "eu-west-1" }), publish: snsPublisher(new SNSClient({ region: "eu-west-1" }), TOPIC), settings, logger });
+
+  it("a runner killed for memory is reported with ECS's reason and relaunched as the next attempt", async () => {
+    ecs.on(RunTaskCommand).resolves({ tasks: [{ taskArn: "arn:aws:ecs:eu-west-1:123456789012:task/lifeboat/def" }] });
+    expect(await watcher()(stopped(137, "1"))).toEqual({ action: "reported", target: "prod", relaunched: "arn:aws:ecs:eu-west-1:123456789012:task/lifeboat/def" });
+    const [input] = runTasks();
+    expect(input!.overrides!.containerOverrides![0]!.environment).toEqual([
+      { name: "LIFEBOAT_TARGET", value: "prod" },
+      { name: "LIFEBOAT_RUN_ID", value: "run-123" },
+      { name: "LIFEBOAT_TRIGGER", value: "retry" },
+      { name: "LIFEBOAT_ATTEMPT", value: "2" },
+    ]);
+    expect(input!.clientToken).toBe(launchClientToken("prod", "run-123", 2));
+    const event = JSON.parse(published()[0]!.Message!);
+    expect(event).toMatchObject({ type: "backup.failed", target: "prod", runId: "run-123", attempt: 1, error: { code: "task_killed" } });
+    expect(event.error.message).toContain("exit code 137");
+    expect(event.error.message).toContain("OutOfMemoryError: Container killed due to memory usage");
+    expect(event.error.message).toContain("Relaunched as attempt 2");
+  });
+
+  it("a task that never started (image pull error) is reported; on its last attempt it is not relaunched", async () => {
+    const res = await watcher()(stopped(undefined, "3", "prod", { stopCode: "TaskFailedToStart", stoppedReason: "CannotPullContainerError: pull image manifest has been retried 5 time(s)" }));
+    expect(res).toEqual({ action: "reported", target: "prod" });
+    expect(runTasks()).toEqual([]);
+    const event = JSON.parse(published()[0]!.Message!);
+    expect(event.error.code).toBe("task_not_started");
+    expect(event.error.message).toContain("CannotPullContainerError");
+    expect(event.error.message).toContain("No attempts left.");
+  });
+
+  it("exit 0 and 1 were reported by the runner itself; exit 2 (configuration) is reported but never relaunched", async () => {
+    expect(await watcher()(stopped(0, "1"))).toMatchObject({ action: "ignored" });
+    expect(await watcher()(stopped(1, "1"))).toMatchObject({ action: "ignored" });
+    expect(published()).toEqual([]);
+    expect(await watcher()(stopped(2, "1"))).toEqual({ action: "reported", target: "prod" });
+    expect(runTasks()).toEqual([]);
+    expect(JSON.parse(published()[0]!.Message!).error).toMatchObject({ code: "runner_config_error", kind: "permanent" });
+  });
+
+  it("tasks that are not Lifeboat runs, and states other than STOPPED, are ignored", async () => {
+    const foreign = stopped(137, "1");
+    foreign.detail.overrides.containerOverrides = [];
+    expect(await watcher()(foreign)).toEqual({ action: "ignored", why: "not a Lifeboat run" });
+    const running = stopped(undefined, "1");
+    running.detail.lastStatus = "RUNNING";
+    expect(await watcher()(running)).toEqual({ action: "ignored", why: "status RUNNING" });
+    expect(published()).toEqual([]);
+  });
+});
+
+describe("Slack subscriber Lambda", () => {
+  let server: Server;
+  let hookUrl = "";
+  const received: any[] = [];
+  const answers: number[] = [];
+  beforeAll(async () => {
+    server = createServer(async (req, res) => {
+      let body = "";
+      for await (const c of req) body += c;
+      received.push(JSON.parse(body));
+      const status = answers.shift() ?? 200;
+      if (status === 429) res.setHeader("retry-after", "0");
+      res.writeHead(status).end();
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    hookUrl = `http://127.0.0.1:${(server.address() as { port: number }).port}/services/T/B/HOOKSECRET`;
+  });
+  afterAll(() => new Promise<void>((r) => server.close(() => r())));
+
+  const snsEvent = (events: LifeboatEvent[]) => ({
+    Records: events.map((e, i) => ({
+      EventSource: "aws:sns",
+      EventVersion: "1.0",
+      EventSubscriptionArn: `${TOPIC}:sub`,
+      Sns: {
+        Type: "Notification",
+        MessageId: `m${i}`,
+        TopicArn: TOPIC,
+        Subject: "Lifeboat",
+        Message: JSON.stringify(e),
+        Timestamp: "2026-11-21T02:10:00.000Z",
+        SignatureVersion: "1",
+        Signature: "x",
+        SigningCertUrl: "https://sns.eu-west-1.amazonaws.com/cert.pem",
+        UnsubscribeUrl: "https://sns.eu-west-1.amazonaws.com/?Action=Unsubscribe",
+        MessageAttributes: { type: { Type: "String", Value: e.type } },
+      },
+    })),
+  });
+  const failedEvent: LifeboatEvent = {
+    version: 1, type: "backup.failed", status: "failed", time: "2026-11-21T02:10:00Z", target: "prod", runId: "r1", trigger: "schedule", attempt: 3,
+    error: { message: "password authentication failed for user \"backup\"", code: "auth_failed", kind: "permanent", attempts: [] },
+  };
+  const okEvent: LifeboatEvent = {
+    version: 1, type: "backup.succeeded", status: "succeeded", time: "2026-11-21T02:10:00Z", target: "prod", runId: "r2", trigger: "schedule", attempt: 1,
+    backup: { id: "20261121T020000Z-abcd", location: "s3://acme-backups/pg/prod/x.dump", key: "prod/x.dump", size: 1, sha256: "b".repeat(64), durationMs: 5, format: "custom" },
+    restoreCommand: "lifeboat restore prod --backup 20261121T020000Z-abcd --to <postgres-url>",
+  };
+
+  it("reads the webhook from SSM once, retries Slack's 429, and posts only the configured outcomes", async () => {
+    ssm.on(GetParameterCommand).resolves({ Parameter: { Value: hookUrl } });
+    received.length = 0;
+    answers.push(429);
+    const handler = createSlackHandler({ ssm: new SSMClient({ region: "eu-west-1" }), parameter: "/lifeboat/slack", on: ["failed"], logger, baseDelayMs: 5 });
+    expect(await handler(snsEvent([failedEvent, okEvent]))).toEqual({ posted: 1, skipped: 1 });
+    expect(await handler(snsEvent([failedEvent]))).toEqual({ posted: 1, skipped: 0 });
+    expect(ssm.commandCalls(GetParameterCommand).map((c) => c.args[0].input)).toEqual([{ Name: "/lifeboat/slack", WithDecryption: true }]);
+    expect(received).toHaveLength(3); // 429, then success, then the second invocation
+    expect(received[1].text).toContain("Backup of *prod* FAILED after 0 attempt(s): auth_failed");
+    expect(JSON.stringify(received[1].blocks)).toContain("password authentication failed");
+  });
+
+  it("rejects an event that is not an SNS event", async () => {
+    const handler = createSlackHandler({ ssm: new SSMClient({ region: "eu-west-1" }), parameter: "/lifeboat/slack", on: ["failed"], logger });
+    await expect(handler({ hello: "world" })).rejects.toThrow();
+  });
+});
+
+describe("the runner container entry point", () => {
+  it("runs a target from the config against real PostgreSQL and S3, publishes to SNS, reads the password from SSM", async () => {
+    const db = unique("entry");
+    await createDatabase(db, "create table t as select g from generate_series(1, 100) g;");
+    ssm.on(GetParameterCommand, { Name: "/lifeboat/entry/pw", WithDecryption: true }).resolves({ Parameter: { Value: pg().password } });
+    const dir = mkdtempSync(join(tmpdir(), "lifeboat-entry-"));
+    const file = join(dir, "lifeboat.config.ts");
+    const prefix = unique("entry");
+    writeFileSync(
+      file,
+      `export default { storage: { s3: { bucket: "replaced-by-env", prefix: "${prefix}" } },
+        targets: { entry: { database: { host: "127.0.0.1", port: ${pg().port}, database: "${db}", user: "postgres", password: { ssm: "/lifeboat/entry/pw" } } } } };`,
+    );
+    const lines: Array<{ level: string; msg: string }> = [];
+    const code = await runnerMain(
+      { ...process.env, LIFEBOAT_CONFIG: file, LIFEBOAT_TARGET: "entry", LIFEBOAT_RUN_ID: "run-e", LIFEBOAT_TRIGGER: "schedule", LIFEBOAT_ATTEMPT: "1", LIFEBOAT_BUCKET: s3().bucket, LIFEBOAT_TOPIC_ARN: TOPIC },
+      { log: (level, msg) => void lines.push({ level, msg }) },
+    );
+    expect(code, JSON.stringify(lines)).toBe(0);
+    const keys = await s3Keys(`${prefix}/entry/`);
+    expect(keys).toHaveLength(2);
+    const [msg] = published();
+    expect(msg!.MessageAttributes!.type!.StringValue).toBe("backup.succeeded");
+    expect(JSON.parse(msg!.Message!)).toMatchObject({ target: "entry", runId: "run-e", trigger: "schedule", attempt: 1 });
+    expect(msg!.Message).not.toContain(pg().password);
+  });
+
+  it("an unknown target exits 2", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "lifeboat-entry-"));
+    writeFileSync(join(dir, "lifeboat.config.ts"), `export default { storage: { directory: "/tmp/x" }, targets: { a: { database: { url: "postgres://u@h/d" } } } };`);
+    const lines: string[] = [];
+    expect(await runnerMain({ LIFEBOAT_CONFIG: join(dir, "lifeboat.config.ts"), LIFEBOAT_TARGET: "b" }, { log: (_l, m) => void lines.push(m) })).toBe(2);
+    expect(lines).toEqual(['unknown target "b"']);
+  });
+});
+
+describe("metrics", () => {
+  it("emits EMF with the target as a dimension", () => {
+    const m = backupMetrics({
+      version: 1, type: "backup.succeeded", status: "succeeded", time: "", target: "prod", runId: "r", trigger: "schedule", attempt: 1,
+      backup: { id: "i", location: "l", key: "k", size: 4096, sha256: "c".repeat(64), durationMs: 1234, format: "custom" }, restoreCommand: "",
+    }).serializeMetrics();
+    expect(m._aws.CloudWatchMetrics[0]).toEqual({
+      Namespace: "Lifeboat",
+      Dimensions: [["service", "Target"]],
+      Metrics: [
+        { Name: "BackupSucceeded", Unit: "Count" },
+        { Name: "BackupDuration", Unit: "Milliseconds" },
+        { Name: "BackupBytes", Unit: "Bytes" },
+      ],
+    });
+    expect(m).toMatchObject({ Target: "prod", BackupSucceeded: 1, BackupDuration: 1234, BackupBytes: 4096 });
+  });
+});
