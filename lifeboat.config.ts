@@ -3,7 +3,8 @@ import { defineConfig } from "@lifeboat/core";
 /**
  * An example backup plan. Copy it, change the names, and check it with `npx lifeboat list --config lifeboat.config.ts`
  * (a bad config fails at load, every problem listed). Secrets are never written here: they are named by where to read
- * them from ({ env: "NAME" } or { ssm: "/parameter/name" }).
+ * them from: { ssm: "/parameter/name" } (SSM Parameter Store, what the AWS deployment requires) or { env: "NAME" }
+ * (an environment variable, for runs on your own machines). `npx sst deploy` deploys this file as is.
  */
 export default defineConfig({
   storage: {
@@ -22,20 +23,25 @@ export default defineConfig({
       retries: { attempts: 3, delaySeconds: 60, maxDelaySeconds: 600 },
       retention: { days: 35 },
     },
-    // Any server reachable by host name, with the password from an environment variable.
+    // Any server reachable by host name (from the runner's VPC), with its password in SSM.
     staging: {
-      database: { host: "staging-db.internal", port: 5432, database: "app", user: "backup", password: { env: "STAGING_PGPASSWORD" }, sslmode: "require" },
+      database: { host: "staging-db.internal", port: 5432, database: "app", user: "backup", password: { ssm: "/lifeboat/staging/db-password" }, sslmode: "require" },
       schedule: "rate(6 hours)",
       retention: { days: 7 },
     },
-    // A whole URL from the environment (it may carry the password, since it is not in this file).
+    // A whole URL kept as a secret (it may carry the password, since it is not in this file).
     analytics: {
-      database: { url: { env: "ANALYTICS_DATABASE_URL" } },
+      database: { url: { ssm: "/lifeboat/analytics/database-url" } },
       schedule: "cron(30 3 ? * SUN *)", // Sundays at 03:30 UTC
       dump: { format: "plain", compression: 9, schemas: ["reporting"] },
     },
   },
   notifications: {
     slack: { webhook: { ssm: "/lifeboat/slack-webhook-url" }, on: ["failed"] },
+  },
+  // The AWS deployment (every key has a default; see docs/deploy.md).
+  aws: {
+    runner: { architecture: "arm64", cpu: "1 vCPU", memory: "2 GB" },
+    email: [{ address: "oncall@example.com", on: ["failed"] }],
   },
 });

@@ -11,6 +11,7 @@ if (plan.slack) {
       runtime: "nodejs22.x",
       architecture: "arm64",
       timeout: "1 minute",
+      memory: "256 MB",
       environment: { LIFEBOAT_SLACK_PARAMETER: plan.slack.webhookParameter, LIFEBOAT_SLACK_ON: JSON.stringify(plan.slack.on) },
       permissions: [{ actions: ["ssm:GetParameter"], resources: [parameterArn(plan.slack.webhookParameter)] }],
     },

@@ -7,6 +7,7 @@ export const launcher = new sst.aws.Function("Launcher", {
   runtime: "nodejs22.x",
   architecture: "arm64",
   timeout: "1 minute",
+  memory: "256 MB",
   environment: runnerEnvironment,
   permissions: [...startRunnerPermissions, { actions: ["rds:DescribeDBInstances"], resources: ["*"] }],
 });

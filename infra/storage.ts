@@ -5,6 +5,7 @@ const lock = plan.aws.bucket.objectLock;
 const kmsKeyArn = plan.aws.bucket.kmsKeyArn;
 
 export const bucket = new sst.aws.Bucket("Backups", {
+  cors: false,
   versioning: true,
   enforceHttps: true,
   // ids here, the full rules (expiration, transition, noncurrent versions, multipart abort) in the transform

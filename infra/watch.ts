@@ -6,6 +6,7 @@ export const watcher = new sst.aws.Function("Watcher", {
   runtime: "nodejs22.x",
   architecture: "arm64",
   timeout: "1 minute",
+  memory: "256 MB",
   environment: runnerEnvironment,
   permissions: startRunnerPermissions,
 });

@@ -1,0 +1,84 @@
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { one, ofType, synthesize, unwrap, type Recorded } from "./support/sst-synth.js";
+
+/** A deployment into an existing VPC, with SSE-KMS, a storage class transition and Object Lock, on a dev stage. */
+vi.mock("../lifeboat.config", () => ({
+  default: {
+    storage: { s3: { bucket: "acme-backups", prefix: "" } },
+    targets: {
+      orders: {
+        database: { host: "orders.cluster-x.eu-west-1.rds.amazonaws.com", database: "orders", user: "backup", password: { ssm: "/lb/orders" } },
+        schedule: "cron(15 1 * * ? *)",
+        timezone: "America/New_York",
+        retention: { days: 90 },
+        aws: { cpu: "2 vCPU", memory: "4 GB" },
+      },
+      manual: { database: { host: "h.internal", database: "d", user: "u", password: { ssm: "/lb/manual" } } },
+    },
+    aws: {
+      runner: { architecture: "x86_64", cpu: "0.5 vCPU", memory: "1 GB", logRetention: "3 months" },
+      vpc: { id: "vpc-0abc", containerSubnets: ["subnet-0aa", "subnet-0bb"], securityGroups: ["sg-0cc"] },
+      bucket: { kmsKeyArn: "arn:aws:kms:eu-west-1:123456789012:key/1111", transition: { days: 30, storageClass: "GLACIER_IR" }, objectLock: { mode: "COMPLIANCE", days: 30 } },
+    },
+  },
+}));
+
+let resources: Recorded[];
+let close: () => void;
+beforeAll(async () => {
+  ({ resources, close } = await synthesize("dev"));
+}, 120_000);
+afterAll(() => close?.());
+
+describe("a deployment with every option", () => {
+  it("uses the existing VPC (no VPC created) and runs tasks in its subnets without a public IP", () => {
+    expect(ofType(resources, "aws:ec2/vpc:Vpc")).toEqual([]);
+    const env = unwrap(one(resources, "aws:lambda/function:Function", "LauncherFunction").inputs).environment.variables;
+    expect(JSON.parse(env.LIFEBOAT_SUBNETS)).toEqual(["subnet-0aa", "subnet-0bb"]);
+    expect(JSON.parse(env.LIFEBOAT_SECURITY_GROUPS)).toEqual(["sg-0cc"]);
+    expect(env.LIFEBOAT_ASSIGN_PUBLIC_IP).toBe("false");
+  });
+
+  it("sizes and architecture come from the config; only scheduled targets get a schedule", () => {
+    const t = unwrap(one(resources, "aws:ecs/taskDefinition:TaskDefinition").inputs);
+    expect([t.cpu, t.memory, t.runtimePlatform.cpuArchitecture]).toEqual(["512", "1024", "X86_64"]);
+    expect(unwrap(one(resources, "aws:cloudwatch/logGroup:LogGroup", "RunnerLogGroupRunner").inputs).retentionInDays).toBe(90);
+    const schedules = ofType(resources, "aws:scheduler/schedule:Schedule").map((r) => unwrap(r.inputs));
+    expect(schedules.map((s) => [s.scheduleExpression, s.scheduleExpressionTimezone, JSON.parse(s.target.input).target])).toEqual([["cron(15 1 * * ? *)", "America/New_York", "orders"]]);
+  });
+
+  it("the bucket of a non-production stage is named after the stage, encrypted with the KMS key, with Object Lock", () => {
+    expect(unwrap(one(resources, "aws:s3/bucket:Bucket").inputs)).toEqual({ bucket: "acme-backups-dev", forceDestroy: false, objectLockEnabled: true });
+    expect(unwrap(one(resources, "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration").inputs).rules).toEqual([
+      { applyServerSideEncryptionByDefault: { sseAlgorithm: "aws:kms", kmsMasterKeyId: "arn:aws:kms:eu-west-1:123456789012:key/1111" }, bucketKeyEnabled: true },
+    ]);
+    expect(unwrap(one(resources, "aws:s3/bucketObjectLockConfiguration:BucketObjectLockConfiguration").inputs)).toEqual({
+      bucket: "acme-backups-dev",
+      rule: { defaultRetention: { mode: "COMPLIANCE", days: 30 } },
+    });
+    expect(unwrap(one(resources, "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration").inputs).rules).toEqual([
+      {
+        id: "abort-incomplete-multipart-uploads",
+        status: "Enabled",
+        filter: { prefix: "" },
+        abortIncompleteMultipartUpload: { daysAfterInitiation: 1 },
+        noncurrentVersionExpiration: { noncurrentDays: 7 },
+        transitions: [{ days: 30, storageClass: "GLACIER_IR" }],
+      },
+      { id: "retention-orders", status: "Enabled", filter: { prefix: "orders/" }, expiration: { days: 90 } },
+    ]);
+  });
+
+  it("the runner may use the KMS key, and without a prefix its S3 access is the whole bucket, still without delete", () => {
+    const role = one(resources, "aws:iam/role:Role", "RunnerTaskRole");
+    const st = unwrap(role.inputs).inlinePolicies.flatMap((p: { policy: string }) => JSON.parse(p.policy).Statement);
+    expect(st).toContainEqual({ Effect: "Allow", Action: ["kms:GenerateDataKey", "kms:Decrypt"], Resource: ["arn:aws:kms:eu-west-1:123456789012:key/1111"] });
+    expect(st).toContainEqual({ Effect: "Allow", Action: ["s3:PutObject", "s3:AbortMultipartUpload"], Resource: ["arn:aws:s3:::acme-backups-dev/*"] });
+    expect(st).toContainEqual({ Effect: "Allow", Action: ["s3:ListBucket", "s3:ListBucketMultipartUploads"], Resource: ["arn:aws:s3:::acme-backups-dev"] });
+    expect(JSON.stringify(st)).not.toMatch(/s3:Delete/);
+  });
+
+  it("no Slack and no e-mail configured: no subscriptions", () => {
+    expect(ofType(resources, "aws:sns/topicSubscription:TopicSubscription")).toEqual([]);
+  });
+});

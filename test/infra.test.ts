@@ -1,0 +1,168 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { one, ofType, synthesize, unwrap, type Recorded } from "./support/sst-synth.js";
+
+/** The example lifeboat.config.ts, synthesized under Pulumi mocks: what a user would deploy. */
+let resources: Recorded[];
+let outputs: Record<string, unknown>;
+let close: () => void;
+beforeAll(async () => {
+  ({ resources, outputs, close } = await synthesize("production"));
+}, 120_000);
+afterAll(() => close?.());
+
+const policies = (r: Recorded) => (unwrap(r.inputs).inlinePolicies ?? []).map((p: { policy: string }) => JSON.parse(p.policy));
+const statements = (r: Recorded) => policies(r).flatMap((p: { Statement: unknown[] }) => p.Statement) as Array<{ Effect: string; Action: string[]; Resource: string[]; Condition?: unknown }>;
+const role = (name: string) => one(resources, "aws:iam/role:Role", name);
+const fn = (name: string) => unwrap(one(resources, "aws:lambda/function:Function", name).inputs);
+
+describe("schedules", () => {
+  it("one EventBridge Scheduler schedule per target, with its expression, timezone and the target as input", () => {
+    const schedules = ofType(resources, "aws:scheduler/schedule:Schedule").map((r) => unwrap(r.inputs));
+    const launcherArn = `arn:aws:mock:eu-west-1:123456789012:function/${fn("LauncherFunction").name}`;
+    expect(
+      schedules.map((s) => ({ expression: s.scheduleExpression, timezone: s.scheduleExpressionTimezone, input: JSON.parse(s.target.input), arn: s.target.arn, state: s.state, window: s.flexibleTimeWindow.mode })),
+    ).toEqual([
+      { expression: "cron(0 2 * * ? *)", timezone: "Europe/Paris", input: { source: "lifeboat.schedule", target: "prod", scheduledTime: "<aws.scheduler.scheduled-time>" }, arn: launcherArn, state: "ENABLED", window: "OFF" },
+      { expression: "rate(6 hours)", timezone: "UTC", input: { source: "lifeboat.schedule", target: "staging", scheduledTime: "<aws.scheduler.scheduled-time>" }, arn: launcherArn, state: "ENABLED", window: "OFF" },
+      { expression: "cron(30 3 ? * SUN *)", timezone: "UTC", input: { source: "lifeboat.schedule", target: "analytics", scheduledTime: "<aws.scheduler.scheduled-time>" }, arn: launcherArn, state: "ENABLED", window: "OFF" },
+    ]);
+    // each schedule's role may invoke the launcher and nothing else
+    for (const name of ["ScheduleProdRole", "ScheduleStagingRole", "ScheduleAnalyticsRole"]) {
+      expect(statements(role(name))).toEqual([{ Effect: "Allow", Action: ["lambda:InvokeFunction"], Resource: [launcherArn] }]);
+    }
+  });
+});
+
+describe("the runner task", () => {
+  const taskDef = () => unwrap(one(resources, "aws:ecs/taskDefinition:TaskDefinition").inputs);
+
+  it("is an arm64 Fargate task of the configured size, built from packages/runner/Dockerfile", () => {
+    const t = taskDef();
+    expect({ cpu: t.cpu, memory: t.memory, platform: t.runtimePlatform, compat: t.requiresCompatibilities }).toEqual({
+      cpu: "1024",
+      memory: "2048",
+      platform: { cpuArchitecture: "ARM64", operatingSystemFamily: "LINUX" },
+      compat: ["FARGATE"],
+    });
+    const image = unwrap(one(resources, "docker-build:index:Image").inputs);
+    expect(image.dockerfile).toEqual({ location: expect.stringMatching(/packages\/runner\/Dockerfile$/) });
+    expect(image.platforms).toEqual(["linux/arm64"]);
+  });
+
+  it("gets names in its environment and no secret values; logs are kept a month", () => {
+    const [container] = JSON.parse(taskDef().containerDefinitions);
+    expect(container.environment.filter((e: { name: string }) => e.name.startsWith("LIFEBOAT_"))).toEqual([
+      { name: "LIFEBOAT_BUCKET", value: "acme-db-backups" },
+      { name: "LIFEBOAT_TOPIC_ARN", value: expect.stringMatching(/:topic\/lifeboat-production-EventsTopic-/) },
+    ]);
+    expect(container.secrets).toEqual([]);
+    expect(JSON.stringify(container)).not.toMatch(/password|hooks\.slack\.com|PGPASSWORD/i);
+    expect(unwrap(one(resources, "aws:cloudwatch/logGroup:LogGroup", "RunnerLogGroupRunner").inputs).retentionInDays).toBe(30);
+  });
+
+  it("has a least-privilege role: its prefix, its parameters, its topic; no delete", () => {
+    const s = statements(role("RunnerTaskRole"));
+    const topic = unwrap(one(resources, "aws:sns/topic:Topic").inputs);
+    expect(s.filter((x) => x.Action.some((a) => !a.startsWith("ssmmessages:")))).toEqual([
+      { Effect: "Allow", Action: ["s3:PutObject", "s3:AbortMultipartUpload"], Resource: ["arn:aws:s3:::acme-db-backups/lifeboat/*"] },
+      { Effect: "Allow", Action: ["s3:GetObject"], Resource: ["arn:aws:s3:::acme-db-backups/lifeboat/*.manifest.json"] },
+      { Effect: "Allow", Action: ["s3:ListBucket", "s3:ListBucketMultipartUploads"], Resource: ["arn:aws:s3:::acme-db-backups"], Condition: { StringLike: { "s3:prefix": ["lifeboat/*"] } } },
+      {
+        Effect: "Allow",
+        Action: ["ssm:GetParameter"],
+        Resource: [
+          "arn:aws:ssm:eu-west-1:123456789012:parameter/lifeboat/analytics/database-url",
+          "arn:aws:ssm:eu-west-1:123456789012:parameter/lifeboat/prod/db-password",
+          "arn:aws:ssm:eu-west-1:123456789012:parameter/lifeboat/staging/db-password",
+        ],
+      },
+      { Effect: "Allow", Action: ["sns:Publish"], Resource: [expect.stringContaining(topic.name)] },
+    ]);
+  });
+
+  it("no role anywhere may delete objects", () => {
+    for (const r of ofType(resources, "aws:iam/role:Role")) {
+      for (const st of statements(r)) {
+        if (st.Effect !== "Allow") continue;
+        expect(st.Action.filter((a) => /^s3:(\*|Delete)/.test(a)), r.name).toEqual([]);
+      }
+    }
+  });
+});
+
+describe("the bucket", () => {
+  it("is named from the config, survives stack removal, blocks public access, enforces TLS, is versioned and encrypted", () => {
+    expect(unwrap(one(resources, "aws:s3/bucket:Bucket").inputs)).toEqual({ bucket: "acme-db-backups", forceDestroy: false });
+    expect(unwrap(one(resources, "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock").inputs)).toEqual({
+      bucket: "acme-db-backups",
+      blockPublicAcls: true,
+      blockPublicPolicy: true,
+      ignorePublicAcls: true,
+      restrictPublicBuckets: true,
+    });
+    const policy = JSON.parse(unwrap(one(resources, "aws:s3/bucketPolicy:BucketPolicy").inputs).policy);
+    expect(policy.Statement).toEqual([
+      { Effect: "Deny", Action: ["s3:*"], Resource: ["arn:aws:s3:::acme-db-backups", "arn:aws:s3:::acme-db-backups/*"], Principal: { "*": ["*"] }, Condition: { Bool: { "aws:SecureTransport": ["false"] } } },
+    ]);
+    expect(unwrap(one(resources, "aws:s3/bucketVersioning:BucketVersioning").inputs).versioningConfiguration).toEqual({ status: "Enabled" });
+    expect(unwrap(one(resources, "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration").inputs).rules).toEqual([
+      { applyServerSideEncryptionByDefault: { sseAlgorithm: "AES256" }, bucketKeyEnabled: false },
+    ]);
+    expect(ofType(resources, "aws:s3/bucketCorsConfiguration:BucketCorsConfiguration")).toEqual([]);
+    expect(ofType(resources, "aws:s3/bucketObjectLockConfiguration:BucketObjectLockConfiguration")).toEqual([]);
+  });
+
+  it("lifecycle rules implement each target's retention and abort incomplete multipart uploads after one day", () => {
+    expect(unwrap(one(resources, "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration").inputs).rules).toEqual([
+      { id: "abort-incomplete-multipart-uploads", status: "Enabled", filter: { prefix: "lifeboat/" }, abortIncompleteMultipartUpload: { daysAfterInitiation: 1 }, noncurrentVersionExpiration: { noncurrentDays: 7 } },
+      { id: "retention-prod", status: "Enabled", filter: { prefix: "lifeboat/prod/" }, expiration: { days: 35 } },
+      { id: "retention-staging", status: "Enabled", filter: { prefix: "lifeboat/staging/" }, expiration: { days: 7 } },
+    ]);
+  });
+});
+
+describe("notifications", () => {
+  it("SNS subscriptions: the Slack Lambda and e-mail, each with a filter policy on the outcome", () => {
+    const subs = ofType(resources, "aws:sns/topicSubscription:TopicSubscription").map((r) => unwrap(r.inputs));
+    expect(subs.map((s) => ({ protocol: s.protocol, filter: JSON.parse(s.filterPolicy), endpoint: s.protocol === "email" ? s.endpoint : "lambda" })).sort((a, b) => a.protocol.localeCompare(b.protocol))).toEqual([
+      { protocol: "email", filter: { status: ["failed"] }, endpoint: "oncall@example.com" },
+      { protocol: "lambda", filter: { status: ["failed"] }, endpoint: "lambda" },
+    ]);
+    const slack = fn("EventsSubscriberSlackFunctionFunction");
+    expect(slack.runtime).toBe("nodejs22.x");
+    expect(slack.environment.variables).toMatchObject({ LIFEBOAT_SLACK_PARAMETER: "/lifeboat/slack-webhook-url", LIFEBOAT_SLACK_ON: '["failed"]' });
+    expect(statements(role("EventsSubscriberSlackFunctionRole")).filter((s) => s.Action.includes("ssm:GetParameter"))).toEqual([
+      { Effect: "Allow", Action: ["ssm:GetParameter"], Resource: ["arn:aws:ssm:eu-west-1:123456789012:parameter/lifeboat/slack-webhook-url"] },
+    ]);
+  });
+});
+
+describe("launcher and watcher", () => {
+  it("the launcher knows where to start tasks and may start only this task family", () => {
+    const env = fn("LauncherFunction").environment.variables;
+    expect(env).toMatchObject({ LIFEBOAT_CONTAINER: "Runner", LIFEBOAT_ASSIGN_PUBLIC_IP: "true", LIFEBOAT_TASK_DEFINITION: expect.stringMatching(/task-definition\/.*-Runner:1$/) });
+    expect(JSON.parse(env.LIFEBOAT_SUBNETS)).toHaveLength(2);
+    const s = statements(role("LauncherRole"));
+    expect(s.find((x) => x.Action.includes("ecs:RunTask"))!.Resource).toEqual([expect.stringMatching(/task-definition\/.*-Runner:\*$/)]);
+    expect(s.find((x) => x.Action.includes("iam:PassRole"))!.Resource).toHaveLength(2);
+    expect(s.find((x) => x.Action.includes("ecs:TagResource"))!.Condition).toEqual({ StringEquals: { "ecs:CreateAction": ["RunTask"] } });
+    expect(fn("LauncherFunction").memorySize).toBe(256);
+  });
+
+  it("an EventBridge rule sends this cluster's stopped tasks to the watcher", () => {
+    const rule = unwrap(one(resources, "aws:cloudwatch/eventRule:EventRule").inputs);
+    expect(JSON.parse(rule.eventPattern)).toEqual({
+      source: ["aws.ecs"],
+      "detail-type": ["ECS Task State Change"],
+      detail: { clusterArn: [expect.stringMatching(/:cluster\/lifeboat-production-ClusterCluster-/)], lastStatus: ["STOPPED"] },
+    });
+    const target = unwrap(one(resources, "aws:cloudwatch/eventTarget:EventTarget").inputs);
+    expect(target.arn).toContain(fn("WatcherFunction").name);
+    const perm = unwrap(one(resources, "aws:lambda/permission:Permission", "RunnerStoppedInvoke").inputs);
+    expect(perm).toMatchObject({ action: "lambda:InvokeFunction", principal: "events.amazonaws.com" });
+  });
+
+  it("stack outputs name what the CLI needs", () => {
+    expect(Object.keys(outputs).sort()).toEqual(["bucket", "cluster", "launcher", "topic"]);
+  });
+});
