@@ -41,7 +41,10 @@ export async function main(argv: string[]): Promise<number> {
       .addOption(new Option("--format <format>", "dump format").choices(["custom", "plain"]))
       .option("--compression <0-9>", "pg_dump compression level")
       .option("--attempts <n>", "attempts before giving up (transient failures only)")
-      .addHelpText("after", "\nExamples:\n  lifeboat run prod\n  lifeboat run --db postgres://app@db.internal:5432/app --to s3://my-backups/adhoc\n  lifeboat run --db postgres://app@localhost/app --to file:///var/backups/lifeboat"),
+      .option("--remote", "run the target in the AWS deployment (invokes the launcher, follows the Fargate task)")
+      .option("--launcher <name>", "with --remote: the launcher function (default: $LIFEBOAT_LAUNCHER or .sst/outputs.json)")
+      .option("--reason <text>", "with --remote: why, for the logs")
+      .addHelpText("after", "\nExamples:\n  lifeboat run prod\n  lifeboat run prod --remote\n  lifeboat run --db postgres://app@db.internal:5432/app --to s3://my-backups/adhoc\n  lifeboat run --db postgres://app@localhost/app --to file:///var/backups/lifeboat"),
   ).action(action((c, target: string | undefined, opts: Parameters<typeof runCommand>[2]) => runCommand(c, target, opts)));
 
   common(

@@ -1,8 +1,12 @@
 import { UsageError, dumpSchema, formatBytes, formatDuration, parseStoreUrl, retriesSchema, type DumpOptions, type RetryPolicy } from "@lifeboat/core";
 import { DefaultSecretResolver, openStore, parsePostgresUrl, resolveDatabase, runBackup, type ConnectionInfo } from "@lifeboat/runner";
 import type { Context } from "../context.js";
+import { runRemote } from "./remote.js";
 
 export interface RunOptions {
+  remote?: boolean;
+  launcher?: string;
+  reason?: string;
   db?: string;
   to?: string;
   name?: string;
@@ -20,6 +24,10 @@ function intOption(v: string | undefined, flag: string, min: number, max: number
 
 export async function runCommand(ctx: Context, target: string | undefined, opts: RunOptions): Promise<number> {
   const { out } = ctx;
+  if (opts.remote) {
+    if (!target || opts.db || opts.to) throw new UsageError("--remote runs a target of the deployment: lifeboat run <target> --remote");
+    return runRemote(ctx, target, opts);
+  }
   let name: string;
   let resolveSource: () => Promise<ConnectionInfo>;
   let dump: DumpOptions;
