@@ -6,6 +6,7 @@ import { demoCommand } from "./commands/demo.js";
 import { listCommand } from "./commands/list.js";
 import { restoreCommand } from "./commands/restore.js";
 import { runCommand } from "./commands/run.js";
+import { verifyCommand } from "./commands/verify.js";
 
 /**
  * The `lifeboat` command. Exit codes: 0 done, 1 the run failed, 2 usage or config error.
@@ -65,8 +66,21 @@ export async function main(argv: string[]): Promise<number> {
       .option("--to <postgres-url>", "database to restore into (it must exist; create it with createdb)")
       .option("--force", "allow restoring into the database the backup was taken from")
       .option("--no-owner", "do not restore object ownership (for servers without the original roles)")
+      .option("--jobs <n>", "parallel pg_restore jobs for custom archives into an empty database (default: the CPUs available)")
       .addHelpText("after", "\nExample:\n  createdb -h localhost app_restored\n  lifeboat restore prod --backup latest --to postgres://postgres@localhost/app_restored"),
   ).action(action((c, target: string | undefined, opts: Parameters<typeof restoreCommand>[2]) => restoreCommand(c, target, opts)));
+
+  common(
+    program
+      .command("verify")
+      .description("restore drill: check SHA-256 and table of contents, restore into a throwaway PostgreSQL, check every table's row count")
+      .argument("[target]", "target name (required when the store holds several targets)")
+      .option("--from <store-url>", "store to read (default: the config's storage)")
+      .option("--backup <id>", "backup id from `lifeboat list`, or latest", "latest")
+      .option("--scratch <postgres-url>", "restore into a new database on this server instead of a throwaway cluster (it is dropped afterwards)")
+      .option("--jobs <n>", "parallel pg_restore jobs (default: the CPUs available)")
+      .addHelpText("after", "\nExit code 0 when every check passed, 1 when one failed. The result is stored beside the manifest (<id>.verify.json)."),
+  ).action(action((c, target: string | undefined, opts: Parameters<typeof verifyCommand>[2]) => verifyCommand(c, target, opts)));
 
   common(
     program

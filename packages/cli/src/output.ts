@@ -69,6 +69,25 @@ export class Output implements Logger {
     this.log("info", label, { bytes, human: formatBytes(bytes), rate, ...(total ? { total } : {}) });
   }
 
+  /** Progress in items (tables restored, ...) rather than bytes. */
+  progressItems(label: string, done: number, total: number, unit: string): void {
+    if (this.mode === "tty") {
+      if (!this.bar) {
+        this.bar = new cliProgress.SingleBar(
+          { format: `${label} [{bar}] {value}/{total} ${unit}`, stream: this.err, hideCursor: true, barsize: 30, fps: 10 },
+          cliProgress.Presets.shades_classic,
+        );
+        this.bar.start(Math.max(total, done, 1), 0);
+      }
+      this.bar.update(done);
+      return;
+    }
+    const now = Date.now();
+    if (now - this.lastPlain < PLAIN_PROGRESS_EVERY_MS && done !== total) return;
+    this.lastPlain = now;
+    this.log("info", label, { done, total, unit });
+  }
+
   endProgress(): void {
     if (this.bar) {
       this.bar.stop();

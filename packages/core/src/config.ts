@@ -106,6 +106,11 @@ export const dumpSchema = z
     excludeSchemas: z.array(pattern).default([]),
     tables: z.array(pattern).default([]),
     excludeTables: z.array(pattern).default([]),
+    /**
+     * Count every dumped table's rows in the dump's own snapshot and record them (with the archive's table of
+     * contents) in the manifest, for `lifeboat verify`. Custom format only. Costs one extra scan of each table.
+     */
+    rowCounts: z.boolean().default(true),
   })
   .strict();
 export type DumpOptions = z.infer<typeof dumpSchema>;

@@ -39,7 +39,28 @@ export interface BackupFailedEvent {
   error: { message: string; code: string; kind: FailureKind; attempts: AttemptRecord[] };
 }
 
-export type LifeboatEvent = BackupSucceededEvent | BackupFailedEvent;
+/** The outcome of a restore drill (`lifeboat verify`). status is "succeeded" or "failed" so that filters on status
+ * catch failed drills along with failed backups; `type` tells them apart. */
+export interface BackupVerifyEvent {
+  version: typeof EVENT_VERSION;
+  type: "backup.verified" | "backup.verify_failed";
+  status: "succeeded" | "failed";
+  time: string;
+  target: string;
+  runId: string;
+  trigger: string;
+  attempt: number;
+  verification: {
+    backupId: string;
+    location: string;
+    durationMs: number;
+    restoreMs: number;
+    tables: number;
+    failures: string[];
+  };
+}
+
+export type LifeboatEvent = BackupSucceededEvent | BackupFailedEvent | BackupVerifyEvent;
 
 export function eventAttributes(e: LifeboatEvent): Record<string, string> {
   return { type: e.type, target: e.target, status: e.status };

@@ -33,6 +33,14 @@ export const manifestSchema = z.object({
   finishedAt: z.string(),
   durationMs: z.number().int().min(0),
   lifeboatVersion: z.string(),
+  /** The exported snapshot pg_dump used (--snapshot); the row counts were taken in it. */
+  snapshot: z.string().optional(),
+  /** Exact row counts of every dumped table, in the dump's snapshot (custom format with dump.rowCounts). */
+  tables: z.array(z.object({ name: z.string(), rows: z.number().int().min(0) })).optional(),
+  /** How long counting took, after the dump (ms). */
+  rowCountMs: z.number().int().min(0).optional(),
+  /** The archive's table of contents: number of entries, and entries by type (pg_restore --list). */
+  toc: z.object({ entries: z.number().int(), byType: z.record(z.string(), z.number().int()) }).optional(),
 });
 
 export type Manifest = z.infer<typeof manifestSchema>;

@@ -42,6 +42,21 @@ export function renderSlackMessage(e: LifeboatEvent): { text: string; blocks: un
       ],
     };
   }
+  if (e.type !== "backup.failed") {
+    const v = e.verification;
+    const ok = e.type === "backup.verified";
+    const text = ok
+      ? `:white_check_mark: Restore drill of *${e.target}* passed: backup ${v.backupId} restored, ${v.tables} tables checked (${formatDuration(v.durationMs)})`
+      : `:rotating_light: Restore drill of *${e.target}* FAILED for backup ${v.backupId}`;
+    return {
+      text,
+      blocks: [
+        { type: "section", text: { type: "mrkdwn", text } },
+        ...(ok ? [] : [{ type: "section", text: { type: "mrkdwn", text: "```" + v.failures.join("\n").slice(0, 1500) + "```" } }]),
+        { type: "context", elements: [{ type: "mrkdwn", text: `\`${v.location}\`` }] },
+      ],
+    };
+  }
   const text = `:rotating_light: Backup of *${e.target}* FAILED after ${e.error.attempts.length} attempt(s): ${e.error.code}`;
   const summary = e.error.message.length > 1500 ? e.error.message.slice(0, 1500) + "…" : e.error.message;
   return {

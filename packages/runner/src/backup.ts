@@ -25,6 +25,8 @@ import { conninfo, type ConnectionInfo } from "./pg/connection.js";
 import { toolEnv } from "./pg/connection.js";
 import { preflight } from "./pg/psql.js";
 import { findTool } from "./pg/tools.js";
+import { PsqlSession, literal } from "./pg/session.js";
+import { parseToc, summarizeToc, type TocSummary } from "./pg/toc.js";
 
 export interface Progress {
   bytes: number;
@@ -98,11 +100,109 @@ async function attemptBackup(job: BackupJob, attempt: number, runId: string, sec
   const id = newBackupId(started);
   const keys = backupKeys(job.target, id, dumpExtension(job.dump.format, job.dump.compression));
 
-  const child = spawn(pgDump.path, [...pgDumpArgs(job.dump), `--dbname=${conninfo(conn)}`], {
+  // For row counts: a read-only repeatable-read transaction exports its snapshot, pg_dump dumps exactly that
+  // snapshot (--snapshot), and the same transaction counts the dumped tables afterwards.
+  const counting = job.dump.format === "custom" && job.dump.rowCounts;
+  const session = counting ? await PsqlSession.open(conn) : undefined;
+  try {
+    const snapshot = session ? (await session.query("begin isolation level repeatable read, read only; select pg_export_snapshot();"))[0]?.[0] : undefined;
+    const toc = counting ? await startTocReader(pgDump.major) : undefined;
+    const dumped = await dumpAndStore(job, conn, pgDump.path, keys, started, secrets, snapshot, toc?.feed);
+    const finished = new Date();
+    let tables: Manifest["tables"];
+    let tocSummary: TocSummary | undefined;
+    let rowCountMs: number | undefined;
+    if (session && toc) {
+      const t0 = Date.now();
+      const entries = parseToc(await toc.listing());
+      tocSummary = summarizeToc(entries);
+      tables = await countRows(session, entries.filter((e) => e.type === "TABLE DATA").map((e) => e.oid));
+      await session.query("commit");
+      rowCountMs = Date.now() - t0;
+      log.log("info", "rows counted in the dump's snapshot", { target: job.target, tables: tables.length, ms: rowCountMs });
+    }
+    return await writeManifest(job, attempt, runId, conn, server, pgDump, keys, id, started, finished, dumped, {
+      ...(snapshot ? { snapshot } : {}),
+      ...(tables ? { tables } : {}),
+      ...(rowCountMs !== undefined ? { rowCountMs } : {}),
+      ...(tocSummary ? { toc: tocSummary } : {}),
+    });
+  } finally {
+    await session?.close();
+  }
+}
+
+/** `pg_restore --list` fed from the start of the dump stream: it reads the archive's table of contents and exits. */
+async function startTocReader(major: number): Promise<{ feed: (chunk: Buffer) => void; listing: () => Promise<string> }> {
+  const pgRestore = await findTool("pg_restore", { minMajor: major });
+  const child = spawn(pgRestore.path, ["--list"], { stdio: ["pipe", "pipe", "pipe"] });
+  let out = "";
+  let err = "";
+  let open = true;
+  child.stdout.on("data", (d: Buffer) => (out += d.toString("utf8")));
+  child.stderr.on("data", (d: Buffer) => (err += d.toString("utf8")));
+  child.stdin.on("error", () => (open = false));
+  const closed = new Promise<number | null>((r) => child.on("close", (code) => r(code)));
+  child.on("close", () => (open = false));
+  const LIMIT = 16 * 1024 * 1024; // the TOC comes first; never buffer more than this for a reader that stopped reading
+  return {
+    feed(chunk) {
+      if (!open) return;
+      if (child.stdin.writableLength > LIMIT) {
+        open = false;
+        child.stdin.end();
+        return;
+      }
+      child.stdin.write(chunk);
+    },
+    async listing() {
+      if (open) child.stdin.end();
+      const code = await closed;
+      if (code !== 0 && !out.includes("TOC Entries")) throw new AttemptError("toc_failed", "transient", `pg_restore --list could not read the archive: ${err.trim()}`);
+      return out;
+    },
+  };
+}
+
+/** Exact counts, in the session's transaction (the dump's snapshot), of the tables the TOC says were dumped. */
+async function countRows(session: PsqlSession, oids: number[]): Promise<NonNullable<Manifest["tables"]>> {
+  if (oids.length === 0) return [];
+  const names = await session.query(
+    `select c.oid, format('%I.%I', n.nspname, c.relname) from pg_class c join pg_namespace n on n.oid = c.relnamespace where c.oid in (${oids.map(Number).join(",")}) order by 2`,
+  );
+  const out: NonNullable<Manifest["tables"]> = [];
+  for (let i = 0; i < names.length; i += 50) {
+    const batch = names.slice(i, i + 50);
+    const rows = await session.query(batch.map(([, name]) => `select ${literal(name!)}, count(*) from only ${name}`).join(" union all "));
+    for (const [name, count] of rows) out.push({ name: name!, rows: Number(count) });
+  }
+  return out;
+}
+
+interface Dumped {
+  bytes: number;
+  sha256: string;
+}
+
+/** pg_dump streamed through SHA-256 into the store. */
+async function dumpAndStore(
+  job: BackupJob,
+  conn: ConnectionInfo,
+  pgDumpPath: string,
+  keys: { dump: string },
+  started: Date,
+  secrets: Set<string | undefined>,
+  snapshot: string | undefined,
+  tee: ((chunk: Buffer) => void) | undefined,
+): Promise<Dumped> {
+  const log = job.log ?? silentLogger;
+  const args = [...pgDumpArgs(job.dump), ...(snapshot ? [`--snapshot=${snapshot}`] : []), `--dbname=${conninfo(conn)}`];
+  const child = spawn(pgDumpPath, args, {
     env: toolEnv(conn),
     stdio: ["ignore", "pipe", "pipe"],
   });
   log.log("info", "pg_dump started", { target: job.target, pid: child.pid, key: keys.dump });
+  if (tee) child.stdout.on("data", tee);
 
   let stderr = "";
   child.stderr.on("data", (d: Buffer) => {
@@ -150,9 +250,25 @@ async function attemptBackup(job: BackupJob, attempt: number, runId: string, sec
     job.signal?.removeEventListener("abort", onAbort);
   }
   if (dumpError) throw dumpError;
+  job.onProgress?.({ bytes: digest.bytes, elapsedMs: Date.now() - started.getTime() });
+  return { bytes: digest.bytes, sha256: digest.hex() };
+}
 
-  const finished = new Date();
-  job.onProgress?.({ bytes: digest.bytes, elapsedMs: finished.getTime() - started.getTime() });
+async function writeManifest(
+  job: BackupJob,
+  attempt: number,
+  runId: string,
+  conn: ConnectionInfo,
+  server: Awaited<ReturnType<typeof preflight>>,
+  pgDump: { version: string; major: number },
+  keys: { dump: string; manifest: string },
+  id: string,
+  started: Date,
+  finished: Date,
+  dumped: Dumped,
+  extra: Partial<Manifest>,
+): Promise<BackupResult> {
+  const log = job.log ?? silentLogger;
   const manifest: Manifest = {
     manifestVersion: 1,
     id,
@@ -171,16 +287,17 @@ async function attemptBackup(job: BackupJob, attempt: number, runId: string, sec
     pgDump: { version: pgDump.version, major: pgDump.major },
     format: job.dump.format,
     compression: job.dump.compression,
-    object: { key: keys.dump, size: digest.bytes, sha256: digest.hex() },
+    object: { key: keys.dump, size: dumped.bytes, sha256: dumped.sha256 },
     startedAt: started.toISOString(),
     finishedAt: finished.toISOString(),
     durationMs: finished.getTime() - started.getTime(),
     lifeboatVersion: LIFEBOAT_VERSION,
+    ...extra,
   };
   await job.store.put(keys.manifest, Readable.from([Buffer.from(JSON.stringify(manifest, null, 2) + "\n")]), {
     contentType: "application/json",
   });
-  log.log("info", "backup stored", { target: job.target, key: keys.dump, bytes: digest.bytes, sha256: manifest.object.sha256 });
+  log.log("info", "backup stored", { target: job.target, key: keys.dump, bytes: dumped.bytes, sha256: manifest.object.sha256 });
   return { manifest, location: job.store.location(keys.dump), manifestLocation: job.store.location(keys.manifest), attempts: [] };
 }
 

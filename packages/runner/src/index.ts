@@ -16,3 +16,6 @@ export * from "./aws/sns.js";
 export * from "./aws/ecs.js";
 export * from "./aws/metrics.js";
 export { runnerMain } from "./main.js";
+export * from "./verify.js";
+export * from "./pg/session.js";
+export * from "./pg/toc.js";

@@ -1,7 +1,7 @@
 import { createReadStream, createWriteStream } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { createHash } from "node:crypto";
-import { tmpdir } from "node:os";
+import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -9,7 +9,7 @@ import { createGunzip } from "node:zlib";
 import { spawn } from "node:child_process";
 import { ChecksumMismatchError, LifeboatError, redact, silentLogger, type Logger, type Manifest, type ObjectStore } from "@lifeboat/core";
 import { conninfo, displayUrl, sameEndpoint, toolEnv, type ConnectionInfo } from "./pg/connection.js";
-import { preflight } from "./pg/psql.js";
+import { preflight, query } from "./pg/psql.js";
 import { findTool } from "./pg/tools.js";
 
 export interface RestoreOptions {
@@ -20,46 +20,116 @@ export interface RestoreOptions {
   force?: boolean;
   /** Skip restoring ownership (pg_restore --no-owner), for servers without the original roles. */
   noOwner?: boolean;
+  /** Parallel pg_restore jobs for custom archives restored into an empty database (default: the CPUs available). */
+  jobs?: number;
   signal?: AbortSignal;
   log?: Logger;
-  onProgress?: (p: { phase: "download" | "restore"; bytes: number; total: number }) => void;
+  onProgress?: (p: { phase: "download" | "restore"; done: number; total: number }) => void;
 }
 
 export interface RestoreResult {
   downloadMs: number;
   restoreMs: number;
   bytes: number;
+  jobs: number;
+  singleTransaction: boolean;
 }
 
 /**
- * Fetches the dump into a private temporary directory while hashing it, refuses it unless its SHA-256 and size match
- * the manifest (before the target database is even contacted), then restores it in one transaction: pg_restore for
- * custom archives, psql for plain SQL. The temporary copy is always removed.
+ * Fetches the dump into a private temporary directory while hashing it and refuses it unless its SHA-256 and size
+ * match the manifest. The caller removes `dir`.
+ */
+export async function downloadVerified(
+  store: ObjectStore,
+  manifest: Manifest,
+  dir: string,
+  opts: { signal?: AbortSignal | undefined; onProgress?: ((done: number, total: number) => void) | undefined } = {},
+): Promise<{ file: string; ms: number }> {
+  const file = join(dir, "dump");
+  const t0 = Date.now();
+  const hash = createHash("sha256");
+  let bytes = 0;
+  const meter = new Transform({
+    transform(chunk: Buffer, _e, cb) {
+      hash.update(chunk);
+      bytes += chunk.length;
+      opts.onProgress?.(bytes, manifest.object.size);
+      cb(null, chunk);
+    },
+  });
+  await pipeline(await store.get(manifest.object.key), meter, createWriteStream(file, { mode: 0o600 }), opts.signal ? { signal: opts.signal } : {});
+  const actual = hash.digest("hex");
+  if (actual !== manifest.object.sha256 || bytes !== manifest.object.size) {
+    throw new ChecksumMismatchError(store.location(manifest.object.key), manifest.object.sha256, actual, manifest.object.size, bytes);
+  }
+  return { file, ms: Date.now() - t0 };
+}
+
+/** Does the database hold any user relation (table, view, sequence, ...)? */
+export async function isEmptyDatabase(c: ConnectionInfo): Promise<boolean> {
+  const [[n]] = (await query(
+    c,
+    `select count(*) from pg_class c join pg_namespace n on n.oid = c.relnamespace
+     where n.nspname not in ('pg_catalog', 'information_schema') and n.nspname not like 'pg_toast%' and n.nspname not like 'pg_temp%'
+       and c.relkind in ('r', 'p', 'v', 'm', 'S', 'f');`,
+  )) as [[string]];
+  return Number(n) === 0;
+}
+
+export interface RestoreIntoOptions {
+  jobs: number;
+  noOwner?: boolean | undefined;
+  noAcl?: boolean | undefined;
+  signal?: AbortSignal | undefined;
+  log?: Logger | undefined;
+  onProgress?: ((done: number, total: number) => void) | undefined;
+}
+
+/**
+ * Restores a verified local dump into a database. Custom archives: pg_restore, with --jobs when jobs > 1, else in
+ * one transaction. Plain dumps: psql in one transaction (streamed, gunzipped when compressed).
+ */
+export async function restoreInto(file: string, manifest: Manifest, to: ConnectionInfo, opts: RestoreIntoOptions): Promise<{ ms: number }> {
+  const log = opts.log ?? silentLogger;
+  const t1 = Date.now();
+  if (manifest.format === "custom") {
+    const tool = await findTool("pg_restore", { minMajor: manifest.pgDump.major, for: "the archive (written by pg_dump " + manifest.pgDump.version + ")" });
+    const args = ["--no-password", "--exit-on-error", "--verbose", `--dbname=${conninfo(to)}`];
+    args.push(opts.jobs > 1 ? `--jobs=${opts.jobs}` : "--single-transaction");
+    if (opts.noOwner) args.push("--no-owner");
+    if (opts.noAcl) args.push("--no-acl");
+    args.push(file);
+    const total = manifest.tables?.length ?? manifest.toc?.byType["TABLE DATA"] ?? 0;
+    log.log("info", "pg_restore started", { to: displayUrl(to), pgRestore: tool.version, jobs: opts.jobs });
+    let done = 0;
+    await runRestoreTool(tool.path, args, to, undefined, opts.signal, (line) => {
+      if (/processing data for table|finished item \d+ TABLE DATA/.test(line)) opts.onProgress?.(++done, total);
+    });
+  } else {
+    const tool = await findTool("psql");
+    const args = ["-X", "-q", "--no-password", "-v", "ON_ERROR_STOP=1", "--single-transaction", `--dbname=${conninfo(to)}`, "-f", "-"];
+    const input = manifest.compression > 0 ? createReadStream(file).pipe(createGunzip()) : createReadStream(file);
+    log.log("info", "psql restore started", { to: displayUrl(to) });
+    await runRestoreTool(tool.path, args, to, input, opts.signal);
+  }
+  return { ms: Date.now() - t1 };
+}
+
+/**
+ * Restore: verified download (before the target database is even contacted), refusal of the source database, then
+ * restoreInto. Into an empty database a custom archive is restored with parallel jobs; into a database that already
+ * holds objects, in one transaction, so that a conflict changes nothing. The temporary copy is always removed.
  */
 export async function restoreBackup(opts: RestoreOptions): Promise<RestoreResult> {
   const log = opts.log ?? silentLogger;
   const { manifest, to } = opts;
   const dir = await mkdtemp(join(tmpdir(), "lifeboat-restore-"));
   try {
-    const file = join(dir, "dump");
-    const t0 = Date.now();
-    const hash = createHash("sha256");
-    let bytes = 0;
-    const meter = new Transform({
-      transform(chunk: Buffer, _e, cb) {
-        hash.update(chunk);
-        bytes += chunk.length;
-        opts.onProgress?.({ phase: "download", bytes, total: manifest.object.size });
-        cb(null, chunk);
-      },
+    const { file, ms: downloadMs } = await downloadVerified(opts.store, manifest, dir, {
+      signal: opts.signal,
+      onProgress: (done, total) => opts.onProgress?.({ phase: "download", done, total }),
     });
-    await pipeline(await opts.store.get(manifest.object.key), meter, createWriteStream(file, { mode: 0o600 }), opts.signal ? { signal: opts.signal } : {});
-    const actual = hash.digest("hex");
-    if (actual !== manifest.object.sha256 || bytes !== manifest.object.size) {
-      throw new ChecksumMismatchError(opts.store.location(manifest.object.key), manifest.object.sha256, actual, manifest.object.size, bytes);
-    }
-    const downloadMs = Date.now() - t0;
-    log.log("info", "checksum verified", { sha256: actual, bytes });
+    log.log("info", "checksum verified", { sha256: manifest.object.sha256, bytes: manifest.object.size });
 
     const server = await preflight(to, opts.signal).catch((err: Error) => {
       throw new LifeboatError(`cannot connect to the restore target ${displayUrl(to)}: ${redact(err.message, [to.password])}`, {
@@ -74,37 +144,47 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreResult
     if (same && !opts.force) {
       throw new LifeboatError(
         `refusing to restore into ${displayUrl(to)}: it is the database this backup was taken from ("${src.name}" on ${src.host}:${src.port})`,
-        { exitCode: 2, hint: "restore into a new database (createdb), or pass --force if you really mean to overwrite it" },
+        { exitCode: 2, hint: "restore into a new database (createdb), use --swap to replace it safely, or pass --force if you really mean to overwrite it" },
       );
     }
-
-    const t1 = Date.now();
-    if (manifest.format === "custom") {
-      const tool = await findTool("pg_restore", { minMajor: manifest.pgDump.major, for: "the archive (written by pg_dump " + manifest.pgDump.version + ")" });
-      const args = ["--no-password", "--exit-on-error", "--single-transaction", `--dbname=${conninfo(to)}`];
-      if (opts.noOwner) args.push("--no-owner");
-      args.push(file);
-      log.log("info", "pg_restore started", { to: displayUrl(to), pgRestore: tool.version });
-      await runRestoreTool(tool.path, args, to, undefined, opts.signal);
-    } else {
-      const tool = await findTool("psql");
-      const args = ["-X", "-q", "--no-password", "-v", "ON_ERROR_STOP=1", "--single-transaction", `--dbname=${conninfo(to)}`, "-f", "-"];
-      const input = manifest.compression > 0 ? createReadStream(file).pipe(createGunzip()) : createReadStream(file);
-      log.log("info", "psql restore started", { to: displayUrl(to) });
-      await runRestoreTool(tool.path, args, to, input, opts.signal);
-    }
-    return { downloadMs, restoreMs: Date.now() - t1, bytes };
+    const empty = await isEmptyDatabase(to);
+    const jobs = manifest.format === "custom" && empty ? Math.max(1, opts.jobs ?? availableParallelism()) : 1;
+    if (!empty) log.log("warn", "the target database is not empty: restoring in one transaction (no parallel jobs)", { to: displayUrl(to) });
+    const { ms: restoreMs } = await restoreInto(file, manifest, to, {
+      jobs,
+      noOwner: opts.noOwner,
+      signal: opts.signal,
+      log,
+      onProgress: (done, total) => opts.onProgress?.({ phase: "restore", done, total }),
+    });
+    return { downloadMs, restoreMs, bytes: manifest.object.size, jobs, singleTransaction: jobs === 1 };
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
 }
 
-function runRestoreTool(path: string, args: string[], to: ConnectionInfo, input: NodeJS.ReadableStream | undefined, signal?: AbortSignal): Promise<void> {
+function runRestoreTool(
+  path: string,
+  args: string[],
+  to: ConnectionInfo,
+  input: NodeJS.ReadableStream | undefined,
+  signal?: AbortSignal,
+  onLine?: (line: string) => void,
+): Promise<void> {
   return new Promise((resolve, reject) => {
     const child = spawn(path, args, { env: toolEnv(to), stdio: [input ? "pipe" : "ignore", "ignore", "pipe"], ...(signal ? { signal } : {}) });
     let stderr = "";
+    let partial = "";
     child.stderr!.on("data", (d: Buffer) => {
-      if (stderr.length < 64 * 1024) stderr += d.toString("utf8");
+      const text = d.toString("utf8");
+      partial += text;
+      const lines = partial.split("\n");
+      partial = lines.pop()!;
+      for (const line of lines) {
+        onLine?.(line);
+        // --verbose narrates every item; keep the errors (and the last lines) for the message
+        if (!/^pg_restore: (processing|creating|executing|launching|finished|connecting|entering|implied|disabling|enabling|setting|from)/.test(line) && stderr.length < 64 * 1024) stderr += line + "\n";
+      }
     });
     if (input && child.stdin) {
       child.stdin.on("error", () => {});
@@ -117,8 +197,12 @@ function runRestoreTool(path: string, args: string[], to: ConnectionInfo, input:
     child.on("error", reject);
     child.on("close", (code, sig) => {
       if (code === 0) return resolve();
-      const text = redact(stderr.trim(), [to.password]);
-      const hint = /role "[^"]+" does not exist/.test(text) ? "the target server lacks the original roles: create them, or pass --no-owner" : "nothing was restored: the restore ran in one transaction and was rolled back";
+      const text = redact((stderr + partial).trim(), [to.password]);
+      const hint = /role "[^"]+" does not exist/.test(text)
+        ? "the target server lacks the original roles: create them, or pass --no-owner"
+        : args.some((a) => a.startsWith("--jobs="))
+          ? "the restore ran with parallel jobs, so the target database now holds part of the backup: drop and recreate it before trying again"
+          : "nothing was restored: the restore ran in one transaction and was rolled back";
       reject(new LifeboatError(`restore failed (${sig ? `killed by ${sig}` : `exit code ${code}`}): ${text}`, { hint }));
     });
   });

@@ -1,6 +1,7 @@
 import { UsageError, formatBytes, formatDuration } from "@lifeboat/core";
 import { displayUrl, findBackup, parsePostgresUrl, restoreBackup } from "@lifeboat/runner";
 import type { Context } from "../context.js";
+import { jobsOption } from "./verify.js";
 
 export interface RestoreCliOptions {
   from?: string;
@@ -8,6 +9,7 @@ export interface RestoreCliOptions {
   to?: string;
   force?: boolean;
   owner: boolean;
+  jobs?: string;
 }
 
 export async function restoreCommand(ctx: Context, target: string | undefined, opts: RestoreCliOptions): Promise<number> {
@@ -28,8 +30,15 @@ export async function restoreCommand(ctx: Context, target: string | undefined, o
     to,
     force: Boolean(opts.force),
     noOwner: !opts.owner,
+    ...(jobsOption(opts.jobs) ? { jobs: jobsOption(opts.jobs)! } : {}),
     log: ctx.out,
-    onProgress: (p) => ctx.out.progress("downloading", p.bytes, Date.now() - t0, p.total),
+    onProgress: (p) => {
+      if (p.phase === "download") ctx.out.progress("downloading", p.done, Date.now() - t0, p.total);
+      else {
+        if (p.done === 1) ctx.out.endProgress();
+        ctx.out.progressItems("restoring", p.done, p.total, "tables");
+      }
+    },
   });
   ctx.out.result(
     [
@@ -37,9 +46,9 @@ export async function restoreCommand(ctx: Context, target: string | undefined, o
       `  sha256    ${manifest.object.sha256} (verified)`,
       `  size      ${formatBytes(res.bytes)}`,
       `  download  ${formatDuration(res.downloadMs)}`,
-      `  restore   ${formatDuration(res.restoreMs)}`,
+      `  restore   ${formatDuration(res.restoreMs)} (${res.singleTransaction ? "one transaction" : `${res.jobs} parallel jobs`})`,
     ].join("\n"),
-    { status: "restored", backup: manifest.id, target: manifest.target, to: displayUrl(to), sha256: manifest.object.sha256, downloadMs: res.downloadMs, restoreMs: res.restoreMs },
+    { status: "restored", backup: manifest.id, target: manifest.target, to: displayUrl(to), sha256: manifest.object.sha256, downloadMs: res.downloadMs, restoreMs: res.restoreMs, jobs: res.jobs },
   );
   return 0;
 }

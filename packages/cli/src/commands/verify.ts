@@ -1,0 +1,56 @@
+import { UsageError, formatDuration } from "@lifeboat/core";
+import { findBackup, parsePostgresUrl, verifyBackup, verifyKey } from "@lifeboat/runner";
+import type { Context } from "../context.js";
+
+export interface VerifyCliOptions {
+  from?: string;
+  backup: string;
+  scratch?: string;
+  jobs?: string;
+}
+
+export function jobsOption(v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1 || n > 64) throw new UsageError(`--jobs must be a whole number from 1 to 64, not "${v}"`);
+  return n;
+}
+
+export async function verifyCommand(ctx: Context, target: string | undefined, opts: VerifyCliOptions): Promise<number> {
+  const jobs = jobsOption(opts.jobs);
+  let scratch;
+  if (opts.scratch) {
+    scratch = parsePostgresUrl(opts.scratch);
+    if (scratch.password === undefined && process.env.PGPASSWORD) scratch.password = process.env.PGPASSWORD;
+  }
+  const config = (await ctx.config())?.config;
+  if (target && !opts.from && config && !config.targets[target]) {
+    throw new UsageError(`unknown target "${target}"`, `known targets: ${Object.keys(config.targets).join(", ")}`);
+  }
+  const store = await ctx.store(opts.from, "--from");
+  const manifest = await findBackup(store, target, opts.backup, ctx.out);
+  // ad hoc (--from) drills notify nobody, like ad hoc runs; a config target uses the config's notifications
+  const bus = await ctx.bus(opts.from ? undefined : config);
+  ctx.out.log("info", `verifying ${manifest.target} backup ${manifest.id}`, { size: manifest.object.size });
+  const t0 = Date.now();
+  const result = await verifyBackup({
+    store,
+    manifest,
+    ...(scratch ? { scratch } : {}),
+    ...(jobs ? { jobs } : {}),
+    log: ctx.out,
+    bus,
+    onProgress: (p) => {
+      if (p.phase === "download") ctx.out.progress("downloading", p.done, Date.now() - t0, p.total);
+      else ctx.out.progressItems("restoring", p.done, p.total, "tables");
+    },
+  });
+  const lines = [
+    `restore drill of "${manifest.target}" backup ${manifest.id}: ${result.outcome.toUpperCase()}`,
+    ...result.checks.map((c) => `  ${c.ok ? "ok  " : "FAIL"}  ${c.check.padEnd(8)} ${c.detail}`),
+    `  took ${formatDuration(result.durationMs)} (restore ${formatDuration(result.restoreMs)}) on ${result.server.where} PostgreSQL ${result.server.version}`,
+    `  result stored at ${store.location(verifyKey(manifest))}`,
+  ];
+  ctx.out.result(lines.join("\n"), result);
+  return result.outcome === "passed" ? 0 : 1;
+}
