@@ -67,7 +67,8 @@ export async function main(argv: string[]): Promise<number> {
       .option("--force", "allow restoring into the database the backup was taken from")
       .option("--no-owner", "do not restore object ownership (for servers without the original roles)")
       .option("--jobs <n>", "parallel pg_restore jobs for custom archives into an empty database (default: the CPUs available)")
-      .addHelpText("after", "\nExample:\n  createdb -h localhost app_restored\n  lifeboat restore prod --backup latest --to postgres://postgres@localhost/app_restored"),
+      .option("--swap", "blue-green: restore into a shadow database beside --to, check it, then swap it in under the live name (the old one is kept)")
+      .addHelpText("after", "\nExamples:\n  createdb -h localhost app_restored\n  lifeboat restore prod --backup latest --to postgres://postgres@localhost/app_restored\n  lifeboat restore prod --to postgres://postgres@localhost/app --swap     # replace the live database, keep the old one"),
   ).action(action((c, target: string | undefined, opts: Parameters<typeof restoreCommand>[2]) => restoreCommand(c, target, opts)));
 
   common(

@@ -19,3 +19,4 @@ export { runnerMain } from "./main.js";
 export * from "./verify.js";
 export * from "./pg/session.js";
 export * from "./pg/toc.js";
+export * from "./swap.js";

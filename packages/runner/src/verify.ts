@@ -122,29 +122,9 @@ export async function verifyBackup(opts: VerifyOptions): Promise<VerifyResult> {
       return await finish();
     }
 
-    if (manifest.tables) {
-      const expected = new Map(manifest.tables.map((t) => [t.name, t.rows]));
-      const present = new Set(
-        (await query(target, `select format('%I.%I', n.nspname, c.relname) from pg_class c join pg_namespace n on n.oid = c.relnamespace where c.relkind in ('r','p')`)).map((r) => r[0]!),
-      );
-      for (const [name, rows] of expected) {
-        if (!present.has(name)) {
-          mismatches.push({ table: name, expected: rows, actual: null });
-          continue;
-        }
-        const [[n]] = (await query(target, `select count(*) from only ${name};`)) as [[string]];
-        if (Number(n) !== rows) mismatches.push({ table: name, expected: rows, actual: Number(n) });
-      }
-      checks.push({
-        check: "tables",
-        ok: mismatches.length === 0,
-        detail: mismatches.length
-          ? mismatches.map((m) => (m.actual === null ? `${m.table} is missing (manifest: ${m.expected} rows)` : `${m.table} has ${m.actual} rows, the manifest says ${m.expected}`)).join("; ")
-          : `${expected.size} tables, every row count as recorded`,
-      });
-    } else {
-      checks.push({ check: "tables", ok: true, detail: "the manifest records no row counts (plain format, or dump.rowCounts: false): only the restore was checked" });
-    }
+    const counted = await checkRowCounts(target, manifest);
+    mismatches.push(...counted.mismatches);
+    checks.push(counted.check);
     return await finish();
   } finally {
     if (scratchDb && opts.scratch) await query(opts.scratch, `drop database if exists ${ident(scratchDb)} with (force);`).catch(() => {});
@@ -188,4 +168,33 @@ export async function verifyBackup(opts: VerifyOptions): Promise<VerifyResult> {
     log.log(result.outcome === "passed" ? "info" : "error", `restore drill ${result.outcome}`, { backup: manifest.id, durationMs: result.durationMs });
     return result;
   }
+}
+
+/** Every table of the manifest exists in `db` with its recorded row count. */
+export async function checkRowCounts(db: ConnectionInfo, manifest: Manifest): Promise<{ check: VerifyCheck; mismatches: VerifyResult["mismatches"] }> {
+  const mismatches: VerifyResult["mismatches"] = [];
+  if (!manifest.tables) {
+    return { check: { check: "tables", ok: true, detail: "the manifest records no row counts (plain format, or dump.rowCounts: false): only the restore was checked" }, mismatches };
+  }
+  const present = new Set(
+    (await query(db, `select format('%I.%I', n.nspname, c.relname) from pg_class c join pg_namespace n on n.oid = c.relnamespace where c.relkind in ('r','p')`)).map((r) => r[0]!),
+  );
+  for (const { name, rows } of manifest.tables) {
+    if (!present.has(name)) {
+      mismatches.push({ table: name, expected: rows, actual: null });
+      continue;
+    }
+    const [[n]] = (await query(db, `select count(*) from only ${name};`)) as [[string]];
+    if (Number(n) !== rows) mismatches.push({ table: name, expected: rows, actual: Number(n) });
+  }
+  return {
+    check: {
+      check: "tables",
+      ok: mismatches.length === 0,
+      detail: mismatches.length
+        ? mismatches.map((m) => (m.actual === null ? `${m.table} is missing (manifest: ${m.expected} rows)` : `${m.table} has ${m.actual} rows, the manifest says ${m.expected}`)).join("; ")
+        : `${manifest.tables.length} tables, every row count as recorded`,
+    },
+    mismatches,
+  };
 }

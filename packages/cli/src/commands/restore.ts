@@ -1,5 +1,5 @@
 import { UsageError, formatBytes, formatDuration } from "@lifeboat/core";
-import { displayUrl, findBackup, parsePostgresUrl, restoreBackup } from "@lifeboat/runner";
+import { displayUrl, findBackup, parsePostgresUrl, restoreBackup, swapRestore } from "@lifeboat/runner";
 import type { Context } from "../context.js";
 import { jobsOption } from "./verify.js";
 
@@ -10,6 +10,7 @@ export interface RestoreCliOptions {
   force?: boolean;
   owner: boolean;
   jobs?: string;
+  swap?: boolean;
 }
 
 export async function restoreCommand(ctx: Context, target: string | undefined, opts: RestoreCliOptions): Promise<number> {
@@ -24,6 +25,29 @@ export async function restoreCommand(ctx: Context, target: string | undefined, o
   const manifest = await findBackup(store, target, opts.backup, ctx.out);
   ctx.out.log("info", `restoring ${manifest.target} backup ${manifest.id} into ${displayUrl(to)}`, { size: manifest.object.size });
   const t0 = Date.now();
+  const onProgress = (p: { phase: "download" | "restore"; done: number; total: number }) => {
+    if (p.phase === "download") ctx.out.progress("downloading", p.done, Date.now() - t0, p.total);
+    else ctx.out.progressItems("restoring", p.done, p.total, "tables");
+  };
+  if (opts.swap) {
+    const jobs = jobsOption(opts.jobs);
+    const res = await swapRestore({ store, manifest, live: to, ...(jobs ? { jobs } : {}), log: ctx.out, onProgress });
+    ctx.out.result(
+      [
+        `swapped in backup ${manifest.id} of "${manifest.target}" as "${res.live}"`,
+        `  dark window  ${formatDuration(res.darkWindowMs)} (new connections refused; ${res.sessionsEnded} session${res.sessionsEnded === 1 ? "" : "s"} ended)`,
+        `  restore      ${formatDuration(res.restoreMs)} into the shadow, ${res.tablesChecked} tables checked against the manifest`,
+        `  previous     kept as "${res.previous}" (never dropped by Lifeboat)`,
+        ...res.warnings.map((w) => `  warning      ${w}`),
+        `  switch back (psql on the postgres database):`,
+        ...res.switchBack.map((l) => `    ${l}`),
+        `  when you no longer need the previous database:`,
+        `    ${res.dropPrevious}`,
+      ].join("\n"),
+      { status: "swapped", backup: manifest.id, target: manifest.target, ...res },
+    );
+    return 0;
+  }
   const res = await restoreBackup({
     store,
     manifest,
