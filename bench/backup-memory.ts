@@ -4,7 +4,8 @@
  *
  *   npm run bench -- [sizes in MB, default 50 200 800]
  *
- * Prints, per size: dump bytes, seconds, MB/s, and the runner process's peak RSS and heap (sampled every 50 ms).
+ * Prints, per size: dump bytes, seconds, MB/s, and the runner process's peak RSS and heap (sampled every 50 ms);
+ * then the same backup with exact row counts (dump.rowCounts, the default) and without, to show what counting costs.
  * The S3 server (s3rver) runs in a child process so its memory is not counted.
  */
 import { fork } from "node:child_process";
@@ -27,13 +28,14 @@ if (process.argv[2] === "--s3-server") {
   const pg = await startEphemeralPostgres();
   const client = new S3Client({ ...s3ClientConfig({ bucket: "bench", endpoint }), credentials: { accessKeyId: "S3RVER", secretAccessKey: "S3RVER" } });
   console.log(`PostgreSQL ${pg.version}, s3rver at ${endpoint}, node ${process.version}`);
-  console.log("size(MB)  dump bytes        seconds  MB/s    peak RSS    peak heap");
+  console.log("size(MB)  counts  dump bytes        seconds  MB/s    peak RSS    peak heap   counting(ms)");
   try {
     for (const mb of mbs) {
       const db = `bench_${mb}`;
       await query(pg.connection(), `create database ${db};`);
       // ~100 bytes per row of incompressible-ish text; compression 0 so the dump is about the table's size
       await query(pg.connection(db), `create table t as select g, md5(g::text) || md5((g*3)::text) || md5((g*7)::text) as v from generate_series(1, ${mb * 10_000}) g;`);
+      for (const rowCounts of [true, false]) {
       global.gc?.();
       const base = process.memoryUsage();
       let peakRss = base.rss;
@@ -48,15 +50,16 @@ if (process.argv[2] === "--s3-server") {
         target: db.replace("_", "-"),
         resolveSource: async () => pg.connection(db),
         store: new S3Store({ bucket: "bench", endpoint }, client),
-        dump: dumpSchema.parse({ compression: 0 }),
+        dump: dumpSchema.parse({ compression: 0, rowCounts }),
         retries: retriesSchema.parse({ attempts: 1 }),
       });
       const secs = (performance.now() - t0) / 1000;
       clearInterval(timer);
       const bytes = r.manifest.object.size;
       console.log(
-        `${String(mb).padEnd(9)} ${String(bytes).padEnd(17)} ${secs.toFixed(2).padEnd(8)} ${(bytes / 1e6 / secs).toFixed(1).padEnd(7)} ${formatBytes(peakRss).padEnd(11)} ${formatBytes(peakHeap)}`,
+        `${String(mb).padEnd(9)} ${(rowCounts ? "exact" : "off").padEnd(7)} ${String(bytes).padEnd(17)} ${secs.toFixed(2).padEnd(8)} ${(bytes / 1e6 / secs).toFixed(1).padEnd(7)} ${formatBytes(peakRss).padEnd(11)} ${formatBytes(peakHeap).padEnd(11)} ${r.manifest.rowCountMs ?? "-"}`,
       );
+      }
       await query(pg.connection(), `drop database ${db};`);
     }
   } finally {
