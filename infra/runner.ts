@@ -30,10 +30,11 @@ export const runner = new sst.aws.Task("Runner", {
   // names, never secrets: database passwords are read from SSM by the runner at start
   environment: { LIFEBOAT_BUCKET: bucket.name, LIFEBOAT_TOPIC_ARN: topic.arn },
   logging: { retention: plan.aws.runner.logRetention },
-  // least privilege: write and abort uploads under the prefix, read manifests, list the prefix; no delete
+  // least privilege: write and abort uploads under the prefix, read manifests (and dumps, when a target schedules
+  // restore drills), list the prefix; no delete
   permissions: [
     { actions: ["s3:PutObject", "s3:AbortMultipartUpload"], resources: [objects] },
-    { actions: ["s3:GetObject"], resources: [manifests] },
+    { actions: ["s3:GetObject"], resources: [plan.drills ? objects : manifests] },
     {
       actions: ["s3:ListBucket", "s3:ListBucketMultipartUploads"],
       resources: [bucket.arn],

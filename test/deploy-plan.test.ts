@@ -34,6 +34,19 @@ describe("deploy plan", () => {
     expect(plan.aws.runner).toEqual({ architecture: "arm64", cpu: "1 vCPU", memory: "2 GB", storage: "20 GB", logRetention: "1 month" });
   });
 
+  it("targets with verify.schedule get a drill schedule launching the runner in verify mode", () => {
+    const plan = deployPlan(parseConfig({ ...base, targets: { ...base.targets, prod: { ...base.targets.prod, verify: { schedule: "cron(0 6 ? * SUN *)" } } } }), "production");
+    expect(plan.drills).toBe(true);
+    expect(plan.schedules.find((s) => s.component === "VerifyProd")).toEqual({
+      target: "prod",
+      component: "VerifyProd",
+      expression: "cron(0 6 ? * SUN *)",
+      timezone: "Europe/Paris",
+      event: { source: "lifeboat.schedule", target: "prod", scheduledTime: "<aws.scheduler.scheduled-time>", mode: "verify" },
+    });
+    expect(deployPlan(parseConfig(base), "production").drills).toBe(false);
+  });
+
   it("other stages get their own bucket name", () => {
     expect(deployPlan(parseConfig(base), "dev").bucketName).toBe("acme-backups-dev");
   });

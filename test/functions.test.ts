@@ -123,6 +123,22 @@ describe("launcher", () => {
     expect(inputs[0]!.overrides).not.toHaveProperty("cpu");
   });
 
+  it("a drill (mode verify) starts the runner in verify mode, skips the RDS check, and is deduplicated apart from the backup", async () => {
+    rdsAvailable();
+    ecs.on(RunTaskCommand).resolves({ tasks: [{ taskArn: "arn:t" }] });
+    const launch = createLauncher(deps());
+    await launch({ ...scheduled, mode: "verify" });
+    await launch(scheduled);
+    const [drill, backup] = runTasks();
+    expect(drill!.overrides!.containerOverrides![0]!.environment).toContainEqual({ name: "LIFEBOAT_MODE", value: "verify" });
+    expect(drill!.startedBy).toBe("lifeboat-verify-schedule");
+    expect(backup!.overrides!.containerOverrides![0]!.environment!.map((e) => e.name)).not.toContain("LIFEBOAT_MODE");
+    expect(drill!.clientToken).not.toBe(backup!.clientToken);
+    expect(rds.commandCalls(DescribeDBInstancesCommand)).toHaveLength(1); // only for the backup
+    await launch({ target: "staging", mode: "verify", reason: "quarterly drill" });
+    expect(runTasks()[2]!.overrides!.containerOverrides![0]!.environment).toContainEqual({ name: "LIFEBOAT_MODE", value: "verify" });
+  });
+
   it("an unknown target is an error that lists the known ones; a malformed event shows the accepted forms", async () => {
     const launch = createLauncher(deps());
     await expect(launch({ target: "nope" })).rejects.toMatchObject({ message: 'unknown target "nope"', hint: "known targets: prod, staging" });
@@ -205,6 +221,14 @@ describe("watcher", () => {
     expect(event.error.message).toContain("exit code 137");
     expect(event.error.message).toContain("OutOfMemoryError: Container killed due to memory usage");
     expect(event.error.message).toContain("Relaunched as attempt 2");
+  });
+
+  it("a drill that died is relaunched as a drill", async () => {
+    ecs.on(RunTaskCommand).resolves({ tasks: [{ taskArn: "arn:t2" }] });
+    const event = stopped(137, "1");
+    event.detail.overrides.containerOverrides[0]!.environment.push({ name: "LIFEBOAT_MODE", value: "verify" });
+    await watcher()(event);
+    expect(runTasks()[0]!.overrides!.containerOverrides![0]!.environment).toContainEqual({ name: "LIFEBOAT_MODE", value: "verify" });
   });
 
   it("a task that never started (image pull error) is reported; on its last attempt it is not relaunched", async () => {
@@ -330,6 +354,28 @@ describe("the runner container entry point", () => {
     expect(msg!.MessageAttributes!.type!.StringValue).toBe("backup.succeeded");
     expect(JSON.parse(msg!.Message!)).toMatchObject({ target: "entry", runId: "run-e", trigger: "schedule", attempt: 1 });
     expect(msg!.Message).not.toContain(pg().password);
+  });
+
+  it("in verify mode, drills the target's latest backup in a throwaway cluster and publishes backup.verified", async () => {
+    const db = unique("drill");
+    await createDatabase(db, "create table t as select g from generate_series(1, 250) g;");
+    ssm.on(GetParameterCommand, { Name: "/lifeboat/drill/pw", WithDecryption: true }).resolves({ Parameter: { Value: pg().password } });
+    const dir = mkdtempSync(join(tmpdir(), "lifeboat-entry-"));
+    const file = join(dir, "lifeboat.config.ts");
+    const prefix = unique("drill");
+    writeFileSync(
+      file,
+      `export default { storage: { s3: { bucket: "replaced-by-env", prefix: "${prefix}" } },
+        targets: { drill: { database: { host: "127.0.0.1", port: ${pg().port}, database: "${db}", user: "postgres", password: { ssm: "/lifeboat/drill/pw" } }, verify: { schedule: "rate(7 days)" } } } };`,
+    );
+    const env = { ...process.env, LIFEBOAT_CONFIG: file, LIFEBOAT_TARGET: "drill", LIFEBOAT_BUCKET: s3().bucket, LIFEBOAT_TOPIC_ARN: TOPIC };
+    const quiet = { log: () => {} };
+    expect(await runnerMain({ ...env, LIFEBOAT_TRIGGER: "schedule", LIFEBOAT_ATTEMPT: "1" }, quiet)).toBe(0);
+    expect(await runnerMain({ ...env, LIFEBOAT_TRIGGER: "schedule", LIFEBOAT_ATTEMPT: "1", LIFEBOAT_MODE: "verify", LIFEBOAT_RUN_ID: "drill-1" }, quiet)).toBe(0);
+    const events = published().map((p) => JSON.parse(p.Message!));
+    expect(events.map((e) => e.type)).toEqual(["backup.succeeded", "backup.verified"]);
+    expect(events[1]).toMatchObject({ target: "drill", runId: "drill-1", verification: { tables: 1, failures: [] } });
+    expect((await s3Keys(`${prefix}/drill/`)).filter((k) => k.endsWith(".verify.json"))).toHaveLength(1);
   });
 
   it("an unknown target exits 2", async () => {

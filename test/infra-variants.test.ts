@@ -12,6 +12,7 @@ vi.mock("../lifeboat.config", () => ({
         timezone: "America/New_York",
         retention: { days: 90 },
         aws: { cpu: "2 vCPU", memory: "4 GB" },
+        verify: { schedule: "cron(0 5 ? * SUN *)" },
       },
       manual: { database: { host: "h.internal", database: "d", user: "u", password: { ssm: "/lb/manual" } } },
     },
@@ -44,7 +45,10 @@ describe("a deployment with every option", () => {
     expect([t.cpu, t.memory, t.runtimePlatform.cpuArchitecture]).toEqual(["512", "1024", "X86_64"]);
     expect(unwrap(one(resources, "aws:cloudwatch/logGroup:LogGroup", "RunnerLogGroupRunner").inputs).retentionInDays).toBe(90);
     const schedules = ofType(resources, "aws:scheduler/schedule:Schedule").map((r) => unwrap(r.inputs));
-    expect(schedules.map((s) => [s.scheduleExpression, s.scheduleExpressionTimezone, JSON.parse(s.target.input).target])).toEqual([["cron(15 1 * * ? *)", "America/New_York", "orders"]]);
+    expect(schedules.map((s) => [s.scheduleExpression, s.scheduleExpressionTimezone, JSON.parse(s.target.input)])).toEqual([
+      ["cron(0 5 ? * SUN *)", "America/New_York", { source: "lifeboat.schedule", target: "orders", scheduledTime: "<aws.scheduler.scheduled-time>", mode: "verify" }],
+      ["cron(15 1 * * ? *)", "America/New_York", { source: "lifeboat.schedule", target: "orders", scheduledTime: "<aws.scheduler.scheduled-time>" }],
+    ]);
   });
 
   it("the bucket of a non-production stage is named after the stage, encrypted with the KMS key, with Object Lock", () => {
@@ -74,6 +78,8 @@ describe("a deployment with every option", () => {
     const st = unwrap(role.inputs).inlinePolicies.flatMap((p: { policy: string }) => JSON.parse(p.policy).Statement);
     expect(st).toContainEqual({ Effect: "Allow", Action: ["kms:GenerateDataKey", "kms:Decrypt"], Resource: ["arn:aws:kms:eu-west-1:123456789012:key/1111"] });
     expect(st).toContainEqual({ Effect: "Allow", Action: ["s3:PutObject", "s3:AbortMultipartUpload"], Resource: ["arn:aws:s3:::acme-backups-dev/*"] });
+    // restore drills are scheduled, so the runner reads dumps too (still no delete)
+    expect(st).toContainEqual({ Effect: "Allow", Action: ["s3:GetObject"], Resource: ["arn:aws:s3:::acme-backups-dev/*"] });
     expect(st).toContainEqual({ Effect: "Allow", Action: ["s3:ListBucket", "s3:ListBucketMultipartUploads"], Resource: ["arn:aws:s3:::acme-backups-dev"] });
     expect(JSON.stringify(st)).not.toMatch(/s3:Delete/);
   });

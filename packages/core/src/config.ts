@@ -173,6 +173,17 @@ export const targetSchema = z
     dump: dumpSchema.default(() => dumpSchema.parse({})),
     retries: retriesSchema.default(() => retriesSchema.parse({})),
     retention: retentionSchema.optional(),
+    /** Scheduled restore drills (`lifeboat verify` of the latest backup), in EventBridge syntax like `schedule`. */
+    verify: z
+      .object({
+        schedule: z.string().superRefine((s, ctx) => {
+          const r = parseSchedule(s);
+          if (!r.ok) ctx.addIssue({ code: "custom", message: r.error });
+        }),
+        timezone: z.string().refine(isValidTimeZone, { message: "is not an IANA time zone" }).optional(),
+      })
+      .strict()
+      .optional(),
     /** AWS deployment only: the Fargate task size for this target (RunTask overrides). */
     aws: targetAwsSchema.optional(),
   })

@@ -14,7 +14,7 @@ export interface SchedulePlan {
   expression: string;
   timezone: string;
   /** The launcher's input. EventBridge Scheduler replaces <aws.scheduler.scheduled-time> on each run. */
-  event: { source: "lifeboat.schedule"; target: string; scheduledTime: string };
+  event: { source: "lifeboat.schedule"; target: string; scheduledTime: string; mode?: "verify" };
 }
 
 export interface LifecycleRulePlan {
@@ -35,6 +35,8 @@ export interface DeployPlan {
   lifecycle: LifecycleRulePlan[];
   /** Every SSM parameter the runner may read (database passwords and URLs). */
   runnerParameters: string[];
+  /** Some target schedules restore drills: the runner must read dumps, not only manifests. */
+  drills: boolean;
   slack?: { webhookParameter: string; on: Outcome[] };
   email: Array<{ address: string; filterPolicy: { status: Outcome[] } }>;
 }
@@ -73,6 +75,15 @@ export function deployPlan(config: LifeboatConfig, stage: string, source = "life
     }
     if (typeof t.database.url === "string" && /^(localhost|127\.|::1)/.test(new URL(t.database.url).hostname)) {
       problems.push({ path: `targets.${name}.database.url`, message: "points at localhost, which a Fargate task cannot reach" });
+    }
+    if (t.verify) {
+      schedules.push({
+        target: name,
+        component: `Verify${pascal(name)}`,
+        expression: t.verify.schedule,
+        timezone: t.verify.timezone ?? t.timezone,
+        event: { source: "lifeboat.schedule", target: name, scheduledTime: "<aws.scheduler.scheduled-time>", mode: "verify" },
+      });
     }
     if (!t.schedule) continue;
     const component = `Schedule${pascal(name)}`;
@@ -116,6 +127,7 @@ export function deployPlan(config: LifeboatConfig, stage: string, source = "life
     schedules,
     lifecycle,
     runnerParameters: [...runnerParameters].sort(),
+    drills: Object.values(config.targets).some((t) => t.verify),
     email: aws.email.map((e) => ({ address: e.address, filterPolicy: { status: e.on } })),
   };
   if (slackRef?.ssm) plan.slack = { webhookParameter: slackRef.ssm, on: config.notifications.slack!.on };

@@ -9,22 +9,27 @@ import { LifeboatError } from "./errors.js";
  *   {"target":"prod"}   {"targets":["prod","staging"]}   {"all":true}        each with an optional "reason"
  */
 const reason = z.string().max(500).optional();
+const mode = z.enum(["backup", "verify"]).optional();
 export const scheduledEventSchema = z.object({
   source: z.literal("lifeboat.schedule"),
   target: z.string(),
   scheduledTime: z.iso.datetime({ offset: true }),
+  mode,
 });
 export const manualEventSchema = z.union([
-  z.object({ target: z.string().min(1), reason }).strict(),
-  z.object({ targets: z.array(z.string().min(1)).min(1), reason }).strict(),
-  z.object({ all: z.literal(true), reason }).strict(),
+  z.object({ target: z.string().min(1), reason, mode }).strict(),
+  z.object({ targets: z.array(z.string().min(1)).min(1), reason, mode }).strict(),
+  z.object({ all: z.literal(true), reason, mode }).strict(),
 ]);
 export type ScheduledEvent = z.infer<typeof scheduledEventSchema>;
 export type ManualEvent = z.infer<typeof manualEventSchema>;
 
+/** backup: pg_dump to the store; verify: a restore drill of the target's latest backup. */
+export type RunMode = "backup" | "verify";
+
 export type LaunchRequest =
-  | { kind: "schedule"; targets: string[]; scheduledTime: string }
-  | { kind: "manual"; targets: string[]; reason?: string | undefined };
+  | { kind: "schedule"; mode: RunMode; targets: string[]; scheduledTime: string }
+  | { kind: "manual"; mode: RunMode; targets: string[]; reason?: string | undefined };
 
 export class LaunchEventError extends LifeboatError {
   constructor(message: string, hint?: string) {
@@ -32,7 +37,7 @@ export class LaunchEventError extends LifeboatError {
   }
 }
 
-const MANUAL_EXAMPLES = '{"target":"prod"}, {"targets":["prod","staging"]} or {"all":true}, each with an optional "reason"';
+const MANUAL_EXAMPLES = '{"target":"prod"}, {"targets":["prod","staging"]} or {"all":true}, each with an optional "reason" and "mode" ("backup" or "verify")';
 
 /** Parses and resolves a launcher event against the config. Unknown targets are an error naming the known ones. */
 export function parseLaunchEvent(event: unknown, config: LifeboatConfig): LaunchRequest {
@@ -45,12 +50,14 @@ export function parseLaunchEvent(event: unknown, config: LifeboatConfig): Launch
     return [...new Set(names)];
   };
   const scheduled = scheduledEventSchema.safeParse(event);
-  if (scheduled.success) return { kind: "schedule", targets: check([scheduled.data.target]), scheduledTime: scheduled.data.scheduledTime };
+  if (scheduled.success) {
+    return { kind: "schedule", mode: scheduled.data.mode ?? "backup", targets: check([scheduled.data.target]), scheduledTime: scheduled.data.scheduledTime };
+  }
   const manual = manualEventSchema.safeParse(event);
   if (!manual.success) throw new LaunchEventError(`unrecognised launcher event ${JSON.stringify(event).slice(0, 200)}`, `send ${MANUAL_EXAMPLES}`);
   const m = manual.data;
   const targets = "all" in m ? known : "targets" in m ? check(m.targets) : check([m.target]);
-  return { kind: "manual", targets, reason: m.reason };
+  return { kind: "manual", mode: m.mode ?? "backup", targets, reason: m.reason };
 }
 
 /**
@@ -74,4 +81,6 @@ export interface RunnerRunEnv {
   LIFEBOAT_RUN_ID: string;
   LIFEBOAT_TRIGGER: "schedule" | "manual" | "remote" | "retry";
   LIFEBOAT_ATTEMPT: string;
+  /** Absent for backups. */
+  LIFEBOAT_MODE?: "verify";
 }

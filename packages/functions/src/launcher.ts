@@ -31,7 +31,8 @@ export function createLauncher(deps: LauncherDeps) {
     for (const target of request.targets) {
       const t = deps.config.targets[target]!;
       const scheduledTime = request.kind === "schedule" ? request.scheduledTime : undefined;
-      const runId = runIdFor(target, scheduledTime);
+      const verify = request.mode === "verify";
+      const runId = runIdFor(verify ? `${target}\0verify` : target, scheduledTime);
       const trigger: RunnerRunEnv["LIFEBOAT_TRIGGER"] = request.kind === "schedule" ? "schedule" : "manual";
       const fail = async (code: string, message: string) => {
         deps.logger.error("launch failed", { target, runId, code, error: message });
@@ -49,7 +50,7 @@ export function createLauncher(deps: LauncherDeps) {
           error: { message, code, kind: "transient", attempts: [{ attempt: 1, code, kind: "transient", message, startedAt: now, finishedAt: now }] },
         });
       };
-      if (t.database.rds) {
+      if (t.database.rds && !verify) {
         try {
           // Only the status matters here: credentials are read by the runner, so no secret is resolved in the launcher.
           await resolveDatabase({ ...t.database, password: undefined }, new DefaultSecretResolver({}), `targets.${target}.database`, deps.rds);
@@ -64,12 +65,13 @@ export function createLauncher(deps: LauncherDeps) {
           LIFEBOAT_RUN_ID: runId,
           LIFEBOAT_TRIGGER: trigger,
           LIFEBOAT_ATTEMPT: "1",
-          clientTokenSeed: scheduledTime ?? runId,
+          ...(verify ? { LIFEBOAT_MODE: "verify" as const } : {}),
+          clientTokenSeed: verify ? `verify\0${scheduledTime ?? runId}` : (scheduledTime ?? runId),
           cpu: t.aws?.cpu,
           memory: t.aws?.memory,
         });
         const taskArn = await startRunnerTask(deps.ecs, input);
-        deps.logger.info("runner task started", { target, runId, taskArn, trigger, ...(request.kind === "manual" && request.reason ? { reason: request.reason } : {}) });
+        deps.logger.info("runner task started", { target, runId, taskArn, trigger, mode: request.mode, ...(request.kind === "manual" && request.reason ? { reason: request.reason } : {}) });
         result.launched.push({ target, runId, taskArn });
       } catch (err) {
         await fail("launch_failed", `could not start the runner task: ${(err as Error).message}`);

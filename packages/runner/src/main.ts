@@ -3,17 +3,20 @@
  *
  * Environment (from the task definition and the launcher's RunTask overrides; never a secret):
  *   LIFEBOAT_TARGET, LIFEBOAT_RUN_ID, LIFEBOAT_TRIGGER, LIFEBOAT_ATTEMPT    the run
+ *   LIFEBOAT_MODE         "verify" for a restore drill of the target's latest backup (default: a backup)
  *   LIFEBOAT_CONFIG       config file (default /app/lifeboat.config.ts, else ./lifeboat.config.ts)
  *   LIFEBOAT_BUCKET       the deployed bucket (replaces storage.s3.bucket)
  *   LIFEBOAT_TOPIC_ARN    SNS topic for result events; without it, the config's Slack webhook is called directly
  *
- * Exit codes: 0 backup stored and reported; 1 backup failed and reported; 2 configuration error (reported when
+ * Exit codes: 0 backup stored (or drill passed) and reported; 1 failed and reported; 2 configuration error (reported when
  * possible). Any other exit (killed, out of memory, never started) means the runner could not report: the watcher
  * reports those.
  */
 import { SNSClient } from "@aws-sdk/client-sns";
 import { LifeboatError, LocalEventBus, UsageError, errorMessage, redact, type Logger, type Manifest } from "@lifeboat/core";
 import { runBackup } from "./backup.js";
+import { findBackup } from "./catalog.js";
+import { verifyBackup } from "./verify.js";
 import { findConfigFile, loadConfig } from "./config-file.js";
 import { emitBackupMetrics } from "./aws/metrics.js";
 import { snsPublisher } from "./aws/sns.js";
@@ -48,6 +51,21 @@ export async function runnerMain(env: NodeJS.ProcessEnv = process.env, log: Logg
     } else if (config.notifications.slack) {
       const webhookUrl = await secrets.resolve(config.notifications.slack.webhook, "notifications.slack.webhook");
       bus.subscribe(slackSubscriber({ webhookUrl, on: config.notifications.slack.on, log }));
+    }
+
+    if (env.LIFEBOAT_MODE === "verify") {
+      const store = openStore(storage);
+      const manifest = await findBackup(store, target, "latest", log);
+      const result = await verifyBackup({
+        store,
+        manifest,
+        log,
+        bus,
+        trigger: env.LIFEBOAT_TRIGGER ?? "manual",
+        ...(env.LIFEBOAT_RUN_ID ? { runId: env.LIFEBOAT_RUN_ID } : {}),
+      });
+      log.log(result.outcome === "passed" ? "info" : "error", `restore drill ${result.outcome}`, { target, backup: manifest.id, checks: result.checks });
+      return result.outcome === "passed" ? 0 : 1;
     }
 
     const abort = new AbortController();

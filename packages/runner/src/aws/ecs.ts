@@ -37,7 +37,9 @@ export function runTaskInput(
   s: RunnerTaskSettings,
   run: RunnerRunEnv & { clientTokenSeed: string; cpu?: string | undefined; memory?: string | undefined },
 ): RunTaskCommandInput {
-  const env = (["LIFEBOAT_TARGET", "LIFEBOAT_RUN_ID", "LIFEBOAT_TRIGGER", "LIFEBOAT_ATTEMPT"] as const).map((name) => ({ name, value: run[name] }));
+  const env = (["LIFEBOAT_TARGET", "LIFEBOAT_RUN_ID", "LIFEBOAT_TRIGGER", "LIFEBOAT_ATTEMPT", "LIFEBOAT_MODE"] as const)
+    .filter((name) => run[name] !== undefined)
+    .map((name) => ({ name, value: run[name]! }));
   return {
     cluster: s.cluster,
     taskDefinition: s.taskDefinition,
@@ -52,7 +54,7 @@ export function runTaskInput(
       ...(run.memory ? { memory: String(Math.round(Number(run.memory.replace(" GB", "")) * 1024)) } : {}),
       containerOverrides: [{ name: s.container, environment: env }],
     },
-    startedBy: `lifeboat-${run.LIFEBOAT_TRIGGER}`.slice(0, 36),
+    startedBy: `lifeboat-${run.LIFEBOAT_MODE ? `${run.LIFEBOAT_MODE}-` : ""}${run.LIFEBOAT_TRIGGER}`.slice(0, 36),
     tags: [
       { key: "lifeboat:target", value: run.LIFEBOAT_TARGET },
       { key: "lifeboat:run-id", value: run.LIFEBOAT_RUN_ID },

@@ -13,8 +13,11 @@ export function backupMetrics(event: LifeboatEvent): Metrics {
     metrics.addMetric("BackupSucceeded", MetricUnit.Count, 1);
     metrics.addMetric("BackupDuration", MetricUnit.Milliseconds, event.backup.durationMs);
     metrics.addMetric("BackupBytes", MetricUnit.Bytes, event.backup.size);
-  } else {
+  } else if (event.type === "backup.failed") {
     metrics.addMetric("BackupFailed", MetricUnit.Count, 1);
+  } else {
+    metrics.addMetric(event.type === "backup.verified" ? "DrillPassed" : "DrillFailed", MetricUnit.Count, 1);
+    metrics.addMetric("DrillDuration", MetricUnit.Milliseconds, event.verification.durationMs);
   }
   return metrics;
 }
