@@ -150,6 +150,20 @@ describe("Slack webhook delivery", () => {
     expect(hook.received[2]!.body.text).toContain("Backup of *prod* succeeded (2.0 KiB in 10.0 s)");
   });
 
+  it("renders restore drills: a failed drill lists its failed checks", async () => {
+    hook.received.length = 0;
+    await postToSlack(
+      {
+        version: 1, type: "backup.verify_failed", status: "failed", time: "2026-11-21T06:00:00Z", target: "prod", runId: "d1", trigger: "schedule", attempt: 1,
+        verification: { backupId: "20261121T020000Z-abcd", location: "s3://b/prod/x.dump", durationMs: 60_000, restoreMs: 40_000, tables: 12, failures: ["tables: public.orders has 10 rows, the manifest says 11"] },
+      },
+      { webhookUrl: hook.url, on: ["failed"], baseDelayMs: 10 },
+    );
+    const body = hook.received[0]!.body;
+    expect(body.text).toBe(":rotating_light: Restore drill of *prod* FAILED for backup 20261121T020000Z-abcd");
+    expect(JSON.stringify(body.blocks)).toContain("public.orders has 10 rows, the manifest says 11");
+  });
+
   it("gives up on a 4xx other than 429 at once, with an error that hides the URL", async () => {
     hook.received.length = 0;
     hook.answers.push(404);
