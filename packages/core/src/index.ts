@@ -12,3 +12,4 @@ export const LIFEBOAT_VERSION = "0.1.0";
 export * from "./slack.js";
 export * from "./deploy.js";
 export * from "./launch.js";
+export * from "./schedule-eval.js";
