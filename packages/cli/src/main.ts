@@ -7,6 +7,8 @@ import { listCommand } from "./commands/list.js";
 import { restoreCommand } from "./commands/restore.js";
 import { runCommand } from "./commands/run.js";
 import { verifyCommand } from "./commands/verify.js";
+import { pruneCommand } from "./commands/prune.js";
+import { scheduleCommand } from "./commands/schedule.js";
 
 /**
  * The `lifeboat` command. Exit codes: 0 done, 1 the run failed, 2 usage or config error.
@@ -82,6 +84,32 @@ export async function main(argv: string[]): Promise<number> {
       .option("--jobs <n>", "parallel pg_restore jobs (default: the CPUs available)")
       .addHelpText("after", "\nExit code 0 when every check passed, 1 when one failed. The result is stored beside the manifest (<id>.verify.json)."),
   ).action(action((c, target: string | undefined, opts: Parameters<typeof verifyCommand>[2]) => verifyCommand(c, target, opts)));
+
+  common(
+    program
+      .command("schedule")
+      .description("run the config's targets on their schedules (EventBridge cron/rate + time zones), until SIGTERM")
+      .option("--once", "run what is due now, then exit (for a system cron or a Kubernetes CronJob)")
+      .option("--only <targets>", "only these targets (comma-separated)")
+      .addHelpText(
+        "after",
+        "\nA target is due when its next fire time after its newest backup has passed (a target never backed up is due at once;\nmissed fire times give one catch-up run). Logs are JSON lines. See the README for a systemd unit.",
+      ),
+  ).action(action((c, opts: Parameters<typeof scheduleCommand>[1]) => scheduleCommand(c, { ...opts })));
+
+  common(
+    program
+      .command("prune")
+      .description("apply the retention policy (days, keep-last, daily/weekly/monthly) to a store; the newest backup is always kept")
+      .argument("[target]", "only this target (default: every target)")
+      .option("--from <store-url>", "store to prune (default: the config's storage)")
+      .option("--dry-run", "show what would be deleted, delete nothing")
+      .option("--days <n>", "override: keep backups younger than n days")
+      .option("--keep-last <n>", "override: keep the n newest")
+      .option("--daily <n>", "override: keep the newest of each of the last n days")
+      .option("--weekly <n>", "override: keep the newest of each of the last n ISO weeks")
+      .option("--monthly <n>", "override: keep the newest of each of the last n months"),
+  ).action(action((c, target: string | undefined, opts: Parameters<typeof pruneCommand>[2]) => pruneCommand(c, target, opts)));
 
   common(
     program

@@ -18,7 +18,7 @@ export class Output implements Logger {
   private bar: cliProgress.SingleBar | undefined;
   private lastPlain = 0;
   constructor(
-    readonly mode: OutputMode,
+    public mode: OutputMode,
     readonly jsonResult: boolean,
     private readonly out: NodeJS.WritableStream = process.stdout,
     private readonly err: NodeJS.WritableStream = process.stderr,

@@ -125,7 +125,21 @@ export const retriesSchema = z
   .refine((r) => r.maxDelaySeconds >= r.delaySeconds, { message: "maxDelaySeconds must be >= delaySeconds", path: ["maxDelaySeconds"] });
 export type RetryPolicy = z.infer<typeof retriesSchema>;
 
-export const retentionSchema = z.object({ days: z.number().int().min(1).max(36500) }).strict();
+/**
+ * Retention: a backup is kept while any rule keeps it; the newest backup is always kept. On AWS, `days` becomes the
+ * bucket's lifecycle rule; elsewhere `lifeboat prune` (and the scheduler, after each backup) applies every rule.
+ */
+export const retentionSchema = z
+  .object({
+    days: z.number().int().min(1).max(36500).optional(),
+    keepLast: z.number().int().min(1).max(10000).optional(),
+    daily: z.number().int().min(1).max(3650).optional(),
+    weekly: z.number().int().min(1).max(520).optional(),
+    monthly: z.number().int().min(1).max(1200).optional(),
+  })
+  .strict()
+  .refine((r) => Object.values(r).some((v) => v !== undefined), { message: "give at least one of days, keepLast, daily, weekly, monthly" });
+export type RetentionPolicy = z.infer<typeof retentionSchema>;
 
 /** Fargate sizes (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/fargate-tasks-services.html). */
 export const FARGATE_CPUS = ["0.25 vCPU", "0.5 vCPU", "1 vCPU", "2 vCPU", "4 vCPU", "8 vCPU", "16 vCPU"] as const;

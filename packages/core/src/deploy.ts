@@ -117,7 +117,8 @@ export function deployPlan(config: LifeboatConfig, stage: string, source = "life
     },
   ];
   for (const [name, t] of Object.entries(config.targets)) {
-    if (t.retention) lifecycle.push({ id: `retention-${name}`, prefix: joinKey(prefix, targetPrefix(name)) + "/", expirationDays: t.retention.days });
+    // GFS counts (keepLast, daily, weekly, monthly) have no lifecycle equivalent: on AWS only `days` applies
+    if (t.retention?.days) lifecycle.push({ id: `retention-${name}`, prefix: joinKey(prefix, targetPrefix(name)) + "/", expirationDays: t.retention.days });
   }
   const plan: DeployPlan = {
     stage,

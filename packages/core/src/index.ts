@@ -13,3 +13,4 @@ export * from "./slack.js";
 export * from "./deploy.js";
 export * from "./launch.js";
 export * from "./schedule-eval.js";
+export * from "./retention.js";

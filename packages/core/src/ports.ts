@@ -20,6 +20,8 @@ export interface ObjectStore {
   put(key: string, body: Readable, opts?: { contentType?: string; signal?: AbortSignal }): Promise<{ size?: number }>;
   get(key: string): Promise<Readable>;
   list(prefix: string): AsyncIterable<StoredObject>;
+  /** Deletes objects (missing ones are not an error). Only `lifeboat prune` deletes. */
+  delete(keys: string[]): Promise<void>;
 }
 
 /** Resolves secret references ({ env } / { ssm }) to their values. */

@@ -20,3 +20,5 @@ export * from "./verify.js";
 export * from "./pg/session.js";
 export * from "./pg/toc.js";
 export * from "./swap.js";
+export * from "./scheduler.js";
+export * from "./prune.js";

@@ -57,6 +57,10 @@ export class DirectoryStore implements ObjectStore {
     }
   }
 
+  async delete(keys: string[]): Promise<void> {
+    for (const key of keys) await rm(this.path(key), { force: true });
+  }
+
   async get(key: string): Promise<Readable> {
     const p = this.path(key);
     try {

@@ -1,6 +1,7 @@
 import type { Readable } from "node:stream";
 import {
   AbortMultipartUploadCommand,
+  DeleteObjectCommand,
   GetObjectCommand,
   ListMultipartUploadsCommand,
   S3Client,
@@ -105,6 +106,11 @@ export class S3Store implements ObjectStore {
     } catch {
       /* best effort */
     }
+  }
+
+  /** One DeleteObject per key: DeleteObjects needs checksums that several S3-compatible servers do not handle. */
+  async delete(keys: string[]): Promise<void> {
+    for (const key of keys) await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.full(key) }));
   }
 
   async get(key: string): Promise<Readable> {

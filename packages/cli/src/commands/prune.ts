@@ -1,0 +1,52 @@
+import { UsageError, retentionSchema, type LifeboatConfig, type RetentionPolicy } from "@lifeboat/core";
+import { listBackups, pruneTarget } from "@lifeboat/runner";
+import type { Context } from "../context.js";
+
+export interface PruneCliOptions {
+  from?: string;
+  dryRun?: boolean;
+  days?: string;
+  keepLast?: string;
+  daily?: string;
+  weekly?: string;
+  monthly?: string;
+}
+
+/** On AWS the bucket's lifecycle rules own retention; prune must not fight them. */
+export function lifecycleManaged(config: LifeboatConfig | undefined, from: string | undefined): boolean {
+  return Boolean(config?.aws && config.storage.s3 && !from);
+}
+
+export async function pruneCommand(ctx: Context, target: string | undefined, opts: PruneCliOptions): Promise<number> {
+  const config = (await ctx.config())?.config;
+  if (lifecycleManaged(config, opts.from)) {
+    ctx.out.result(
+      "retention of the deployed bucket is enforced by its S3 lifecycle rules (aws in lifeboat.config.ts): prune does nothing there",
+      { status: "skipped", reason: "lifecycle-managed" },
+    );
+    return 0;
+  }
+  const flags = Object.fromEntries(
+    (["days", "keepLast", "daily", "weekly", "monthly"] as const).filter((k) => opts[k] !== undefined).map((k) => [k, Number(opts[k])]),
+  );
+  const store = await ctx.store(opts.from, "--from");
+  const names = target ? [target] : config ? Object.keys(config.targets) : [...new Set((await listBackups(store)).map((m) => m.target))];
+  const results = [];
+  const lines: string[] = [];
+  for (const name of names) {
+    const fromConfig = config?.targets[name]?.retention;
+    const parsed = retentionSchema.safeParse(Object.keys(flags).length ? flags : fromConfig ?? {});
+    if (!parsed.success) {
+      if (target) throw new UsageError(`no retention policy for "${name}"`, "set retention in lifeboat.config.ts, or pass --days / --keep-last / --daily / --weekly / --monthly");
+      lines.push(`${name}: no retention policy, nothing pruned`);
+      continue;
+    }
+    const policy: RetentionPolicy = parsed.data;
+    const result = await pruneTarget(store, name, policy, { dryRun: Boolean(opts.dryRun), log: ctx.out });
+    results.push(result);
+    lines.push(`${name}: ${result.decisions.filter((d) => d.keep).length} kept, ${result.decisions.filter((d) => !d.keep).length} ${opts.dryRun ? "would be deleted" : "deleted"} (${JSON.stringify(policy)})`);
+    for (const d of result.decisions) lines.push(`  ${d.keep ? "keep  " : opts.dryRun ? "DELETE?" : "DELETE"} ${d.id}  ${d.startedAt}  ${d.reasons.join(", ")}`);
+  }
+  ctx.out.result(lines.join("\n") || `no backups in ${store.url}`, { dryRun: Boolean(opts.dryRun), store: store.url, results });
+  return 0;
+}

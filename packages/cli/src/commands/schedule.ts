@@ -1,0 +1,90 @@
+import { UsageError, type LifeboatConfig } from "@lifeboat/core";
+import { DefaultSecretResolver, Scheduler, listBackups, openStore, pruneTarget, resolveDatabase, runBackup, type RunOutcome } from "@lifeboat/runner";
+import type { Context } from "../context.js";
+import { lifecycleManaged } from "./prune.js";
+
+export interface ScheduleCliOptions {
+  once?: boolean;
+  only?: string;
+}
+
+/**
+ * `lifeboat schedule`: the daemon. Runs the config's targets on their schedules (the same EventBridge expressions and
+ * time zones as the cloud), with their retries and notifications, never overlapping a target with itself, pruning
+ * after each successful backup, logging JSON lines. SIGTERM/SIGINT: runs in flight are aborted cleanly, then exit.
+ * `--once`: run what is due now and exit (for a system cron or a Kubernetes CronJob).
+ */
+export async function scheduleCommand(ctx: Context, opts: ScheduleCliOptions): Promise<number> {
+  const { config } = await ctx.requireConfig("lifeboat schedule");
+  ctx.out.mode = "json"; // a daemon's logs are JSON lines, for journald and log shippers
+  const only = opts.only?.split(",").map((s) => s.trim()).filter(Boolean);
+  for (const name of only ?? []) {
+    if (!config.targets[name]) throw new UsageError(`unknown target "${name}"`, `known targets: ${Object.keys(config.targets).join(", ")}`);
+  }
+  const store = openStore(config.storage);
+  const bus = await ctx.bus(config);
+  const secrets = new DefaultSecretResolver();
+  const log = ctx.out;
+  const scheduler = new Scheduler({
+    config,
+    ...(only ? { only } : {}),
+    log,
+    lastRun: async (name) => {
+      const newest = (await listBackups(store, name, log))[0];
+      return newest ? new Date(newest.startedAt) : undefined;
+    },
+    runTarget: (name, signal) => runScheduledTarget(config, name, signal, { store, bus, secrets, log }),
+  });
+  if (scheduler.targets.length === 0) throw new UsageError("no target has a schedule", "add schedule: \"cron(0 2 * * ? *)\" (or rate(...)) to a target");
+
+  if (opts.once) {
+    const started = await scheduler.once();
+    ctx.out.result(started.length ? `ran ${started.join(", ")}` : "nothing was due", { ran: started });
+    return 0;
+  }
+  const stop = new AbortController();
+  const onSignal = (sig: NodeJS.Signals) => {
+    log.log("warn", `received ${sig}: stopping after aborting the runs in flight`);
+    stop.abort(sig);
+  };
+  process.once("SIGTERM", onSignal);
+  process.once("SIGINT", onSignal);
+  try {
+    await scheduler.run(stop.signal);
+  } finally {
+    process.removeListener("SIGTERM", onSignal);
+    process.removeListener("SIGINT", onSignal);
+  }
+  return 0;
+}
+
+async function runScheduledTarget(
+  config: LifeboatConfig,
+  name: string,
+  signal: AbortSignal,
+  deps: { store: ReturnType<typeof openStore>; bus: Awaited<ReturnType<Context["bus"]>>; secrets: DefaultSecretResolver; log: Context["out"] },
+): Promise<RunOutcome> {
+  const t = config.targets[name]!;
+  try {
+    await runBackup({
+      target: name,
+      resolveSource: () => resolveDatabase(t.database, deps.secrets, `targets.${name}.database`),
+      store: deps.store,
+      dump: t.dump,
+      retries: t.retries,
+      trigger: "schedule",
+      signal,
+      log: deps.log,
+      bus: deps.bus,
+      restoreHint: `lifeboat restore ${name}`,
+    });
+  } catch (err) {
+    deps.log.log("error", (err as Error).message, { target: name });
+    return "failed";
+  }
+  if (t.retention && !lifecycleManaged(config, undefined)) {
+    const pruned = await pruneTarget(deps.store, name, t.retention, { log: deps.log });
+    if (pruned.deleted.length) deps.log.log("info", "retention applied", { target: name, deleted: pruned.deleted });
+  }
+  return "succeeded";
+}

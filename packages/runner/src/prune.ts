@@ -1,0 +1,31 @@
+import { MANIFEST_SUFFIX, planRetention, silentLogger, type Logger, type Manifest, type ObjectStore, type RetentionDecision, type RetentionPolicy } from "@lifeboat/core";
+import { listBackups } from "./catalog.js";
+import { verifyKey } from "./verify.js";
+
+export interface PruneResult {
+  target: string;
+  decisions: RetentionDecision[];
+  deleted: string[];
+  dryRun: boolean;
+}
+
+/**
+ * Applies a retention policy to one target's backups in a store. Each deleted backup loses its manifest first (so
+ * it stops existing for list and restore at once), then its dump and its drill result.
+ */
+export async function pruneTarget(store: ObjectStore, target: string, policy: RetentionPolicy, opts: { dryRun?: boolean; now?: Date; log?: Logger } = {}): Promise<PruneResult> {
+  const log = opts.log ?? silentLogger;
+  const backups = await listBackups(store, target, log);
+  const byId = new Map<string, Manifest>(backups.map((m) => [m.id, m]));
+  const decisions = planRetention(backups, policy, opts.now ?? new Date());
+  const deleted: string[] = [];
+  for (const d of decisions) {
+    if (d.keep || opts.dryRun) continue;
+    const m = byId.get(d.id)!;
+    await store.delete([m.object.key.replace(/[^/]+$/, `${m.id}${MANIFEST_SUFFIX}`)]);
+    await store.delete([m.object.key, verifyKey(m)]);
+    deleted.push(d.id);
+    log.log("info", "pruned", { target, backup: d.id, startedAt: d.startedAt });
+  }
+  return { target, decisions, deleted, dryRun: Boolean(opts.dryRun) };
+}

@@ -1,0 +1,148 @@
+import { errorMessage, nextRun, parseSchedule, silentLogger, type LifeboatConfig, type Logger, type Schedule } from "@lifeboat/core";
+
+/**
+ * The local twin of EventBridge Scheduler: evaluates the same expressions (same parser, same DST rules), runs due
+ * targets, never two runs of one target at once, and on stop waits for the runs in flight, which get the abort
+ * signal and stop cleanly. The last run of each target comes from the store (its newest manifest), so a restart
+ * neither repeats a backup nor forgets one: missed fire times give a single catch-up run.
+ */
+export interface SchedulerClock {
+  now(): Date;
+  /** Resolves after `ms`, or early when `signal` aborts. */
+  sleep(ms: number, signal: AbortSignal): Promise<void>;
+}
+
+export const systemClock: SchedulerClock = {
+  now: () => new Date(),
+  sleep: (ms, signal) =>
+    new Promise((resolve) => {
+      const t = setTimeout(done, ms);
+      signal.addEventListener("abort", done, { once: true });
+      function done() {
+        clearTimeout(t);
+        signal.removeEventListener("abort", done);
+        resolve();
+      }
+    }),
+};
+
+export type RunOutcome = "succeeded" | "failed";
+
+export interface SchedulerOptions {
+  config: LifeboatConfig;
+  /** Runs one target (backup, notifications, prune); must honour the signal. */
+  runTarget: (target: string, signal: AbortSignal) => Promise<RunOutcome>;
+  /** When the target last started a backup that succeeded (its newest manifest), if ever. */
+  lastRun: (target: string) => Promise<Date | undefined>;
+  /** Only these targets (default: every target with a schedule). */
+  only?: string[];
+  clock?: SchedulerClock;
+  log?: Logger;
+  /** Longest sleep between two looks at the clock. */
+  maxSleepMs?: number;
+}
+
+interface Entry {
+  name: string;
+  schedule: Schedule;
+  timezone: string;
+  last: Date | undefined;
+  running: Promise<void> | undefined;
+  skippedFor: number | undefined;
+}
+
+export class Scheduler {
+  private readonly entries: Entry[];
+  private readonly clock: SchedulerClock;
+  private readonly log: Logger;
+  private readonly runs = new AbortController();
+
+  constructor(private readonly opts: SchedulerOptions) {
+    this.clock = opts.clock ?? systemClock;
+    this.log = opts.log ?? silentLogger;
+    this.entries = Object.entries(opts.config.targets)
+      .filter(([name, t]) => t.schedule && (!opts.only || opts.only.includes(name)))
+      .map(([name, t]) => {
+        const parsed = parseSchedule(t.schedule!);
+        if (!parsed.ok) throw new Error(`targets.${name}.schedule: ${parsed.error}`); // validated at load already
+        return { name, schedule: parsed.schedule, timezone: t.timezone, last: undefined, running: undefined, skippedFor: undefined };
+      });
+  }
+
+  get targets(): string[] {
+    return this.entries.map((e) => e.name);
+  }
+
+  async init(): Promise<void> {
+    for (const e of this.entries) {
+      e.last = await this.opts.lastRun(e.name);
+      const next = nextRun(e.schedule, e.timezone, e.last, this.clock.now());
+      this.log.log("info", "scheduled", { target: e.name, schedule: e.schedule.expression, timezone: e.timezone, lastRun: e.last?.toISOString() ?? null, nextRun: next?.toISOString() ?? null });
+    }
+  }
+
+  /** Starts every due target that is not already running; returns the names started. */
+  tick(): string[] {
+    const now = this.clock.now();
+    const started: string[] = [];
+    for (const e of this.entries) {
+      const next = nextRun(e.schedule, e.timezone, e.last, now);
+      if (!next || next.getTime() > now.getTime()) continue;
+      if (e.running) {
+        if (e.skippedFor !== next.getTime()) {
+          e.skippedFor = next.getTime();
+          this.log.log("warn", "skipped: the previous run of this target is still in flight", { target: e.name, dueAt: next.toISOString() });
+        }
+        continue;
+      }
+      e.last = now;
+      e.skippedFor = undefined;
+      started.push(e.name);
+      this.log.log("info", "run started", { target: e.name, dueAt: next.toISOString() });
+      e.running = this.opts
+        .runTarget(e.name, this.runs.signal)
+        .then((outcome) => this.log.log(outcome === "succeeded" ? "info" : "error", `run ${outcome}`, { target: e.name }))
+        .catch((err) => this.log.log("error", "run failed", { target: e.name, error: errorMessage(err) }))
+        .finally(() => (e.running = undefined));
+    }
+    return started;
+  }
+
+  /** Milliseconds until the next due target (capped), from the clock's now. */
+  nextWakeMs(): number {
+    const now = this.clock.now();
+    const max = this.opts.maxSleepMs ?? 60_000;
+    let wait = max;
+    for (const e of this.entries) {
+      const next = nextRun(e.schedule, e.timezone, e.last, now);
+      if (next) wait = Math.min(wait, Math.max(0, next.getTime() - now.getTime()));
+    }
+    return Math.max(wait, 250);
+  }
+
+  async inFlight(): Promise<void> {
+    await Promise.all(this.entries.map((e) => e.running));
+  }
+
+  /** `schedule --once`: what is due now, then wait for it. */
+  async once(): Promise<string[]> {
+    await this.init();
+    const started = this.tick();
+    await this.inFlight();
+    return started;
+  }
+
+  /** The daemon loop, until `signal` aborts; then the runs in flight are aborted and awaited. */
+  async run(signal: AbortSignal): Promise<void> {
+    await this.init();
+    while (!signal.aborted) {
+      this.tick();
+      await this.clock.sleep(this.nextWakeMs(), signal);
+    }
+    const inFlight = this.entries.filter((e) => e.running).map((e) => e.name);
+    this.log.log("info", "stopping", { runsInFlight: inFlight });
+    this.runs.abort(signal.reason ?? "stopping");
+    await this.inFlight();
+    this.log.log("info", "stopped");
+  }
+}
