@@ -65,6 +65,7 @@ export async function main(argv: string[]): Promise<number> {
       .argument("[target]", "target name (required when the store holds several targets)")
       .option("--from <store-url>", "store to read (default: the config's storage)")
       .option("--backup <id>", "backup id from `lifeboat list`, or latest", "latest")
+      .option("--database <name>", "for targets with several databases: whose latest backup (or globals)")
       .option("--to <postgres-url>", "database to restore into (it must exist; create it with createdb)")
       .option("--force", "allow restoring into the database the backup was taken from")
       .option("--no-owner", "do not restore object ownership (for servers without the original roles)")
@@ -80,6 +81,7 @@ export async function main(argv: string[]): Promise<number> {
       .argument("[target]", "target name (required when the store holds several targets)")
       .option("--from <store-url>", "store to read (default: the config's storage)")
       .option("--backup <id>", "backup id from `lifeboat list`, or latest", "latest")
+      .option("--database <name>", "for targets with several databases: whose latest backup")
       .option("--scratch <postgres-url>", "restore into a new database on this server instead of a throwaway cluster (it is dropped afterwards)")
       .option("--jobs <n>", "parallel pg_restore jobs (default: the CPUs available)")
       .addHelpText("after", "\nExit code 0 when every check passed, 1 when one failed. The result is stored beside the manifest (<id>.verify.json)."),

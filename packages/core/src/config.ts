@@ -187,6 +187,12 @@ export const targetSchema = z
     dump: dumpSchema.default(() => dumpSchema.parse({})),
     retries: retriesSchema.default(() => retriesSchema.parse({})),
     retention: retentionSchema.optional(),
+    /** Several databases of one server: these names, or every non-template database (`all`). The database in
+     * `database` is then only where Lifeboat connects to list them. Each database is a backup with its own manifest. */
+    databases: z.array(z.string().min(1)).min(1).optional(),
+    all: z.boolean().optional(),
+    /** Roles and tablespaces (pg_dumpall --globals-only); password hashes only with { passwords: true }. */
+    globals: z.union([z.boolean(), z.object({ passwords: z.boolean().default(false) }).strict()]).optional(),
     /** Scheduled restore drills (`lifeboat verify` of the latest backup), in EventBridge syntax like `schedule`. */
     verify: z
       .object({
@@ -201,7 +207,8 @@ export const targetSchema = z
     /** AWS deployment only: the Fargate task size for this target (RunTask overrides). */
     aws: targetAwsSchema.optional(),
   })
-  .strict();
+  .strict()
+  .refine((t) => !(t.databases && t.all), { message: "give databases: [...] or all: true, not both", path: ["all"] });
 export type TargetConfig = z.infer<typeof targetSchema>;
 
 export const storageSchema = z

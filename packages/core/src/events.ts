@@ -6,6 +6,16 @@ import type { AttemptRecord, FailureKind } from "./errors.js";
  */
 export const EVENT_VERSION = 1;
 
+/** One database's outcome in a run of a target with several databases (or globals). */
+export interface DatabaseOutcome {
+  database: string;
+  status: "succeeded" | "failed";
+  backupId?: string;
+  location?: string;
+  size?: number;
+  error?: string;
+}
+
 export interface BackupSucceededEvent {
   version: typeof EVENT_VERSION;
   type: "backup.succeeded";
@@ -25,6 +35,8 @@ export interface BackupSucceededEvent {
     format: "custom" | "plain";
   };
   restoreCommand: string;
+  /** Targets with several databases: one event per run, every database's outcome (`backup` is the first one). */
+  databases?: DatabaseOutcome[];
 }
 
 export interface BackupFailedEvent {
@@ -37,6 +49,7 @@ export interface BackupFailedEvent {
   trigger: string;
   attempt: number;
   error: { message: string; code: string; kind: FailureKind; attempts: AttemptRecord[] };
+  databases?: DatabaseOutcome[];
 }
 
 /** The outcome of a restore drill (`lifeboat verify`). status is "succeeded" or "failed" so that filters on status

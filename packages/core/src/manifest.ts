@@ -33,6 +33,8 @@ export const manifestSchema = z.object({
   finishedAt: z.string(),
   durationMs: z.number().int().min(0),
   lifeboatVersion: z.string(),
+  /** "globals": roles and tablespaces (pg_dumpall --globals-only), restored with psql into any database. */
+  kind: z.enum(["database", "globals"]).optional(),
   /** The exported snapshot pg_dump used (--snapshot); the row counts were taken in it. */
   snapshot: z.string().optional(),
   /** Exact row counts of every dumped table, in the dump's snapshot (custom format with dump.rowCounts). */

@@ -42,12 +42,15 @@ export function targetPrefix(target: string): string {
   return joinKey(target) + "/";
 }
 
-/** Keys relative to the store's root (the store adds its own prefix). */
-export function backupKeys(target: string, id: string, ext: string): { dump: string; manifest: string } {
+/**
+ * Keys relative to the store's root (the store adds its own prefix). A target with several databases keeps each
+ * under its own folder: <target>/<database>/<YYYY>/<MM>/<DD>/<id>...; roles and tablespaces under <target>/_globals/.
+ */
+export function backupKeys(target: string, id: string, ext: string, database?: string): { dump: string; manifest: string } {
   const t = backupIdTime(id);
   const y = String(t.getUTCFullYear());
   const mo = String(t.getUTCMonth() + 1).padStart(2, "0");
   const d = String(t.getUTCDate()).padStart(2, "0");
-  const base = joinKey(target, y, mo, d, id);
+  const base = database === undefined ? joinKey(target, y, mo, d, id) : joinKey(target, encodeURIComponent(database), y, mo, d, id);
   return { dump: base + ext, manifest: base + MANIFEST_SUFFIX };
 }

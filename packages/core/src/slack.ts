@@ -1,4 +1,4 @@
-import type { LifeboatEvent } from "./events.js";
+import type { BackupFailedEvent, LifeboatEvent } from "./events.js";
 
 /** Human sizes and durations, shared by the CLI and the Slack rendering. */
 export function formatBytes(n: number): string {
@@ -38,6 +38,7 @@ export function renderSlackMessage(e: LifeboatEvent): { text: string; blocks: un
           ],
         },
         { type: "section", text: { type: "mrkdwn", text: `*Location*\n\`${e.backup.location}\`\n*SHA-256* \`${e.backup.sha256}\`` } },
+        ...(e.databases ? [databasesBlock(e.databases)] : []),
         { type: "context", elements: [{ type: "mrkdwn", text: `Restore: \`${e.restoreCommand}\`` }] },
       ],
     };
@@ -73,6 +74,12 @@ export function renderSlackMessage(e: LifeboatEvent): { text: string; blocks: un
         ],
       },
       { type: "section", text: { type: "mrkdwn", text: "```" + summary + "```" } },
+      ...(e.databases ? [databasesBlock(e.databases)] : []),
     ],
   };
+}
+
+function databasesBlock(dbs: NonNullable<BackupFailedEvent["databases"]>) {
+  const lines = dbs.map((d) => `${d.status === "succeeded" ? ":white_check_mark:" : ":x:"} ${d.database}${d.size !== undefined ? ` (${formatBytes(d.size)})` : ""}${d.error ? `: ${d.error.slice(0, 200)}` : ""}`);
+  return { type: "section", text: { type: "mrkdwn", text: lines.join("\n").slice(0, 2900) } };
 }

@@ -48,6 +48,10 @@ export interface BackupJob {
   bus?: LocalEventBus;
   /** How a person restores this target's backups, for events and summaries: the part before --to. */
   restoreHint?: string;
+  /** Dump this database of the server instead of the connection's (targets with several databases). */
+  database?: string;
+  /** Dump roles and tablespaces (pg_dumpall --globals-only) instead of a database. */
+  globals?: { passwords: boolean };
 }
 
 export interface BackupResult {
@@ -90,15 +94,22 @@ const STDERR_LIMIT = 64 * 1024;
 /** One attempt: preflight, pg_dump streamed through SHA-256 into the store, manifest last. */
 async function attemptBackup(job: BackupJob, attempt: number, runId: string, secrets: Set<string | undefined>): Promise<BackupResult> {
   const log = job.log ?? silentLogger;
-  const conn = await job.resolveSource();
+  const resolved = await job.resolveSource();
+  const conn = job.database ? { ...resolved, database: job.database } : resolved;
   secrets.add(conn.password);
   const server = await preflight(conn, job.signal);
-  const pgDump = await findTool("pg_dump", { minMajor: server.major });
+  const pgDump = await findTool(job.globals ? "pg_dumpall" : "pg_dump", { minMajor: server.major });
   log.log("info", "connected", { target: job.target, server: server.version, pgDump: pgDump.version, attempt });
 
   const started = new Date();
   const id = newBackupId(started);
-  const keys = backupKeys(job.target, id, dumpExtension(job.dump.format, job.dump.compression));
+  if (job.globals) {
+    const keys = backupKeys(job.target, id, ".sql", "_globals");
+    const args = ["--globals-only", "--no-password", ...(job.globals.passwords ? [] : ["--no-role-passwords"]), `--dbname=${conninfo(conn)}`];
+    const dumped = await dumpAndStore(job, conn, pgDump.path, args, keys, started, secrets, undefined);
+    return await writeManifest({ ...job, dump: { ...job.dump, format: "plain", compression: 0 } }, attempt, runId, conn, { ...server, database: "globals" }, pgDump, keys, id, started, new Date(), dumped, { kind: "globals" });
+  }
+  const keys = backupKeys(job.target, id, dumpExtension(job.dump.format, job.dump.compression), job.database);
 
   // For row counts: a read-only repeatable-read transaction exports its snapshot, pg_dump dumps exactly that
   // snapshot (--snapshot), and the same transaction counts the dumped tables afterwards.
@@ -107,7 +118,8 @@ async function attemptBackup(job: BackupJob, attempt: number, runId: string, sec
   try {
     const snapshot = session ? (await session.query("begin isolation level repeatable read, read only; select pg_export_snapshot();"))[0]?.[0] : undefined;
     const toc = counting ? await startTocReader(pgDump.major) : undefined;
-    const dumped = await dumpAndStore(job, conn, pgDump.path, keys, started, secrets, snapshot, toc?.feed);
+    const args = [...pgDumpArgs(job.dump), ...(snapshot ? [`--snapshot=${snapshot}`] : []), `--dbname=${conninfo(conn)}`];
+    const dumped = await dumpAndStore(job, conn, pgDump.path, args, keys, started, secrets, toc?.feed);
     const finished = new Date();
     let tables: Manifest["tables"];
     let tocSummary: TocSummary | undefined;
@@ -184,20 +196,19 @@ interface Dumped {
   sha256: string;
 }
 
-/** pg_dump streamed through SHA-256 into the store. */
+/** pg_dump (or pg_dumpall) streamed through SHA-256 into the store. */
 async function dumpAndStore(
   job: BackupJob,
   conn: ConnectionInfo,
-  pgDumpPath: string,
+  program: string,
+  args: string[],
   keys: { dump: string },
   started: Date,
   secrets: Set<string | undefined>,
-  snapshot: string | undefined,
   tee: ((chunk: Buffer) => void) | undefined,
 ): Promise<Dumped> {
   const log = job.log ?? silentLogger;
-  const args = [...pgDumpArgs(job.dump), ...(snapshot ? [`--snapshot=${snapshot}`] : []), `--dbname=${conninfo(conn)}`];
-  const child = spawn(pgDumpPath, args, {
+  const child = spawn(program, args, {
     env: toolEnv(conn),
     stdio: ["ignore", "pipe", "pipe"],
   });

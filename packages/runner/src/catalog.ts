@@ -36,8 +36,9 @@ export async function listBackups(store: ObjectStore, target?: string, log: Logg
 }
 
 /** One backup by id, or the newest one ("latest"). */
-export async function findBackup(store: ObjectStore, target: string | undefined, backup: string, log?: Logger): Promise<Manifest> {
-  const all = await listBackups(store, target, log);
+export async function findBackup(store: ObjectStore, target: string | undefined, backup: string, log?: Logger, database?: string): Promise<Manifest> {
+  const everything = await listBackups(store, target, log);
+  const all = database === undefined ? everything : everything.filter((m) => (m.kind === "globals" ? "globals" : m.database.name) === database);
   const where = `${store.url}${target ? ` for target "${target}"` : ""}`;
   if (all.length === 0) throw new LifeboatError(`no backups in ${where}`, { hint: "run `lifeboat list` to see what the store holds" });
   if (backup === "latest") {
@@ -49,6 +50,10 @@ export async function findBackup(store: ObjectStore, target: string | undefined,
           hint: "lifeboat restore <target> ...",
         });
       }
+    }
+    const names = new Set(all.map((m) => (m.kind === "globals" ? "globals" : m.database.name)));
+    if (database === undefined && names.size > 1) {
+      throw new LifeboatError(`the latest backups of ${where} are of several databases (${[...names].sort().join(", ")}); name one`, { exitCode: 2, hint: "--database <name> (or --backup <id>)" });
     }
     return all[0]!;
   }

@@ -22,3 +22,4 @@ export * from "./pg/toc.js";
 export * from "./swap.js";
 export * from "./scheduler.js";
 export * from "./prune.js";
+export * from "./target-run.js";

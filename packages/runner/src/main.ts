@@ -14,7 +14,7 @@
  */
 import { SNSClient } from "@aws-sdk/client-sns";
 import { LifeboatError, LocalEventBus, UsageError, errorMessage, redact, type Logger, type Manifest } from "@lifeboat/core";
-import { runBackup } from "./backup.js";
+import { runTargetBackups } from "./target-run.js";
 import { findBackup } from "./catalog.js";
 import { verifyBackup } from "./verify.js";
 import { findConfigFile, loadConfig } from "./config-file.js";
@@ -73,13 +73,11 @@ export async function runnerMain(env: NodeJS.ProcessEnv = process.env, log: Logg
     process.once("SIGTERM", onTerm);
     const attempt = Number(env.LIFEBOAT_ATTEMPT ?? "1");
     try {
-      const result = await runBackup({
+      // the watcher relaunches tasks that died; within one task the target's retries apply to the remaining attempts
+      const { results } = await runTargetBackups({ ...t, retries: { ...t.retries, attempts: Math.max(1, t.retries.attempts - (attempt - 1)) } }, {
         target,
         resolveSource: () => resolveDatabase(t.database, secrets, `targets.${target}.database`),
         store: openStore(storage),
-        dump: t.dump,
-        // the watcher relaunches tasks that died; within one task the target's retries apply to the remaining attempts
-        retries: { ...t.retries, attempts: Math.max(1, t.retries.attempts - (attempt - 1)) },
         trigger: (env.LIFEBOAT_TRIGGER as Manifest["trigger"]) ?? "manual",
         ...(env.LIFEBOAT_RUN_ID ? { runId: env.LIFEBOAT_RUN_ID } : {}),
         signal: abort.signal,
@@ -96,7 +94,7 @@ export async function runnerMain(env: NodeJS.ProcessEnv = process.env, log: Logg
           };
         })(),
       });
-      log.log("info", "backup succeeded", { target, id: result.manifest.id, location: result.location, bytes: result.manifest.object.size });
+      for (const r of results) log.log("info", "backup succeeded", { target, database: r.database, id: r.result!.manifest.id, location: r.result!.location, bytes: r.result!.manifest.object.size });
       return 0;
     } finally {
       process.removeListener("SIGTERM", onTerm);

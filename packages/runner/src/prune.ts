@@ -17,7 +17,15 @@ export async function pruneTarget(store: ObjectStore, target: string, policy: Re
   const log = opts.log ?? silentLogger;
   const backups = await listBackups(store, target, log);
   const byId = new Map<string, Manifest>(backups.map((m) => [m.id, m]));
-  const decisions = planRetention(backups, policy, opts.now ?? new Date());
+  // each database of a target (and its globals) has its own history: the newest of each is kept
+  const groups = new Map<string, Manifest[]>();
+  for (const m of backups) {
+    const g = m.kind === "globals" ? "\0globals" : m.database.name;
+    groups.set(g, [...(groups.get(g) ?? []), m]);
+  }
+  const decisions = [...groups.values()]
+    .flatMap((group) => planRetention(group, policy, opts.now ?? new Date()))
+    .sort((a, b) => (a.startedAt < b.startedAt ? 1 : a.startedAt > b.startedAt ? -1 : 0));
   const deleted: string[] = [];
   for (const d of decisions) {
     if (d.keep || opts.dryRun) continue;

@@ -105,6 +105,16 @@ export async function restoreInto(file: string, manifest: Manifest, to: Connecti
     await runRestoreTool(tool.path, args, to, undefined, opts.signal, (line) => {
       if (/processing data for table|finished item \d+ TABLE DATA/.test(line)) opts.onProgress?.(++done, total);
     });
+  } else if (manifest.kind === "globals") {
+    // Roles and tablespaces: some already exist on any server (the superuser at least). psql goes on past errors,
+    // and only errors other than "already exists" fail the restore.
+    const tool = await findTool("psql");
+    const errors: string[] = [];
+    await runRestoreTool(tool.path, ["-X", "-q", "--no-password", `--dbname=${conninfo(to)}`, "-f", file], to, undefined, opts.signal, (line) => {
+      if (/ERROR:/.test(line) && !/(role|tablespace) "[^"]*" already exists/.test(line)) errors.push(line);
+    });
+    if (errors.length) throw new LifeboatError(`restoring roles and tablespaces failed: ${redact(errors.join("; "), [to.password])}`);
+    log.log("info", "roles and tablespaces restored (existing ones kept)", { to: displayUrl(to) });
   } else {
     const tool = await findTool("psql");
     const args = ["-X", "-q", "--no-password", "-v", "ON_ERROR_STOP=1", "--single-transaction", `--dbname=${conninfo(to)}`, "-f", "-"];

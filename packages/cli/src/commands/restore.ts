@@ -4,6 +4,7 @@ import type { Context } from "../context.js";
 import { jobsOption } from "./verify.js";
 
 export interface RestoreCliOptions {
+  database?: string;
   from?: string;
   backup: string;
   to?: string;
@@ -22,7 +23,7 @@ export async function restoreCommand(ctx: Context, target: string | undefined, o
     if (!config.targets[target]) throw new UsageError(`unknown target "${target}"`, `known targets: ${Object.keys(config.targets).join(", ")}`);
   }
   const store = await ctx.store(opts.from, "--from");
-  const manifest = await findBackup(store, target, opts.backup, ctx.out);
+  const manifest = await findBackup(store, target, opts.backup, ctx.out, opts.database);
   ctx.out.log("info", `restoring ${manifest.target} backup ${manifest.id} into ${displayUrl(to)}`, { size: manifest.object.size });
   const t0 = Date.now();
   const onProgress = (p: { phase: "download" | "restore"; done: number; total: number }) => {

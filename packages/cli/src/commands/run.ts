@@ -1,5 +1,5 @@
 import { UsageError, dumpSchema, formatBytes, formatDuration, parseStoreUrl, retriesSchema, type DumpOptions, type RetryPolicy } from "@lifeboat/core";
-import { DefaultSecretResolver, openStore, parsePostgresUrl, resolveDatabase, runBackup, type ConnectionInfo } from "@lifeboat/runner";
+import { DefaultSecretResolver, isMultiDatabase, openStore, parsePostgresUrl, resolveDatabase, runBackup, runTargetBackups, type ConnectionInfo } from "@lifeboat/runner";
 import type { Context } from "../context.js";
 import { runRemote } from "./remote.js";
 
@@ -77,19 +77,27 @@ export async function runCommand(ctx: Context, target: string | undefined, opts:
   process.once("SIGINT", onSignal);
   try {
     out.log("info", `backing up "${name}" to ${store.url}`, { target: name });
-    const result = await runBackup({
+    const job = {
       target: name,
       resolveSource,
       store,
-      dump,
-      retries,
-      trigger: "manual",
+      trigger: "manual" as const,
       signal: abort.signal,
       log: out,
       bus,
       restoreHint,
-      onProgress: (p) => out.progress("dumping", p.bytes, p.elapsedMs),
-    });
+      onProgress: (p: { bytes: number; elapsedMs: number }) => out.progress("dumping", p.bytes, p.elapsedMs),
+    };
+    const t = target ? config!.targets[target]! : undefined;
+    if (t && isMultiDatabase(t)) {
+      const { results } = await runTargetBackups({ ...t, dump, retries }, job);
+      out.result(
+        [`backups of "${name}" stored`, ...results.map((r) => `  ${r.database.padEnd(20)} ${r.result!.manifest.id}  ${formatBytes(r.result!.manifest.object.size)}  ${r.result!.location}`)].join("\n"),
+        { status: "succeeded", databases: results.map((r) => ({ database: r.database, location: r.result!.location, manifest: r.result!.manifest })) },
+      );
+      return 0;
+    }
+    const result = await runBackup({ ...job, dump, retries });
     const m = result.manifest;
     out.result(
       [

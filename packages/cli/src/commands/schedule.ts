@@ -1,5 +1,5 @@
 import { UsageError, type LifeboatConfig } from "@lifeboat/core";
-import { DefaultSecretResolver, Scheduler, listBackups, openStore, pruneTarget, resolveDatabase, runBackup, type RunOutcome } from "@lifeboat/runner";
+import { DefaultSecretResolver, Scheduler, listBackups, openStore, pruneTarget, resolveDatabase, runTargetBackups, type RunOutcome } from "@lifeboat/runner";
 import type { Context } from "../context.js";
 import { lifecycleManaged } from "./prune.js";
 
@@ -66,12 +66,10 @@ async function runScheduledTarget(
 ): Promise<RunOutcome> {
   const t = config.targets[name]!;
   try {
-    await runBackup({
+    await runTargetBackups(t, {
       target: name,
       resolveSource: () => resolveDatabase(t.database, deps.secrets, `targets.${name}.database`),
       store: deps.store,
-      dump: t.dump,
-      retries: t.retries,
       trigger: "schedule",
       signal,
       log: deps.log,

@@ -3,6 +3,7 @@ import { findBackup, parsePostgresUrl, verifyBackup, verifyKey } from "@lifeboat
 import type { Context } from "../context.js";
 
 export interface VerifyCliOptions {
+  database?: string;
   from?: string;
   backup: string;
   scratch?: string;
@@ -28,7 +29,7 @@ export async function verifyCommand(ctx: Context, target: string | undefined, op
     throw new UsageError(`unknown target "${target}"`, `known targets: ${Object.keys(config.targets).join(", ")}`);
   }
   const store = await ctx.store(opts.from, "--from");
-  const manifest = await findBackup(store, target, opts.backup, ctx.out);
+  const manifest = await findBackup(store, target, opts.backup, ctx.out, opts.database);
   // ad hoc (--from) drills notify nobody, like ad hoc runs; a config target uses the config's notifications
   const bus = await ctx.bus(opts.from ? undefined : config);
   ctx.out.log("info", `verifying ${manifest.target} backup ${manifest.id}`, { size: manifest.object.size });

@@ -1,0 +1,114 @@
+import { randomUUID } from "node:crypto";
+import { BackupFailedError, errorMessage, type BackupFailedEvent, type BackupSucceededEvent, type DatabaseOutcome, type LocalEventBus, type TargetConfig } from "@lifeboat/core";
+import { runBackup, type BackupJob, type BackupResult } from "./backup.js";
+import type { ConnectionInfo } from "./pg/connection.js";
+import { query } from "./pg/psql.js";
+
+/**
+ * One run of a configured target. A plain target is one backup (runBackup, one event). A target with `databases`,
+ * `all` or `globals` backs up each database (and the globals) as its own backup with its own manifest, one after the
+ * other, each with the target's retries; then one summary event carries every database's outcome. The run fails
+ * (BackupFailedError) if any database failed.
+ */
+export interface TargetRunResult {
+  results: Array<{ database: string; result?: BackupResult; error?: string }>;
+}
+
+export function isMultiDatabase(t: TargetConfig): boolean {
+  return Boolean(t.databases || t.all || t.globals);
+}
+
+/** Every database a target covers: its list, or every non-template database that accepts connections. */
+export async function targetDatabases(t: TargetConfig, conn: ConnectionInfo): Promise<string[]> {
+  if (t.databases) return t.databases;
+  if (t.all) return (await query(conn, "select datname from pg_database where not datistemplate and datallowconn order by 1;")).map((r) => r[0]!);
+  return [conn.database];
+}
+
+export async function runTargetBackups(t: TargetConfig, job: Omit<BackupJob, "dump" | "retries">): Promise<TargetRunResult> {
+  const base: BackupJob = { ...job, dump: t.dump, retries: t.retries };
+  if (!isMultiDatabase(t)) {
+    const result = await runBackup(base);
+    return { results: [{ database: result.manifest.database.name, result }] };
+  }
+  const runId = job.runId ?? randomUUID();
+  const conn = await job.resolveSource();
+  const databases = await targetDatabases(t, conn);
+  job.log?.log("info", "backing up several databases", { target: job.target, databases, globals: Boolean(t.globals) });
+  const results: TargetRunResult["results"] = [];
+  const units: Array<{ name: string; unit: Partial<BackupJob> }> = databases.map((d) => ({ name: d, unit: { database: d } }));
+  if (t.globals) units.push({ name: "globals", unit: { globals: { passwords: typeof t.globals === "object" && t.globals.passwords } } });
+  for (const { name, unit } of units) {
+    if (job.signal?.aborted) {
+      results.push({ database: name, error: "cancelled before it started" });
+      continue;
+    }
+    try {
+      const { bus: _ignored, ...rest } = base;
+      results.push({ database: name, result: await runBackup({ ...rest, ...unit, runId }) });
+    } catch (err) {
+      results.push({ database: name, error: errorMessage(err) });
+    }
+  }
+  await publishSummary(job.bus, job, runId, results);
+  const failed = results.filter((r) => r.error);
+  if (failed.length) {
+    throw new BackupFailedError(
+      job.target,
+      failed.map((f, i) => ({ attempt: i + 1, code: "database_failed", kind: "permanent" as const, message: `${f.database}: ${f.error}`, startedAt: "", finishedAt: "" })),
+    );
+  }
+  return { results };
+}
+
+async function publishSummary(bus: LocalEventBus | undefined, job: Omit<BackupJob, "dump" | "retries">, runId: string, results: TargetRunResult["results"]): Promise<void> {
+  if (!bus) return;
+  const databases: DatabaseOutcome[] = results.map((r) =>
+    r.result
+      ? { database: r.database, status: "succeeded", backupId: r.result.manifest.id, location: r.result.location, size: r.result.manifest.object.size }
+      : { database: r.database, status: "failed", error: r.error! },
+  );
+  const time = new Date().toISOString();
+  const trigger = job.trigger ?? "manual";
+  const failed = results.filter((r) => r.error);
+  if (failed.length === 0) {
+    const first = results[0]!.result!;
+    const event: BackupSucceededEvent = {
+      version: 1,
+      type: "backup.succeeded",
+      status: "succeeded",
+      time,
+      target: job.target,
+      runId,
+      trigger,
+      attempt: 1,
+      backup: {
+        id: first.manifest.id,
+        location: first.location,
+        key: first.manifest.object.key,
+        size: results.reduce((n, r) => n + (r.result?.manifest.object.size ?? 0), 0),
+        sha256: first.manifest.object.sha256,
+        durationMs: results.reduce((n, r) => n + (r.result?.manifest.durationMs ?? 0), 0),
+        format: first.manifest.format,
+      },
+      restoreCommand: `${job.restoreHint ?? `lifeboat restore ${job.target}`} --backup <id> --to <postgres-url>`,
+      databases,
+    };
+    await bus.publish(event);
+    return;
+  }
+  const message = failed.map((f) => `${f.database}: ${f.error}`).join("\n");
+  const event: BackupFailedEvent = {
+    version: 1,
+    type: "backup.failed",
+    status: "failed",
+    time,
+    target: job.target,
+    runId,
+    trigger,
+    attempt: 1,
+    error: { message, code: "database_failed", kind: "permanent", attempts: [] },
+    databases,
+  };
+  await bus.publish(event);
+}
