@@ -47,6 +47,11 @@ describe("deploy plan", () => {
     expect(deployPlan(parseConfig(base), "production").drills).toBe(false);
   });
 
+  it("SQLite targets are left to the machine that holds the file: no schedule, no parameter", () => {
+    const plan = deployPlan(parseConfig({ ...base, targets: { ...base.targets, blog: { engine: "sqlite", database: { path: "/srv/blog.db" }, schedule: "rate(1 hour)" } } }), "production");
+    expect(plan.schedules.map((s) => s.target)).toEqual(["prod", "staging-eu"]);
+  });
+
   it("other stages get their own bucket name", () => {
     expect(deployPlan(parseConfig(base), "dev").bucketName).toBe("acme-backups-dev");
   });

@@ -67,6 +67,7 @@ export async function main(argv: string[]): Promise<number> {
       .option("--backup <id>", "backup id from `lifeboat list`, or latest", "latest")
       .option("--database <name>", "for targets with several databases: whose latest backup (or globals)")
       .option("--to <postgres-url>", "database to restore into (it must exist; create it with createdb)")
+      .option("--to-file <path>", "SQLite backups: the file to write (an existing file is replaced only with --force)")
       .option("--force", "allow restoring into the database the backup was taken from")
       .option("--no-owner", "do not restore object ownership (for servers without the original roles)")
       .option("--jobs <n>", "parallel pg_restore jobs for custom archives into an empty database (default: the CPUs available)")

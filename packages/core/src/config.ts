@@ -39,23 +39,26 @@ export const databaseSchema = z
       .strict()
       .optional(),
     database: z.string().min(1).optional(),
+    /** SQLite targets (engine: "sqlite"): the database file. */
+    path: z.string().min(1).optional(),
     user: z.string().min(1).optional(),
     password: secretRefSchema.optional(),
     sslmode: sslmode.optional(),
   })
   .strict()
   .superRefine((db, ctx) => {
-    const kinds = (["url", "host", "rds"] as const).filter((k) => db[k] !== undefined);
+    const kinds = (["url", "host", "rds", "path"] as const).filter((k) => db[k] !== undefined);
     if (kinds.length !== 1) {
       ctx.addIssue({
         code: "custom",
         message:
           kinds.length === 0
-            ? "say where the database is: url, host (with database and user), or rds (with database and user)"
-            : `give only one of url, host or rds (found ${kinds.join(", ")})`,
+            ? "say where the database is: url, host (with database and user), rds (with database and user), or path (SQLite)"
+            : `give only one of url, host, rds or path (found ${kinds.join(", ")})`,
       });
       return;
     }
+    if (db.path !== undefined) return; // SQLite: nothing else applies
     if (typeof db.url === "string") {
       const url = db.url;
       const parsed = (() => {
@@ -172,6 +175,8 @@ export const targetAwsSchema = z
 export const targetSchema = z
   .object({
     description: z.string().optional(),
+    /** postgres (default) or sqlite (database: { path }). */
+    engine: z.enum(["postgres", "sqlite"]).default("postgres"),
     database: databaseSchema,
     schedule: z
       .string()
@@ -208,7 +213,18 @@ export const targetSchema = z
     aws: targetAwsSchema.optional(),
   })
   .strict()
-  .refine((t) => !(t.databases && t.all), { message: "give databases: [...] or all: true, not both", path: ["all"] });
+  .refine((t) => !(t.databases && t.all), { message: "give databases: [...] or all: true, not both", path: ["all"] })
+  .superRefine((t, ctx) => {
+    if (t.engine === "sqlite" && t.database.path === undefined) {
+      ctx.addIssue({ code: "custom", path: ["database", "path"], message: 'is required for engine: "sqlite" (the database file)' });
+    }
+    if (t.engine === "postgres" && t.database.path !== undefined) {
+      ctx.addIssue({ code: "custom", path: ["engine"], message: 'database.path is a SQLite file: set engine: "sqlite"' });
+    }
+    if (t.engine === "sqlite" && (t.databases || t.all || t.globals)) {
+      ctx.addIssue({ code: "custom", path: ["engine"], message: "databases, all and globals are PostgreSQL options" });
+    }
+  });
 export type TargetConfig = z.infer<typeof targetSchema>;
 
 export const storageSchema = z

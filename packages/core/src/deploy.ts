@@ -63,6 +63,8 @@ export function deployPlan(config: LifeboatConfig, stage: string, source = "life
   const schedules: SchedulePlan[] = [];
   const components = new Map<string, string>();
   for (const [name, t] of Object.entries(config.targets)) {
+    // a SQLite file lives on its own machine: `lifeboat schedule` runs it there, the AWS deployment leaves it out
+    if (t.engine === "sqlite") continue;
     const refs: Array<[string, { env?: string | undefined; ssm?: string | undefined } | undefined]> = [
       ["database.password", t.database.password],
       ["database.url", typeof t.database.url === "object" ? t.database.url : undefined],

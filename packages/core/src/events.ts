@@ -32,7 +32,7 @@ export interface BackupSucceededEvent {
     size: number;
     sha256: string;
     durationMs: number;
-    format: "custom" | "plain";
+    format: "custom" | "plain" | "sqlite";
   };
   restoreCommand: string;
   /** Targets with several databases: one event per run, every database's outcome (`backup` is the first one). */

@@ -22,7 +22,8 @@ export const manifestSchema = z.object({
     systemIdentifier: z.string().optional(), // pg_control_system(), identifies the cluster when readable
   }),
   pgDump: z.object({ version: z.string(), major: z.number().int() }),
-  format: z.enum(["custom", "plain"]),
+  /** custom / plain: pg_dump formats; sqlite: a SQLite database file (an online-backup snapshot). */
+  format: z.enum(["custom", "plain", "sqlite"]),
   compression: z.number().int(),
   object: z.object({
     key: z.string(),

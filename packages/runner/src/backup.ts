@@ -26,6 +26,7 @@ import { toolEnv } from "./pg/connection.js";
 import { preflight } from "./pg/psql.js";
 import { findTool } from "./pg/tools.js";
 import { PsqlSession, literal } from "./pg/session.js";
+import { backupSqlite } from "./sqlite.js";
 import { parseToc, summarizeToc, type TocSummary } from "./pg/toc.js";
 
 export interface Progress {
@@ -52,6 +53,8 @@ export interface BackupJob {
   database?: string;
   /** Dump roles and tablespaces (pg_dumpall --globals-only) instead of a database. */
   globals?: { passwords: boolean };
+  /** A SQLite database file instead of PostgreSQL (resolveSource is not called). */
+  sqlite?: { path: string };
 }
 
 export interface BackupResult {
@@ -94,6 +97,7 @@ const STDERR_LIMIT = 64 * 1024;
 /** One attempt: preflight, pg_dump streamed through SHA-256 into the store, manifest last. */
 async function attemptBackup(job: BackupJob, attempt: number, runId: string, secrets: Set<string | undefined>): Promise<BackupResult> {
   const log = job.log ?? silentLogger;
+  if (job.sqlite) return backupSqlite({ ...job, sqlite: job.sqlite }, attempt, runId);
   const resolved = await job.resolveSource();
   const conn = job.database ? { ...resolved, database: job.database } : resolved;
   secrets.add(conn.password);

@@ -23,3 +23,4 @@ export * from "./swap.js";
 export * from "./scheduler.js";
 export * from "./prune.js";
 export * from "./target-run.js";
+export * from "./sqlite.js";

@@ -133,6 +133,7 @@ export async function restoreInto(file: string, manifest: Manifest, to: Connecti
 export async function restoreBackup(opts: RestoreOptions): Promise<RestoreResult> {
   const log = opts.log ?? silentLogger;
   const { manifest, to } = opts;
+  if (manifest.format === "sqlite") throw new LifeboatError(`backup ${manifest.id} is a SQLite database`, { exitCode: 2, hint: "restore it to a file: --to-file <path>" });
   const dir = await mkdtemp(join(tmpdir(), "lifeboat-restore-"));
   try {
     const { file, ms: downloadMs } = await downloadVerified(opts.store, manifest, dir, {

@@ -26,7 +26,7 @@ export async function targetDatabases(t: TargetConfig, conn: ConnectionInfo): Pr
 }
 
 export async function runTargetBackups(t: TargetConfig, job: Omit<BackupJob, "dump" | "retries">): Promise<TargetRunResult> {
-  const base: BackupJob = { ...job, dump: t.dump, retries: t.retries };
+  const base: BackupJob = { ...job, dump: t.dump, retries: t.retries, ...(t.engine === "sqlite" ? { sqlite: { path: t.database.path! } } : {}) };
   if (!isMultiDatabase(t)) {
     const result = await runBackup(base);
     return { results: [{ database: result.manifest.database.name, result }] };

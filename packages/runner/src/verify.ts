@@ -11,6 +11,7 @@ import { ident } from "./pg/session.js";
 import { diffToc, parseToc, summarizeToc } from "./pg/toc.js";
 import { findTool, runTool } from "./pg/tools.js";
 import { downloadVerified, restoreInto } from "./restore.js";
+import { sqliteIntegrity, sqliteTables } from "./sqlite.js";
 
 /**
  * A restore drill. Fetches the dump and checks its SHA-256; compares the archive's table of contents with the
@@ -75,6 +76,19 @@ export async function verifyBackup(opts: VerifyOptions): Promise<VerifyResult> {
     } catch (err) {
       if (!(err instanceof ChecksumMismatchError)) throw err;
       checks.push({ check: "sha256", ok: false, detail: err.message });
+      return await finish();
+    }
+
+    if (manifest.format === "sqlite") {
+      const integrity = await sqliteIntegrity(file);
+      checks.push({ check: "restore", ok: integrity.join("\n") === "ok", detail: integrity.join("\n") === "ok" ? "PRAGMA integrity_check: ok" : `PRAGMA integrity_check: ${integrity.slice(0, 5).join("; ")}` });
+      const actual = new Map((await sqliteTables(file)).map((t) => [t.name, t.rows]));
+      for (const t of manifest.tables ?? []) {
+        const n = actual.get(t.name);
+        if (n !== t.rows) mismatches.push({ table: t.name, expected: t.rows, actual: n ?? null });
+      }
+      checks.push({ check: "tables", ok: mismatches.length === 0, detail: mismatches.length ? mismatches.map((m) => `${m.table}: ${m.actual ?? "missing"} rows, manifest ${m.expected}`).join("; ") : `${manifest.tables?.length ?? 0} tables, every row count as recorded` });
+      serverVersion = manifest.database.serverVersion;
       return await finish();
     }
 

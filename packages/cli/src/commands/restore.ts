@@ -1,9 +1,10 @@
 import { UsageError, formatBytes, formatDuration } from "@lifeboat/core";
-import { displayUrl, findBackup, parsePostgresUrl, restoreBackup, swapRestore } from "@lifeboat/runner";
+import { displayUrl, findBackup, parsePostgresUrl, restoreBackup, restoreSqlite, swapRestore } from "@lifeboat/runner";
 import type { Context } from "../context.js";
 import { jobsOption } from "./verify.js";
 
 export interface RestoreCliOptions {
+  toFile?: string;
   database?: string;
   from?: string;
   backup: string;
@@ -15,15 +16,22 @@ export interface RestoreCliOptions {
 }
 
 export async function restoreCommand(ctx: Context, target: string | undefined, opts: RestoreCliOptions): Promise<number> {
-  if (!opts.to) throw new UsageError("lifeboat restore needs --to <postgres-url>: the database to restore into", "create it first: createdb <name>");
-  const to = parsePostgresUrl(opts.to);
-  if (to.password === undefined && process.env.PGPASSWORD) to.password = process.env.PGPASSWORD;
+  if (!opts.to && !opts.toFile) throw new UsageError("lifeboat restore needs --to <postgres-url> (or --to-file <path> for SQLite backups)", "create the database first: createdb <name>");
   if (target && !opts.from) {
     const { config } = await ctx.requireConfig(`lifeboat restore ${target}`);
     if (!config.targets[target]) throw new UsageError(`unknown target "${target}"`, `known targets: ${Object.keys(config.targets).join(", ")}`);
   }
   const store = await ctx.store(opts.from, "--from");
   const manifest = await findBackup(store, target, opts.backup, ctx.out, opts.database);
+  if (manifest.format === "sqlite" || opts.toFile) {
+    if (manifest.format !== "sqlite") throw new UsageError(`backup ${manifest.id} is a PostgreSQL dump: restore it with --to <postgres-url>`);
+    if (!opts.toFile) throw new UsageError(`backup ${manifest.id} is a SQLite database: restore it with --to-file <path>`);
+    const res = await restoreSqlite({ store, manifest, toFile: opts.toFile, force: Boolean(opts.force), log: ctx.out });
+    ctx.out.result(`restored SQLite backup ${manifest.id} of "${manifest.target}" to ${res.path} (sha256 and integrity_check verified)`, { status: "restored", backup: manifest.id, path: res.path });
+    return 0;
+  }
+  const to = parsePostgresUrl(opts.to!);
+  if (to.password === undefined && process.env.PGPASSWORD) to.password = process.env.PGPASSWORD;
   ctx.out.log("info", `restoring ${manifest.target} backup ${manifest.id} into ${displayUrl(to)}`, { size: manifest.object.size });
   const t0 = Date.now();
   const onProgress = (p: { phase: "download" | "restore"; done: number; total: number }) => {

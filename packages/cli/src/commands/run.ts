@@ -97,7 +97,8 @@ export async function runCommand(ctx: Context, target: string | undefined, opts:
       );
       return 0;
     }
-    const result = await runBackup({ ...job, dump, retries });
+    // config targets go through the target run (engine, several databases); ad hoc runs are one backup
+    const result = t ? (await runTargetBackups({ ...t, dump, retries }, job)).results[0]!.result! : await runBackup({ ...job, dump, retries });
     const m = result.manifest;
     out.result(
       [

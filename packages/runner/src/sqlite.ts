@@ -1,0 +1,141 @@
+import { createReadStream, existsSync } from "node:fs";
+import { copyFile, mkdtemp, rename, rm, stat } from "node:fs/promises";
+import { createHash, randomBytes } from "node:crypto";
+import { hostname, tmpdir } from "node:os";
+import { basename, dirname, join, resolve } from "node:path";
+import { Readable, Transform } from "node:stream";
+import { AttemptError, LIFEBOAT_VERSION, LifeboatError, backupKeys, newBackupId, silentLogger, type Logger, type Manifest, type ObjectStore } from "@lifeboat/core";
+import type { BackupJob, BackupResult } from "./backup.js";
+import { downloadVerified } from "./restore.js";
+import { runTool } from "./pg/tools.js";
+
+/**
+ * SQLite targets. Copying a live SQLite file can capture a torn write; Lifeboat takes the snapshot through SQLite's
+ * online backup API instead (the sqlite3 shell's .backup), which copies a consistent state while the application keeps
+ * writing, checks it with PRAGMA integrity_check, and streams it to the store with the same manifest, list, restore
+ * and notifications as PostgreSQL backups. The backup API needs a destination database, so the snapshot exists as a
+ * file in a private temporary directory (0700) for as long as the upload takes, then is removed.
+ */
+export const SQLITE_INSTALL_HINT = "install the sqlite3 shell: apt-get install -y sqlite3, brew install sqlite, or set LIFEBOAT_SQLITE3";
+
+async function sqlite3(): Promise<string> {
+  const candidates = [process.env.LIFEBOAT_SQLITE3, ...(process.env.PATH ?? "").split(":").map((d) => join(d, "sqlite3"))].filter(Boolean) as string[];
+  const found = candidates.find((p) => existsSync(p));
+  if (!found) throw new LifeboatError("the sqlite3 shell was not found", { exitCode: 2, hint: SQLITE_INSTALL_HINT });
+  return found;
+}
+
+async function shell(db: string, script: string, readonly = true): Promise<string> {
+  const res = await runTool(await sqlite3(), ["-bail", ...(readonly ? ["-readonly"] : []), db], { input: script });
+  if (res.code !== 0 || /^(Error|Parse error|Runtime error)/m.test(res.stderr)) {
+    const msg = res.stderr.trim() || `sqlite3 exited with code ${res.code}`;
+    const busy = /locked|busy/i.test(msg);
+    throw new AttemptError(busy ? "sqlite_busy" : "sqlite_error", busy ? "transient" : "permanent", `sqlite3 on ${db}: ${msg}`);
+  }
+  return res.stdout;
+}
+
+export async function sqliteIntegrity(path: string): Promise<string[]> {
+  return (await shell(path, "PRAGMA integrity_check;\n")).split("\n").filter(Boolean);
+}
+
+export async function sqliteTables(path: string): Promise<Array<{ name: string; rows: number }>> {
+  const names = (await shell(path, "select name from sqlite_master where type = 'table' and name not like 'sqlite_%' order by name;\n")).split("\n").filter(Boolean);
+  const out = [];
+  for (const name of names) {
+    const [n] = (await shell(path, `select count(*) from "${name.replace(/"/g, '""')}";\n`)).split("\n");
+    out.push({ name, rows: Number(n) });
+  }
+  return out;
+}
+
+async function sqliteVersion(): Promise<string> {
+  return (await runTool(await sqlite3(), ["-version"])).stdout.split(" ")[0]!.trim();
+}
+
+export async function backupSqlite(job: BackupJob & { sqlite: { path: string } }, attempt: number, runId: string): Promise<BackupResult> {
+  const log = job.log ?? silentLogger;
+  const live = resolve(job.sqlite.path);
+  if (!existsSync(live)) throw new AttemptError("sqlite_missing", "permanent", `${live} does not exist`, { hint: "check database.path" });
+  const dir = await mkdtemp(join(tmpdir(), "lifeboat-sqlite-"));
+  try {
+    const started = new Date();
+    const snapshot = join(dir, "snapshot.db");
+    // .timeout waits for writers' locks instead of failing; .backup is the online backup API
+    await shell(live, `.timeout 30000\n.backup '${snapshot.replace(/'/g, "''")}'\n`);
+    const integrity = await sqliteIntegrity(snapshot);
+    if (integrity.join("\n") !== "ok") throw new AttemptError("sqlite_integrity", "transient", `the snapshot failed PRAGMA integrity_check: ${integrity.slice(0, 5).join("; ")}`);
+    const tables = await sqliteTables(snapshot);
+    const version = await sqliteVersion();
+    log.log("info", "sqlite snapshot taken", { target: job.target, bytes: (await stat(snapshot)).size, tables: tables.length });
+
+    const id = newBackupId(started);
+    const keys = backupKeys(job.target, id, ".sqlite");
+    const hash = createHash("sha256");
+    let bytes = 0;
+    const meter = new Transform({
+      transform(chunk: Buffer, _e, cb) {
+        hash.update(chunk);
+        bytes += chunk.length;
+        job.onProgress?.({ bytes, elapsedMs: Date.now() - started.getTime() });
+        cb(null, chunk);
+      },
+    });
+    const body = createReadStream(snapshot);
+    body.on("error", (err) => meter.destroy(err));
+    await job.store.put(keys.dump, body.pipe(meter), { contentType: "application/vnd.sqlite3", ...(job.signal ? { signal: job.signal } : {}) });
+    const finished = new Date();
+    const [maj, min, pat] = version.split(".").map(Number);
+    const manifest: Manifest = {
+      manifestVersion: 1,
+      id,
+      target: job.target,
+      runId,
+      trigger: job.trigger ?? "manual",
+      attempt,
+      database: { name: basename(live), host: hostname(), port: 0, serverVersion: `SQLite ${version}`, serverVersionNum: (maj ?? 0) * 1_000_000 + (min ?? 0) * 1000 + (pat ?? 0) },
+      pgDump: { version: `sqlite3 ${version}`, major: maj ?? 3 },
+      format: "sqlite",
+      compression: 0,
+      object: { key: keys.dump, size: bytes, sha256: hash.digest("hex") },
+      startedAt: started.toISOString(),
+      finishedAt: finished.toISOString(),
+      durationMs: finished.getTime() - started.getTime(),
+      lifeboatVersion: LIFEBOAT_VERSION,
+      tables,
+    };
+    await job.store.put(keys.manifest, Readable.from([Buffer.from(JSON.stringify(manifest, null, 2) + "\n")]), { contentType: "application/json" });
+    log.log("info", "backup stored", { target: job.target, key: keys.dump, bytes, sha256: manifest.object.sha256 });
+    return { manifest, location: job.store.location(keys.dump), manifestLocation: job.store.location(keys.manifest), attempts: [] };
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Restores a SQLite backup to a file: verified download, integrity check, then written beside the destination and
+ * renamed into place. An existing file (the live database) is never replaced without `force`.
+ */
+export async function restoreSqlite(opts: { store: ObjectStore; manifest: Manifest; toFile: string; force?: boolean; log?: Logger }): Promise<{ path: string; tables: number }> {
+  const dest = resolve(opts.toFile);
+  if (existsSync(dest) && !opts.force) {
+    throw new LifeboatError(`refusing to replace ${dest}: it exists (it may be the live database)`, {
+      exitCode: 2,
+      hint: "restore to a new file, or pass --force after stopping the application that uses it",
+    });
+  }
+  const dir = await mkdtemp(join(tmpdir(), "lifeboat-sqlite-restore-"));
+  try {
+    const { file } = await downloadVerified(opts.store, opts.manifest, dir);
+    const integrity = await sqliteIntegrity(file);
+    if (integrity.join("\n") !== "ok") throw new LifeboatError(`the backup failed PRAGMA integrity_check: ${integrity.slice(0, 5).join("; ")}`);
+    const temp = join(dirname(dest), `.${basename(dest)}.lifeboat-${randomBytes(4).toString("hex")}`);
+    await copyFile(file, temp);
+    await rename(temp, dest);
+    for (const sidecar of ["-wal", "-shm", "-journal"]) if (opts.force) await rm(dest + sidecar, { force: true });
+    opts.log?.log("info", "sqlite database restored", { to: dest });
+    return { path: dest, tables: opts.manifest.tables?.length ?? 0 };
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
