@@ -118,6 +118,37 @@ describe("the scheduler daemon (controllable clock)", () => {
   });
 });
 
+describe("scheduled restore drills", () => {
+  it("a target's verify.schedule is its own entry, run in verify mode, and waits for that target's backup in flight", async () => {
+    const clock = new FakeClock(Date.parse("2026-11-22T06:00:00Z")); // a Sunday
+    const calls: Array<[string, string]> = [];
+    const finish: Array<() => void> = [];
+    const scheduler = new Scheduler({
+      config: parseConfig({
+        storage: { directory: "/tmp/unused" },
+        targets: { db: { database: { url: "postgres://u@h/a" }, schedule: "cron(0 6 * * ? *)", verify: { schedule: "cron(0 6 ? * SUN *)" } } },
+      }),
+      clock,
+      lastRun: async (_name, mode) => (mode === "backup" ? new Date("2026-11-21T06:00:00Z") : new Date("2026-11-15T06:00:00Z")),
+      runTarget: (name, _signal, mode) =>
+        new Promise((resolve) => {
+          calls.push([name, mode]);
+          finish.push(() => resolve("succeeded"));
+        }),
+    });
+    await scheduler.init();
+    expect(scheduler.targets).toEqual(["db", "db (verify)"]);
+    expect(await tickAndSettle(scheduler)).toEqual(["db"]); // the drill waits: the backup is running
+    finish.shift()!();
+    await new Promise((r) => setImmediate(r));
+    expect(await tickAndSettle(scheduler)).toEqual(["db (verify)"]);
+    expect(calls).toEqual([
+      ["db", "backup"],
+      ["db", "verify"],
+    ]);
+  });
+});
+
 describe("lifeboat schedule --once and prune, against real PostgreSQL", () => {
   it("runs a never-backed-up target, then nothing until it is due; prune applies keepLast and always keeps the newest", async () => {
     const db = unique("sched");
@@ -127,15 +158,19 @@ describe("lifeboat schedule --once and prune, against real PostgreSQL", () => {
     writeFileSync(
       file,
       `export default { storage: { directory: ${JSON.stringify(join(dir, "store"))} },
-        targets: { nightly: { database: { url: { env: "SCHED_URL" } }, schedule: "cron(0 2 * * ? *)", retention: { keepLast: 2 } } } };`,
+        targets: { nightly: { database: { url: { env: "SCHED_URL" } }, schedule: "cron(0 2 * * ? *)", verify: { schedule: "rate(7 days)" }, retention: { keepLast: 2 } } } };`,
     );
     const env = { SCHED_URL: url(db) };
     const first = await cli(["schedule", "--once", "--config", file, "--json"], { env });
     expect(first.code, first.stderr).toBe(0);
     expect(JSON.parse(first.stdout)).toEqual({ ran: ["nightly"] });
     expect(first.stderr.split("\n").filter(Boolean).every((l) => JSON.parse(l).time)).toBe(true); // JSON lines
+    // the drill waited for the first backup; now it is due (never drilled), then nothing is
     const second = await cli(["schedule", "--once", "--config", file, "--json"], { env });
-    expect(JSON.parse(second.stdout)).toEqual({ ran: [] });
+    expect(JSON.parse(second.stdout)).toEqual({ ran: ["nightly (verify)"] });
+    expect(second.stderr).toContain('"msg":"restore drill passed"');
+    const third = await cli(["schedule", "--once", "--config", file, "--json"], { env });
+    expect(JSON.parse(third.stdout)).toEqual({ ran: [] });
 
     for (let i = 0; i < 3; i++) {
       await new Promise((r) => setTimeout(r, 1100));

@@ -28,12 +28,14 @@ export const systemClock: SchedulerClock = {
 
 export type RunOutcome = "succeeded" | "failed";
 
+export type ScheduledMode = "backup" | "verify";
+
 export interface SchedulerOptions {
   config: LifeboatConfig;
-  /** Runs one target (backup, notifications, prune); must honour the signal. */
-  runTarget: (target: string, signal: AbortSignal) => Promise<RunOutcome>;
-  /** When the target last started a backup that succeeded (its newest manifest), if ever. */
-  lastRun: (target: string) => Promise<Date | undefined>;
+  /** Runs one target (backup, notifications, prune; or a restore drill); must honour the signal. */
+  runTarget: (target: string, signal: AbortSignal, mode: ScheduledMode) => Promise<RunOutcome>;
+  /** When the target last started a backup that succeeded (its newest manifest), or last ran a drill, if ever. */
+  lastRun: (target: string, mode: ScheduledMode) => Promise<Date | undefined>;
   /** Only these targets (default: every target with a schedule). */
   only?: string[];
   clock?: SchedulerClock;
@@ -44,6 +46,9 @@ export interface SchedulerOptions {
 
 interface Entry {
   name: string;
+  mode: ScheduledMode;
+  /** How logs and tick() name it: the target, or "<target> (verify)" for its drills. */
+  label: string;
   schedule: Schedule;
   timezone: string;
   last: Date | undefined;
@@ -60,24 +65,28 @@ export class Scheduler {
   constructor(private readonly opts: SchedulerOptions) {
     this.clock = opts.clock ?? systemClock;
     this.log = opts.log ?? silentLogger;
+    const entry = (name: string, mode: ScheduledMode, expression: string, timezone: string): Entry => {
+      const parsed = parseSchedule(expression);
+      if (!parsed.ok) throw new Error(`targets.${name}: ${parsed.error}`); // validated at load already
+      return { name, mode, label: mode === "backup" ? name : `${name} (verify)`, schedule: parsed.schedule, timezone, last: undefined, running: undefined, skippedFor: undefined };
+    };
     this.entries = Object.entries(opts.config.targets)
-      .filter(([name, t]) => t.schedule && (!opts.only || opts.only.includes(name)))
-      .map(([name, t]) => {
-        const parsed = parseSchedule(t.schedule!);
-        if (!parsed.ok) throw new Error(`targets.${name}.schedule: ${parsed.error}`); // validated at load already
-        return { name, schedule: parsed.schedule, timezone: t.timezone, last: undefined, running: undefined, skippedFor: undefined };
-      });
+      .filter(([name]) => !opts.only || opts.only.includes(name))
+      .flatMap(([name, t]) => [
+        ...(t.schedule ? [entry(name, "backup", t.schedule, t.timezone)] : []),
+        ...(t.verify ? [entry(name, "verify", t.verify.schedule, t.verify.timezone ?? t.timezone)] : []),
+      ]);
   }
 
   get targets(): string[] {
-    return this.entries.map((e) => e.name);
+    return this.entries.map((e) => e.label);
   }
 
   async init(): Promise<void> {
     for (const e of this.entries) {
-      e.last = await this.opts.lastRun(e.name);
+      e.last = await this.opts.lastRun(e.name, e.mode);
       const next = nextRun(e.schedule, e.timezone, e.last, this.clock.now());
-      this.log.log("info", "scheduled", { target: e.name, schedule: e.schedule.expression, timezone: e.timezone, lastRun: e.last?.toISOString() ?? null, nextRun: next?.toISOString() ?? null });
+      this.log.log("info", "scheduled", { target: e.name, mode: e.mode, schedule: e.schedule.expression, timezone: e.timezone, lastRun: e.last?.toISOString() ?? null, nextRun: next?.toISOString() ?? null });
     }
   }
 
@@ -86,23 +95,26 @@ export class Scheduler {
     const now = this.clock.now();
     const started: string[] = [];
     for (const e of this.entries) {
+      // a drill waits for the same target's backup in flight: it should drill that backup
+      if (e.mode === "verify" && this.entries.some((b) => b.name === e.name && b.mode === "backup" && b.running)) continue;
       const next = nextRun(e.schedule, e.timezone, e.last, now);
       if (!next || next.getTime() > now.getTime()) continue;
       if (e.running) {
         if (e.skippedFor !== next.getTime()) {
           e.skippedFor = next.getTime();
-          this.log.log("warn", "skipped: the previous run of this target is still in flight", { target: e.name, dueAt: next.toISOString() });
+          this.log.log("warn", "skipped: the previous run of this target is still in flight", { target: e.name, ...(e.mode === "verify" ? { mode: e.mode } : {}), dueAt: next.toISOString() });
         }
         continue;
       }
       e.last = now;
       e.skippedFor = undefined;
-      started.push(e.name);
-      this.log.log("info", "run started", { target: e.name, dueAt: next.toISOString() });
+      started.push(e.label);
+      const fields = { target: e.name, ...(e.mode === "verify" ? { mode: e.mode } : {}) };
+      this.log.log("info", "run started", { ...fields, dueAt: next.toISOString() });
       e.running = this.opts
-        .runTarget(e.name, this.runs.signal)
-        .then((outcome) => this.log.log(outcome === "succeeded" ? "info" : "error", `run ${outcome}`, { target: e.name }))
-        .catch((err) => this.log.log("error", "run failed", { target: e.name, error: errorMessage(err) }))
+        .runTarget(e.name, this.runs.signal, e.mode)
+        .then((outcome) => this.log.log(outcome === "succeeded" ? "info" : "error", `run ${outcome}`, fields))
+        .catch((err) => this.log.log("error", "run failed", { ...fields, error: errorMessage(err) }))
         .finally(() => (e.running = undefined));
     }
     return started;
@@ -139,7 +151,7 @@ export class Scheduler {
       this.tick();
       await this.clock.sleep(this.nextWakeMs(), signal);
     }
-    const inFlight = this.entries.filter((e) => e.running).map((e) => e.name);
+    const inFlight = this.entries.filter((e) => e.running).map((e) => e.label);
     this.log.log("info", "stopping", { runsInFlight: inFlight });
     this.runs.abort(signal.reason ?? "stopping");
     await this.inFlight();

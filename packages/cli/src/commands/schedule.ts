@@ -1,5 +1,5 @@
 import { UsageError, type LifeboatConfig } from "@lifeboat/core";
-import { DefaultSecretResolver, Scheduler, listBackups, openStore, pruneTarget, resolveDatabase, runTargetBackups, type RunOutcome } from "@lifeboat/runner";
+import { DefaultSecretResolver, Scheduler, findBackup, listBackups, openStore, pruneTarget, resolveDatabase, runTargetBackups, verifyBackup, type RunOutcome } from "@lifeboat/runner";
 import type { Context } from "../context.js";
 import { lifecycleManaged } from "./prune.js";
 
@@ -29,13 +29,28 @@ export async function scheduleCommand(ctx: Context, opts: ScheduleCliOptions): P
     config,
     ...(only ? { only } : {}),
     log,
-    lastRun: async (name) => {
+    lastRun: async (name, mode) => {
+      if (mode === "verify") return lastDrill(store, name);
       const newest = (await listBackups(store, name, log))[0];
       return newest ? new Date(newest.startedAt) : undefined;
     },
-    runTarget: (name, signal) => runScheduledTarget(config, name, signal, { store, bus, secrets, log }),
+    runTarget: async (name, signal, mode) => {
+      if (mode === "backup") return runScheduledTarget(config, name, signal, { store, bus, secrets, log });
+      try {
+        const newest = (await listBackups(store, name, log))[0];
+        if (!newest) {
+          log.log("info", "no backup to drill yet", { target: name, mode });
+          return "succeeded";
+        }
+        const result = await verifyBackup({ store, manifest: await findBackup(store, name, newest.id, log), bus, log, signal, trigger: "schedule" });
+        return result.outcome === "passed" ? "succeeded" : "failed";
+      } catch (err) {
+        log.log("error", (err as Error).message, { target: name, mode });
+        return "failed";
+      }
+    },
   });
-  if (scheduler.targets.length === 0) throw new UsageError("no target has a schedule", "add schedule: \"cron(0 2 * * ? *)\" (or rate(...)) to a target");
+  if (scheduler.targets.length === 0) throw new UsageError("no target has a schedule", 'add schedule: "cron(0 2 * * ? *)" (or rate(...)), or verify: { schedule: ... }, to a target');
 
   if (opts.once) {
     const started = await scheduler.once();
@@ -56,6 +71,23 @@ export async function scheduleCommand(ctx: Context, opts: ScheduleCliOptions): P
     process.removeListener("SIGINT", onSignal);
   }
   return 0;
+}
+
+/** When the target's last drill ran: the newest verifiedAt among its stored drill results. */
+async function lastDrill(store: ReturnType<typeof openStore>, name: string): Promise<Date | undefined> {
+  let newest: Date | undefined;
+  for await (const o of store.list(`${name}/`)) {
+    if (!o.key.endsWith(".verify.json")) continue;
+    try {
+      const chunks: Buffer[] = [];
+      for await (const c of await store.get(o.key)) chunks.push(Buffer.from(c as Buffer));
+      const at = new Date((JSON.parse(Buffer.concat(chunks).toString("utf8")) as { verifiedAt: string }).verifiedAt);
+      if (!newest || at > newest) newest = at;
+    } catch {
+      /* an unreadable result does not count */
+    }
+  }
+  return newest;
 }
 
 async function runScheduledTarget(
