@@ -1,5 +1,10 @@
 import { LifeboatError, MANIFEST_SUFFIX, manifestSchema, silentLogger, targetPrefix, type Logger, type Manifest, type ObjectStore } from "@lifeboat/core";
 
+/** An object's whole content (manifests, drill results: small JSON documents). */
+export async function readObject(store: ObjectStore, key: string): Promise<Buffer> {
+  return readAll(await store.get(key));
+}
+
 async function readAll(stream: NodeJS.ReadableStream): Promise<Buffer> {
   const chunks: Buffer[] = [];
   for await (const c of stream) chunks.push(Buffer.isBuffer(c) ? c : Buffer.from(c as string));
@@ -62,4 +67,19 @@ export async function findBackup(store: ObjectStore, target: string | undefined,
     throw new LifeboatError(`no backup "${backup}" in ${where}`, { hint: `newest: ${all.slice(0, 3).map((m) => m.id).join(", ")}; see \`lifeboat list\`` });
   }
   return found;
+}
+
+/** When the target's last restore drill ran: the newest verifiedAt among its stored <id>.verify.json results. */
+export async function lastVerifiedAt(store: ObjectStore, target: string): Promise<Date | undefined> {
+  let newest: Date | undefined;
+  for await (const o of store.list(targetPrefix(target))) {
+    if (!o.key.endsWith(".verify.json")) continue;
+    try {
+      const at = new Date((JSON.parse((await readObject(store, o.key)).toString("utf8")) as { verifiedAt: string }).verifiedAt);
+      if (!Number.isNaN(at.getTime()) && (!newest || at > newest)) newest = at;
+    } catch {
+      /* an unreadable result does not count */
+    }
+  }
+  return newest;
 }

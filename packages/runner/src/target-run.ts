@@ -36,6 +36,8 @@ export async function runTargetBackups(t: TargetConfig, job: Omit<BackupJob, "du
   const databases = await targetDatabases(t, conn);
   job.log?.log("info", "backing up several databases", { target: job.target, databases, globals: Boolean(t.globals) });
   const results: TargetRunResult["results"] = [];
+  const times = new Map<string, { startedAt: string; finishedAt: string }>();
+  const { bus: _summaryOnly, ...unitJob } = base; // the units publish nothing: one summary event for the run
   const units: Array<{ name: string; unit: Partial<BackupJob> }> = databases.map((d) => ({ name: d, unit: { database: d } }));
   if (t.globals) units.push({ name: "globals", unit: { globals: { passwords: typeof t.globals === "object" && t.globals.passwords } } });
   for (const { name, unit } of units) {
@@ -43,19 +45,20 @@ export async function runTargetBackups(t: TargetConfig, job: Omit<BackupJob, "du
       results.push({ database: name, error: "cancelled before it started" });
       continue;
     }
+    const startedAt = new Date().toISOString();
     try {
-      const { bus: _ignored, ...rest } = base;
-      results.push({ database: name, result: await runBackup({ ...rest, ...unit, runId }) });
+      results.push({ database: name, result: await runBackup({ ...unitJob, ...unit, runId }) });
     } catch (err) {
       results.push({ database: name, error: errorMessage(err) });
     }
+    times.set(name, { startedAt, finishedAt: new Date().toISOString() });
   }
   await publishSummary(job.bus, job, runId, results);
   const failed = results.filter((r) => r.error);
   if (failed.length) {
     throw new BackupFailedError(
       job.target,
-      failed.map((f, i) => ({ attempt: i + 1, code: "database_failed", kind: "permanent" as const, message: `${f.database}: ${f.error}`, startedAt: "", finishedAt: "" })),
+      failed.map((f, i) => ({ attempt: i + 1, code: "database_failed", kind: "permanent" as const, message: `${f.database}: ${f.error}`, ...times.get(f.database)! })),
     );
   }
   return { results };

@@ -1,5 +1,5 @@
 import { UsageError, type LifeboatConfig } from "@lifeboat/core";
-import { DefaultSecretResolver, Scheduler, findBackup, listBackups, openStore, pruneTarget, resolveDatabase, runTargetBackups, verifyBackup, type RunOutcome } from "@lifeboat/runner";
+import { DefaultSecretResolver, Scheduler, findBackup, lastVerifiedAt, listBackups, openStore, pruneTarget, resolveDatabase, runTargetBackups, verifyBackup, type RunOutcome } from "@lifeboat/runner";
 import type { Context } from "../context.js";
 import { lifecycleManaged } from "./prune.js";
 
@@ -30,7 +30,7 @@ export async function scheduleCommand(ctx: Context, opts: ScheduleCliOptions): P
     ...(only ? { only } : {}),
     log,
     lastRun: async (name, mode) => {
-      if (mode === "verify") return lastDrill(store, name);
+      if (mode === "verify") return lastVerifiedAt(store, name);
       const newest = (await listBackups(store, name, log))[0];
       return newest ? new Date(newest.startedAt) : undefined;
     },
@@ -71,23 +71,6 @@ export async function scheduleCommand(ctx: Context, opts: ScheduleCliOptions): P
     process.removeListener("SIGINT", onSignal);
   }
   return 0;
-}
-
-/** When the target's last drill ran: the newest verifiedAt among its stored drill results. */
-async function lastDrill(store: ReturnType<typeof openStore>, name: string): Promise<Date | undefined> {
-  let newest: Date | undefined;
-  for await (const o of store.list(`${name}/`)) {
-    if (!o.key.endsWith(".verify.json")) continue;
-    try {
-      const chunks: Buffer[] = [];
-      for await (const c of await store.get(o.key)) chunks.push(Buffer.from(c as Buffer));
-      const at = new Date((JSON.parse(Buffer.concat(chunks).toString("utf8")) as { verifiedAt: string }).verifiedAt);
-      if (!newest || at > newest) newest = at;
-    } catch {
-      /* an unreadable result does not count */
-    }
-  }
-  return newest;
 }
 
 async function runScheduledTarget(
