@@ -15,6 +15,7 @@ function load() {
 }
 
 export const { config, plan } = load();
+for (const warning of plan.warnings) console.warn(`lifeboat: ${warning}`);
 
 /** ARN of an SSM parameter of this account and region. */
 export function parameterArn(name: string) {

@@ -50,6 +50,7 @@ describe("deploy plan", () => {
   it("SQLite targets are left to the machine that holds the file: no schedule, no parameter", () => {
     const plan = deployPlan(parseConfig({ ...base, targets: { ...base.targets, blog: { engine: "sqlite", database: { path: "/srv/blog.db" }, schedule: "rate(1 hour)" } } }), "production");
     expect(plan.schedules.map((s) => s.target)).toEqual(["prod", "staging-eu"]);
+    expect(plan.warnings).toEqual(["targets.blog is a SQLite file: the AWS deployment leaves it out; run `lifeboat schedule` on the machine that holds it"]);
   });
 
   it("other stages get their own bucket name", () => {

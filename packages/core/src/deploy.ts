@@ -39,6 +39,8 @@ export interface DeployPlan {
   drills: boolean;
   slack?: { webhookParameter: string; on: Outcome[] };
   email: Array<{ address: string; filterPolicy: { status: Outcome[] } }>;
+  /** Things the deployment leaves out, said aloud at deploy time. */
+  warnings: string[];
 }
 
 export function pascal(name: string): string {
@@ -60,11 +62,15 @@ export function deployPlan(config: LifeboatConfig, stage: string, source = "life
     problems.push({ path: "storage", message: "the AWS deployment stores backups in S3", hint: 'use storage: { s3: { bucket: "a-globally-unique-name", prefix: "lifeboat" } }' });
   }
   const runnerParameters = new Set<string>();
+  const warnings: string[] = [];
   const schedules: SchedulePlan[] = [];
   const components = new Map<string, string>();
   for (const [name, t] of Object.entries(config.targets)) {
     // a SQLite file lives on its own machine: `lifeboat schedule` runs it there, the AWS deployment leaves it out
-    if (t.engine === "sqlite") continue;
+    if (t.engine === "sqlite") {
+      warnings.push(`targets.${name} is a SQLite file: the AWS deployment leaves it out; run \`lifeboat schedule\` on the machine that holds it`);
+      continue;
+    }
     const refs: Array<[string, { env?: string | undefined; ssm?: string | undefined } | undefined]> = [
       ["database.password", t.database.password],
       ["database.url", typeof t.database.url === "object" ? t.database.url : undefined],
@@ -132,6 +138,7 @@ export function deployPlan(config: LifeboatConfig, stage: string, source = "life
     runnerParameters: [...runnerParameters].sort(),
     drills: Object.values(config.targets).some((t) => t.verify),
     email: aws.email.map((e) => ({ address: e.address, filterPolicy: { status: e.on } })),
+    warnings,
   };
   if (slackRef?.ssm) plan.slack = { webhookParameter: slackRef.ssm, on: config.notifications.slack!.on };
   return plan;
