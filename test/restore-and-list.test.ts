@@ -79,7 +79,7 @@ describe("list", () => {
     const onlyOrig = await cli(["list", "orig", "--from", store]);
     expect(onlyOrig.code).toBe(0);
     const lines = onlyOrig.stdout.trim().split("\n");
-    expect(lines[0]).toMatch(/^ID\s+TARGET\s+STARTED \(UTC\)\s+SIZE\s+FORMAT\s+SHA-256$/);
+    expect(lines[0]).toMatch(/^ID\s+TARGET\s+STARTED \(UTC\)\s+SIZE\s+FORMAT\s+DRILL\s+SHA-256$/);
     expect(lines.slice(1).map((l) => l.split(/\s+/)[0])).toEqual([second.id, first.id]);
     expect(lines[1]).toContain(second.object.sha256);
     expect(onlyOrig.stdout).not.toContain("dead");

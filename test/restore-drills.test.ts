@@ -111,6 +111,10 @@ describe("lifeboat verify", () => {
     // stored beside the manifest
     const stored = JSON.parse(readFileSync(join(dir, manifest.object.key.replace(/[^/]+$/, `${manifest.id}.verify.json`)), "utf8"));
     expect(stored.outcome).toBe("passed");
+    // and list shows it
+    const listed = JSON.parse((await cli(["list", "--from", store, "--json"])).stdout).backups;
+    expect(listed[0]).toMatchObject({ id: manifest.id, drill: { outcome: "passed", verifiedAt: stored.verifiedAt } });
+    expect((await cli(["list", "--from", store])).stdout.split("\n")[1]).toMatch(new RegExp(`^${manifest.id}\\s+hard\\s+.*custom\\s+passed\\s+[0-9a-f]{64}$`));
   });
 
   it("into a scratch database on a named server, which is dropped afterwards; the event says backup.verified", async () => {

@@ -69,6 +69,21 @@ export async function findBackup(store: ObjectStore, target: string | undefined,
   return found;
 }
 
+/** The newest drill result of each backup that has one: backup id -> outcome and time. */
+export async function drillResults(store: ObjectStore, target?: string): Promise<Map<string, { outcome: "passed" | "failed"; verifiedAt: string }>> {
+  const out = new Map<string, { outcome: "passed" | "failed"; verifiedAt: string }>();
+  for await (const o of store.list(target ? targetPrefix(target) : "")) {
+    if (!o.key.endsWith(".verify.json")) continue;
+    try {
+      const r = JSON.parse((await readObject(store, o.key)).toString("utf8")) as { backupId: string; outcome: "passed" | "failed"; verifiedAt: string };
+      if (r.backupId && (r.outcome === "passed" || r.outcome === "failed")) out.set(r.backupId, { outcome: r.outcome, verifiedAt: r.verifiedAt });
+    } catch {
+      /* an unreadable result is no result */
+    }
+  }
+  return out;
+}
+
 /** When the target's last restore drill ran: the newest verifiedAt among its stored <id>.verify.json results. */
 export async function lastVerifiedAt(store: ObjectStore, target: string): Promise<Date | undefined> {
   let newest: Date | undefined;

@@ -1,12 +1,14 @@
 import { formatBytes } from "@lifeboat/core";
-import { listBackups } from "@lifeboat/runner";
+import { drillResults, listBackups } from "@lifeboat/runner";
 import type { Context } from "../context.js";
 
 export async function listCommand(ctx: Context, target: string | undefined, opts: { from?: string }): Promise<number> {
   const store = await ctx.store(opts.from, "--from");
   const backups = await listBackups(store, target, ctx.out);
-  const rows = backups.map((m) => [m.id, m.target, m.startedAt.replace(/\.\d+Z$/, "Z"), formatBytes(m.object.size), m.format, m.object.sha256]);
-  const header = ["ID", "TARGET", "STARTED (UTC)", "SIZE", "FORMAT", "SHA-256"];
+  const drills = await drillResults(store, target);
+  const drillText = (id: string) => drills.get(id)?.outcome ?? "-";
+  const rows = backups.map((m) => [m.id, m.target, m.startedAt.replace(/\.\d+Z$/, "Z"), formatBytes(m.object.size), m.format, drillText(m.id), m.object.sha256]);
+  const header = ["ID", "TARGET", "STARTED (UTC)", "SIZE", "FORMAT", "DRILL", "SHA-256"];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (r: string[]) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join("  ");
   const human = backups.length
@@ -14,7 +16,7 @@ export async function listCommand(ctx: Context, target: string | undefined, opts
     : `no backups in ${store.url}${target ? ` for target "${target}"` : ""}`;
   ctx.out.result(human, {
     store: store.url,
-    backups: backups.map((m) => ({ id: m.id, target: m.target, startedAt: m.startedAt, finishedAt: m.finishedAt, size: m.object.size, sha256: m.object.sha256, format: m.format, key: m.object.key, location: store.location(m.object.key) })),
+    backups: backups.map((m) => ({ id: m.id, target: m.target, startedAt: m.startedAt, finishedAt: m.finishedAt, size: m.object.size, sha256: m.object.sha256, format: m.format, key: m.object.key, location: store.location(m.object.key), drill: drills.get(m.id) ?? null })),
   });
   return 0;
 }
