@@ -73,6 +73,22 @@ export interface BackupVerifyEvent {
   };
 }
 
+/** A failure reported by something other than the runner's own attempts (the launcher, the watcher): one attempt. */
+export function reportedFailure(f: { target: string; runId: string; trigger: string; attempt: number; code: string; kind: FailureKind; message: string }): BackupFailedEvent {
+  const now = new Date().toISOString();
+  return {
+    version: EVENT_VERSION,
+    type: "backup.failed",
+    status: "failed",
+    time: now,
+    target: f.target,
+    runId: f.runId,
+    trigger: f.trigger,
+    attempt: f.attempt,
+    error: { message: f.message, code: f.code, kind: f.kind, attempts: [{ attempt: f.attempt, code: f.code, kind: f.kind, message: f.message, startedAt: now, finishedAt: now }] },
+  };
+}
+
 export type LifeboatEvent = BackupSucceededEvent | BackupFailedEvent | BackupVerifyEvent;
 
 export function eventAttributes(e: LifeboatEvent): Record<string, string> {

@@ -2,7 +2,7 @@ import { ECSClient } from "@aws-sdk/client-ecs";
 import { RDSClient } from "@aws-sdk/client-rds";
 import { SNSClient } from "@aws-sdk/client-sns";
 import { Logger } from "@aws-lambda-powertools/logger";
-import { parseLaunchEvent, runIdFor, type BackupFailedEvent, type LifeboatConfig, type RunnerRunEnv } from "@lifeboat/core";
+import { parseLaunchEvent, reportedFailure, runIdFor, type BackupFailedEvent, type LifeboatConfig, type RunnerRunEnv } from "@lifeboat/core";
 import { resolveDatabase, runTaskInput, runnerSettingsFromEnv, snsPublisher, startRunnerTask, DefaultSecretResolver, type RunnerTaskSettings } from "@lifeboat/runner";
 import { bundledConfig } from "./config.js";
 
@@ -37,18 +37,7 @@ export function createLauncher(deps: LauncherDeps) {
       const fail = async (code: string, message: string) => {
         deps.logger.error("launch failed", { target, runId, code, error: message });
         result.failed.push({ target, runId, code, error: message });
-        const now = new Date().toISOString();
-        await deps.publish({
-          version: 1,
-          type: "backup.failed",
-          status: "failed",
-          time: now,
-          target,
-          runId,
-          trigger,
-          attempt: 1,
-          error: { message, code, kind: "transient", attempts: [{ attempt: 1, code, kind: "transient", message, startedAt: now, finishedAt: now }] },
-        });
+        await deps.publish(reportedFailure({ target, runId, trigger, attempt: 1, code, kind: "transient", message }));
       };
       if (t.database.rds && !verify) {
         try {

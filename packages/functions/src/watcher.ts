@@ -3,7 +3,7 @@ import { SNSClient } from "@aws-sdk/client-sns";
 import { Logger } from "@aws-lambda-powertools/logger";
 import { EventBridgeSchema } from "@aws-lambda-powertools/parser/schemas/eventbridge";
 import { z } from "zod";
-import type { BackupFailedEvent, LifeboatConfig, RunnerRunEnv } from "@lifeboat/core";
+import { reportedFailure, type BackupFailedEvent, type LifeboatConfig, type RunnerRunEnv } from "@lifeboat/core";
 import { runTaskInput, runnerSettingsFromEnv, snsPublisher, startRunnerTask, type RunnerTaskSettings } from "@lifeboat/runner";
 import { bundledConfig } from "./config.js";
 
@@ -81,18 +81,7 @@ export function createWatcher(deps: WatcherDeps) {
     const message =
       `the runner task stopped without reporting (${exitCode === undefined ? "no exit code" : `exit code ${exitCode}`}): ${why}.` +
       (relaunched ? ` Relaunched as attempt ${attempt + 1}: ${relaunched}.` : canRetry ? relaunchError : " No attempts left.");
-    const now = new Date().toISOString();
-    await deps.publish({
-      version: 1,
-      type: "backup.failed",
-      status: "failed",
-      time: now,
-      target,
-      runId,
-      trigger,
-      attempt,
-      error: { message, code, kind: exitCode === 2 ? "permanent" : "transient", attempts: [{ attempt, code, kind: exitCode === 2 ? "permanent" : "transient", message, startedAt: now, finishedAt: now }] },
-    });
+    await deps.publish(reportedFailure({ target, runId, trigger, attempt, code, kind: exitCode === 2 ? "permanent" : "transient", message }));
     deps.logger.warn("runner task stopped without reporting", { target, runId, attempt, exitCode, why, taskArn: detail.taskArn, relaunched });
     return relaunched ? { action: "reported", target, relaunched } : { action: "reported", target };
   };

@@ -1,6 +1,5 @@
 import { spawn } from "node:child_process";
-import { createHash, randomUUID } from "node:crypto";
-import { Readable, Transform, type TransformCallback } from "node:stream";
+import { randomUUID } from "node:crypto";
 import pRetry from "p-retry";
 import {
   AttemptError,
@@ -21,6 +20,8 @@ import {
   type RetryPolicy,
 } from "@lifeboat/core";
 import { classifyPgMessage, toAttemptError } from "./pg/classify.js";
+import { Digest } from "./digest.js";
+import { storeManifest } from "./catalog.js";
 import { conninfo, type ConnectionInfo } from "./pg/connection.js";
 import { toolEnv } from "./pg/connection.js";
 import { preflight } from "./pg/psql.js";
@@ -72,24 +73,6 @@ export function pgDumpArgs(dump: DumpOptions): string[] {
   for (const t of dump.tables) args.push(`--table=${t}`);
   for (const t of dump.excludeTables) args.push(`--exclude-table=${t}`);
   return args;
-}
-
-/** SHA-256 and byte count of everything that passes through. */
-class Digest extends Transform {
-  private readonly hash = createHash("sha256");
-  bytes = 0;
-  constructor(private readonly onChunk: (bytes: number) => void) {
-    super();
-  }
-  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
-    this.hash.update(chunk);
-    this.bytes += chunk.length;
-    this.onChunk(this.bytes);
-    cb(null, chunk);
-  }
-  hex(): string {
-    return this.hash.digest("hex");
-  }
 }
 
 const STDERR_LIMIT = 64 * 1024;
@@ -309,9 +292,7 @@ async function writeManifest(
     lifeboatVersion: LIFEBOAT_VERSION,
     ...extra,
   };
-  await job.store.put(keys.manifest, Readable.from([Buffer.from(JSON.stringify(manifest, null, 2) + "\n")]), {
-    contentType: "application/json",
-  });
+  await storeManifest(job.store, keys.manifest, manifest);
   log.log("info", "backup stored", { target: job.target, key: keys.dump, bytes: dumped.bytes, sha256: manifest.object.sha256 });
   return { manifest, location: job.store.location(keys.dump), manifestLocation: job.store.location(keys.manifest), attempts: [] };
 }

@@ -1,4 +1,10 @@
+import { Readable } from "node:stream";
 import { LifeboatError, MANIFEST_SUFFIX, manifestSchema, silentLogger, targetPrefix, type Logger, type Manifest, type ObjectStore } from "@lifeboat/core";
+
+/** Writes a manifest (the last object of a backup: its presence is what makes the backup exist). */
+export async function storeManifest(store: ObjectStore, key: string, manifest: Manifest): Promise<void> {
+  await store.put(key, Readable.from([Buffer.from(JSON.stringify(manifest, null, 2) + "\n")]), { contentType: "application/json" });
+}
 
 /** An object's whole content (manifests, drill results: small JSON documents). */
 export async function readObject(store: ObjectStore, key: string): Promise<Buffer> {

@@ -1,9 +1,7 @@
 import { createReadStream, createWriteStream } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
-import { createHash } from "node:crypto";
 import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
-import { Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { createGunzip } from "node:zlib";
 import { spawn } from "node:child_process";
@@ -11,6 +9,7 @@ import { ChecksumMismatchError, LifeboatError, redact, silentLogger, type Logger
 import { conninfo, displayUrl, sameEndpoint, toolEnv, type ConnectionInfo } from "./pg/connection.js";
 import { preflight, query } from "./pg/psql.js";
 import { findTool } from "./pg/tools.js";
+import { Digest } from "./digest.js";
 
 export interface RestoreOptions {
   store: ObjectStore;
@@ -47,18 +46,10 @@ export async function downloadVerified(
 ): Promise<{ file: string; ms: number }> {
   const file = join(dir, "dump");
   const t0 = Date.now();
-  const hash = createHash("sha256");
-  let bytes = 0;
-  const meter = new Transform({
-    transform(chunk: Buffer, _e, cb) {
-      hash.update(chunk);
-      bytes += chunk.length;
-      opts.onProgress?.(bytes, manifest.object.size);
-      cb(null, chunk);
-    },
-  });
+  const meter = new Digest((done) => opts.onProgress?.(done, manifest.object.size));
   await pipeline(await store.get(manifest.object.key), meter, createWriteStream(file, { mode: 0o600 }), opts.signal ? { signal: opts.signal } : {});
-  const actual = hash.digest("hex");
+  const actual = meter.hex();
+  const bytes = meter.bytes;
   if (actual !== manifest.object.sha256 || bytes !== manifest.object.size) {
     throw new ChecksumMismatchError(store.location(manifest.object.key), manifest.object.sha256, actual, manifest.object.size, bytes);
   }

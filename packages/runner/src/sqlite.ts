@@ -1,12 +1,13 @@
 import { createReadStream, existsSync } from "node:fs";
 import { copyFile, mkdtemp, rename, rm, stat } from "node:fs/promises";
-import { createHash, randomBytes } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import { hostname, tmpdir } from "node:os";
 import { basename, dirname, join, resolve } from "node:path";
-import { Readable, Transform } from "node:stream";
 import { AttemptError, LIFEBOAT_VERSION, LifeboatError, backupKeys, newBackupId, silentLogger, type Logger, type Manifest, type ObjectStore } from "@lifeboat/core";
 import type { BackupJob, BackupResult } from "./backup.js";
 import { downloadVerified } from "./restore.js";
+import { storeManifest } from "./catalog.js";
+import { Digest } from "./digest.js";
 import { runTool } from "./pg/tools.js";
 
 /**
@@ -83,16 +84,7 @@ export async function backupSqlite(job: BackupJob & { sqlite: { path: string } }
 
     const id = newBackupId(started);
     const keys = backupKeys(job.target, id, ".sqlite");
-    const hash = createHash("sha256");
-    let bytes = 0;
-    const meter = new Transform({
-      transform(chunk: Buffer, _e, cb) {
-        hash.update(chunk);
-        bytes += chunk.length;
-        job.onProgress?.({ bytes, elapsedMs: Date.now() - started.getTime() });
-        cb(null, chunk);
-      },
-    });
+    const meter = new Digest((bytes) => job.onProgress?.({ bytes, elapsedMs: Date.now() - started.getTime() }));
     const body = createReadStream(snapshot);
     body.on("error", (err) => meter.destroy(err));
     await job.store.put(keys.dump, body.pipe(meter), { contentType: "application/vnd.sqlite3", ...(job.signal ? { signal: job.signal } : {}) });
@@ -109,15 +101,15 @@ export async function backupSqlite(job: BackupJob & { sqlite: { path: string } }
       pgDump: { version: `sqlite3 ${version}`, major: maj ?? 3 },
       format: "sqlite",
       compression: 0,
-      object: { key: keys.dump, size: bytes, sha256: hash.digest("hex") },
+      object: { key: keys.dump, size: meter.bytes, sha256: meter.hex() },
       startedAt: started.toISOString(),
       finishedAt: finished.toISOString(),
       durationMs: finished.getTime() - started.getTime(),
       lifeboatVersion: LIFEBOAT_VERSION,
       tables,
     };
-    await job.store.put(keys.manifest, Readable.from([Buffer.from(JSON.stringify(manifest, null, 2) + "\n")]), { contentType: "application/json" });
-    log.log("info", "backup stored", { target: job.target, key: keys.dump, bytes, sha256: manifest.object.sha256 });
+    await storeManifest(job.store, keys.manifest, manifest);
+    log.log("info", "backup stored", { target: job.target, key: keys.dump, bytes: meter.bytes, sha256: manifest.object.sha256 });
     return { manifest, location: job.store.location(keys.dump), manifestLocation: job.store.location(keys.manifest), attempts: [] };
   } finally {
     await rm(dir, { recursive: true, force: true });
