@@ -1,11 +1,18 @@
 import { LocalEventBus, UsageError, parseStoreUrl, type LifeboatConfig, type ObjectStore } from "@lifeboat/core";
-import { DefaultSecretResolver, openStore, slackSubscriber } from "@lifeboat/runner";
+import { DefaultSecretResolver, openStore, parsePostgresUrl, slackSubscriber, type ConnectionInfo } from "@lifeboat/runner";
 import { findConfigFile, loadConfig } from "@lifeboat/runner";
 import { Output, pickMode } from "./output.js";
 
 export interface CommonOptions {
   config?: string;
   json?: boolean;
+}
+
+/** A postgres:// URL given on the command line; without a password in it, PGPASSWORD applies (as for psql). */
+export function postgresUrlArg(url: string, env: NodeJS.ProcessEnv = process.env): ConnectionInfo {
+  const c = parsePostgresUrl(url);
+  if (c.password === undefined && env.PGPASSWORD) c.password = env.PGPASSWORD;
+  return c;
 }
 
 /** What every command needs: output, and the config when there is one. */

@@ -13,6 +13,13 @@ import { UsageError } from "./errors.js";
 export const TARGET_NAME = /^[a-z0-9](?:[a-z0-9_-]{0,62})$/;
 export const BACKUP_ID = /^\d{8}T\d{6}Z-[0-9a-f]{4}$/;
 export const MANIFEST_SUFFIX = ".manifest.json";
+/** A restore drill's result, beside the manifest it drilled. */
+export const VERIFY_SUFFIX = ".verify.json";
+
+/** The key of an object beside a backup's dump (its manifest, its drill result): same folder, `<id><suffix>`. */
+export function besideDump(backup: { id: string; object: { key: string } }, suffix: string): string {
+  return backup.object.key.replace(/[^/]+$/, `${backup.id}${suffix}`);
+}
 
 export function newBackupId(at: Date, random: () => string = () => randomBytes(2).toString("hex")): string {
   const iso = at.toISOString(); // 2026-11-21T04:30:00.000Z

@@ -3,7 +3,7 @@ import { RDSClient } from "@aws-sdk/client-rds";
 import { SNSClient } from "@aws-sdk/client-sns";
 import { Logger } from "@aws-lambda-powertools/logger";
 import { parseLaunchEvent, reportedFailure, runIdFor, type BackupFailedEvent, type LifeboatConfig, type RunnerRunEnv } from "@lifeboat/core";
-import { resolveDatabase, runTaskInput, runnerSettingsFromEnv, snsPublisher, startRunnerTask, DefaultSecretResolver, type RunnerTaskSettings } from "@lifeboat/runner";
+import { rdsEndpoint, runTaskInput, runnerSettingsFromEnv, snsPublisher, startRunnerTask, type RunnerTaskSettings } from "@lifeboat/runner";
 import { bundledConfig } from "./config.js";
 
 /**
@@ -41,8 +41,8 @@ export function createLauncher(deps: LauncherDeps) {
       };
       if (t.database.rds && !verify) {
         try {
-          // Only the status matters here: credentials are read by the runner, so no secret is resolved in the launcher.
-          await resolveDatabase({ ...t.database, password: undefined }, new DefaultSecretResolver({}), `targets.${target}.database`, deps.rds);
+          // only the instance's status matters here: the runner reads the credentials, the launcher never does
+          await rdsEndpoint(t.database.rds, deps.rds);
         } catch (err) {
           await fail((err as { code?: string }).code ?? "rds_lookup_failed", (err as Error).message);
           continue;

@@ -4,7 +4,6 @@ import pRetry from "p-retry";
 import {
   AttemptError,
   BackupFailedError,
-  LIFEBOAT_VERSION,
   backupKeys,
   dumpExtension,
   newBackupId,
@@ -21,10 +20,10 @@ import {
 } from "@lifeboat/core";
 import { classifyPgMessage, toAttemptError } from "./pg/classify.js";
 import { Digest } from "./digest.js";
-import { storeManifest } from "./catalog.js";
+import { completeBackup, manifestRun } from "./complete.js";
 import { conninfo, type ConnectionInfo } from "./pg/connection.js";
 import { toolEnv } from "./pg/connection.js";
-import { preflight } from "./pg/psql.js";
+import { preflight, type ServerInfo } from "./pg/psql.js";
 import { findTool } from "./pg/tools.js";
 import { PsqlSession, literal } from "./pg/session.js";
 import { backupSqlite } from "./sqlite.js";
@@ -94,7 +93,15 @@ async function attemptBackup(job: BackupJob, attempt: number, runId: string, sec
     const keys = backupKeys(job.target, id, ".sql", "_globals");
     const args = ["--globals-only", "--no-password", ...(job.globals.passwords ? [] : ["--no-role-passwords"]), `--dbname=${conninfo(conn)}`];
     const dumped = await dumpAndStore(job, conn, pgDump.path, args, keys, started, secrets, undefined);
-    return await writeManifest({ ...job, dump: { ...job.dump, format: "plain", compression: 0 } }, attempt, runId, conn, { ...server, database: "globals" }, pgDump, keys, id, started, new Date(), dumped, { kind: "globals" });
+    return await completeBackup(job, keys, {
+      ...manifestRun(job, attempt, runId, id, started, new Date()),
+      database: postgresDatabase(conn, server, "globals"),
+      pgDump: { version: pgDump.version, major: pgDump.major },
+      format: "plain",
+      compression: 0,
+      object: { key: keys.dump, size: dumped.bytes, sha256: dumped.sha256 },
+      kind: "globals",
+    });
   }
   const keys = backupKeys(job.target, id, dumpExtension(job.dump.format, job.dump.compression), job.database);
 
@@ -120,7 +127,13 @@ async function attemptBackup(job: BackupJob, attempt: number, runId: string, sec
       rowCountMs = Date.now() - t0;
       log.log("info", "rows counted in the dump's snapshot", { target: job.target, tables: tables.length, ms: rowCountMs });
     }
-    return await writeManifest(job, attempt, runId, conn, server, pgDump, keys, id, started, finished, dumped, {
+    return await completeBackup(job, keys, {
+      ...manifestRun(job, attempt, runId, id, started, finished),
+      database: postgresDatabase(conn, server),
+      pgDump: { version: pgDump.version, major: pgDump.major },
+      format: job.dump.format,
+      compression: job.dump.compression,
+      object: { key: keys.dump, size: dumped.bytes, sha256: dumped.sha256 },
       ...(snapshot ? { snapshot } : {}),
       ...(tables ? { tables } : {}),
       ...(rowCountMs !== undefined ? { rowCountMs } : {}),
@@ -252,49 +265,15 @@ async function dumpAndStore(
   return { bytes: digest.bytes, sha256: digest.hex() };
 }
 
-async function writeManifest(
-  job: BackupJob,
-  attempt: number,
-  runId: string,
-  conn: ConnectionInfo,
-  server: Awaited<ReturnType<typeof preflight>>,
-  pgDump: { version: string; major: number },
-  keys: { dump: string; manifest: string },
-  id: string,
-  started: Date,
-  finished: Date,
-  dumped: Dumped,
-  extra: Partial<Manifest>,
-): Promise<BackupResult> {
-  const log = job.log ?? silentLogger;
-  const manifest: Manifest = {
-    manifestVersion: 1,
-    id,
-    target: job.target,
-    runId,
-    trigger: job.trigger ?? "manual",
-    attempt,
-    database: {
-      name: server.database,
-      host: conn.host,
-      port: conn.port,
-      serverVersion: server.version,
-      serverVersionNum: server.versionNum,
-      ...(server.systemIdentifier ? { systemIdentifier: server.systemIdentifier } : {}),
-    },
-    pgDump: { version: pgDump.version, major: pgDump.major },
-    format: job.dump.format,
-    compression: job.dump.compression,
-    object: { key: keys.dump, size: dumped.bytes, sha256: dumped.sha256 },
-    startedAt: started.toISOString(),
-    finishedAt: finished.toISOString(),
-    durationMs: finished.getTime() - started.getTime(),
-    lifeboatVersion: LIFEBOAT_VERSION,
-    ...extra,
+function postgresDatabase(conn: ConnectionInfo, server: ServerInfo, name = server.database): Manifest["database"] {
+  return {
+    name,
+    host: conn.host,
+    port: conn.port,
+    serverVersion: server.version,
+    serverVersionNum: server.versionNum,
+    ...(server.systemIdentifier ? { systemIdentifier: server.systemIdentifier } : {}),
   };
-  await storeManifest(job.store, keys.manifest, manifest);
-  log.log("info", "backup stored", { target: job.target, key: keys.dump, bytes: dumped.bytes, sha256: manifest.object.sha256 });
-  return { manifest, location: job.store.location(keys.dump), manifestLocation: job.store.location(keys.manifest), attempts: [] };
 }
 
 /**

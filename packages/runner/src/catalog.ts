@@ -1,19 +1,15 @@
 import { Readable } from "node:stream";
-import { LifeboatError, MANIFEST_SUFFIX, manifestSchema, silentLogger, targetPrefix, type Logger, type Manifest, type ObjectStore } from "@lifeboat/core";
+import { LifeboatError, MANIFEST_SUFFIX, VERIFY_SUFFIX, manifestSchema, silentLogger, targetPrefix, type Logger, type Manifest, type ObjectStore } from "@lifeboat/core";
 
-/** Writes a manifest (the last object of a backup: its presence is what makes the backup exist). */
-export async function storeManifest(store: ObjectStore, key: string, manifest: Manifest): Promise<void> {
-  await store.put(key, Readable.from([Buffer.from(JSON.stringify(manifest, null, 2) + "\n")]), { contentType: "application/json" });
+/** Writes a small JSON document (a manifest, a drill result). */
+export async function storeJson(store: ObjectStore, key: string, value: unknown): Promise<void> {
+  await store.put(key, Readable.from([Buffer.from(JSON.stringify(value, null, 2) + "\n")]), { contentType: "application/json" });
 }
 
 /** An object's whole content (manifests, drill results: small JSON documents). */
 export async function readObject(store: ObjectStore, key: string): Promise<Buffer> {
-  return readAll(await store.get(key));
-}
-
-async function readAll(stream: NodeJS.ReadableStream): Promise<Buffer> {
   const chunks: Buffer[] = [];
-  for await (const c of stream) chunks.push(Buffer.isBuffer(c) ? c : Buffer.from(c as string));
+  for await (const c of await store.get(key)) chunks.push(Buffer.isBuffer(c) ? c : Buffer.from(c as string));
   return Buffer.concat(chunks);
 }
 
@@ -32,7 +28,7 @@ export async function listBackups(store: ObjectStore, target?: string, log: Logg
     const batch = await Promise.all(
       keys.slice(i, i + CONCURRENCY).map(async (key) => {
         try {
-          const parsed = manifestSchema.safeParse(JSON.parse((await readAll(await store.get(key))).toString("utf8")));
+          const parsed = manifestSchema.safeParse(JSON.parse((await readObject(store, key)).toString("utf8")));
           if (parsed.success) return parsed.data;
           log.log("warn", "skipping an invalid manifest", { key, problems: parsed.error.issues.length });
         } catch (err) {
@@ -79,7 +75,7 @@ export async function findBackup(store: ObjectStore, target: string | undefined,
 export async function drillResults(store: ObjectStore, target?: string): Promise<Map<string, { outcome: "passed" | "failed"; verifiedAt: string }>> {
   const out = new Map<string, { outcome: "passed" | "failed"; verifiedAt: string }>();
   for await (const o of store.list(target ? targetPrefix(target) : "")) {
-    if (!o.key.endsWith(".verify.json")) continue;
+    if (!o.key.endsWith(VERIFY_SUFFIX)) continue;
     try {
       const r = JSON.parse((await readObject(store, o.key)).toString("utf8")) as { backupId: string; outcome: "passed" | "failed"; verifiedAt: string };
       if (r.backupId && (r.outcome === "passed" || r.outcome === "failed")) out.set(r.backupId, { outcome: r.outcome, verifiedAt: r.verifiedAt });
@@ -94,7 +90,7 @@ export async function drillResults(store: ObjectStore, target?: string): Promise
 export async function lastVerifiedAt(store: ObjectStore, target: string): Promise<Date | undefined> {
   let newest: Date | undefined;
   for await (const o of store.list(targetPrefix(target))) {
-    if (!o.key.endsWith(".verify.json")) continue;
+    if (!o.key.endsWith(VERIFY_SUFFIX)) continue;
     try {
       const at = new Date((JSON.parse((await readObject(store, o.key)).toString("utf8")) as { verifiedAt: string }).verifiedAt);
       if (!Number.isNaN(at.getTime()) && (!newest || at > newest)) newest = at;

@@ -15,8 +15,7 @@
 import { SNSClient } from "@aws-sdk/client-sns";
 import { LifeboatError, LocalEventBus, UsageError, errorMessage, redact, type Logger, type Manifest } from "@lifeboat/core";
 import { runTargetBackups } from "./target-run.js";
-import { findBackup } from "./catalog.js";
-import { verifyBackup } from "./verify.js";
+import { latestToDrill, verifyBackup } from "./verify.js";
 import { findConfigFile, loadConfig } from "./config-file.js";
 import { emitBackupMetrics } from "./aws/metrics.js";
 import { snsPublisher } from "./aws/sns.js";
@@ -55,7 +54,8 @@ export async function runnerMain(env: NodeJS.ProcessEnv = process.env, log: Logg
 
     if (env.LIFEBOAT_MODE === "verify") {
       const store = openStore(storage);
-      const manifest = await findBackup(store, target, "latest", log);
+      const manifest = await latestToDrill(store, target, log);
+      if (!manifest) throw new LifeboatError(`no backup of "${target}" to drill in ${store.url}`);
       const result = await verifyBackup({
         store,
         manifest,

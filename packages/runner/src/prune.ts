@@ -1,4 +1,4 @@
-import { MANIFEST_SUFFIX, planRetention, silentLogger, type Logger, type Manifest, type ObjectStore, type RetentionDecision, type RetentionPolicy } from "@lifeboat/core";
+import { MANIFEST_SUFFIX, besideDump, planRetention, silentLogger, type Logger, type Manifest, type ObjectStore, type RetentionDecision, type RetentionPolicy } from "@lifeboat/core";
 import { listBackups } from "./catalog.js";
 import { verifyKey } from "./verify.js";
 
@@ -30,7 +30,7 @@ export async function pruneTarget(store: ObjectStore, target: string, policy: Re
   for (const d of decisions) {
     if (d.keep || opts.dryRun) continue;
     const m = byId.get(d.id)!;
-    await store.delete([m.object.key.replace(/[^/]+$/, `${m.id}${MANIFEST_SUFFIX}`)]);
+    await store.delete([besideDump(m, MANIFEST_SUFFIX)]);
     await store.delete([m.object.key, verifyKey(m)]);
     deleted.push(d.id);
     log.log("info", "pruned", { target, backup: d.id, startedAt: d.startedAt });

@@ -17,8 +17,24 @@ export async function resolveDatabase(db: DatabaseConfig, secrets: SecretResolve
   if (db.host !== undefined) {
     return { host: db.host, port: db.port ?? 5432, database: db.database!, user: db.user!, password, params };
   }
-  const instance = db.rds!.instance;
-  const client = rds ?? new RDSClient(db.rds!.region ? { region: db.rds!.region } : {});
+  const endpoint = await rdsEndpoint(db.rds!, rds);
+  return {
+    host: endpoint.host,
+    port: endpoint.port,
+    database: db.database!,
+    user: db.user!,
+    password,
+    params: { sslmode: db.sslmode ?? "require" },
+  };
+}
+
+/**
+ * Where an RDS instance answers, with DescribeDBInstances. An instance that is not `available` (stopped, backing up,
+ * modifying) is a transient failure naming its status; an unknown one is permanent.
+ */
+export async function rdsEndpoint(rdsConfig: { instance: string; region?: string | undefined }, rds?: RDSClient): Promise<{ host: string; port: number }> {
+  const instance = rdsConfig.instance;
+  const client = rds ?? new RDSClient(rdsConfig.region ? { region: rdsConfig.region } : {});
   let res;
   try {
     res = await client.send(new DescribeDBInstancesCommand({ DBInstanceIdentifier: instance }));
@@ -38,12 +54,5 @@ export async function resolveDatabase(db: DatabaseConfig, secrets: SecretResolve
   if (inst.DBInstanceStatus !== "available") {
     throw new AttemptError("rds_not_available", "transient", `RDS instance "${instance}" is ${inst.DBInstanceStatus}, not available`);
   }
-  return {
-    host: inst.Endpoint.Address,
-    port: inst.Endpoint.Port ?? 5432,
-    database: db.database!,
-    user: db.user!,
-    password,
-    params: { sslmode: db.sslmode ?? "require" },
-  };
+  return { host: inst.Endpoint.Address, port: inst.Endpoint.Port ?? 5432 };
 }

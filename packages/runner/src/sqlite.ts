@@ -3,10 +3,10 @@ import { copyFile, mkdtemp, rename, rm, stat } from "node:fs/promises";
 import { randomBytes } from "node:crypto";
 import { hostname, tmpdir } from "node:os";
 import { basename, dirname, join, resolve } from "node:path";
-import { AttemptError, LIFEBOAT_VERSION, LifeboatError, backupKeys, newBackupId, silentLogger, type Logger, type Manifest, type ObjectStore } from "@lifeboat/core";
+import { AttemptError, LifeboatError, backupKeys, newBackupId, silentLogger, type Logger, type Manifest, type ObjectStore } from "@lifeboat/core";
 import type { BackupJob, BackupResult } from "./backup.js";
 import { downloadVerified } from "./restore.js";
-import { storeManifest } from "./catalog.js";
+import { completeBackup, manifestRun } from "./complete.js";
 import { Digest } from "./digest.js";
 import { runTool } from "./pg/tools.js";
 
@@ -41,8 +41,10 @@ async function shell(db: string, script: string, readonly = true): Promise<strin
   return res.stdout;
 }
 
-export async function sqliteIntegrity(path: string): Promise<string[]> {
-  return (await shell(path, "PRAGMA integrity_check;\n")).split("\n").filter(Boolean);
+/** What PRAGMA integrity_check finds wrong with a database file (nothing: an empty list). */
+export async function integrityProblems(path: string): Promise<string[]> {
+  const lines = (await shell(path, "PRAGMA integrity_check;\n")).split("\n").filter(Boolean);
+  return lines.join("\n") === "ok" ? [] : lines.slice(0, 5);
 }
 
 export async function sqliteTables(path: string): Promise<Array<{ name: string; rows: number }>> {
@@ -76,8 +78,8 @@ export async function backupSqlite(job: BackupJob & { sqlite: { path: string } }
       log.log("warn", "this SQLite has no VACUUM INTO (before 3.27): using the online backup API", { target: job.target });
       await shell(live, `.timeout 30000\n.backup '${quoted}'\n`);
     }
-    const integrity = await sqliteIntegrity(snapshot);
-    if (integrity.join("\n") !== "ok") throw new AttemptError("sqlite_integrity", "transient", `the snapshot failed PRAGMA integrity_check: ${integrity.slice(0, 5).join("; ")}`);
+    const problems = await integrityProblems(snapshot);
+    if (problems.length) throw new AttemptError("sqlite_integrity", "transient", `the snapshot failed PRAGMA integrity_check: ${problems.join("; ")}`);
     const tables = await sqliteTables(snapshot);
     const version = await sqliteVersion();
     log.log("info", "sqlite snapshot taken", { target: job.target, bytes: (await stat(snapshot)).size, tables: tables.length });
@@ -88,29 +90,16 @@ export async function backupSqlite(job: BackupJob & { sqlite: { path: string } }
     const body = createReadStream(snapshot);
     body.on("error", (err) => meter.destroy(err));
     await job.store.put(keys.dump, body.pipe(meter), { contentType: "application/vnd.sqlite3", ...(job.signal ? { signal: job.signal } : {}) });
-    const finished = new Date();
     const [maj, min, pat] = version.split(".").map(Number);
-    const manifest: Manifest = {
-      manifestVersion: 1,
-      id,
-      target: job.target,
-      runId,
-      trigger: job.trigger ?? "manual",
-      attempt,
+    return await completeBackup(job, keys, {
+      ...manifestRun(job, attempt, runId, id, started, new Date()),
       database: { name: basename(live), host: hostname(), port: 0, serverVersion: `SQLite ${version}`, serverVersionNum: (maj ?? 0) * 1_000_000 + (min ?? 0) * 1000 + (pat ?? 0) },
       pgDump: { version: `sqlite3 ${version}`, major: maj ?? 3 },
       format: "sqlite",
       compression: 0,
       object: { key: keys.dump, size: meter.bytes, sha256: meter.hex() },
-      startedAt: started.toISOString(),
-      finishedAt: finished.toISOString(),
-      durationMs: finished.getTime() - started.getTime(),
-      lifeboatVersion: LIFEBOAT_VERSION,
       tables,
-    };
-    await storeManifest(job.store, keys.manifest, manifest);
-    log.log("info", "backup stored", { target: job.target, key: keys.dump, bytes: meter.bytes, sha256: manifest.object.sha256 });
-    return { manifest, location: job.store.location(keys.dump), manifestLocation: job.store.location(keys.manifest), attempts: [] };
+    });
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
@@ -131,8 +120,8 @@ export async function restoreSqlite(opts: { store: ObjectStore; manifest: Manife
   const dir = await mkdtemp(join(tmpdir(), "lifeboat-sqlite-restore-"));
   try {
     const { file } = await downloadVerified(opts.store, opts.manifest, dir);
-    const integrity = await sqliteIntegrity(file);
-    if (integrity.join("\n") !== "ok") throw new LifeboatError(`the backup failed PRAGMA integrity_check: ${integrity.slice(0, 5).join("; ")}`);
+    const problems = await integrityProblems(file);
+    if (problems.length) throw new LifeboatError(`the backup failed PRAGMA integrity_check: ${problems.join("; ")}`);
     const temp = join(dirname(dest), `.${basename(dest)}.lifeboat-${randomBytes(4).toString("hex")}`);
     await copyFile(file, temp);
     await rename(temp, dest);

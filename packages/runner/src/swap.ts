@@ -60,11 +60,12 @@ export async function swapRestore(opts: SwapOptions): Promise<SwapResult> {
 
   const [info] = await query(
     admin,
-    `select pg_get_userbyid(datdba), (select coalesce(array_to_string(setconfig, ', '), '') from pg_db_role_setting where setdatabase = d.oid and setrole = 0)
+    `select pg_get_userbyid(datdba), (select coalesce(array_to_string(setconfig, ', '), '') from pg_db_role_setting where setdatabase = d.oid and setrole = 0),
+       datacl is not null
      from pg_database d where datname = ${literal(name)};`,
   );
   if (!info) throw new LifeboatError(`database "${name}" does not exist on ${displayUrl(admin)}`, { exitCode: 2, hint: "--swap replaces an existing database; without --swap, restore into a new one" });
-  const [owner, settings] = info as [string, string];
+  const [owner, settings, hasAcl] = info as [string, string, string];
   if (settings) warnings.push(`database-level settings of "${name}" are not carried over: ${settings} (apply them with ALTER DATABASE ${ident(name)} SET ...)`);
 
   // 1. the shadow, restored and checked; the live database is not touched
@@ -75,7 +76,6 @@ export async function swapRestore(opts: SwapOptions): Promise<SwapResult> {
   const shadowConn = { ...live, database: shadow };
   const dir = await mkdtemp(join(tmpdir(), "lifeboat-swap-"));
   let restoreMs = 0;
-  let tablesChecked = 0;
   try {
     const { file } = await downloadVerified(opts.store, manifest, dir, { signal: opts.signal, onProgress: (d, t) => opts.onProgress?.({ phase: "download", done: d, total: t }) });
     const jobs = manifest.format === "custom" ? Math.max(1, opts.jobs ?? availableParallelism()) : 1;
@@ -83,14 +83,12 @@ export async function swapRestore(opts: SwapOptions): Promise<SwapResult> {
     restoreMs = (await restoreInto(file, manifest, shadowConn, { jobs, signal: opts.signal, log, onProgress: (d, t) => opts.onProgress?.({ phase: "restore", done: d, total: t }) })).ms;
     const counted = await checkRowCounts(shadowConn, manifest);
     if (!counted.check.ok) throw new LifeboatError(`the restored shadow database does not match the backup: ${counted.check.detail}`);
-    tablesChecked = manifest.tables?.length ?? 0;
     // database grants of the live database, onto the shadow
     const grants = await query(
       admin,
       `select case when a.grantee = 0 then 'PUBLIC' else quote_ident(pg_get_userbyid(a.grantee)) end, a.privilege_type
        from pg_database d, aclexplode(d.datacl) a where d.datname = ${literal(name)} and a.grantee <> d.datdba;`,
     );
-    const [[hasAcl]] = (await query(admin, `select datacl is not null from pg_database where datname = ${literal(name)};`)) as [[string]];
     if (hasAcl === "t") {
       await query(admin, [`revoke all on database ${ident(shadow)} from public;`, ...grants.map(([who, priv]) => `grant ${priv} on database ${ident(shadow)} to ${who};`)].join("\n"));
     }
@@ -143,7 +141,7 @@ export async function swapRestore(opts: SwapOptions): Promise<SwapResult> {
     darkWindowMs,
     restoreMs,
     sessionsEnded,
-    tablesChecked,
+    tablesChecked: manifest.tables?.length ?? 0,
     switchBack: [
       `ALTER DATABASE ${ident(name)} ALLOW_CONNECTIONS false;`,
       `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = ${literal(name)};`,

@@ -2,8 +2,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { randomBytes, randomUUID } from "node:crypto";
 import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
-import { Readable } from "node:stream";
-import { ChecksumMismatchError, errorMessage, redact, silentLogger, type BackupVerifyEvent, type LocalEventBus, type Logger, type Manifest, type ObjectStore } from "@lifeboat/core";
+import { ChecksumMismatchError, VERIFY_SUFFIX, besideDump, errorMessage, redact, silentLogger, type BackupVerifyEvent, type LocalEventBus, type Logger, type Manifest, type ObjectStore } from "@lifeboat/core";
 import { displayUrl, type ConnectionInfo } from "./pg/connection.js";
 import { startEphemeralPostgres, type EphemeralPostgres } from "./pg/ephemeral.js";
 import { query } from "./pg/psql.js";
@@ -11,7 +10,8 @@ import { ident } from "./pg/session.js";
 import { diffToc, parseToc, summarizeToc } from "./pg/toc.js";
 import { findTool, runTool } from "./pg/tools.js";
 import { downloadVerified, restoreInto } from "./restore.js";
-import { sqliteIntegrity, sqliteTables } from "./sqlite.js";
+import { integrityProblems, sqliteTables } from "./sqlite.js";
+import { listBackups, storeJson } from "./catalog.js";
 
 /**
  * A restore drill. Fetches the dump and checks its SHA-256; compares the archive's table of contents with the
@@ -54,7 +54,7 @@ export interface VerifyResult {
 }
 
 export function verifyKey(manifest: Manifest): string {
-  return manifest.object.key.replace(/[^/]+$/, `${manifest.id}.verify.json`);
+  return besideDump(manifest, VERIFY_SUFFIX);
 }
 
 export async function verifyBackup(opts: VerifyOptions): Promise<VerifyResult> {
@@ -80,14 +80,11 @@ export async function verifyBackup(opts: VerifyOptions): Promise<VerifyResult> {
     }
 
     if (manifest.format === "sqlite") {
-      const integrity = await sqliteIntegrity(file);
-      checks.push({ check: "restore", ok: integrity.join("\n") === "ok", detail: integrity.join("\n") === "ok" ? "PRAGMA integrity_check: ok" : `PRAGMA integrity_check: ${integrity.slice(0, 5).join("; ")}` });
-      const actual = new Map((await sqliteTables(file)).map((t) => [t.name, t.rows]));
-      for (const t of manifest.tables ?? []) {
-        const n = actual.get(t.name);
-        if (n !== t.rows) mismatches.push({ table: t.name, expected: t.rows, actual: n ?? null });
-      }
-      checks.push({ check: "tables", ok: mismatches.length === 0, detail: mismatches.length ? mismatches.map((m) => `${m.table}: ${m.actual ?? "missing"} rows, manifest ${m.expected}`).join("; ") : `${manifest.tables?.length ?? 0} tables, every row count as recorded` });
+      const problems = await integrityProblems(file);
+      checks.push({ check: "restore", ok: problems.length === 0, detail: `PRAGMA integrity_check: ${problems.length ? problems.join("; ") : "ok"}` });
+      const counted = compareRowCounts(manifest, new Map((await sqliteTables(file)).map((t) => [t.name, t.rows])));
+      mismatches.push(...counted.mismatches);
+      checks.push(counted.check);
       serverVersion = manifest.database.serverVersion;
       return await finish();
     }
@@ -159,7 +156,7 @@ export async function verifyBackup(opts: VerifyOptions): Promise<VerifyResult> {
       checks,
       mismatches,
     };
-    await opts.store.put(verifyKey(manifest), Readable.from([Buffer.from(JSON.stringify(result, null, 2) + "\n")]), { contentType: "application/json" });
+    await storeJson(opts.store, verifyKey(manifest), result);
     const event: BackupVerifyEvent = {
       version: 1,
       type: result.outcome === "passed" ? "backup.verified" : "backup.verify_failed",
@@ -186,20 +183,29 @@ export async function verifyBackup(opts: VerifyOptions): Promise<VerifyResult> {
 
 /** Every table of the manifest exists in `db` with its recorded row count. */
 export async function checkRowCounts(db: ConnectionInfo, manifest: Manifest): Promise<{ check: VerifyCheck; mismatches: VerifyResult["mismatches"] }> {
+  const actual = new Map<string, number>();
+  if (manifest.tables) {
+    const present = new Set(
+      (await query(db, `select format('%I.%I', n.nspname, c.relname) from pg_class c join pg_namespace n on n.oid = c.relnamespace where c.relkind in ('r','p')`)).map((r) => r[0]!),
+    );
+    for (const { name } of manifest.tables) {
+      if (!present.has(name)) continue;
+      const [[n]] = (await query(db, `select count(*) from only ${name};`)) as [[string]];
+      actual.set(name, Number(n));
+    }
+  }
+  return compareRowCounts(manifest, actual);
+}
+
+/** The manifest's row counts against the counts found (a table absent from `actual` is missing). */
+export function compareRowCounts(manifest: Manifest, actual: Map<string, number>): { check: VerifyCheck; mismatches: VerifyResult["mismatches"] } {
   const mismatches: VerifyResult["mismatches"] = [];
   if (!manifest.tables) {
     return { check: { check: "tables", ok: true, detail: "the manifest records no row counts (plain format, or dump.rowCounts: false): only the restore was checked" }, mismatches };
   }
-  const present = new Set(
-    (await query(db, `select format('%I.%I', n.nspname, c.relname) from pg_class c join pg_namespace n on n.oid = c.relnamespace where c.relkind in ('r','p')`)).map((r) => r[0]!),
-  );
   for (const { name, rows } of manifest.tables) {
-    if (!present.has(name)) {
-      mismatches.push({ table: name, expected: rows, actual: null });
-      continue;
-    }
-    const [[n]] = (await query(db, `select count(*) from only ${name};`)) as [[string]];
-    if (Number(n) !== rows) mismatches.push({ table: name, expected: rows, actual: Number(n) });
+    const n = actual.get(name);
+    if (n !== rows) mismatches.push({ table: name, expected: rows, actual: n ?? null });
   }
   return {
     check: {
@@ -211,4 +217,9 @@ export async function checkRowCounts(db: ConnectionInfo, manifest: Manifest): Pr
     },
     mismatches,
   };
+}
+
+/** What a scheduled drill of a target drills: its newest backup (of any of its databases), if it has one. */
+export async function latestToDrill(store: ObjectStore, target: string, log?: Logger): Promise<Manifest | undefined> {
+  return (await listBackups(store, target, log))[0];
 }

@@ -1,6 +1,6 @@
 import { UsageError, dumpSchema, formatBytes, formatDuration, parseStoreUrl, retriesSchema, type DumpOptions, type RetryPolicy } from "@lifeboat/core";
-import { DefaultSecretResolver, isMultiDatabase, openStore, parsePostgresUrl, resolveDatabase, runBackup, runTargetBackups, type ConnectionInfo } from "@lifeboat/runner";
-import type { Context } from "../context.js";
+import { DefaultSecretResolver, isMultiDatabase, openStore, resolveDatabase, runBackup, runTargetBackups, type ConnectionInfo } from "@lifeboat/runner";
+import { postgresUrlArg, type Context } from "../context.js";
 import { runRemote } from "./remote.js";
 
 export interface RunOptions {
@@ -55,8 +55,7 @@ export async function runCommand(ctx: Context, target: string | undefined, opts:
     if (!opts.db || !opts.to) {
       throw new UsageError("lifeboat run needs a target from the config, or both --db <postgres-url> and --to <store-url>", "lifeboat run --help");
     }
-    const conn = parsePostgresUrl(opts.db);
-    if (conn.password === undefined && process.env.PGPASSWORD) conn.password = process.env.PGPASSWORD;
+    const conn = postgresUrlArg(opts.db);
     name = opts.name ?? conn.database.toLowerCase().replace(/[^a-z0-9_-]/g, "-").replace(/^[^a-z0-9]+/, "");
     if (!/^[a-z0-9][a-z0-9_-]{0,62}$/.test(name)) throw new UsageError(`--name "${name}" is not a valid target name`, "lowercase letters, digits, - and _");
     resolveSource = async () => conn;
@@ -88,17 +87,17 @@ export async function runCommand(ctx: Context, target: string | undefined, opts:
       restoreHint,
       onProgress: (p: { bytes: number; elapsedMs: number }) => out.progress("dumping", p.bytes, p.elapsedMs),
     };
+    // config targets go through the target run (engine, several databases); ad hoc runs are one backup
     const t = target ? config!.targets[target]! : undefined;
+    const results = t ? (await runTargetBackups({ ...t, dump, retries }, job)).results : [{ database: "", result: await runBackup({ ...job, dump, retries }) }];
     if (t && isMultiDatabase(t)) {
-      const { results } = await runTargetBackups({ ...t, dump, retries }, job);
       out.result(
         [`backups of "${name}" stored`, ...results.map((r) => `  ${r.database.padEnd(20)} ${r.result!.manifest.id}  ${formatBytes(r.result!.manifest.object.size)}  ${r.result!.location}`)].join("\n"),
         { status: "succeeded", databases: results.map((r) => ({ database: r.database, location: r.result!.location, manifest: r.result!.manifest })) },
       );
       return 0;
     }
-    // config targets go through the target run (engine, several databases); ad hoc runs are one backup
-    const result = t ? (await runTargetBackups({ ...t, dump, retries }, job)).results[0]!.result! : await runBackup({ ...job, dump, retries });
+    const result = results[0]!.result!;
     const m = result.manifest;
     out.result(
       [

@@ -1,5 +1,5 @@
 import { UsageError, type LifeboatConfig } from "@lifeboat/core";
-import { DefaultSecretResolver, Scheduler, findBackup, lastVerifiedAt, listBackups, openStore, pruneTarget, resolveDatabase, runTargetBackups, verifyBackup, type RunOutcome } from "@lifeboat/runner";
+import { DefaultSecretResolver, Scheduler, lastVerifiedAt, latestToDrill, listBackups, openStore, pruneTarget, resolveDatabase, runTargetBackups, verifyBackup, type RunOutcome } from "@lifeboat/runner";
 import type { Context } from "../context.js";
 import { lifecycleManaged } from "./prune.js";
 
@@ -37,12 +37,12 @@ export async function scheduleCommand(ctx: Context, opts: ScheduleCliOptions): P
     runTarget: async (name, signal, mode) => {
       if (mode === "backup") return runScheduledTarget(config, name, signal, { store, bus, secrets, log });
       try {
-        const newest = (await listBackups(store, name, log))[0];
-        if (!newest) {
+        const manifest = await latestToDrill(store, name, log);
+        if (!manifest) {
           log.log("info", "no backup to drill yet", { target: name, mode });
           return "succeeded";
         }
-        const result = await verifyBackup({ store, manifest: await findBackup(store, name, newest.id, log), bus, log, signal, trigger: "schedule" });
+        const result = await verifyBackup({ store, manifest, bus, log, signal, trigger: "schedule" });
         return result.outcome === "passed" ? "succeeded" : "failed";
       } catch (err) {
         log.log("error", (err as Error).message, { target: name, mode });

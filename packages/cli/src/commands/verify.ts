@@ -1,6 +1,6 @@
 import { UsageError, formatDuration } from "@lifeboat/core";
-import { findBackup, parsePostgresUrl, verifyBackup, verifyKey } from "@lifeboat/runner";
-import type { Context } from "../context.js";
+import { findBackup, verifyBackup, verifyKey } from "@lifeboat/runner";
+import { postgresUrlArg, type Context } from "../context.js";
 
 export interface VerifyCliOptions {
   database?: string;
@@ -19,11 +19,7 @@ export function jobsOption(v: string | undefined): number | undefined {
 
 export async function verifyCommand(ctx: Context, target: string | undefined, opts: VerifyCliOptions): Promise<number> {
   const jobs = jobsOption(opts.jobs);
-  let scratch;
-  if (opts.scratch) {
-    scratch = parsePostgresUrl(opts.scratch);
-    if (scratch.password === undefined && process.env.PGPASSWORD) scratch.password = process.env.PGPASSWORD;
-  }
+  const scratch = opts.scratch ? postgresUrlArg(opts.scratch) : undefined;
   const config = (await ctx.config())?.config;
   if (target && !opts.from && config && !config.targets[target]) {
     throw new UsageError(`unknown target "${target}"`, `known targets: ${Object.keys(config.targets).join(", ")}`);

@@ -3,7 +3,13 @@ import { classifyPgMessage } from "./classify.js";
 import { conninfo, toolEnv, type ConnectionInfo } from "./connection.js";
 import { findTool, runTool } from "./tools.js";
 
-const SEP = "\x1f";
+/** Field separator of psql's unaligned output: a control character no catalog value contains. */
+export const PSQL_SEP = "\x1f";
+
+/** psql reading SQL from stdin, printing rows unaligned and tuples only, stopping at the first error. */
+export function psqlArgs(c: ConnectionInfo, database?: string): string[] {
+  return ["-X", "-q", "-A", "-t", "-F", PSQL_SEP, "-v", "ON_ERROR_STOP=1", "--no-password", `--dbname=${conninfo(c, database)}`];
+}
 
 /**
  * Runs SQL with psql and returns rows as arrays of strings. libpq does the connecting, so sslmode, passfiles,
@@ -13,14 +19,14 @@ export async function query(c: ConnectionInfo, sql: string, opts: { database?: s
   const psql = await findTool("psql");
   const res = await runTool(
     psql.path,
-    ["-X", "-q", "-A", "-t", "-F", SEP, "-v", "ON_ERROR_STOP=1", "--no-password", `--dbname=${conninfo(c, opts.database)}`, "-f", "-"],
+    [...psqlArgs(c, opts.database), "-f", "-"],
     { env: toolEnv(c), input: sql, ...(opts.signal ? { signal: opts.signal } : {}) },
   );
   if (res.code !== 0) throw classifyPgMessage(res.stderr || `psql exited with code ${res.code}`, [c.password]);
   return res.stdout
     .split("\n")
     .filter((l) => l.length > 0)
-    .map((l) => l.split(SEP));
+    .map((l) => l.split(PSQL_SEP));
 }
 
 export interface ServerInfo {

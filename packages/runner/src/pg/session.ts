@@ -1,10 +1,10 @@
 import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { classifyPgMessage } from "./classify.js";
-import { conninfo, toolEnv, type ConnectionInfo } from "./connection.js";
+import { toolEnv, type ConnectionInfo } from "./connection.js";
+import { PSQL_SEP, psqlArgs } from "./psql.js";
 import { findTool } from "./tools.js";
 
-const SEP = "\x1f";
 
 /**
  * One long-lived psql connection driven through a pipe: statements run in order in the same session, so a
@@ -35,7 +35,7 @@ export class PsqlSession {
 
   static async open(conn: ConnectionInfo, database?: string): Promise<PsqlSession> {
     const psql = await findTool("psql");
-    const child = spawn(psql.path, ["-X", "-q", "-A", "-t", "-F", SEP, "-v", "ON_ERROR_STOP=1", "--no-password", `--dbname=${conninfo(conn, database)}`], {
+    const child = spawn(psql.path, psqlArgs(conn, database), {
       env: toolEnv(conn),
       stdio: ["pipe", "pipe", "pipe"],
     });
@@ -50,7 +50,7 @@ export class PsqlSession {
     this.buffer = this.buffer.slice(end + this.waiting.marker.length + 1);
     const w = this.waiting;
     this.waiting = undefined;
-    w.resolve(text.split("\n").filter((l) => l.length > 0).map((l) => l.split(SEP)));
+    w.resolve(text.split("\n").filter((l) => l.length > 0).map((l) => l.split(PSQL_SEP)));
   }
 
   /** Runs SQL (one or more statements) and returns the rows it printed. */
