@@ -3,6 +3,8 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { LocalEventBus, dumpSchema, retriesSchema, type BackupSucceededEvent, type LifeboatEvent } from "@lifeboat/core";
+import { DirectoryStore, runBackup } from "@lifeboat/runner";
 import { cli } from "./support/helpers.js";
 
 /** SQLite snapshots (VACUUM INTO) while an application keeps writing, in both journal modes. */
@@ -76,6 +78,34 @@ describe("SQLite targets", () => {
       ["restore", true],
       ["tables", true],
     ]);
+  });
+
+  it("the restore command in the event and the summary restores to a file, not to a PostgreSQL URL", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "lifeboat-sqlite-"));
+    const live = join(dir, "notes.db");
+    expect(sql(live, "create table notes(id integer primary key); insert into notes values (1);").status).toBe(0);
+    const events: LifeboatEvent[] = [];
+    const bus = new LocalEventBus();
+    bus.subscribe((e) => void events.push(e));
+    const result = await runBackup({
+      target: "notes",
+      resolveSource: async () => {
+        throw new Error("a SQLite target has no PostgreSQL source");
+      },
+      store: new DirectoryStore(join(dir, "store")),
+      dump: dumpSchema.parse({}),
+      retries: retriesSchema.parse({ attempts: 1 }),
+      sqlite: { path: live },
+      bus,
+    });
+    expect(events).toHaveLength(1);
+    expect((events[0] as BackupSucceededEvent).restoreCommand).toBe(`lifeboat restore notes --backup ${result.manifest.id} --to-file <path>`);
+
+    const config = join(dir, "lifeboat.config.ts");
+    writeFileSync(config, `export default { storage: { directory: ${JSON.stringify(join(dir, "store"))} }, targets: { notes: { engine: "sqlite", database: { path: ${JSON.stringify(live)} } } } };`);
+    const run = await cli(["run", "notes", "--config", config]);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout).toMatch(/restore {3}lifeboat restore notes --backup \d{8}T\d{6}Z-[0-9a-f]{4} --to-file <path>/);
   });
 
   it("a config that mixes engines is refused", async () => {

@@ -91,6 +91,11 @@ export function reportedFailure(f: { target: string; runId: string; trigger: str
 
 export type LifeboatEvent = BackupSucceededEvent | BackupFailedEvent | BackupVerifyEvent;
 
+/** How a person restores one backup: `prefix` is the command up to its options (e.g. `lifeboat restore prod`). */
+export function restoreCommandFor(prefix: string, backup: { id: string; format: string }): string {
+  return `${prefix} --backup ${backup.id} ${backup.format === "sqlite" ? "--to-file <path>" : "--to <postgres-url>"}`;
+}
+
 export function eventAttributes(e: LifeboatEvent): Record<string, string> {
   return { type: e.type, target: e.target, status: e.status };
 }

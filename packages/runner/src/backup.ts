@@ -7,6 +7,7 @@ import {
   backupKeys,
   dumpExtension,
   newBackupId,
+  restoreCommandFor,
   silentLogger,
   type AttemptRecord,
   type BackupFailedEvent,
@@ -337,7 +338,7 @@ export async function runBackup(job: BackupJob): Promise<BackupResult> {
         durationMs: result.manifest.durationMs,
         format: result.manifest.format,
       },
-      restoreCommand: `${job.restoreHint ?? `lifeboat restore ${job.target}`} --backup ${result.manifest.id} --to <postgres-url>`,
+      restoreCommand: restoreCommandFor(job.restoreHint ?? `lifeboat restore ${job.target}`, result.manifest),
     };
     await job.bus?.publish(event);
     return result;

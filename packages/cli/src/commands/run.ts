@@ -1,4 +1,4 @@
-import { UsageError, dumpSchema, formatBytes, formatDuration, parseStoreUrl, retriesSchema, type DumpOptions, type RetryPolicy } from "@lifeboat/core";
+import { UsageError, restoreCommandFor, dumpSchema, formatBytes, formatDuration, parseStoreUrl, retriesSchema, type DumpOptions, type RetryPolicy } from "@lifeboat/core";
 import { DefaultSecretResolver, isMultiDatabase, openStore, resolveDatabase, runBackup, runTargetBackups, type ConnectionInfo } from "@lifeboat/runner";
 import { postgresUrlArg, type Context } from "../context.js";
 import { runRemote } from "./remote.js";
@@ -107,7 +107,7 @@ export async function runCommand(ctx: Context, target: string | undefined, opts:
         `  size      ${formatBytes(m.object.size)} (${m.object.size} bytes, ${m.format}${m.compression ? `, compression ${m.compression}` : ""})`,
         `  sha256    ${m.object.sha256}`,
         `  duration  ${formatDuration(m.durationMs)} (attempt ${m.attempt})`,
-        `  restore   ${restoreHint} --backup ${m.id} --to <postgres-url>`,
+        `  restore   ${restoreCommandFor(restoreHint, m)}`,
       ].join("\n"),
       { status: "succeeded", location: result.location, manifestLocation: result.manifestLocation, manifest: m, attempts: result.attempts },
     );
