@@ -2,6 +2,7 @@ import { createServer, type Server } from "node:http";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { pathToFileURL } from "node:url";
 import { mockClient } from "aws-sdk-client-mock";
 import { ECSClient, RunTaskCommand } from "@aws-sdk/client-ecs";
 import { DescribeDBInstancesCommand, RDSClient } from "@aws-sdk/client-rds";
@@ -376,6 +377,15 @@ describe("the runner container entry point", () => {
     expect(events.map((e) => e.type)).toEqual(["backup.succeeded", "backup.verified"]);
     expect(events[1]).toMatchObject({ target: "drill", runId: "drill-1", verification: { tables: 1, failures: [] } });
     expect((await s3Keys(`${prefix}/drill/`)).filter((k) => k.endsWith(".verify.json"))).toHaveLength(1);
+  });
+
+  it("in verify mode, a target with no backup yet is a clear failure (exit 1)", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "lifeboat-entry-"));
+    const file = join(dir, "lifeboat.config.ts");
+    writeFileSync(file, `export default { storage: { directory: ${JSON.stringify(join(dir, "store"))} }, targets: { empty: { database: { url: "postgres://u@h/d" } } } };`);
+    const lines: string[] = [];
+    expect(await runnerMain({ LIFEBOAT_CONFIG: file, LIFEBOAT_TARGET: "empty", LIFEBOAT_MODE: "verify" }, { log: (_l, m) => void lines.push(m) })).toBe(1);
+    expect(lines).toEqual([`no backup of "empty" to drill in ${pathToFileURL(join(dir, "store")).href}`]);
   });
 
   it("an unknown target exits 2", async () => {
