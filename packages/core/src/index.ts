@@ -14,3 +14,4 @@ export * from "./deploy.js";
 export * from "./launch.js";
 export * from "./schedule-eval.js";
 export * from "./retention.js";
+export * from "./parts.js";

@@ -17,7 +17,8 @@ export interface ObjectStore {
   location(key: string): string;
   /** The store's own URL (what --from/--to accept). */
   readonly url: string;
-  put(key: string, body: Readable, opts?: { contentType?: string; signal?: AbortSignal }): Promise<{ size?: number }>;
+  /** expectedBytes: an upper bound on the body's size, when known (S3 sizes its multipart parts from it). */
+  put(key: string, body: Readable, opts?: { contentType?: string; signal?: AbortSignal; expectedBytes?: number }): Promise<{ size?: number }>;
   get(key: string): Promise<Readable>;
   list(prefix: string): AsyncIterable<StoredObject>;
   /** Deletes objects (missing ones are not an error). Only `lifeboat prune` deletes. */

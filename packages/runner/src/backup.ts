@@ -18,6 +18,7 @@ import {
   type Manifest,
   type ObjectStore,
   type RetryPolicy,
+  dumpSizeBound,
 } from "@lifeboat/core";
 import { classifyPgMessage, toAttemptError } from "./pg/classify.js";
 import { Digest } from "./digest.js";
@@ -114,7 +115,8 @@ async function attemptBackup(job: BackupJob, attempt: number, runId: string, sec
     const snapshot = session ? (await session.query("begin isolation level repeatable read, read only; select pg_export_snapshot();"))[0]?.[0] : undefined;
     const toc = counting ? await startTocReader(pgDump.major) : undefined;
     const args = [...pgDumpArgs(job.dump), ...(snapshot ? [`--snapshot=${snapshot}`] : []), `--dbname=${conninfo(conn)}`];
-    const dumped = await dumpAndStore(job, conn, pgDump.path, args, keys, started, secrets, toc?.feed);
+    const bound = dumpSizeBound(server.sizeBytes, job.dump.compression > 0);
+    const dumped = await dumpAndStore(job, conn, pgDump.path, args, keys, started, secrets, toc?.feed, bound);
     const finished = new Date();
     let tables: Manifest["tables"];
     let tocSummary: TocSummary | undefined;
@@ -207,6 +209,7 @@ async function dumpAndStore(
   started: Date,
   secrets: Set<string | undefined>,
   tee: ((chunk: Buffer) => void) | undefined,
+  expectedBytes?: number,
 ): Promise<Dumped> {
   const log = job.log ?? silentLogger;
   const child = spawn(program, args, {
@@ -254,7 +257,7 @@ async function dumpAndStore(
   job.signal?.addEventListener("abort", onAbort, { once: true });
 
   try {
-    await job.store.put(keys.dump, digest, { contentType: "application/octet-stream" });
+    await job.store.put(keys.dump, digest, { contentType: "application/octet-stream", ...(expectedBytes ? { expectedBytes } : {}) });
   } catch (err) {
     fail(toAttemptError(err, secrets));
     throw dumpError ?? toAttemptError(err, secrets);

@@ -35,6 +35,8 @@ export interface ServerInfo {
   major: number;
   database: string;
   systemIdentifier: string | undefined;
+  /** pg_database_size of the connected database: the bound on the dump's size that sizes its upload parts. */
+  sizeBytes: number;
 }
 
 /** Connects and reads what the manifest and the tool choice need. */
@@ -43,11 +45,12 @@ export async function preflight(c: ConnectionInfo, signal?: AbortSignal): Promis
     c,
     `select current_setting('server_version_num'), current_setting('server_version'), current_database(),
        case when has_function_privilege('pg_control_system()', 'execute')
-            then (select system_identifier::text from pg_control_system()) end;`,
+            then (select system_identifier::text from pg_control_system()) end,
+       pg_database_size(current_database());`,
     signal ? { signal } : {},
   );
   const row = rows[0];
-  if (!row || row.length < 4) throw new AttemptError("preflight", "transient", "could not read the server version");
+  if (!row || row.length < 5) throw new AttemptError("preflight", "transient", "could not read the server version");
   const versionNum = Number(row[0]);
   return {
     versionNum,
@@ -55,5 +58,6 @@ export async function preflight(c: ConnectionInfo, signal?: AbortSignal): Promis
     major: Math.floor(versionNum / 10000), // 90624 -> 9, 150018 -> 15
     database: row[2]!,
     systemIdentifier: row[3] ? row[3] : undefined,
+    sizeBytes: Number(row[4]),
   };
 }

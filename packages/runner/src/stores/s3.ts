@@ -9,9 +9,11 @@ import {
   type S3ClientConfig,
 } from "@aws-sdk/client-s3";
 import { Upload } from "@aws-sdk/lib-storage";
-import { joinKey, type ObjectStore, type StoredObject } from "@lifeboat/core";
+import { DEFAULT_PART_SIZE, joinKey, partPlan, type ObjectStore, type StoredObject } from "@lifeboat/core";
 
 export interface S3StoreOptions {
+  /** S3's limits, lowered only by tests that prove the part arithmetic at small scale. */
+  limits?: { maxParts?: number; minPartSize?: number } | undefined;
   bucket: string;
   prefix?: string | undefined;
   region?: string | undefined;
@@ -44,17 +46,19 @@ export function s3ClientConfig(opts: S3StoreOptions, env: NodeJS.ProcessEnv = pr
   return config;
 }
 
-/** Multipart part size: memory use is about partSize x queueSize whatever the size of the dump. */
-export const PART_SIZE = 8 * 1024 * 1024;
-export const QUEUE_SIZE = 4;
+/** Multipart parts of an ordinary dump: memory use is about partSize x queueSize whatever the size of the dump. */
+export const PART_SIZE = DEFAULT_PART_SIZE;
+export const QUEUE_SIZE = partPlan(undefined).queueSize;
 
 export class S3Store implements ObjectStore {
   readonly url: string;
   readonly bucket: string;
   readonly prefix: string;
   readonly client: S3Client;
+  private readonly limits: S3StoreOptions["limits"];
 
   constructor(opts: S3StoreOptions, client?: S3Client) {
+    this.limits = opts.limits;
     this.bucket = opts.bucket;
     this.prefix = (opts.prefix ?? "").replace(/^\/+|\/+$/g, "");
     this.client = client ?? new S3Client(s3ClientConfig(opts));
@@ -69,15 +73,18 @@ export class S3Store implements ObjectStore {
     return `s3://${this.bucket}/${this.full(key)}`;
   }
 
-  async put(key: string, body: Readable, opts: { contentType?: string; signal?: AbortSignal } = {}): Promise<{ size?: number }> {
+  async put(key: string, body: Readable, opts: { contentType?: string; signal?: AbortSignal; expectedBytes?: number } = {}): Promise<{ size?: number }> {
     const Key = this.full(key);
+    const parts = partPlan(opts.expectedBytes, this.limits);
     const upload = new Upload({
       client: this.client,
       params: { Bucket: this.bucket, Key, Body: body, ContentType: opts.contentType ?? "application/octet-stream" },
-      partSize: PART_SIZE,
-      queueSize: QUEUE_SIZE,
+      partSize: parts.partSize,
+      queueSize: parts.queueSize,
       leavePartsOnError: false,
     });
+    // lib-storage enforces S3's 10,000 parts itself; a lowered limit (tests) is enforced the same way
+    if (this.limits?.maxParts) (upload as unknown as { MAX_PARTS: number }).MAX_PARTS = this.limits.maxParts;
     const onAbort = () => void upload.abort();
     opts.signal?.addEventListener("abort", onAbort, { once: true });
     try {
