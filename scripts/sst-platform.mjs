@@ -1,9 +1,10 @@
 #!/usr/bin/env node
-// Installs SST's platform (component sources and types under .sst/platform) without AWS and without GitHub, as
-// ../shared/notes/sst-offline.md describes, unless the installed one already matches the pinned sst version.
-// npm test runs this first: the infra type-check and synthesis tests need it.
+// Installs SST's platform (component sources and types under .sst/platform) with the standard `npx sst install`, on
+// the project's own sst.config.ts, offline (no AWS, no GitHub: ../shared/notes/sst-offline.md), unless the installed
+// one already matches the pinned sst version. npm test runs this first: the infra type-check and synthesis tests need
+// it, and on a clean clone (CI) it proves that `npx sst install` works there with no Lifeboat-specific step.
 import { execFileSync } from "node:child_process";
-import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 
 const want = JSON.parse(readFileSync("node_modules/sst/package.json", "utf8")).version;
 const versionFile = ".sst/platform/version";
@@ -11,17 +12,9 @@ const have = existsSync(versionFile) ? readFileSync(versionFile, "utf8").trim() 
 if (existsSync(".sst/platform/config.d.ts") && have === want) {
   console.log(`sst platform ${have} already installed`);
 } else {
-  console.log(`installing the sst ${want} platform into .sst/platform (offline, about 40 s)`);
-  // `sst install` bundles the config it is given, and infra/config.ts imports from .sst/platform itself: install
-  // from a minimal config with the same app and provider (home: "aws") instead.
-  const bootstrap = ".sst-install.config.ts";
-  writeFileSync(bootstrap, 'export default $config({ app() { return { name: "lifeboat", home: "aws" }; }, async run() {} });\n');
-  try {
-    execFileSync("npx", ["sst", "install", "--stage", "ci", "--config", bootstrap], {
-      stdio: "inherit",
-      env: { ...process.env, SST_NO_BUN: "1", SST_SKIP_DEPENDENCY_CHECK: "1", SST_TELEMETRY_DISABLED: "1" },
-    });
-  } finally {
-    rmSync(bootstrap, { force: true });
-  }
+  console.log(`npx sst install: the sst ${want} platform into .sst/platform (offline, about 40 s)`);
+  execFileSync("npx", ["sst", "install", "--stage", "ci"], {
+    stdio: "inherit",
+    env: { ...process.env, SST_NO_BUN: "1", SST_SKIP_DEPENDENCY_CHECK: "1", SST_TELEMETRY_DISABLED: "1" },
+  });
 }
