@@ -42,6 +42,13 @@ export default defineConfig({
   // The AWS deployment (every key has a default; see docs/deploy.md).
   aws: {
     runner: { architecture: "arm64", cpu: "1 vCPU", memory: "2 GB" },
+    // RDS and private hosts are reachable only from inside their VPC: the runner runs there, in private subnets with a
+    // NAT gateway (or VPC endpoints), and each database security group lets the runner in on its port.
+    vpc: {
+      id: "vpc-0123456789abcdef0",
+      containerSubnets: ["subnet-0123456789abcdef0", "subnet-0fedcba9876543210"],
+      databaseSecurityGroups: ["sg-0123456789abcdef0"],
+    },
     email: [{ address: "oncall@example.com", on: ["failed"] }],
   },
 });

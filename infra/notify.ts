@@ -1,5 +1,5 @@
 // The topic every result event goes to, with the Slack subscriber and e-mail subscriptions from the config.
-import { parameterArn, plan } from "./config";
+import { lambdaDefaults, parameterArn, plan } from "./config";
 
 export const topic = new sst.aws.SnsTopic("Events");
 
@@ -7,9 +7,8 @@ if (plan.slack) {
   topic.subscribe(
     "Slack",
     {
+      ...lambdaDefaults,
       handler: "packages/functions/src/slack.handler",
-      runtime: "nodejs22.x",
-      architecture: "arm64",
       timeout: "1 minute",
       memory: "256 MB",
       environment: { LIFEBOAT_SLACK_PARAMETER: plan.slack.webhookParameter, LIFEBOAT_SLACK_ON: JSON.stringify(plan.slack.on) },

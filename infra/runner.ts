@@ -1,18 +1,27 @@
-// The runner: one Fargate task definition (packages/runner/Dockerfile) in a new VPC, or in yours.
-import { parameterArn, plan } from "./config";
+// The runner: one Fargate task definition (packages/runner/Dockerfile) in a new VPC, or in the databases' VPC.
+import { account, parameterArn, partition, plan, rdsInstanceArn, region } from "./config";
 import { topic } from "./notify";
 import { bucket } from "./storage";
 
 const existing = plan.aws.vpc;
+
+// The runner only connects out (to its databases, S3 and AWS APIs): no security group of its lets anything in.
+const ownSecurityGroup =
+  existing && !existing.securityGroups
+    ? new aws.ec2.SecurityGroup("RunnerSecurityGroup", {
+        vpcId: existing.id,
+        description: "Lifeboat runner: no ingress; egress to its databases, S3 and AWS APIs",
+        egress: [{ protocol: "-1", fromPort: 0, toPort: 0, cidrBlocks: ["0.0.0.0/0"], ipv6CidrBlocks: ["::/0"] }],
+      })
+    : undefined;
 const vpc = existing
   ? {
       id: existing.id,
       containerSubnets: existing.containerSubnets,
-      securityGroups: existing.securityGroups,
+      securityGroups: existing.securityGroups ?? [ownSecurityGroup!.id],
       loadBalancerSubnets: existing.containerSubnets,
-      ...(existing.publicIp ? { publicSubnets: existing.containerSubnets } : {}),
     }
-  : new sst.aws.Vpc("Vpc");
+  : new sst.aws.Vpc("Vpc", { transform: { securityGroup: (args) => void (args.ingress = []) } });
 
 export const cluster = new sst.aws.Cluster("Cluster", { vpc });
 
@@ -26,12 +35,13 @@ export const runner = new sst.aws.Task("Runner", {
   memory: plan.aws.runner.memory as `${number} GB`,
   storage: plan.aws.runner.storage as `${number} GB`,
   image: { context: ".", dockerfile: "packages/runner/Dockerfile" },
-  ...(existing?.publicIp ? { public: true } : {}),
+  // a public IP in the given subnets, without the security group open to the world that `public: true` adds
+  ...(existing?.publicIp ? { publicIp: true } : {}),
   // names, never secrets: database passwords are read from SSM by the runner at start
   environment: { LIFEBOAT_BUCKET: bucket.name, LIFEBOAT_TOPIC_ARN: topic.arn },
   logging: { retention: plan.aws.runner.logRetention },
   // least privilege: write and abort uploads under the prefix, read manifests (and dumps, when a target schedules
-  // restore drills), list the prefix; no delete
+  // restore drills), list the prefix; delete only under the prefixes of targets it prunes
   permissions: [
     { actions: ["s3:PutObject", "s3:AbortMultipartUpload"], resources: [objects] },
     { actions: ["s3:GetObject"], resources: [plan.drills ? objects : manifests] },
@@ -40,12 +50,44 @@ export const runner = new sst.aws.Task("Runner", {
       resources: [bucket.arn],
       ...(plan.prefix ? { conditions: [{ test: "StringLike", variable: "s3:prefix", values: [`${plan.prefix}/*`] }] } : {}),
     },
+    ...(plan.prunedByRunner.length ? [{ actions: ["s3:DeleteObject"], resources: plan.prunedByRunner.map((p) => $interpolate`${bucket.arn}/${p.prefix}*`) }] : []),
     ...(plan.runnerParameters.length ? [{ actions: ["ssm:GetParameter"], resources: plan.runnerParameters.map(parameterArn) }] : []),
+    ...(plan.rdsInstances.length ? [{ actions: ["rds:DescribeDBInstances"], resources: plan.rdsInstances.map(rdsInstanceArn) }] : []),
     { actions: ["sns:Publish"], resources: [topic.arn] },
     ...(plan.aws.bucket.kmsKeyArn ? [{ actions: ["kms:GenerateDataKey", "kms:Decrypt"], resources: [plan.aws.bucket.kmsKeyArn] }] : []),
   ],
+  transform: {
+    // SST always adds the ECS Exec channels (ssmmessages:*): nothing here uses ECS Exec
+    taskRole: (args) => {
+      args.inlinePolicies = $output(args.inlinePolicies).apply((policies) =>
+        (policies ?? []).map((p) => {
+          const doc = JSON.parse(p.policy as string) as { Statement: Array<{ Action: string | string[] }> };
+          doc.Statement = doc.Statement.filter((s) => ![s.Action].flat().some((a) => a.startsWith("ssmmessages:")));
+          return { ...p, policy: JSON.stringify(doc) };
+        }),
+      );
+    },
+    // the task definition names no secrets (the runner reads them itself), so the execution role reads none: it keeps
+    // only AWS's managed policy for pulling the image and writing logs
+    executionRole: (args) => void (args.inlinePolicies = []),
+  },
   dev: false,
 });
+
+// Each database's security group lets the runner in on the database's port, and nothing else.
+const runnerSecurityGroups = existing?.securityGroups ?? (ownSecurityGroup ? [ownSecurityGroup.id] : []);
+plan.databaseIngress.forEach((rule, i) =>
+  runnerSecurityGroups.forEach((from, j) => {
+    new aws.vpc.SecurityGroupIngressRule(`DatabaseIngress${i + 1}${runnerSecurityGroups.length > 1 ? `From${j + 1}` : ""}`, {
+      securityGroupId: rule.securityGroup,
+      referencedSecurityGroupId: from,
+      ipProtocol: "tcp",
+      fromPort: rule.port,
+      toPort: rule.port,
+      description: `Lifeboat runner to PostgreSQL on ${rule.port}`,
+    });
+  }),
+);
 
 /** What the launcher and the watcher need to start runner tasks (names and ids, no secrets). */
 export const runnerEnvironment = {
@@ -58,10 +100,25 @@ export const runnerEnvironment = {
   LIFEBOAT_TOPIC_ARN: topic.arn,
 };
 
-/** Permissions to start runner tasks: RunTask on this task family, PassRole on its two roles, tags at launch. */
+/**
+ * Permissions to start runner tasks: RunTask on this task family in this cluster only, PassRole on its two roles
+ * and only to ECS tasks, tags on this cluster's tasks at launch, and the topic for launch failures.
+ */
 export const startRunnerPermissions = [
-  { actions: ["ecs:RunTask"], resources: [runner.nodes.taskDefinition.arn.apply((arn) => arn.replace(/:\d+$/, ":*"))] },
-  { actions: ["iam:PassRole"], resources: [runner.nodes.taskRole.arn, runner.nodes.executionRole.arn] },
-  { actions: ["ecs:TagResource"], resources: ["*"], conditions: [{ test: "StringEquals", variable: "ecs:CreateAction", values: ["RunTask"] }] },
+  {
+    actions: ["ecs:RunTask"],
+    resources: [runner.nodes.taskDefinition.arn.apply((arn) => arn.replace(/:\d+$/, ":*"))],
+    conditions: [{ test: "ArnEquals", variable: "ecs:cluster", values: [runner.cluster] }],
+  },
+  {
+    actions: ["iam:PassRole"],
+    resources: [runner.nodes.taskRole.arn, runner.nodes.executionRole.arn],
+    conditions: [{ test: "StringEquals", variable: "iam:PassedToService", values: ["ecs-tasks.amazonaws.com"] }],
+  },
+  {
+    actions: ["ecs:TagResource"],
+    resources: [$interpolate`arn:${partition}:ecs:${region}:${account}:task/${cluster.nodes.cluster.name}/*`],
+    conditions: [{ test: "StringEquals", variable: "ecs:CreateAction", values: ["RunTask"] }],
+  },
   { actions: ["sns:Publish"], resources: [topic.arn] },
 ];

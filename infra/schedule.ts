@@ -1,15 +1,18 @@
 // One EventBridge Scheduler schedule per target, all invoking the launcher with the target as input.
-import { plan } from "./config";
+import { lambdaDefaults, plan, rdsInstanceArn } from "./config";
 import { runnerEnvironment, startRunnerPermissions } from "./runner";
 
 export const launcher = new sst.aws.Function("Launcher", {
+  ...lambdaDefaults,
   handler: "packages/functions/src/launcher.handler",
-  runtime: "nodejs22.x",
-  architecture: "arm64",
   timeout: "1 minute",
   memory: "256 MB",
   environment: runnerEnvironment,
-  permissions: [...startRunnerPermissions, { actions: ["rds:DescribeDBInstances"], resources: ["*"] }],
+  permissions: [
+    ...startRunnerPermissions,
+    // the status check before a launch, on the configured instances only
+    ...(plan.rdsInstances.length ? [{ actions: ["rds:DescribeDBInstances"], resources: plan.rdsInstances.map(rdsInstanceArn) }] : []),
+  ],
 });
 
 for (const s of plan.schedules) {

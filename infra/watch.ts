@@ -1,10 +1,10 @@
 // Runner tasks that stop without reporting (killed, out of memory, never started) become failures, and retries.
+import { lambdaDefaults } from "./config";
 import { runnerEnvironment, startRunnerPermissions, cluster } from "./runner";
 
 export const watcher = new sst.aws.Function("Watcher", {
+  ...lambdaDefaults,
   handler: "packages/functions/src/watcher.handler",
-  runtime: "nodejs22.x",
-  architecture: "arm64",
   timeout: "1 minute",
   memory: "256 MB",
   environment: runnerEnvironment,

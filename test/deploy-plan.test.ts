@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { ConfigError, deployPlan, parseConfig } from "@lifeboat/core";
+import { ConfigError, deployPlan, isPrivateHost, parseConfig } from "@lifeboat/core";
 
 const base = {
   storage: { s3: { bucket: "acme-backups", prefix: "pg" } },
@@ -9,7 +9,11 @@ const base = {
     adhoc: { database: { host: "db.internal", database: "x", user: "y" } },
   },
   notifications: { slack: { webhook: { ssm: "/lifeboat/slack" }, on: ["failed"] } },
-  aws: { email: [{ address: "oncall@example.com" }, { address: "audit@example.com", on: ["succeeded", "failed"] }], bucket: { transition: { days: 30, storageClass: "GLACIER_IR" } } },
+  aws: {
+    email: [{ address: "oncall@example.com" }, { address: "audit@example.com", on: ["succeeded", "failed"] }],
+    bucket: { transition: { days: 30, storageClass: "GLACIER_IR" } },
+    vpc: { id: "vpc-0abc", containerSubnets: ["subnet-0aa"], databaseSecurityGroups: ["sg-0db", { id: "sg-0bb", port: 6432 }] },
+  },
 };
 
 describe("deploy plan", () => {
@@ -61,10 +65,10 @@ describe("deploy plan", () => {
     const bad = parseConfig({
       storage: { directory: "/var/backups" },
       targets: {
-        a: { database: { host: "h", database: "d", user: "u", password: { env: "PGPASSWORD" } } },
+        a: { database: { host: "db.example.com", database: "d", user: "u", password: { env: "PGPASSWORD" } } },
         b: { database: { url: "postgres://u@localhost/d" } },
-        "x-y": { database: { url: "postgres://u@h/d" }, schedule: "rate(1 day)" },
-        x_y: { database: { url: "postgres://u@h/d" }, schedule: "rate(1 day)" },
+        "x-y": { database: { url: "postgres://u@db.example.com/d" }, schedule: "rate(1 day)" },
+        x_y: { database: { url: "postgres://u@db.example.com/d" }, schedule: "rate(1 day)" },
       },
       notifications: { slack: { webhook: { env: "SLACK_URL" } } },
     });
@@ -79,6 +83,67 @@ describe("deploy plan", () => {
     expect(err!.message).toContain("lifeboat.config.ts cannot be deployed (5 problems)");
     expect(err!.problems.map((p) => p.path)).toEqual(["storage", "targets.a.database.password", "targets.b.database.url", "targets.x_y", "notifications.slack.webhook"]);
     expect(err!.problems[1]!.message).toBe("reads the environment variable PGPASSWORD, which a Fargate task does not have");
+  });
+
+  it("RDS and private hosts need aws.vpc: the deploy stops naming the target and the key to set", () => {
+    const { aws: _aws, ...noVpc } = base;
+    const err = (() => {
+      try {
+        deployPlan(parseConfig({ ...noVpc, targets: { ...base.targets, public: { database: { host: "db.example.com", database: "d", user: "u", password: { ssm: "/p" } } }, ip: { database: { url: "postgres://u@10.1.2.3/d" } } } }), "production");
+      } catch (e) {
+        return e as ConfigError;
+      }
+    })();
+    expect(err).toBeInstanceOf(ConfigError);
+    expect(err!.problems.map((p) => p.path)).toEqual(["targets.prod.database.rds", "targets.adhoc.database.host", "targets.ip.database.url"]);
+    expect(err!.problems[0]).toEqual({
+      path: "targets.prod.database.rds",
+      message: 'RDS instance "acme-prod" is reachable only from inside its VPC, and without aws.vpc the runner runs in a new VPC of its own that cannot reach it',
+      hint: 'set aws.vpc: { id: "vpc-...", containerSubnets: ["subnet-..."], databaseSecurityGroups: ["sg-..."] } to the database\'s VPC (docs/deploy.md, "Network")',
+    });
+    // a URL kept in SSM cannot be checked at deploy time: said aloud
+    const plan = deployPlan(parseConfig({ ...noVpc, targets: { "staging-eu": base.targets["staging-eu"] } }), "production");
+    expect(plan.warnings).toEqual([expect.stringContaining("targets.staging-eu.database.url is read from SSM at run time")]);
+  });
+
+  it("private hosts are told from public ones", () => {
+    for (const h of ["db.internal", "db", "10.0.0.5", "172.20.1.1", "192.168.1.9", "100.64.0.1", "fd00::5", "x.eu-west-1.rds.amazonaws.com", "nas.home.arpa"]) expect(isPrivateHost(h), h).toBe(true);
+    for (const h of ["db.example.com", "8.8.8.8", "172.32.0.1", "2001:db8::1", "abc.supabase.co"]) expect(isPrivateHost(h), h).toBe(false);
+  });
+
+  it("database security groups get ingress from the runner on each target's port (5432 unless given)", () => {
+    const plan = deployPlan(parseConfig({ ...base, targets: { ...base.targets, other: { database: { host: "h.internal", port: 5433, database: "d", user: "u" } } } }), "production");
+    expect(plan.databaseIngress).toEqual([
+      { securityGroup: "sg-0db", port: 5432 },
+      { securityGroup: "sg-0db", port: 5433 },
+      { securityGroup: "sg-0bb", port: 6432 },
+    ]);
+    expect(plan.rdsInstances).toEqual([{ instance: "acme-prod" }]);
+  });
+
+  it("the stack's region is the config's: storage.s3.region", () => {
+    expect(deployPlan(parseConfig(base), "production").region).toBeUndefined();
+    expect(deployPlan(parseConfig({ ...base, storage: { s3: { ...base.storage.s3, region: "eu-central-1" } } }), "production").region).toBe("eu-central-1");
+  });
+
+  it("transitions S3 would refuse, or Lifeboat could not read back, are refused at load", () => {
+    const withTransition = (transition: unknown) => () => parseConfig({ ...base, aws: { bucket: { transition } } });
+    expect(withTransition({ days: 7, storageClass: "STANDARD_IA" })).toThrow(/aws.bucket.transition.days: S3 refuses a transition to STANDARD_IA before 30 days \(got 7\)/);
+    expect(withTransition({ days: 29, storageClass: "ONEZONE_IA" })).toThrow(/ONEZONE_IA before 30 days/);
+    expect(withTransition({ days: 1, storageClass: "GLACIER" })).toThrow(/aws.bucket.transition.storageClass: GLACIER objects must be restored \(hours\) before they can be read/);
+    expect(withTransition({ days: 90, storageClass: "DEEP_ARCHIVE" })).toThrow(/use GLACIER_IR/);
+    expect(withTransition({ days: 30, storageClass: "STANDARD_IA" })).not.toThrow();
+    expect(withTransition({ days: 1, storageClass: "GLACIER_IR" })).not.toThrow();
+    expect(withTransition({ days: 1, storageClass: "INTELLIGENT_TIERING" })).not.toThrow();
+  });
+
+  it("keepLast and GFS counts are pruned by the runner (no lifecycle rule for them), and refused with Object Lock", () => {
+    const targets = { ...base.targets, prod: { ...base.targets.prod, retention: { days: 35, monthly: 12 } } };
+    const plan = deployPlan(parseConfig({ ...base, targets }), "production");
+    expect(plan.prunedByRunner).toEqual([{ target: "prod", prefix: "pg/prod/" }]);
+    expect(plan.lifecycle.map((r) => r.id)).toEqual(["abort-incomplete-multipart-uploads", "retention-staging-eu"]);
+    const locked = () => deployPlan(parseConfig({ ...base, targets, aws: { ...base.aws, bucket: { objectLock: { mode: "GOVERNANCE", days: 30 } } } }), "production");
+    expect(locked).toThrow(/targets.prod.retention: keepLast, daily, weekly and monthly need the runner to delete old backups, which Object Lock forbids/);
   });
 
   it("Fargate sizes are checked against what Fargate accepts", () => {

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { assertLeastPrivilege } from "./support/least-privilege.js";
 import { one, ofType, synthesize, unwrap, type Recorded } from "./support/sst-synth.js";
 
 /** A deployment into an existing VPC, with SSE-KMS, a storage class transition and Object Lock, on a dev stage. */
@@ -18,7 +19,7 @@ vi.mock("../lifeboat.config", () => ({
     },
     aws: {
       runner: { architecture: "x86_64", cpu: "0.5 vCPU", memory: "1 GB", logRetention: "3 months" },
-      vpc: { id: "vpc-0abc", containerSubnets: ["subnet-0aa", "subnet-0bb"], securityGroups: ["sg-0cc"] },
+      vpc: { id: "vpc-0abc", containerSubnets: ["subnet-0aa", "subnet-0bb"], securityGroups: ["sg-0cc"], databaseSecurityGroups: [{ id: "sg-0db", port: 5433 }], publicIp: true },
       bucket: { kmsKeyArn: "arn:aws:kms:eu-west-1:123456789012:key/1111", transition: { days: 30, storageClass: "GLACIER_IR" }, objectLock: { mode: "COMPLIANCE", days: 30 } },
     },
   },
@@ -32,12 +33,20 @@ beforeAll(async () => {
 afterAll(() => close?.());
 
 describe("a deployment with every option", () => {
-  it("uses the existing VPC (no VPC created) and runs tasks in its subnets without a public IP", () => {
+  it("uses the existing VPC (no VPC created), its security group, and a public IP without a security group open to the world", () => {
     expect(ofType(resources, "aws:ec2/vpc:Vpc")).toEqual([]);
+    expect(ofType(resources, "aws:ec2/securityGroup:SecurityGroup")).toEqual([]);
     const env = unwrap(one(resources, "aws:lambda/function:Function", "LauncherFunction").inputs).environment.variables;
     expect(JSON.parse(env.LIFEBOAT_SUBNETS)).toEqual(["subnet-0aa", "subnet-0bb"]);
     expect(JSON.parse(env.LIFEBOAT_SECURITY_GROUPS)).toEqual(["sg-0cc"]);
-    expect(env.LIFEBOAT_ASSIGN_PUBLIC_IP).toBe("false");
+    expect(env.LIFEBOAT_ASSIGN_PUBLIC_IP).toBe("true");
+    expect(ofType(resources, "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule").map((r) => unwrap(r.inputs))).toEqual([
+      { securityGroupId: "sg-0db", referencedSecurityGroupId: "sg-0cc", ipProtocol: "tcp", fromPort: 5433, toPort: 5433, description: "Lifeboat runner to PostgreSQL on 5433" },
+    ]);
+  });
+
+  it("meets least privilege in this variant too", () => {
+    assertLeastPrivilege(resources);
   });
 
   it("sizes and architecture come from the config; only scheduled targets get a schedule", () => {

@@ -1,24 +1,23 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { one, ofType, synthesize, unwrap, type Recorded } from "./support/sst-synth.js";
+import { assertLeastPrivilege, statements } from "./support/least-privilege.js";
+import { ACCOUNT, one, ofType, synthesize, unwrap, type Recorded } from "./support/sst-synth.js";
 
 /** The example lifeboat.config.ts, synthesized under Pulumi mocks: what a user would deploy. */
 let resources: Recorded[];
 let outputs: Record<string, unknown>;
+let region: string;
 let close: () => void;
 beforeAll(async () => {
-  ({ resources, outputs, close } = await synthesize("production"));
+  ({ resources, outputs, region, close } = await synthesize("production"));
 }, 120_000);
 afterAll(() => close?.());
-
-const policies = (r: Recorded) => (unwrap(r.inputs).inlinePolicies ?? []).map((p: { policy: string }) => JSON.parse(p.policy));
-const statements = (r: Recorded) => policies(r).flatMap((p: { Statement: unknown[] }) => p.Statement) as Array<{ Effect: string; Action: string[]; Resource: string[]; Condition?: unknown }>;
 const role = (name: string) => one(resources, "aws:iam/role:Role", name);
 const fn = (name: string) => unwrap(one(resources, "aws:lambda/function:Function", name).inputs);
 
 describe("schedules", () => {
   it("one EventBridge Scheduler schedule per target, with its expression, timezone and the target as input", () => {
     const schedules = ofType(resources, "aws:scheduler/schedule:Schedule").map((r) => unwrap(r.inputs));
-    const launcherArn = `arn:aws:mock:eu-west-1:123456789012:function/${fn("LauncherFunction").name}`;
+    const launcherArn = `arn:aws:lambda:eu-west-1:123456789012:function:${fn("LauncherFunction").name}`;
     expect(
       schedules.map((s) => ({ expression: s.scheduleExpression, timezone: s.scheduleExpressionTimezone, input: JSON.parse(s.target.input), arn: s.target.arn, state: s.state, window: s.flexibleTimeWindow.mode })),
     ).toEqual([
@@ -53,17 +52,17 @@ describe("the runner task", () => {
     const [container] = JSON.parse(taskDef().containerDefinitions);
     expect(container.environment.filter((e: { name: string }) => e.name.startsWith("LIFEBOAT_"))).toEqual([
       { name: "LIFEBOAT_BUCKET", value: "acme-db-backups" },
-      { name: "LIFEBOAT_TOPIC_ARN", value: expect.stringMatching(/:topic\/lifeboat-production-EventsTopic-/) },
+      { name: "LIFEBOAT_TOPIC_ARN", value: expect.stringMatching(/^arn:aws:sns:eu-west-1:123456789012:lifeboat-production-EventsTopic-/) },
     ]);
     expect(container.secrets).toEqual([]);
     expect(JSON.stringify(container)).not.toMatch(/password|hooks\.slack\.com|PGPASSWORD/i);
     expect(unwrap(one(resources, "aws:cloudwatch/logGroup:LogGroup", "RunnerLogGroupRunner").inputs).retentionInDays).toBe(30);
   });
 
-  it("has a least-privilege role: its prefix, its parameters, its topic; no delete", () => {
+  it("has a least-privilege role: its prefix, its parameters, its RDS instance, its topic; no delete, no ECS Exec", () => {
     const s = statements(role("RunnerTaskRole"));
     const topic = unwrap(one(resources, "aws:sns/topic:Topic").inputs);
-    expect(s.filter((x) => x.Action.some((a) => !a.startsWith("ssmmessages:")))).toEqual([
+    expect(s).toEqual([
       { Effect: "Allow", Action: ["s3:PutObject", "s3:AbortMultipartUpload"], Resource: ["arn:aws:s3:::acme-db-backups/lifeboat/*"] },
       { Effect: "Allow", Action: ["s3:GetObject"], Resource: ["arn:aws:s3:::acme-db-backups/lifeboat/*.manifest.json"] },
       { Effect: "Allow", Action: ["s3:ListBucket", "s3:ListBucketMultipartUploads"], Resource: ["arn:aws:s3:::acme-db-backups"], Condition: { StringLike: { "s3:prefix": ["lifeboat/*"] } } },
@@ -76,17 +75,45 @@ describe("the runner task", () => {
           "arn:aws:ssm:eu-west-1:123456789012:parameter/lifeboat/staging/db-password",
         ],
       },
+      { Effect: "Allow", Action: ["rds:DescribeDBInstances"], Resource: ["arn:aws:rds:eu-west-1:123456789012:db:acme-prod"] },
       { Effect: "Allow", Action: ["sns:Publish"], Resource: [expect.stringContaining(topic.name)] },
     ]);
   });
 
-  it("no role anywhere may delete objects", () => {
+  it("runs in the databases' VPC: its own security group (no ingress), and each database's group lets it in on 5432", () => {
+    const sg = one(resources, "aws:ec2/securityGroup:SecurityGroup", "RunnerSecurityGroup");
+    expect(unwrap(sg.inputs)).toMatchObject({ vpcId: "vpc-0123456789abcdef0", egress: [{ protocol: "-1", fromPort: 0, toPort: 0, cidrBlocks: ["0.0.0.0/0"], ipv6CidrBlocks: ["::/0"] }] });
+    expect(unwrap(sg.inputs).ingress).toBeUndefined();
+    expect(ofType(resources, "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule").map((r) => unwrap(r.inputs))).toEqual([
+      { securityGroupId: "sg-0123456789abcdef0", referencedSecurityGroupId: "RunnerSecurityGroup-id", ipProtocol: "tcp", fromPort: 5432, toPort: 5432, description: "Lifeboat runner to PostgreSQL on 5432" },
+    ]);
+    const env = fn("LauncherFunction").environment.variables;
+    expect(JSON.parse(env.LIFEBOAT_SECURITY_GROUPS)).toEqual(["RunnerSecurityGroup-id"]);
+    expect(JSON.parse(env.LIFEBOAT_SUBNETS)).toEqual(["subnet-0123456789abcdef0", "subnet-0fedcba9876543210"]);
+    expect(env.LIFEBOAT_ASSIGN_PUBLIC_IP).toBe("false");
+    expect(ofType(resources, "aws:ec2/vpc:Vpc")).toEqual([]);
+  });
+
+  it("meets least privilege: Lambda-only trust, an execution role that reads nothing, no open ingress, scoped PassRole and RunTask", () => {
+    assertLeastPrivilege(resources);
+  });
+
+  it("no role anywhere may delete objects (no target here keeps counts)", () => {
     for (const r of ofType(resources, "aws:iam/role:Role")) {
       for (const st of statements(r)) {
         if (st.Effect !== "Allow") continue;
         expect(st.Action.filter((a) => /^s3:(\*|Delete)/.test(a)), r.name).toEqual([]);
       }
     }
+  });
+});
+
+describe("one region", () => {
+  it("the stack deploys to storage.s3.region: the bucket, the runner and the config agree", () => {
+    expect(region).toBe("eu-west-1");
+    const env = fn("LauncherFunction").environment.variables;
+    expect(env.LIFEBOAT_TASK_DEFINITION).toMatch(/^arn:aws:ecs:eu-west-1:/);
+    expect(env.LIFEBOAT_TOPIC_ARN).toMatch(/^arn:aws:sns:eu-west-1:/);
   });
 });
 
@@ -140,12 +167,23 @@ describe("notifications", () => {
 describe("launcher and watcher", () => {
   it("the launcher knows where to start tasks and may start only this task family", () => {
     const env = fn("LauncherFunction").environment.variables;
-    expect(env).toMatchObject({ LIFEBOAT_CONTAINER: "Runner", LIFEBOAT_ASSIGN_PUBLIC_IP: "true", LIFEBOAT_TASK_DEFINITION: expect.stringMatching(/task-definition\/.*-Runner:1$/) });
-    expect(JSON.parse(env.LIFEBOAT_SUBNETS)).toHaveLength(2);
+    expect(env).toMatchObject({ LIFEBOAT_CONTAINER: "Runner", LIFEBOAT_ASSIGN_PUBLIC_IP: "false", LIFEBOAT_TASK_DEFINITION: expect.stringMatching(/task-definition\/.*-Runner:1$/) });
     const s = statements(role("LauncherRole"));
-    expect(s.find((x) => x.Action.includes("ecs:RunTask"))!.Resource).toEqual([expect.stringMatching(/task-definition\/.*-Runner:\*$/)]);
+    const cluster = `arn:aws:ecs:eu-west-1:${ACCOUNT}:cluster/${unwrap(one(resources, "aws:ecs/cluster:Cluster").inputs).name}`;
+    expect(s.find((x) => x.Action.includes("ecs:RunTask"))).toEqual({
+      Effect: "Allow",
+      Action: ["ecs:RunTask"],
+      Resource: [expect.stringMatching(/task-definition\/.*-Runner:\*$/)],
+      Condition: { ArnEquals: { "ecs:cluster": [cluster] } },
+    });
     expect(s.find((x) => x.Action.includes("iam:PassRole"))!.Resource).toHaveLength(2);
-    expect(s.find((x) => x.Action.includes("ecs:TagResource"))!.Condition).toEqual({ StringEquals: { "ecs:CreateAction": ["RunTask"] } });
+    expect(s.find((x) => x.Action.includes("ecs:TagResource"))).toEqual({
+      Effect: "Allow",
+      Action: ["ecs:TagResource"],
+      Resource: [`arn:aws:ecs:eu-west-1:${ACCOUNT}:task/${cluster.split("/").pop()}/*`],
+      Condition: { StringEquals: { "ecs:CreateAction": ["RunTask"] } },
+    });
+    expect(s.find((x) => x.Action.includes("rds:DescribeDBInstances"))!.Resource).toEqual([`arn:aws:rds:eu-west-1:${ACCOUNT}:db:acme-prod`]);
     expect(fn("LauncherFunction").memorySize).toBe(256);
   });
 
@@ -154,7 +192,7 @@ describe("launcher and watcher", () => {
     expect(JSON.parse(rule.eventPattern)).toEqual({
       source: ["aws.ecs"],
       "detail-type": ["ECS Task State Change"],
-      detail: { clusterArn: [expect.stringMatching(/:cluster\/lifeboat-production-ClusterCluster-/)], lastStatus: ["STOPPED"] },
+      detail: { clusterArn: [expect.stringMatching(/^arn:aws:ecs:eu-west-1:123456789012:cluster\/lifeboat-production-ClusterCluster-/)], lastStatus: ["STOPPED"] },
     });
     const target = unwrap(one(resources, "aws:cloudwatch/eventTarget:EventTarget").inputs);
     expect(target.arn).toContain(fn("WatcherFunction").name);

@@ -6,7 +6,7 @@
  * (../shared/notes/sst-offline.md section 3).
  */
 import { createServer, type Server } from "node:http";
-import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { REPO } from "./helpers.js";
@@ -42,7 +42,7 @@ function renderPolicy(args: any): string {
   return JSON.stringify({ Version: "2012-10-17", Statement: statements });
 }
 
-async function startRpc(): Promise<{ server: Server; url: string }> {
+async function startRpc(): Promise<{ server: Server; url: string; out: string }> {
   const out = mkdtempSync(join(tmpdir(), "lifeboat-sst-build-"));
   writeFileSync(join(out, "index.mjs"), "export const handler = async () => ({});\n");
   const server = createServer(async (req, res) => {
@@ -58,11 +58,50 @@ async function startRpc(): Promise<{ server: Server; url: string }> {
     res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ result: null, error: `rpc: can't find method ${method}` }));
   });
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  return { server, url: `http://127.0.0.1:${(server.address() as { port: number }).port}` };
+  return { server, url: `http://127.0.0.1:${(server.address() as { port: number }).port}`, out };
 }
 
-/** Runs sst.config.ts's run() for `stage` and returns every resource registered, once registration settles. */
-export async function synthesize(stage: string): Promise<{ resources: Recorded[]; outputs: Record<string, unknown>; close: () => void }> {
+/** ARNs shaped as AWS shapes them, so that IAM evaluation (test/iam.test.ts) can match them against policies. */
+function arnFor(type: string, name: string, inputs: Record<string, any>, region: string): string {
+  const a = ACCOUNT;
+  switch (type) {
+    case "aws:s3/bucket:Bucket":
+      return `arn:aws:s3:::${inputs.bucket ?? name}`;
+    case "aws:sns/topic:Topic":
+      return `arn:aws:sns:${region}:${a}:${name}`;
+    case "aws:sqs/queue:Queue":
+      return `arn:aws:sqs:${region}:${a}:${name}`;
+    case "aws:ecs/cluster:Cluster":
+      return `arn:aws:ecs:${region}:${a}:cluster/${name}`;
+    case "aws:ecs/taskDefinition:TaskDefinition":
+      return `arn:aws:ecs:${region}:${a}:task-definition/${inputs.family}:1`;
+    case "aws:iam/role:Role":
+      return `arn:aws:iam::${a}:role/${name}`;
+    case "aws:lambda/function:Function":
+      return `arn:aws:lambda:${region}:${a}:function:${name}`;
+    case "aws:cloudwatch/logGroup:LogGroup":
+      return `arn:aws:logs:${region}:${a}:log-group:${name}`;
+    case "aws:cloudwatch/eventRule:EventRule":
+      return `arn:aws:events:${region}:${a}:rule/${name}`;
+    default:
+      return `arn:aws:mock:${region}:${a}:${type.split(":").pop()!.toLowerCase()}/${name}`;
+  }
+}
+
+export const ACCOUNT = "123456789012";
+/** The region the mocks answer when the config names none (the deployer's default region). */
+export const DEFAULT_REGION = "us-east-1";
+
+export interface SynthOptions {
+  /** Synthesize as under `sst dev` ($dev = true). */
+  dev?: boolean;
+}
+
+/**
+ * Runs sst.config.ts for `stage` as the sst CLI would: app() first (its providers decide the stack's region, which
+ * the mocks then answer), then run(). Returns every resource registered, once registration settles.
+ */
+export async function synthesize(stage: string, opts: SynthOptions = {}): Promise<{ resources: Recorded[]; outputs: Record<string, unknown>; app: Record<string, any>; region: string; close: () => void }> {
   if (!existsSync(join(PLATFORM, "config.d.ts"))) {
     throw new Error("the SST platform is not installed: run `npm run sst:install` (npm test does it first)");
   }
@@ -70,6 +109,13 @@ export async function synthesize(stage: string): Promise<{ resources: Recorded[]
   process.env.SST_SERVER = rpc.url;
   const work = mkdtempSync(join(tmpdir(), "lifeboat-sst-work-"));
   mkdirSync(join(work, "artifacts"), { recursive: true });
+
+  const g = globalThis as Record<string, unknown>;
+  const shim = await import(join(PLATFORM, "src/shim/run.js"));
+  for (const [k, v] of Object.entries(shim)) g[k] = v;
+  const sstConfig = (await import(join(REPO, "sst.config.ts"))).default as { app: (input: { stage: string }) => Promise<Record<string, any>>; run: () => Promise<Record<string, unknown>> };
+  const app = await sstConfig.app({ stage });
+  const region: string = app.providers?.aws?.region ?? DEFAULT_REGION;
 
   const pulumi = await import("@pulumi/pulumi");
   const resources: Recorded[] = [];
@@ -83,26 +129,25 @@ export async function synthesize(stage: string): Promise<{ resources: Recorded[]
           state: {
             ...args.inputs,
             name,
-            arn: args.inputs.arn ?? `arn:aws:mock:eu-west-1:123456789012:${args.type.split(":").pop()!.toLowerCase()}/${name}`,
-            ...(args.type === "aws:s3/bucket:Bucket" ? { bucket: args.inputs.bucket ?? name, arn: `arn:aws:s3:::${args.inputs.bucket ?? name}` } : {}),
-            ...(args.type === "aws:ecs/taskDefinition:TaskDefinition" ? { arn: `arn:aws:ecs:eu-west-1:123456789012:task-definition/${args.inputs.family}:1` } : {}),
+            arn: args.inputs.arn ?? arnFor(args.type, name, args.inputs, region),
+            ...(args.type === "aws:s3/bucket:Bucket" ? { bucket: args.inputs.bucket ?? name } : {}),
           },
         };
       },
       call(args) {
         switch (args.token) {
           case "aws:index/getRegion:getRegion":
-            return { name: "eu-west-1", region: "eu-west-1", id: "eu-west-1" };
+            return { name: region, region, id: region };
           case "aws:index/getPartition:getPartition":
             return { partition: "aws", dnsSuffix: "amazonaws.com", id: "aws" };
           case "aws:index/getCallerIdentity:getCallerIdentity":
-            return { accountId: "123456789012", arn: "arn:aws:iam::123456789012:user/ci", userId: "ci", id: "123456789012" };
+            return { accountId: ACCOUNT, arn: `arn:aws:iam::${ACCOUNT}:user/ci`, userId: "ci", id: ACCOUNT };
           case "aws:iam/getPolicyDocument:getPolicyDocument":
             return { json: renderPolicy(args.inputs), statements: args.inputs.statements ?? [], id: "policy" };
           case "aws:index/getAvailabilityZones:getAvailabilityZones":
-            return { names: ["eu-west-1a", "eu-west-1b"], zoneIds: ["euw1-az1", "euw1-az2"], id: "azs" };
+            return { names: [`${region}a`, `${region}b`], zoneIds: ["az1", "az2"], id: "azs" };
           case "aws:ecr/getAuthorizationToken:getAuthorizationToken":
-            return { userName: "AWS", password: "mock-token", proxyEndpoint: "https://123456789012.dkr.ecr.eu-west-1.amazonaws.com", id: "ecr" };
+            return { userName: "AWS", password: "mock-token", proxyEndpoint: `https://${ACCOUNT}.dkr.ecr.${region}.amazonaws.com`, id: "ecr" };
           default:
             return { id: args.token };
         }
@@ -113,24 +158,26 @@ export async function synthesize(stage: string): Promise<{ resources: Recorded[]
     false,
   );
 
-  const g = globalThis as Record<string, unknown>;
-  g.$app = { name: "lifeboat", stage, removal: stage === "production" ? "retain" : "remove", protect: stage === "production", providers: {} };
-  g.$cli = { command: "deploy", paths: { home: work, root: REPO, work, platform: PLATFORM }, state: { version: {} } };
-  g.$dev = false;
-  const shim = await import(join(PLATFORM, "src/shim/run.js"));
-  for (const [k, v] of Object.entries(shim)) g[k] = v;
+  g.$app = { name: app.name, stage, removal: app.removal, protect: app.protect, providers: app.providers ?? {} };
+  g.$cli = { command: opts.dev ? "dev" : "deploy", paths: { home: work, root: REPO, work, platform: PLATFORM }, state: { version: {} } };
+  g.$dev = Boolean(opts.dev);
   g.aws = await import("@pulumi/aws");
   g.sst = await import(join(PLATFORM, "src/components/index.ts"));
 
   // the config check runs first: a refused config throws here, before Pulumi's stack exists (inside it, Pulumi
   // would also report the rejection as unhandled)
+  const cleanup = () => {
+    rpc.server.close();
+    rmSync(work, { recursive: true, force: true });
+    rmSync(rpc.out, { recursive: true, force: true });
+  };
   try {
     await import(join(REPO, "infra/config.ts"));
   } catch (err) {
-    rpc.server.close();
+    cleanup();
     throw err;
   }
-  const config = (await import(join(REPO, "sst.config.ts"))).default as { run: () => Promise<Record<string, unknown>> };
+  const config = sstConfig;
   let outputs: Record<string, unknown> = {};
   await pulumi.runtime.runInPulumiStack(async () => {
     outputs = await config.run();
@@ -142,7 +189,13 @@ export async function synthesize(stage: string): Promise<{ resources: Recorded[]
     last = resources.length;
     await new Promise((r) => setTimeout(r, 100));
   }
-  return { resources, outputs, close: () => rpc.server.close() };
+  return {
+    resources,
+    outputs,
+    app,
+    region,
+    close: cleanup,
+  };
 }
 
 export function ofType(resources: Recorded[], type: string): Recorded[] {

@@ -44,6 +44,8 @@ export const databaseSchema = z
     user: z.string().min(1).optional(),
     password: secretRefSchema.optional(),
     sslmode: sslmode.optional(),
+    /** CA certificates (PEM file) that verify the server (verify-ca, verify-full). RDS targets default to the RDS bundle. */
+    sslrootcert: z.string().min(1).optional(),
   })
   .strict()
   .superRefine((db, ctx) => {
@@ -262,6 +264,14 @@ export const notificationsSchema = z
   })
   .strict();
 
+const securityGroupId = z.string().regex(/^sg-[0-9a-f]+$/, "must be a security group id (sg-...)");
+
+/**
+ * S3 lifecycle transitions that S3 itself would refuse, or that Lifeboat could not read back, are refused at load
+ * (https://docs.aws.amazon.com/AmazonS3/latest/userguide/lifecycle-transition-general-considerations.html).
+ */
+export const TRANSITION_MIN_DAYS: Record<string, number> = { STANDARD_IA: 30, ONEZONE_IA: 30, INTELLIGENT_TIERING: 0, GLACIER_IR: 0 };
+
 const LOG_RETENTIONS = ["1 week", "2 weeks", "1 month", "2 months", "3 months", "6 months", "1 year", "2 years", "5 years", "10 years"] as const;
 
 /** The AWS deployment (sst deploy). Every key has a default: `aws: {}` deploys a sensible setup. */
@@ -277,12 +287,23 @@ export const awsSchema = z
       })
       .strict()
       .default(() => ({ architecture: "arm64" as const, cpu: "1 vCPU" as const, memory: "2 GB", storage: "20 GB", logRetention: "1 month" as const })),
-    /** An existing VPC (where the databases live). Without it, Lifeboat creates a VPC of its own. */
+    /**
+     * An existing VPC (where the databases live). Without it, Lifeboat creates a VPC of its own with public subnets,
+     * which reaches only databases that are reachable over the internet.
+     */
     vpc: z
       .object({
         id: z.string().regex(/^vpc-[0-9a-f]+$/, "must be a VPC id (vpc-...)"),
         containerSubnets: z.array(z.string().regex(/^subnet-[0-9a-f]+$/, "must be a subnet id (subnet-...)")).min(1),
-        securityGroups: z.array(z.string().regex(/^sg-[0-9a-f]+$/, "must be a security group id (sg-...)")).min(1),
+        /** The runner's security groups. Default: one created for it, with no ingress at all. */
+        securityGroups: z.array(securityGroupId).min(1).optional(),
+        /**
+         * The databases' security groups: each gets an ingress rule from the runner's security groups on the database
+         * port (5432 unless given, as { id: "sg-...", port: 6432 }).
+         */
+        databaseSecurityGroups: z
+          .array(z.union([securityGroupId, z.object({ id: securityGroupId, port: z.number().int().min(1).max(65535) }).strict()]))
+          .default([]),
         /** Give the task a public IP (subnets with an internet gateway and no NAT). */
         publicIp: z.boolean().default(false),
       })
@@ -299,6 +320,20 @@ export const awsSchema = z
             storageClass: z.enum(["STANDARD_IA", "ONEZONE_IA", "INTELLIGENT_TIERING", "GLACIER_IR", "GLACIER", "DEEP_ARCHIVE"]),
           })
           .strict()
+          .superRefine((t, ctx) => {
+            if (t.storageClass === "GLACIER" || t.storageClass === "DEEP_ARCHIVE") {
+              ctx.addIssue({
+                code: "custom",
+                path: ["storageClass"],
+                message: `${t.storageClass} objects must be restored (hours) before they can be read, and lifeboat restore and verify read backups directly: use GLACIER_IR (instant access, about the same price)`,
+              });
+              return;
+            }
+            const min = TRANSITION_MIN_DAYS[t.storageClass]!;
+            if (t.days < min) {
+              ctx.addIssue({ code: "custom", path: ["days"], message: `S3 refuses a transition to ${t.storageClass} before ${min} days (got ${t.days}): use days: ${min} or more, or GLACIER_IR` });
+            }
+          })
           .optional(),
         /** Days a replaced or expired version is kept (the bucket is versioned). */
         noncurrentVersionDays: z.number().int().min(1).default(7),

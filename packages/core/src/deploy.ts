@@ -1,4 +1,4 @@
-import { awsSchema, type AwsConfig, type LifeboatConfig, type Outcome } from "./config.js";
+import { awsSchema, type AwsConfig, type LifeboatConfig, type Outcome, type RetentionPolicy } from "./config.js";
 import { ConfigError, type ConfigProblem } from "./errors.js";
 import { joinKey, targetPrefix } from "./naming.js";
 
@@ -37,6 +37,17 @@ export interface DeployPlan {
   runnerParameters: string[];
   /** Some target schedules restore drills: the runner must read dumps, not only manifests. */
   drills: boolean;
+  /** The stack's region: storage.s3.region when set (the bucket, the runner and the config agree), else the default. */
+  region?: string;
+  /** RDS instances the runner and the launcher may describe (and nothing else). */
+  rdsInstances: Array<{ instance: string; region?: string }>;
+  /** Ingress rules from the runner's security groups into the databases' security groups. */
+  databaseIngress: Array<{ securityGroup: string; port: number }>;
+  /**
+   * Targets whose retention keeps counts (keepLast, daily, weekly, monthly), which lifecycle rules cannot express:
+   * the runner prunes each after its successful backups, and may delete only under that target's prefix.
+   */
+  prunedByRunner: Array<{ target: string; prefix: string }>;
   slack?: { webhookParameter: string; on: Outcome[] };
   email: Array<{ address: string; filterPolicy: { status: Outcome[] } }>;
   /** Things the deployment leaves out, said aloud at deploy time. */
@@ -54,6 +65,34 @@ export function pascal(name: string): string {
 /** Bucket names are global: the "production" stage uses storage.s3.bucket as is, other stages append the stage. */
 export function bucketNameFor(bucket: string, stage: string): string {
   return stage === "production" ? bucket : `${bucket}-${stage}`.slice(0, 63).replace(/-+$/, "");
+}
+
+const PRIVATE_SUFFIXES = [".internal", ".local", ".localdomain", ".lan", ".intranet", ".corp", ".home", ".private", ".home.arpa", ".rds.amazonaws.com"];
+
+/**
+ * Whether a host can only be reached inside a private network: private, loopback and link-local addresses, names
+ * without a dot, private DNS suffixes, and RDS endpoints (private unless made publicly accessible). A runner in
+ * Lifeboat's own VPC cannot reach these.
+ */
+export function isPrivateHost(host: string): boolean {
+  const h = host.toLowerCase().replace(/^\[|\]$/g, "");
+  const v4 = /^(\d{1,3})\.(\d{1,3})\.\d{1,3}\.\d{1,3}$/.exec(h);
+  if (v4) {
+    const [a, b] = [Number(v4[1]), Number(v4[2])];
+    return a === 10 || a === 127 || (a === 172 && b >= 16 && b <= 31) || (a === 192 && b === 168) || (a === 169 && b === 254) || (a === 100 && b >= 64 && b <= 127);
+  }
+  if (h.includes(":")) return h === "::1" || /^f[cd]/.test(h) || /^fe[89ab]/.test(h);
+  return !h.includes(".") || PRIVATE_SUFFIXES.some((s) => h.endsWith(s));
+}
+
+const COUNT_RULES = ["keepLast", "daily", "weekly", "monthly"] as const;
+
+/**
+ * Whether a retention policy keeps counts (keepLast, daily, weekly, monthly), which S3 lifecycle rules cannot
+ * express: in the AWS deployment the runner prunes such a target after each successful backup.
+ */
+export function prunedByRunner(retention: RetentionPolicy | undefined): boolean {
+  return retention !== undefined && COUNT_RULES.some((k) => retention[k] !== undefined);
 }
 
 export function deployPlan(config: LifeboatConfig, stage: string, source = "lifeboat.config.ts"): DeployPlan {
@@ -81,8 +120,35 @@ export function deployPlan(config: LifeboatConfig, stage: string, source = "life
       }
       if (ref?.ssm) runnerParameters.add(ref.ssm);
     }
-    if (typeof t.database.url === "string" && /^(localhost|127\.|::1)/.test(new URL(t.database.url).hostname)) {
+    const urlHost = typeof t.database.url === "string" ? new URL(t.database.url).hostname : undefined;
+    if (urlHost !== undefined && /^(localhost|127\.|\[?::1)/.test(urlHost)) {
       problems.push({ path: `targets.${name}.database.url`, message: "points at localhost, which a Fargate task cannot reach" });
+    } else if (!config.aws?.vpc) {
+      // Lifeboat's own VPC has public subnets only: it reaches databases on the internet, nothing private
+      const where = t.database.rds
+        ? { path: "database.rds", what: `RDS instance "${t.database.rds.instance}" is reachable only from inside its VPC` }
+        : t.database.host !== undefined && isPrivateHost(t.database.host)
+          ? { path: "database.host", what: `${t.database.host} is a private address` }
+          : urlHost !== undefined && isPrivateHost(urlHost)
+            ? { path: "database.url", what: `${urlHost} is a private address` }
+            : undefined;
+      if (where) {
+        problems.push({
+          path: `targets.${name}.${where.path}`,
+          message: `${where.what}, and without aws.vpc the runner runs in a new VPC of its own that cannot reach it`,
+          hint: 'set aws.vpc: { id: "vpc-...", containerSubnets: ["subnet-..."], databaseSecurityGroups: ["sg-..."] } to the database\'s VPC (docs/deploy.md, "Network")',
+        });
+      }
+      if (typeof t.database.url === "object") {
+        warnings.push(`targets.${name}.database.url is read from SSM at run time, so its host cannot be checked now: without aws.vpc the runner reaches only databases on the internet`);
+      }
+    }
+    if (prunedByRunner(t.retention) && config.aws?.bucket.objectLock) {
+      problems.push({
+        path: `targets.${name}.retention`,
+        message: "keepLast, daily, weekly and monthly need the runner to delete old backups, which Object Lock forbids",
+        hint: "use retention: { days: N } with Object Lock, or remove aws.bucket.objectLock",
+      });
     }
     if (t.verify) {
       schedules.push({
@@ -124,10 +190,24 @@ export function deployPlan(config: LifeboatConfig, stage: string, source = "life
       ...(aws.bucket.transition ? { transition: aws.bucket.transition } : {}),
     },
   ];
+  const pruned: DeployPlan["prunedByRunner"] = [];
+  const rdsInstances = new Map<string, { instance: string; region?: string }>();
+  const ports = new Set<number>();
   for (const [name, t] of Object.entries(config.targets)) {
-    // GFS counts (keepLast, daily, weekly, monthly) have no lifecycle equivalent: on AWS only `days` applies
-    if (t.retention?.days) lifecycle.push({ id: `retention-${name}`, prefix: joinKey(prefix, targetPrefix(name)) + "/", expirationDays: t.retention.days });
+    if (t.engine === "sqlite") continue;
+    const targetKeys = joinKey(prefix, targetPrefix(name)) + "/";
+    // counts (keepLast, daily, weekly, monthly) have no lifecycle equivalent, and an age rule would delete what they
+    // keep: the runner applies the whole policy after each successful backup. An age alone is a lifecycle rule.
+    if (prunedByRunner(t.retention)) pruned.push({ target: name, prefix: targetKeys });
+    else if (t.retention?.days) lifecycle.push({ id: `retention-${name}`, prefix: targetKeys, expirationDays: t.retention.days });
+    const rds = t.database.rds;
+    if (rds) rdsInstances.set(`${rds.region ?? ""}/${rds.instance}`, { instance: rds.instance, ...(rds.region ? { region: rds.region } : {}) });
+    const url = typeof t.database.url === "string" ? new URL(t.database.url) : undefined;
+    ports.add(t.database.port ?? (url?.port ? Number(url.port) : 5432));
   }
+  const databaseIngress = (aws.vpc?.databaseSecurityGroups ?? []).flatMap((g) =>
+    typeof g === "string" ? [...ports].sort((a, b) => a - b).map((port) => ({ securityGroup: g, port })) : [{ securityGroup: g.id, port: g.port }],
+  );
   const plan: DeployPlan = {
     stage,
     bucketName: bucketNameFor(s3.bucket, stage),
@@ -137,6 +217,10 @@ export function deployPlan(config: LifeboatConfig, stage: string, source = "life
     lifecycle,
     runnerParameters: [...runnerParameters].sort(),
     drills: Object.values(config.targets).some((t) => t.verify),
+    ...(s3.region ? { region: s3.region } : {}),
+    rdsInstances: [...rdsInstances.values()],
+    databaseIngress,
+    prunedByRunner: pruned,
     email: aws.email.map((e) => ({ address: e.address, filterPolicy: { status: e.on } })),
     warnings,
   };

@@ -1,0 +1,55 @@
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { assertLeastPrivilege, statements } from "./support/least-privilege.js";
+import { DEFAULT_REGION, one, ofType, synthesize, unwrap, type Recorded } from "./support/sst-synth.js";
+
+/**
+ * Lifeboat's own VPC (no aws.vpc: databases reachable over the internet), no region in the config, and synthesized as
+ * under `sst dev`, where SST's default Lambda role would also trust the account root. A target keeps monthly backups,
+ * so the runner prunes it and may delete under that target's prefix only.
+ */
+vi.mock("../lifeboat.config", () => ({
+  default: {
+    storage: { s3: { bucket: "acme-backups", prefix: "lb" } },
+    targets: {
+      app: { database: { host: "db.example.com", database: "app", user: "backup", password: { ssm: "/lb/app" } }, schedule: "rate(1 day)", retention: { days: 7, monthly: 12 } },
+      other: { database: { url: "postgres://backup@pg.example.net/other" }, schedule: "rate(1 day)", retention: { days: 30 } },
+    },
+    notifications: { slack: { webhook: { ssm: "/lb/slack" } } },
+  },
+}));
+
+let resources: Recorded[];
+let region: string;
+let close: () => void;
+beforeAll(async () => {
+  ({ resources, region, close } = await synthesize("dev", { dev: true }));
+}, 120_000);
+afterAll(() => close?.());
+
+describe("Lifeboat's own VPC, under sst dev", () => {
+  it("creates a VPC whose security group lets nothing in; tasks get a public IP in its public subnets", () => {
+    expect(ofType(resources, "aws:ec2/vpc:Vpc")).toHaveLength(1);
+    const sg = unwrap(one(resources, "aws:ec2/defaultSecurityGroup:DefaultSecurityGroup").inputs);
+    expect(sg.ingress).toEqual([]);
+    const env = unwrap(one(resources, "aws:lambda/function:Function", "LauncherFunction").inputs).environment.variables;
+    expect(env.LIFEBOAT_ASSIGN_PUBLIC_IP).toBe("true");
+    expect(ofType(resources, "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")).toEqual([]);
+  });
+
+  it("without storage.s3.region the stack takes the deployer's default region, which the runner's SDK also uses", () => {
+    expect(region).toBe(DEFAULT_REGION);
+  });
+
+  it("meets least privilege (Lambda roles trust Lambda only, even under sst dev)", () => {
+    assertLeastPrivilege(resources);
+  });
+
+  it("a target with monthly retention is pruned by the runner: delete under its prefix only, and no lifecycle rule for it", () => {
+    const s = statements(one(resources, "aws:iam/role:Role", "RunnerTaskRole"));
+    expect(s.filter((x) => x.Action.some((a) => a.startsWith("s3:Delete")))).toEqual([{ Effect: "Allow", Action: ["s3:DeleteObject"], Resource: ["arn:aws:s3:::acme-backups-dev/lb/app/*"] }]);
+    expect(unwrap(one(resources, "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration").inputs).rules.map((r: { id: string }) => r.id)).toEqual([
+      "abort-incomplete-multipart-uploads",
+      "retention-other",
+    ]);
+  });
+});
