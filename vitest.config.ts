@@ -3,21 +3,40 @@ import { defineConfig } from "vitest/config";
 
 // Infra tests synthesize sst.config.ts with the one copy of Pulumi that the SST platform components use.
 const platform = fileURLToPath(new URL("./.sst/platform/node_modules/", import.meta.url));
+const alias = {
+  "@pulumi/pulumi": platform + "@pulumi/pulumi",
+  "@pulumi/aws": platform + "@pulumi/aws",
+};
+
+// Where the cloud components' tests record their AWS calls for the IAM check (test/support/aws-calls.ts); the
+// suite's global setup empties it first, the IAM check removes it when done (outside the temp directory, so that a
+// run of single files leaves nothing there).
+process.env.LIFEBOAT_AWS_CALLS ??= fileURLToPath(new URL("./node_modules/.cache/lifeboat-aws-calls/", import.meta.url));
+
+const common = { pool: "forks" as const, testTimeout: 120_000, hookTimeout: 180_000 };
 
 export default defineConfig({
-  resolve: {
-    alias: {
-      "@pulumi/pulumi": platform + "@pulumi/pulumi",
-      "@pulumi/aws": platform + "@pulumi/aws",
-    },
-  },
+  resolve: { alias },
   test: {
-    include: ["test/**/*.test.ts"],
-    globalSetup: ["test/support/global-setup.ts"],
-    setupFiles: ["test/support/setup-env.ts"],
-    pool: "forks",
-    testTimeout: 120_000,
-    hookTimeout: 180_000,
     reporters: ["default"],
+    projects: [
+      {
+        resolve: { alias },
+        test: {
+          ...common,
+          name: "suite",
+          include: ["test/**/*.test.ts"],
+          exclude: ["test/iam.test.ts"],
+          globalSetup: ["test/support/global-setup.ts"],
+          setupFiles: ["test/support/setup-env.ts"],
+          sequence: { groupOrder: 0 },
+        },
+      },
+      {
+        // after the whole suite: it evaluates the AWS calls the suite recorded against the synthesized roles
+        resolve: { alias },
+        test: { ...common, name: "iam", include: ["test/iam.test.ts"], sequence: { groupOrder: 1 } },
+      },
+    ],
   },
 });

@@ -1,5 +1,6 @@
 import { createServer, type Server } from "node:http";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
@@ -13,12 +14,16 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { launchClientToken, parseConfig, runIdFor, type LifeboatEvent } from "@lifeboat/core";
 import { backupMetrics, runnerMain, snsPublisher, type RunnerTaskSettings } from "@lifeboat/runner";
 import { createLauncher, createSlackHandler, createWatcher } from "@lifeboat/functions";
+import { recordAwsCalls } from "./support/aws-calls.js";
+import { SETTINGS, TOPIC, cloudConfig } from "./support/cloud-fixture.js";
 import { createDatabase, pg, s3, s3Keys, unique } from "./support/helpers.js";
 
 const ecs = mockClient(ECSClient);
 const rds = mockClient(RDSClient);
 const sns = mockClient(SNSClient);
 const ssm = mockClient(SSMClient);
+// every call here is recorded for the IAM check (test/iam.test.ts), by the component that makes it
+const calls = recordAwsCalls(ecs, rds, sns, ssm);
 beforeEach(() => {
   ecs.reset();
   rds.reset();
@@ -26,22 +31,8 @@ beforeEach(() => {
   ssm.reset();
 });
 
-const TOPIC = "arn:aws:sns:eu-west-1:123456789012:lifeboat-events";
-const settings: RunnerTaskSettings = {
-  cluster: "arn:aws:ecs:eu-west-1:123456789012:cluster/lifeboat",
-  taskDefinition: "arn:aws:ecs:eu-west-1:123456789012:task-definition/lifeboat-runner:3",
-  container: "runner",
-  subnets: ["subnet-0a", "subnet-0b"],
-  securityGroups: ["sg-0c"],
-  assignPublicIp: true,
-};
-const config = parseConfig({
-  storage: { s3: { bucket: "acme-backups", prefix: "pg" } },
-  targets: {
-    prod: { database: { rds: { instance: "acme-prod" }, database: "app", user: "backup", password: { ssm: "/lifeboat/prod/pw" } }, schedule: "cron(0 2 * * ? *)", aws: { cpu: "2 vCPU", memory: "8 GB" }, retries: { attempts: 3 } },
-    staging: { database: { host: "staging.internal", database: "app", user: "backup", password: { ssm: "/lifeboat/staging/pw" } }, schedule: "rate(6 hours)", retries: { attempts: 2 } },
-  },
-});
+const settings = SETTINGS;
+const config = parseConfig(cloudConfig);
 const logger = new Logger({ serviceName: "test", logLevel: "SILENT" });
 const deps = () => ({ config, ecs: new ECSClient({ region: "eu-west-1" }), rds: new RDSClient({ region: "eu-west-1" }), publish: snsPublisher(new SNSClient({ region: "eu-west-1" }), TOPIC), settings, logger });
 const published = () => sns.commandCalls(PublishCommand).map((c) => c.args[0].input);
@@ -52,6 +43,7 @@ function rdsAvailable(status = "available") {
 }
 
 describe("launcher", () => {
+  beforeEach(() => calls.as("launcher"));
   const scheduled = { source: "lifeboat.schedule", target: "prod", scheduledTime: "2026-11-21T02:00:00Z" };
 
   it("a scheduled event starts one Fargate task with the run as overrides and an idempotency token", async () => {
@@ -68,7 +60,7 @@ describe("launcher", () => {
         launchType: "FARGATE",
         count: 1,
         clientToken: launchClientToken("prod", "2026-11-21T02:00:00Z", 1),
-        networkConfiguration: { awsvpcConfiguration: { subnets: ["subnet-0a", "subnet-0b"], securityGroups: ["sg-0c"], assignPublicIp: "ENABLED" } },
+        networkConfiguration: { awsvpcConfiguration: { subnets: ["subnet-0a", "subnet-0b"], securityGroups: ["sg-0c"], assignPublicIp: "DISABLED" } },
         overrides: {
           cpu: "2048",
           memory: "8192",
@@ -115,10 +107,10 @@ describe("launcher", () => {
     const launch = createLauncher(deps());
     expect((await launch({ target: "staging", reason: "before migration" })).launched.map((l) => l.target)).toEqual(["staging"]);
     expect((await launch({ targets: ["staging", "prod"] })).launched.map((l) => l.target)).toEqual(["staging", "prod"]);
-    expect((await launch({ all: true })).launched.map((l) => l.target)).toEqual(["prod", "staging"]);
+    expect((await launch({ all: true })).launched.map((l) => l.target)).toEqual(Object.keys(cloudConfig.targets));
     const inputs = runTasks();
-    expect(inputs).toHaveLength(5);
-    expect(new Set(inputs.map((i) => i.clientToken)).size).toBe(5);
+    expect(inputs).toHaveLength(3 + Object.keys(cloudConfig.targets).length);
+    expect(new Set(inputs.map((i) => i.clientToken)).size).toBe(inputs.length);
     expect(inputs.every((i) => i.overrides!.containerOverrides![0]!.environment!.some((e) => e.name === "LIFEBOAT_TRIGGER" && e.value === "manual"))).toBe(true);
     // the staging target has no aws sizing: no cpu/memory overrides, the task definition's defaults apply
     expect(inputs[0]!.overrides).not.toHaveProperty("cpu");
@@ -142,7 +134,7 @@ describe("launcher", () => {
 
   it("an unknown target is an error that lists the known ones; a malformed event shows the accepted forms", async () => {
     const launch = createLauncher(deps());
-    await expect(launch({ target: "nope" })).rejects.toMatchObject({ message: 'unknown target "nope"', hint: "known targets: prod, staging" });
+    await expect(launch({ target: "nope" })).rejects.toMatchObject({ message: 'unknown target "nope"', hint: `known targets: ${Object.keys(cloudConfig.targets).join(", ")}` });
     await expect(launch({ targets: ["prod", "x", "y"] })).rejects.toMatchObject({ message: 'unknown targets "x", "y"' });
     await expect(launch({ tagret: "prod" })).rejects.toMatchObject({ hint: expect.stringContaining('{"target":"prod"}, {"targets":["prod","staging"]} or {"all":true}') });
     expect(runTasks()).toEqual([]);
@@ -173,6 +165,7 @@ describe("launcher", () => {
 });
 
 describe("watcher", () => {
+  beforeEach(() => calls.as("watcher"));
   const stopped = (exitCode: number | undefined, attempt: string, target = "prod", extra: Record<string, unknown> = {}) => ({
     version: "0",
     id: "e1",
@@ -263,6 +256,7 @@ describe("watcher", () => {
 });
 
 describe("Slack subscriber Lambda", () => {
+  beforeEach(() => calls.as("slack"));
   let server: Server;
   let hookUrl = "";
   const received: any[] = [];
@@ -331,25 +325,44 @@ describe("Slack subscriber Lambda", () => {
 });
 
 describe("the runner container entry point", () => {
+  beforeEach(() => calls.as("runner"));
+  const dirs: string[] = [];
+  afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+
+  /**
+   * The deployment's config (test/support/cloud-fixture.ts) with the target's database pointed at the test server,
+   * written where LIFEBOAT_CONFIG finds it: what the runner image carries, with a reachable host.
+   */
+  function configFile(target: keyof typeof cloudConfig.targets, database: Record<string, unknown>): string {
+    const dir = mkdtempSync(join(tmpdir(), "lifeboat-entry-"));
+    dirs.push(dir);
+    const t = cloudConfig.targets[target] as Record<string, any>;
+    const file = join(dir, "lifeboat.config.ts");
+    const config = { ...cloudConfig, targets: { [target]: { ...t, database: { ...t.database, ...database } } } };
+    writeFileSync(file, `export default ${JSON.stringify(config)};`);
+    return file;
+  }
+  const local = (db: string) => ({ host: "127.0.0.1", port: pg().port, database: db });
+  const password = (target: string) => ssm.on(GetParameterCommand, { Name: `/lifeboat/${target}/pw`, WithDecryption: true }).resolves({ Parameter: { Value: pg().password } });
+  const runEnv = (file: string, target: string, extra: Record<string, string> = {}) => ({
+    ...process.env,
+    LIFEBOAT_CONFIG: file,
+    LIFEBOAT_TARGET: target,
+    LIFEBOAT_TRIGGER: "schedule",
+    LIFEBOAT_ATTEMPT: "1",
+    LIFEBOAT_BUCKET: s3().bucket,
+    LIFEBOAT_TOPIC_ARN: TOPIC,
+    ...extra,
+  });
+
   it("runs a target from the config against real PostgreSQL and S3, publishes to SNS, reads the password from SSM", async () => {
     const db = unique("entry");
     await createDatabase(db, "create table t as select g from generate_series(1, 100) g;");
-    ssm.on(GetParameterCommand, { Name: "/lifeboat/entry/pw", WithDecryption: true }).resolves({ Parameter: { Value: pg().password } });
-    const dir = mkdtempSync(join(tmpdir(), "lifeboat-entry-"));
-    const file = join(dir, "lifeboat.config.ts");
-    const prefix = unique("entry");
-    writeFileSync(
-      file,
-      `export default { storage: { s3: { bucket: "replaced-by-env", prefix: "${prefix}" } },
-        targets: { entry: { database: { host: "127.0.0.1", port: ${pg().port}, database: "${db}", user: "postgres", password: { ssm: "/lifeboat/entry/pw" } } } } };`,
-    );
+    password("entry");
     const lines: Array<{ level: string; msg: string }> = [];
-    const code = await runnerMain(
-      { ...process.env, LIFEBOAT_CONFIG: file, LIFEBOAT_TARGET: "entry", LIFEBOAT_RUN_ID: "run-e", LIFEBOAT_TRIGGER: "schedule", LIFEBOAT_ATTEMPT: "1", LIFEBOAT_BUCKET: s3().bucket, LIFEBOAT_TOPIC_ARN: TOPIC },
-      { log: (level, msg) => void lines.push({ level, msg }) },
-    );
+    const code = await runnerMain(runEnv(configFile("entry", local(db)), "entry", { LIFEBOAT_RUN_ID: "run-e" }), { log: (level, msg) => void lines.push({ level, msg }) });
     expect(code, JSON.stringify(lines)).toBe(0);
-    const keys = await s3Keys(`${prefix}/entry/`);
+    const keys = await s3Keys("pg/entry/");
     expect(keys).toHaveLength(2);
     const [msg] = published();
     expect(msg!.MessageAttributes!.type!.StringValue).toBe("backup.succeeded");
@@ -357,30 +370,61 @@ describe("the runner container entry point", () => {
     expect(msg!.Message).not.toContain(pg().password);
   });
 
+  it("an RDS target: the endpoint from DescribeDBInstances, TLS verified against the CA bundle the image carries", async () => {
+    const db = unique("rdsprod");
+    await createDatabase(db, "create table t as select g from generate_series(1, 10) g;");
+    password("rdsprod");
+    // the test server's certificate is for "localhost", signed by the test CA (test/support/global-setup.ts)
+    rds.on(DescribeDBInstancesCommand, { DBInstanceIdentifier: "acme-orders" }).resolves({ DBInstances: [{ DBInstanceStatus: "available", Endpoint: { Address: "localhost", Port: pg().port } }] });
+    const dir = mkdtempSync(join(tmpdir(), "lifeboat-ca-"));
+    dirs.push(dir);
+    const bundle = join(dir, "rds-global-bundle.pem");
+    writeFileSync(bundle, pg().caCert);
+    const file = configFile("rdsprod", { database: db });
+    const lines: string[] = [];
+    const log = { log: (_l: string, m: string, f?: Record<string, unknown>) => void lines.push(`${m} ${JSON.stringify(f ?? {})}`) };
+    expect(await runnerMain(runEnv(file, "rdsprod", { LIFEBOAT_RDS_CA_BUNDLE: bundle }), log), lines.join("\n")).toBe(0);
+    expect(rds.commandCalls(DescribeDBInstancesCommand).map((c) => c.args[0].input)).toEqual([{ DBInstanceIdentifier: "acme-orders" }]);
+    expect(JSON.parse(published()[0]!.Message!)).toMatchObject({ type: "backup.succeeded", target: "rdsprod" });
+
+    // a server whose certificate the bundle does not vouch for is refused (verify-full), and reported
+    sns.resetHistory();
+    const otherCa = join(dir, "other-ca.pem");
+    execFileSync("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=Another CA", "-keyout", join(dir, "other.key"), "-out", otherCa], { stdio: "pipe" });
+    expect(await runnerMain(runEnv(file, "rdsprod", { LIFEBOAT_RDS_CA_BUNDLE: otherCa }), { log: () => {} })).toBe(1);
+    const failed = JSON.parse(published()[0]!.Message!);
+    expect(failed).toMatchObject({ type: "backup.failed", target: "rdsprod" });
+    expect(failed.error.message).toContain("certificate verify failed");
+  });
+
+  it("a target with keepLast: the runner prunes it after each successful backup", async () => {
+    const db = unique("kept");
+    await createDatabase(db, "create table t (i int);");
+    password("kept");
+    const file = configFile("kept", local(db));
+    for (let i = 0; i < 3; i++) expect(await runnerMain(runEnv(file, "kept"), { log: () => {} })).toBe(0);
+    const manifests = (await s3Keys("pg/kept/")).filter((k) => k.endsWith(".manifest.json"));
+    expect(manifests).toHaveLength(2);
+    expect((await s3Keys("pg/kept/")).filter((k) => k.endsWith(".dump"))).toHaveLength(2);
+  });
+
   it("in verify mode, drills the target's latest backup in a throwaway cluster and publishes backup.verified", async () => {
     const db = unique("drill");
     await createDatabase(db, "create table t as select g from generate_series(1, 250) g;");
-    ssm.on(GetParameterCommand, { Name: "/lifeboat/drill/pw", WithDecryption: true }).resolves({ Parameter: { Value: pg().password } });
-    const dir = mkdtempSync(join(tmpdir(), "lifeboat-entry-"));
-    const file = join(dir, "lifeboat.config.ts");
-    const prefix = unique("drill");
-    writeFileSync(
-      file,
-      `export default { storage: { s3: { bucket: "replaced-by-env", prefix: "${prefix}" } },
-        targets: { drill: { database: { host: "127.0.0.1", port: ${pg().port}, database: "${db}", user: "postgres", password: { ssm: "/lifeboat/drill/pw" } }, verify: { schedule: "rate(7 days)" } } } };`,
-    );
-    const env = { ...process.env, LIFEBOAT_CONFIG: file, LIFEBOAT_TARGET: "drill", LIFEBOAT_BUCKET: s3().bucket, LIFEBOAT_TOPIC_ARN: TOPIC };
+    password("drill");
+    const file = configFile("drill", local(db));
     const quiet = { log: () => {} };
-    expect(await runnerMain({ ...env, LIFEBOAT_TRIGGER: "schedule", LIFEBOAT_ATTEMPT: "1" }, quiet)).toBe(0);
-    expect(await runnerMain({ ...env, LIFEBOAT_TRIGGER: "schedule", LIFEBOAT_ATTEMPT: "1", LIFEBOAT_MODE: "verify", LIFEBOAT_RUN_ID: "drill-1" }, quiet)).toBe(0);
+    expect(await runnerMain(runEnv(file, "drill"), quiet)).toBe(0);
+    expect(await runnerMain(runEnv(file, "drill", { LIFEBOAT_MODE: "verify", LIFEBOAT_RUN_ID: "drill-1" }), quiet)).toBe(0);
     const events = published().map((p) => JSON.parse(p.Message!));
     expect(events.map((e) => e.type)).toEqual(["backup.succeeded", "backup.verified"]);
     expect(events[1]).toMatchObject({ target: "drill", runId: "drill-1", verification: { tables: 1, failures: [] } });
-    expect((await s3Keys(`${prefix}/drill/`)).filter((k) => k.endsWith(".verify.json"))).toHaveLength(1);
+    expect((await s3Keys("pg/drill/")).filter((k) => k.endsWith(".verify.json"))).toHaveLength(1);
   });
 
   it("in verify mode, a target with no backup yet is a clear failure (exit 1)", async () => {
     const dir = mkdtempSync(join(tmpdir(), "lifeboat-entry-"));
+    dirs.push(dir);
     const file = join(dir, "lifeboat.config.ts");
     writeFileSync(file, `export default { storage: { directory: ${JSON.stringify(join(dir, "store"))} }, targets: { empty: { database: { url: "postgres://u@h/d" } } } };`);
     const lines: string[] = [];
@@ -390,6 +434,7 @@ describe("the runner container entry point", () => {
 
   it("an unknown target exits 2", async () => {
     const dir = mkdtempSync(join(tmpdir(), "lifeboat-entry-"));
+    dirs.push(dir);
     writeFileSync(join(dir, "lifeboat.config.ts"), `export default { storage: { directory: "/tmp/x" }, targets: { a: { database: { url: "postgres://u@h/d" } } } };`);
     const lines: string[] = [];
     expect(await runnerMain({ LIFEBOAT_CONFIG: join(dir, "lifeboat.config.ts"), LIFEBOAT_TARGET: "b" }, { log: (_l, m) => void lines.push(m) })).toBe(2);

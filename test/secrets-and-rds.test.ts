@@ -45,18 +45,40 @@ describe("RDS locator", () => {
   const db = () => target({ rds: { instance: "acme-prod", region: "eu-west-1" }, database: "app", user: "backup", password: { env: "PW" } });
   const resolver = new DefaultSecretResolver({ PW: "pw-from-env" });
 
-  it("resolves endpoint and port with DescribeDBInstances, and requires TLS by default", async () => {
+  const bundle = { LIFEBOAT_RDS_CA_BUNDLE: "/usr/share/lifeboat/rds-global-bundle.pem" };
+
+  it("resolves endpoint and port with DescribeDBInstances, and verifies the server against the RDS CA bundle by default", async () => {
     rds.on(DescribeDBInstancesCommand).resolves({
       DBInstances: [{ DBInstanceIdentifier: "acme-prod", DBInstanceStatus: "available", Endpoint: { Address: "acme-prod.abc.eu-west-1.rds.amazonaws.com", Port: 5433 } }],
     });
-    const c = await resolveDatabase(db(), resolver, "t", new RDSClient({ region: "eu-west-1" }));
+    const c = await resolveDatabase(db(), resolver, "t", new RDSClient({ region: "eu-west-1" }), bundle);
     expect(rds.commandCalls(DescribeDBInstancesCommand).map((c) => c.args[0].input)).toEqual([{ DBInstanceIdentifier: "acme-prod" }]);
-    expect(c).toEqual({ host: "acme-prod.abc.eu-west-1.rds.amazonaws.com", port: 5433, database: "app", user: "backup", password: "pw-from-env", params: { sslmode: "require" } });
+    expect(c).toEqual({
+      host: "acme-prod.abc.eu-west-1.rds.amazonaws.com",
+      port: 5433,
+      database: "app",
+      user: "backup",
+      password: "pw-from-env",
+      params: { sslmode: "verify-full", sslrootcert: "/usr/share/lifeboat/rds-global-bundle.pem" },
+    });
+  });
+
+  it("sslmode and sslrootcert stay configurable per target; verification without a CA bundle is a clear configuration error", async () => {
+    rds.on(DescribeDBInstancesCommand).resolves({ DBInstances: [{ DBInstanceStatus: "available", Endpoint: { Address: "h.rds.amazonaws.com", Port: 5432 } }] });
+    const client = new RDSClient({ region: "eu-west-1" });
+    expect((await resolveDatabase({ ...db(), sslmode: "require" }, resolver, "t", client, {})).params).toEqual({ sslmode: "require" });
+    expect((await resolveDatabase({ ...db(), sslrootcert: "/etc/my-ca.pem" }, resolver, "t", client, bundle)).params).toEqual({ sslmode: "verify-full", sslrootcert: "/etc/my-ca.pem" });
+    const err = await resolveDatabase(db(), resolver, "targets.prod.database", client, {}).catch((e: LifeboatError) => e);
+    expect(err).toMatchObject({
+      exitCode: 2,
+      message: "targets.prod.database: the RDS server's certificate is verified (sslmode=verify-full), but no RDS CA bundle is configured",
+      hint: expect.stringContaining("https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem"),
+    });
   });
 
   it("an instance that is not available is a failure that names its status", async () => {
     rds.on(DescribeDBInstancesCommand).resolves({ DBInstances: [{ DBInstanceStatus: "backing-up", Endpoint: { Address: "h", Port: 5432 } }] });
-    const err = await resolveDatabase(db(), resolver, "t", new RDSClient({ region: "eu-west-1" })).catch((e: AttemptError) => e);
+    const err = await resolveDatabase(db(), resolver, "t", new RDSClient({ region: "eu-west-1" }), bundle).catch((e: AttemptError) => e);
     expect(err).toBeInstanceOf(AttemptError);
     expect((err as AttemptError).message).toBe('RDS instance "acme-prod" is backing-up, not available');
     expect((err as AttemptError).kind).toBe("transient");
@@ -64,7 +86,7 @@ describe("RDS locator", () => {
 
   it("an unknown instance is permanent", async () => {
     rds.on(DescribeDBInstancesCommand).rejects(Object.assign(new Error("DBInstance acme-prod not found."), { name: "DBInstanceNotFoundFault" }));
-    const err = await resolveDatabase(db(), resolver, "t", new RDSClient({ region: "eu-west-1" })).catch((e: AttemptError) => e);
+    const err = await resolveDatabase(db(), resolver, "t", new RDSClient({ region: "eu-west-1" }), bundle).catch((e: AttemptError) => e);
     expect((err as AttemptError).code).toBe("rds_not_found");
     expect((err as AttemptError).kind).toBe("permanent");
   });

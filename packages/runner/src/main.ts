@@ -13,7 +13,8 @@
  * reports those.
  */
 import { SNSClient } from "@aws-sdk/client-sns";
-import { LifeboatError, LocalEventBus, UsageError, errorMessage, redact, type Logger, type Manifest } from "@lifeboat/core";
+import { LifeboatError, LocalEventBus, UsageError, errorMessage, prunedByRunner, redact, type Logger, type Manifest } from "@lifeboat/core";
+import { pruneTarget } from "./prune.js";
 import { runTargetBackups } from "./target-run.js";
 import { latestToDrill, verifyBackup } from "./verify.js";
 import { findConfigFile, loadConfig } from "./config-file.js";
@@ -72,12 +73,13 @@ export async function runnerMain(env: NodeJS.ProcessEnv = process.env, log: Logg
     const onTerm = () => abort.abort("SIGTERM");
     process.once("SIGTERM", onTerm);
     const attempt = Number(env.LIFEBOAT_ATTEMPT ?? "1");
+    const store = openStore(storage);
     try {
       // the watcher relaunches tasks that died; within one task the target's retries apply to the remaining attempts
       const { results } = await runTargetBackups({ ...t, retries: { ...t.retries, attempts: Math.max(1, t.retries.attempts - (attempt - 1)) } }, {
         target,
-        resolveSource: () => resolveDatabase(t.database, secrets, `targets.${target}.database`),
-        store: openStore(storage),
+        resolveSource: () => resolveDatabase(t.database, secrets, `targets.${target}.database`, undefined, env),
+        store,
         trigger: (env.LIFEBOAT_TRIGGER as Manifest["trigger"]) ?? "manual",
         ...(env.LIFEBOAT_RUN_ID ? { runId: env.LIFEBOAT_RUN_ID } : {}),
         signal: abort.signal,
@@ -95,6 +97,15 @@ export async function runnerMain(env: NodeJS.ProcessEnv = process.env, log: Logg
         })(),
       });
       for (const r of results) log.log("info", "backup succeeded", { target, database: r.database, id: r.result!.manifest.id, location: r.result!.location, bytes: r.result!.manifest.object.size });
+      // counts (keepLast, daily, weekly, monthly) have no S3 lifecycle equivalent: the runner applies them itself
+      if (t.retention && prunedByRunner(t.retention)) {
+        try {
+          const pruned = await pruneTarget(store, target, t.retention, { log });
+          log.log("info", "pruned", { target, deleted: pruned.deleted.length, kept: pruned.decisions.filter((d) => d.keep).length });
+        } catch (err) {
+          log.log("error", `the backup succeeded, but pruning old backups failed: ${redact(errorMessage(err))}`, { target });
+        }
+      }
       return 0;
     } finally {
       process.removeListener("SIGTERM", onTerm);

@@ -1,14 +1,14 @@
 import { DescribeDBInstancesCommand, RDSClient } from "@aws-sdk/client-rds";
-import { AttemptError, type DatabaseConfig, type SecretResolver } from "@lifeboat/core";
+import { AttemptError, LifeboatError, type DatabaseConfig, type SecretResolver } from "@lifeboat/core";
 import { parsePostgresUrl, type ConnectionInfo } from "./pg/connection.js";
 
 /**
  * Resolves a target's database config to a connection: a URL (inline or from a secret), host/port/database/user with
  * a password secret, or an RDS instance looked up with DescribeDBInstances.
  */
-export async function resolveDatabase(db: DatabaseConfig, secrets: SecretResolver, what: string, rds?: RDSClient): Promise<ConnectionInfo> {
+export async function resolveDatabase(db: DatabaseConfig, secrets: SecretResolver, what: string, rds?: RDSClient, env: NodeJS.ProcessEnv = process.env): Promise<ConnectionInfo> {
   const password = db.password ? await secrets.resolve(db.password, `${what}.password`) : undefined;
-  const params: Record<string, string> = db.sslmode ? { sslmode: db.sslmode } : {};
+  const params: Record<string, string> = { ...(db.sslmode ? { sslmode: db.sslmode } : {}), ...(db.sslrootcert ? { sslrootcert: db.sslrootcert } : {}) };
   if (db.url !== undefined) {
     const url = typeof db.url === "string" ? db.url : await secrets.resolve(db.url, `${what}.url`);
     const c = parsePostgresUrl(url);
@@ -17,6 +17,15 @@ export async function resolveDatabase(db: DatabaseConfig, secrets: SecretResolve
   if (db.host !== undefined) {
     return { host: db.host, port: db.port ?? 5432, database: db.database!, user: db.user!, password, params };
   }
+  // RDS: the server's certificate is verified against the RDS CA bundle unless the target says otherwise
+  const sslmode = db.sslmode ?? "verify-full";
+  const sslrootcert = db.sslrootcert ?? env.LIFEBOAT_RDS_CA_BUNDLE;
+  if (sslmode.startsWith("verify-") && !sslrootcert) {
+    throw new LifeboatError(`${what}: the RDS server's certificate is verified (sslmode=${sslmode}), but no RDS CA bundle is configured`, {
+      exitCode: 2,
+      hint: `download ${RDS_CA_BUNDLE_URL} and set LIFEBOAT_RDS_CA_BUNDLE to its path or database.sslrootcert (the runner image has it); or set database.sslmode`,
+    });
+  }
   const endpoint = await rdsEndpoint(db.rds!, rds);
   return {
     host: endpoint.host,
@@ -24,9 +33,12 @@ export async function resolveDatabase(db: DatabaseConfig, secrets: SecretResolve
     database: db.database!,
     user: db.user!,
     password,
-    params: { sslmode: db.sslmode ?? "require" },
+    params: { sslmode, ...(sslrootcert ? { sslrootcert } : {}) },
   };
 }
+
+/** Amazon RDS's certificate bundle for every region (https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/UsingWithRDS.SSL.html). */
+export const RDS_CA_BUNDLE_URL = "https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem";
 
 /**
  * Where an RDS instance answers, with DescribeDBInstances. An instance that is not `available` (stopped, backing up,

@@ -52,7 +52,8 @@ function runAs(): { uid?: number; gid?: number; name?: string } {
   }
 }
 
-export async function startEphemeralPostgres(opts: { settings?: Record<string, string> } = {}): Promise<EphemeralPostgres> {
+/** tls: a server certificate and key (PEM); the cluster then also accepts TLS connections. */
+export async function startEphemeralPostgres(opts: { settings?: Record<string, string>; tls?: { cert: string; key: string } } = {}): Promise<EphemeralPostgres> {
   const initdb = await findTool("initdb");
   const pgCtl = await findTool("pg_ctl", { minMajor: initdb.major });
   const as = runAs();
@@ -79,7 +80,16 @@ export async function startEphemeralPostgres(opts: { settings?: Record<string, s
     throw new LifeboatError(`initdb failed: ${init.stderr.trim() || init.stdout.trim()}`);
   }
 
+  const tls: Record<string, string> = {};
+  if (opts.tls) {
+    for (const [file, pem] of [["server.crt", opts.tls.cert], ["server.key", opts.tls.key]] as const) {
+      writeFileSync(join(base, file), pem, { mode: 0o600 });
+      if (as.uid !== undefined) chownSync(join(base, file), as.uid, as.gid!);
+    }
+    Object.assign(tls, { ssl: "on", ssl_cert_file: join(base, "server.crt"), ssl_key_file: join(base, "server.key") });
+  }
   const settings: Record<string, string> = {
+    ...tls,
     listen_addresses: "127.0.0.1",
     unix_socket_directories: base,
     fsync: "off",

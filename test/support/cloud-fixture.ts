@@ -1,0 +1,41 @@
+/**
+ * One deployment, seen from both sides: the config the cloud components' tests run with (launcher, watcher, Slack
+ * subscriber, the runner in container mode), and the identifiers those tests hand them in place of what the deployed
+ * stack gives them. test/iam.test.ts synthesizes the stack from the same config and maps each identifier back to the
+ * stack's own (by the environment variable the stack sets), so the calls recorded in the tests are evaluated against
+ * the roles a user would deploy.
+ */
+import type { RunnerTaskSettings } from "@lifeboat/runner";
+
+export const TEST_BUCKET = "lifeboat-test";
+export const TOPIC = "arn:aws:sns:eu-west-1:123456789012:lifeboat-events";
+export const SETTINGS: RunnerTaskSettings = {
+  cluster: "arn:aws:ecs:eu-west-1:123456789012:cluster/lifeboat",
+  taskDefinition: "arn:aws:ecs:eu-west-1:123456789012:task-definition/lifeboat-runner:3",
+  container: "runner",
+  subnets: ["subnet-0a", "subnet-0b"],
+  securityGroups: ["sg-0c"],
+  assignPublicIp: false,
+};
+
+const pw = (target: string) => ({ ssm: `/lifeboat/${target}/pw` });
+
+/** The deployment's config. The runner tests point `entry`, `drill`, `kept` and `rdsprod` at the test's own server. */
+export const cloudConfig = {
+  storage: { s3: { bucket: "acme-backups", prefix: "pg", region: "eu-west-1" } },
+  targets: {
+    prod: {
+      database: { rds: { instance: "acme-prod" }, database: "app", user: "backup", password: pw("prod") },
+      schedule: "cron(0 2 * * ? *)",
+      aws: { cpu: "2 vCPU", memory: "8 GB" },
+      retries: { attempts: 3 },
+    },
+    staging: { database: { host: "staging.internal", database: "app", user: "backup", password: pw("staging") }, schedule: "rate(6 hours)", retries: { attempts: 2 } },
+    entry: { database: { host: "entry.internal", database: "entry", user: "postgres", password: pw("entry") } },
+    drill: { database: { host: "drill.internal", database: "drill", user: "postgres", password: pw("drill") }, verify: { schedule: "rate(7 days)" } },
+    kept: { database: { host: "kept.internal", database: "kept", user: "postgres", password: pw("kept") }, retention: { keepLast: 2 } },
+    rdsprod: { database: { rds: { instance: "acme-orders" }, database: "orders", user: "postgres", password: pw("rdsprod") }, retries: { attempts: 1 } },
+  },
+  notifications: { slack: { webhook: { ssm: "/lifeboat/slack" }, on: ["failed"] } },
+  aws: { vpc: { id: "vpc-0a1b2c3d", containerSubnets: ["subnet-0a", "subnet-0b"], databaseSecurityGroups: ["sg-0db"] } },
+} as const;
