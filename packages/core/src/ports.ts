@@ -21,7 +21,7 @@ export interface ObjectStore {
   put(key: string, body: Readable, opts?: { contentType?: string; signal?: AbortSignal; expectedBytes?: number }): Promise<{ size?: number }>;
   get(key: string): Promise<Readable>;
   list(prefix: string): AsyncIterable<StoredObject>;
-  /** Deletes objects (missing ones are not an error). Only `lifeboat prune` deletes. */
+  /** Deletes objects (missing ones are not an error). Only pruning deletes (`lifeboat prune`, the scheduler, the deployed runner). */
   delete(keys: string[]): Promise<void>;
 }
 

@@ -6,6 +6,7 @@ import {
   BackupFailedError,
   backupKeys,
   dumpExtension,
+  dumpSizeBound,
   newBackupId,
   restoreCommandFor,
   silentLogger,
@@ -18,7 +19,6 @@ import {
   type Manifest,
   type ObjectStore,
   type RetryPolicy,
-  dumpSizeBound,
 } from "@lifeboat/core";
 import { classifyPgMessage, toAttemptError } from "./pg/classify.js";
 import { Digest } from "./digest.js";
