@@ -144,7 +144,7 @@ describe("launcher", () => {
     rdsAvailable("stopped");
     const result = await createLauncher(deps())(scheduled);
     expect(result.launched).toEqual([]);
-    expect(result.failed).toEqual([{ target: "prod", runId: runIdFor("prod", scheduled.scheduledTime), code: "rds_not_available", error: 'RDS instance "acme-prod" is stopped, not available' }]);
+    expect(result.failed).toEqual([{ target: "prod", runId: runIdFor("prod", scheduled.scheduledTime), code: "rds_not_available", error: 'RDS instance "acme-prod" is stopped: it does not serve connections' }]);
     expect(runTasks()).toEqual([]);
     const [msg] = published();
     expect(msg!.TopicArn).toBe(TOPIC);

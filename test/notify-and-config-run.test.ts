@@ -1,5 +1,5 @@
 import { createServer, type IncomingMessage, type Server } from "node:http";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -114,17 +114,24 @@ describe("targets from lifeboat.config.ts", () => {
     expect(bad.stderr).not.toContain("SECRETTOKEN123");
   });
 
-  it("an unknown target lists the known ones (exit 2); a missing secret names the variable (exit 1)", async () => {
+  it("an unknown target lists the known ones (exit 2); a missing secret names the variable: a configuration error, not retried (exit 2)", async () => {
     const dir = mkdtempSync(join(tmpdir(), "lifeboat-cfgrun-"));
+    // three attempts allowed, with long delays: a retry would show as minutes and three attempts
     const config = writeConfig(dir, ["failed"]);
+    writeFileSync(config, readFileSync(config, "utf8").replace("retries: { attempts: 1 }", "retries: { attempts: 3, delaySeconds: 60 }"));
     const unknown = await cli(["run", "nope", "--config", config], { env: { TEST_SLACK_WEBHOOK: hook.url } });
     expect(unknown.code).toBe(2);
     expect(unknown.stderr).toContain('unknown target "nope"');
     expect(unknown.stderr).toContain("known targets: billing");
 
+    const t0 = Date.now();
     const missing = await cli(["run", "billing", "--config", config], { env: { TEST_SLACK_WEBHOOK: hook.url, TEST_DB_PASSWORD: "" } });
-    expect(missing.code).toBe(1);
+    expect(missing.code).toBe(2);
     expect(missing.stderr).toContain("the environment variable TEST_DB_PASSWORD is not set");
+    expect(missing.stderr).toContain("failed after 1 attempt (not retried: the failure is permanent)");
+    expect(missing.stderr).toContain("config_error");
+    expect(Date.now() - t0).toBeLessThan(30_000);
+    rmSync(dir, { recursive: true, force: true });
   });
 });
 

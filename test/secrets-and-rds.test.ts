@@ -76,12 +76,19 @@ describe("RDS locator", () => {
     });
   });
 
-  it("an instance that is not available is a failure that names its status", async () => {
-    rds.on(DescribeDBInstancesCommand).resolves({ DBInstances: [{ DBInstanceStatus: "backing-up", Endpoint: { Address: "h", Port: 5432 } }] });
-    const err = await resolveDatabase(db(), resolver, "t", new RDSClient({ region: "eu-west-1" }), bundle).catch((e: AttemptError) => e);
-    expect(err).toBeInstanceOf(AttemptError);
-    expect((err as AttemptError).message).toBe('RDS instance "acme-prod" is backing-up, not available');
-    expect((err as AttemptError).kind).toBe("transient");
+  it("an instance that does not serve connections is a failure that names its state; serving states are accepted", async () => {
+    const client = new RDSClient({ region: "eu-west-1" });
+    for (const status of ["stopped", "failed", "incompatible-network", "inaccessible-encryption-credentials"]) {
+      rds.on(DescribeDBInstancesCommand).resolves({ DBInstances: [{ DBInstanceStatus: status, Endpoint: { Address: "h", Port: 5432 } }] });
+      const err = await resolveDatabase(db(), resolver, "t", client, bundle).catch((e: AttemptError) => e);
+      expect(err).toBeInstanceOf(AttemptError);
+      expect((err as AttemptError).message).toBe(`RDS instance "acme-prod" is ${status}: it does not serve connections`);
+    }
+    // the nightly RDS backup window and routine changes still serve connections: no false failures
+    for (const status of ["available", "backing-up", "modifying", "storage-optimization", "configuring-enhanced-monitoring", "configuring-log-exports", "maintenance", "upgrading"]) {
+      rds.on(DescribeDBInstancesCommand).resolves({ DBInstances: [{ DBInstanceStatus: status, Endpoint: { Address: "h.rds.amazonaws.com", Port: 5432 } }] });
+      expect((await resolveDatabase(db(), resolver, "t", client, bundle)).host, status).toBe("h.rds.amazonaws.com");
+    }
   });
 
   it("an unknown instance is permanent", async () => {

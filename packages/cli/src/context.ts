@@ -46,12 +46,13 @@ export class Context {
   }
 
   /** The local event bus, with the config's Slack webhook subscribed when there is one. */
-  async bus(config: LifeboatConfig | undefined): Promise<LocalEventBus> {
+  /** The event bus with the config's notifications; `signal` ends their requests and waits (SIGTERM). */
+  async bus(config: LifeboatConfig | undefined, signal?: AbortSignal): Promise<LocalEventBus> {
     const bus = new LocalEventBus((err) => this.out.log("warn", "notification failed", { error: (err as Error).message }));
     const slack = config?.notifications.slack;
     if (slack) {
       const webhookUrl = await new DefaultSecretResolver().resolve(slack.webhook, "notifications.slack.webhook");
-      bus.subscribe(slackSubscriber({ webhookUrl, on: slack.on, log: this.out }));
+      bus.subscribe(slackSubscriber({ webhookUrl, on: slack.on, log: this.out, ...(signal ? { signal } : {}) }));
     }
     return bus;
   }

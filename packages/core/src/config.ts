@@ -2,6 +2,7 @@ import { z } from "zod";
 import { ConfigError, type ConfigProblem } from "./errors.js";
 import { TARGET_NAME } from "./naming.js";
 import { isValidTimeZone, parseSchedule } from "./schedule.js";
+import { nextRun } from "./schedule-eval.js";
 
 /**
  * The backup plan: one config, validated here, drives the runner, the CLI and (later) the infrastructure.
@@ -23,6 +24,24 @@ export const secretRefSchema = z
 export type SecretRef = z.infer<typeof secretRefSchema>;
 
 const sslmode = z.enum(["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]);
+
+/** A backup schedule fires at least once a year: one that never fires, or fires further out, is a mistake. */
+export const SCHEDULE_MAX_INTERVAL_MS = 366 * 86_400_000;
+
+function checkSchedule(expression: string, ctx: z.RefinementCtx): void {
+  const r = parseSchedule(expression);
+  if (!r.ok) return void ctx.addIssue({ code: "custom", message: r.error });
+  if (r.schedule.type === "rate") {
+    if (r.schedule.everyMs > SCHEDULE_MAX_INTERVAL_MS) ctx.addIssue({ code: "custom", message: `${expression} is longer than a year: use at most rate(365 days)` });
+    return;
+  }
+  const now = new Date();
+  const next = nextRun(r.schedule, "UTC", now, now);
+  if (!next) ctx.addIssue({ code: "custom", message: `${expression} never fires (no such date from now on): check the day, month and year fields` });
+  else if (next.getTime() - now.getTime() > SCHEDULE_MAX_INTERVAL_MS) {
+    ctx.addIssue({ code: "custom", message: `${expression} fires next on ${next.toISOString().slice(0, 10)}, more than a year away: a backup schedule should fire at least once a year` });
+  }
+}
 
 export const databaseSchema = z
   .object({
@@ -180,13 +199,7 @@ export const targetSchema = z
     /** postgres (default) or sqlite (database: { path }). */
     engine: z.enum(["postgres", "sqlite"]).default("postgres"),
     database: databaseSchema,
-    schedule: z
-      .string()
-      .superRefine((s, ctx) => {
-        const r = parseSchedule(s);
-        if (!r.ok) ctx.addIssue({ code: "custom", message: r.error });
-      })
-      .optional(),
+    schedule: z.string().superRefine(checkSchedule).optional(),
     timezone: z
       .string()
       .refine(isValidTimeZone, { message: "is not an IANA time zone (for example UTC, Europe/Paris, America/New_York)" })
@@ -203,10 +216,7 @@ export const targetSchema = z
     /** Scheduled restore drills (`lifeboat verify` of the latest backup), in EventBridge syntax like `schedule`. */
     verify: z
       .object({
-        schedule: z.string().superRefine((s, ctx) => {
-          const r = parseSchedule(s);
-          if (!r.ok) ctx.addIssue({ code: "custom", message: r.error });
-        }),
+        schedule: z.string().superRefine(checkSchedule),
         timezone: z.string().refine(isValidTimeZone, { message: "is not an IANA time zone" }).optional(),
       })
       .strict()
@@ -416,7 +426,9 @@ export function formatIssues(error: z.ZodError): ConfigProblem[] {
 export function parseConfig(raw: unknown, source = "the config"): LifeboatConfig {
   const result = configSchema.safeParse(raw);
   if (!result.success) throw new ConfigError(source, formatIssues(result.error));
-  return result.data;
+  // targets are looked up by name from the command line and from events: only the config's own names may answer
+  // (a plain object would answer "constructor" or "toString" from its prototype)
+  return { ...result.data, targets: Object.assign(Object.create(null) as LifeboatConfig["targets"], result.data.targets) };
 }
 
 export function parseTarget(raw: unknown, source: string): TargetConfig {

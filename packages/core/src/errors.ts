@@ -61,6 +61,9 @@ export interface AttemptRecord {
 }
 
 /** Every attempt failed (or a permanent failure stopped the run). Lists every attempt. Exit code 1. */
+/** The attempt code of a configuration error met during a run: permanent, and the run exits 2. */
+export const CONFIG_ERROR = "config_error";
+
 export class BackupFailedError extends LifeboatError {
   readonly target: string;
   readonly attempts: AttemptRecord[];
@@ -70,7 +73,8 @@ export class BackupFailedError extends LifeboatError {
     super(
       `backup of "${target}" failed after ${attempts.length} attempt${attempts.length === 1 ? "" : "s"}` +
         `${last && last.kind === "permanent" ? " (not retried: the failure is permanent)" : ""}:\n${lines.join("\n")}`,
-      hint === undefined ? {} : { hint },
+      // a configuration error (an unset secret variable, a missing CA bundle) is the user's to fix: exit code 2
+      { exitCode: last?.code === CONFIG_ERROR ? 2 : 1, ...(hint === undefined ? {} : { hint }) },
     );
     this.target = target;
     this.attempts = attempts;

@@ -50,6 +50,15 @@ export function targetPrefix(target: string): string {
 }
 
 /**
+ * A database name as one key segment: URI-encoded, and "." and ".." (legal database names) with their dots encoded
+ * too, so that neither S3 nor a file system reads them as "this folder" or "the parent folder".
+ */
+export function databaseSegment(database: string): string {
+  const encoded = encodeURIComponent(database);
+  return /^\.+$/.test(encoded) ? encoded.replace(/\./g, "%2E") : encoded;
+}
+
+/**
  * Keys relative to the store's root (the store adds its own prefix). A target with several databases keeps each
  * under its own folder: <target>/<database>/<YYYY>/<MM>/<DD>/<id>...; roles and tablespaces under <target>/_globals/.
  */
@@ -58,6 +67,6 @@ export function backupKeys(target: string, id: string, ext: string, database?: s
   const y = String(t.getUTCFullYear());
   const mo = String(t.getUTCMonth() + 1).padStart(2, "0");
   const d = String(t.getUTCDate()).padStart(2, "0");
-  const base = database === undefined ? joinKey(target, y, mo, d, id) : joinKey(target, encodeURIComponent(database), y, mo, d, id);
+  const base = database === undefined ? joinKey(target, y, mo, d, id) : joinKey(target, databaseSegment(database), y, mo, d, id);
   return { dump: base + ext, manifest: base + MANIFEST_SUFFIX };
 }

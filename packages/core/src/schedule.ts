@@ -105,7 +105,8 @@ function parsePart(field: CronFieldName, part: string): CronPart {
       return { kind: "nthDayOfWeek", day: value(field, m[1]!), nth };
     }
   }
-  if (/[LW#]/i.test(part) && !/^[A-Za-z]{3}/.test(part)) {
+  // L, W and # as operators, not as letters of a name (4-JUL and 2-WED are ranges like 4-AUG and 2-THU)
+  if (/[LW#]/i.test(part.replace(/[A-Za-z]{3}/g, ""))) {
     throw new FieldError(`"${part}" uses L, W or # where ${describe(field)} does not allow it`);
   }
   const [rangeRaw, stepRaw, extra] = part.split("/");

@@ -43,6 +43,7 @@ export async function runnerMain(env: NodeJS.ProcessEnv = process.env, log: Logg
     if (!t) throw new UsageError(`unknown target "${target}"`, `known targets: ${Object.keys(config.targets).join(", ")}`);
     const storage = env.LIFEBOAT_BUCKET && config.storage.s3 ? { s3: { ...config.storage.s3, bucket: env.LIFEBOAT_BUCKET } } : config.storage;
 
+    const abort = new AbortController();
     const bus = new LocalEventBus((err) => log.log("warn", "event delivery failed", { error: errorMessage(err) }));
     const secrets = new DefaultSecretResolver(env);
     if (env.LIFEBOAT_TOPIC_ARN) {
@@ -50,7 +51,7 @@ export async function runnerMain(env: NodeJS.ProcessEnv = process.env, log: Logg
       bus.subscribe((e) => emitBackupMetrics(e));
     } else if (config.notifications.slack) {
       const webhookUrl = await secrets.resolve(config.notifications.slack.webhook, "notifications.slack.webhook");
-      bus.subscribe(slackSubscriber({ webhookUrl, on: config.notifications.slack.on, log }));
+      bus.subscribe(slackSubscriber({ webhookUrl, on: config.notifications.slack.on, log, signal: abort.signal }));
     }
 
     if (env.LIFEBOAT_MODE === "verify") {
@@ -69,7 +70,6 @@ export async function runnerMain(env: NodeJS.ProcessEnv = process.env, log: Logg
       return result.outcome === "passed" ? 0 : 1;
     }
 
-    const abort = new AbortController();
     const onTerm = () => abort.abort("SIGTERM");
     process.once("SIGTERM", onTerm);
     const attempt = Number(env.LIFEBOAT_ATTEMPT ?? "1");

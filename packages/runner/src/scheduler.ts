@@ -54,6 +54,8 @@ interface Entry {
   last: Date | undefined;
   running: Promise<void> | undefined;
   skippedFor: number | undefined;
+  /** How its latest run ended (for `schedule --once`'s exit code). */
+  outcome: RunOutcome | undefined;
 }
 
 export class Scheduler {
@@ -68,7 +70,7 @@ export class Scheduler {
     const entry = (name: string, mode: ScheduledMode, expression: string, timezone: string): Entry => {
       const parsed = parseSchedule(expression);
       if (!parsed.ok) throw new Error(`targets.${name}: ${parsed.error}`); // validated at load already
-      return { name, mode, label: mode === "backup" ? name : `${name} (verify)`, schedule: parsed.schedule, timezone, last: undefined, running: undefined, skippedFor: undefined };
+      return { name, mode, label: mode === "backup" ? name : `${name} (verify)`, schedule: parsed.schedule, timezone, last: undefined, running: undefined, skippedFor: undefined, outcome: undefined };
     };
     this.entries = Object.entries(opts.config.targets)
       .filter(([name]) => !opts.only || opts.only.includes(name))
@@ -113,8 +115,14 @@ export class Scheduler {
       this.log.log("info", "run started", { ...fields, dueAt: next.toISOString() });
       e.running = this.opts
         .runTarget(e.name, this.runs.signal, e.mode)
-        .then((outcome) => this.log.log(outcome === "succeeded" ? "info" : "error", `run ${outcome}`, fields))
-        .catch((err) => this.log.log("error", "run failed", { ...fields, error: errorMessage(err) }))
+        .then((outcome) => {
+          e.outcome = outcome;
+          this.log.log(outcome === "succeeded" ? "info" : "error", `run ${outcome}`, fields);
+        })
+        .catch((err) => {
+          e.outcome = "failed";
+          this.log.log("error", "run failed", { ...fields, error: errorMessage(err) });
+        })
         .finally(() => (e.running = undefined));
     }
     return started;
@@ -136,12 +144,12 @@ export class Scheduler {
     await Promise.all(this.entries.map((e) => e.running));
   }
 
-  /** `schedule --once`: what is due now, then wait for it. */
-  async once(): Promise<string[]> {
+  /** `schedule --once`: what is due now, then wait for it; which runs started, and which of them failed. */
+  async once(): Promise<{ started: string[]; failed: string[] }> {
     await this.init();
     const started = this.tick();
     await this.inFlight();
-    return started;
+    return { started, failed: this.entries.filter((e) => started.includes(e.label) && e.outcome === "failed").map((e) => e.label) };
   }
 
   /** The daemon loop, until `signal` aborts; then the runs in flight are aborted and awaited. */

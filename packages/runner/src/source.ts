@@ -41,8 +41,20 @@ export async function resolveDatabase(db: DatabaseConfig, secrets: SecretResolve
 export const RDS_CA_BUNDLE_URL = "https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem";
 
 /**
- * Where an RDS instance answers, with DescribeDBInstances. An instance that is not `available` (stopped, backing up,
- * modifying) is a transient failure naming its status; an unknown one is permanent.
+ * RDS states in which an instance does not serve connections
+ * (https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/accessing-monitoring.html#Overview.DBInstance.Status).
+ * Every other state serves them: available, and the nightly backing-up, modifying, storage-optimization,
+ * configuring-*, maintenance, ... in which refusing would be a false failure.
+ */
+const RDS_NOT_SERVING = [/^stopped$/, /^stopping$/, /^starting$/, /^failed$/, /^deleting$/, /^creating$/, /^rebooting$/, /^storage-full$/, /^restore-error$/, /^insufficient-capacity$/, /^incompatible-/, /^inaccessible-encryption-credentials/];
+
+export function rdsServes(status: string): boolean {
+  return !RDS_NOT_SERVING.some((re) => re.test(status));
+}
+
+/**
+ * Where an RDS instance answers, with DescribeDBInstances. An instance in a state that does not serve connections
+ * (stopped, failed, ...) is a failure naming its state; an unknown instance is permanent.
  */
 export async function rdsEndpoint(rdsConfig: { instance: string; region?: string | undefined }, rds?: RDSClient): Promise<{ host: string; port: number }> {
   const instance = rdsConfig.instance;
@@ -63,8 +75,11 @@ export async function rdsEndpoint(rdsConfig: { instance: string; region?: string
   if (!inst?.Endpoint?.Address) {
     throw new AttemptError("rds_no_endpoint", "transient", `RDS instance "${instance}" has no endpoint yet (status ${inst?.DBInstanceStatus ?? "unknown"})`);
   }
-  if (inst.DBInstanceStatus !== "available") {
-    throw new AttemptError("rds_not_available", "transient", `RDS instance "${instance}" is ${inst.DBInstanceStatus}, not available`);
+  const status = inst.DBInstanceStatus ?? "unknown";
+  if (!rdsServes(status)) {
+    throw new AttemptError("rds_not_available", "transient", `RDS instance "${instance}" is ${status}: it does not serve connections`, {
+      hint: status === "stopped" || status === "stopping" ? "start it (aws rds start-db-instance), or schedule the backup while it runs" : "see the instance's events in the RDS console",
+    });
   }
   return { host: inst.Endpoint.Address, port: inst.Endpoint.Port ?? 5432 };
 }

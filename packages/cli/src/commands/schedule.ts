@@ -22,7 +22,9 @@ export async function scheduleCommand(ctx: Context, opts: ScheduleCliOptions): P
     if (!config.targets[name]) throw new UsageError(`unknown target "${name}"`, `known targets: ${Object.keys(config.targets).join(", ")}`);
   }
   const store = openStore(config.storage);
-  const bus = await ctx.bus(config);
+  // SIGTERM/SIGINT end the daemon: runs in flight are aborted, and so is any wait on a notification
+  const stop = new AbortController();
+  const bus = await ctx.bus(config, stop.signal);
   const secrets = new DefaultSecretResolver();
   const log = ctx.out;
   const scheduler = new Scheduler({
@@ -53,11 +55,12 @@ export async function scheduleCommand(ctx: Context, opts: ScheduleCliOptions): P
   if (scheduler.targets.length === 0) throw new UsageError("no target has a schedule", 'add schedule: "cron(0 2 * * ? *)" (or rate(...)), or verify: { schedule: ... }, to a target');
 
   if (opts.once) {
-    const started = await scheduler.once();
-    ctx.out.result(started.length ? `ran ${started.join(", ")}` : "nothing was due", { ran: started });
-    return 0;
+    // cron and Kubernetes record the exit code: a due run that failed is a failed job
+    const { started, failed } = await scheduler.once();
+    const summary = started.length ? `ran ${started.join(", ")}${failed.length ? `; failed: ${failed.join(", ")}` : ""}` : "nothing was due";
+    ctx.out.result(summary, { ran: started, failed });
+    return failed.length ? 1 : 0;
   }
-  const stop = new AbortController();
   const onSignal = (sig: NodeJS.Signals) => {
     log.log("warn", `received ${sig}: stopping after aborting the runs in flight`);
     stop.abort(sig);

@@ -1,4 +1,4 @@
-import { AttemptError, redact } from "@lifeboat/core";
+import { AttemptError, CONFIG_ERROR, LifeboatError, redact } from "@lifeboat/core";
 
 /**
  * Turns what libpq, pg_dump, pg_restore and the S3 SDK say into an AttemptError that says whether another attempt
@@ -39,7 +39,7 @@ export function classifyPgMessage(text: string, secrets: Iterable<string | undef
   return new AttemptError(fallback, "transient", clean);
 }
 
-const NODE_TRANSIENT = new Set(["ECONNRESET", "ECONNREFUSED", "ETIMEDOUT", "EPIPE", "EAI_AGAIN", "ENETUNREACH", "EHOSTUNREACH", "UND_ERR_SOCKET"]);
+const NODE_TRANSIENT = new Set(["ECONNRESET", "ECONNREFUSED", "ETIMEDOUT", "EPIPE", "EAI_AGAIN", "ENETUNREACH", "EHOSTUNREACH", "UND_ERR_SOCKET", "TimeoutError"]);
 const S3_TRANSIENT = new Set(["SlowDown", "Throttling", "ThrottlingException", "RequestTimeout", "RequestTimeTooSkewed", "InternalError", "ServiceUnavailable", "TooManyRequestsException"]);
 const S3_HINTS: Record<string, string> = {
   NoSuchBucket: "create the bucket or fix its name in the store URL / config",
@@ -56,12 +56,20 @@ export function toAttemptError(err: unknown, secrets: Iterable<string | undefine
     if (msg === err.message) return err;
     return new AttemptError(err.code, err.kind, msg, err.hint === undefined ? {} : { hint: err.hint });
   }
+  // a configuration error (exit code 2: an unset secret variable, no CA bundle) cannot be fixed by another attempt
+  if (err instanceof LifeboatError && err.exitCode === 2) {
+    return new AttemptError(CONFIG_ERROR, "permanent", redact(err.message, secrets), err.hint === undefined ? {} : { hint: err.hint });
+  }
   const e = err as { name?: string; code?: string; message?: string; $metadata?: { httpStatusCode?: number }; $retryable?: unknown };
   const message = redact(e?.message ?? String(err), secrets);
+  // network failures first: the SDK attaches $metadata to them too (with no HTTP status), and they are transient
+  const netCode = [e?.code, e?.name].find((c) => c !== undefined && NODE_TRANSIENT.has(c));
+  if (netCode) return new AttemptError(netCode.toLowerCase(), "transient", e?.$metadata ? `object store: ${message}` : message);
   if (e && e.$metadata) {
     const status = e.$metadata.httpStatusCode ?? 0;
     const name = e.name ?? "S3Error";
-    const transient = status >= 500 || status === 429 || S3_TRANSIENT.has(name) || Boolean(e.$retryable);
+    // no HTTP status: the request never got an answer (a socket error the SDK did not name), worth another attempt
+    const transient = status === 0 || status >= 500 || status === 429 || S3_TRANSIENT.has(name) || Boolean(e.$retryable);
     const hint = S3_HINTS[name];
     return new AttemptError(`s3_${name}`, transient ? "transient" : "permanent", `object store: ${name}${status ? ` (HTTP ${status})` : ""}: ${message}`, hint ? { hint } : {});
   }

@@ -1,0 +1,166 @@
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { createServer, type Server } from "node:http";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Readable } from "node:stream";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { LaunchEventError, backupKeys, parseConfig, parseLaunchEvent, parseSchedule, nextRun, type BackupSucceededEvent } from "@lifeboat/core";
+import { DirectoryStore, S3Store, listBackups, postToSlack, runTargetBackups, toAttemptError } from "@lifeboat/runner";
+import { cli, conn, createDatabase, pg } from "./support/helpers.js";
+
+/**
+ * Ways a person was not told, or told wrong, each injected into real processes: an S3 endpoint that refuses
+ * connections, a Slack that asks to wait an hour, a scheduled run that fails under `schedule --once`, a target named
+ * after an Object.prototype property, schedules that never fire, database names that are path segments.
+ */
+const dirs: string[] = [];
+const tempDir = (prefix: string) => {
+  const d = mkdtempSync(join(tmpdir(), prefix));
+  dirs.push(d);
+  return d;
+};
+
+let hook: Server;
+let hookUrl = "";
+const posted: unknown[] = [];
+let answer: { status: number; retryAfter?: string } = { status: 200 };
+beforeAll(async () => {
+  hook = createServer(async (req, res) => {
+    let body = "";
+    for await (const c of req) body += c;
+    posted.push(JSON.parse(body));
+    if (answer.retryAfter) res.setHeader("retry-after", answer.retryAfter);
+    res.writeHead(answer.status).end();
+  });
+  await new Promise<void>((r) => hook.listen(0, "127.0.0.1", r));
+  hookUrl = `http://127.0.0.1:${(hook.address() as { port: number }).port}/services/T/B/SECRETHOOK`;
+});
+afterAll(async () => {
+  await new Promise<void>((r) => hook.close(() => r()));
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+async function closedPort(): Promise<number> {
+  const srv = createServer();
+  await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
+  const port = (srv.address() as { port: number }).port;
+  await new Promise<void>((r) => srv.close(() => r()));
+  return port;
+}
+
+describe("S3 connection errors", () => {
+  it("an endpoint that refuses connections is a transient failure (retried), not a permanent one", async () => {
+    const store = new S3Store({ bucket: "b", endpoint: `http://127.0.0.1:${await closedPort()}`, region: "us-east-1" });
+    const err = await store.put("k", Readable.from([Buffer.from("x")])).catch((e: unknown) => e);
+    const classified = toAttemptError(err, []);
+    expect(classified.kind).toBe("transient");
+    expect(classified.code).toBe("econnrefused");
+  });
+});
+
+describe("Slack waits", () => {
+  const event: BackupSucceededEvent = {
+    version: 1, type: "backup.succeeded", status: "succeeded", time: "2026-11-21T02:00:10.000Z", target: "prod", runId: "r", trigger: "schedule", attempt: 1,
+    backup: { id: "20261121T020000Z-abcd", location: "s3://b/k", key: "k", size: 1, sha256: "a".repeat(64), durationMs: 1, format: "custom" },
+    restoreCommand: "lifeboat restore prod",
+  };
+
+  it("a 429 with Retry-After: 3600 ends the retries at once: the notification's time is bounded", async () => {
+    answer = { status: 429, retryAfter: "3600" };
+    posted.length = 0;
+    const t0 = Date.now();
+    const err = await postToSlack(event, { webhookUrl: hookUrl, on: ["succeeded"] }).catch((e: Error) => e);
+    expect(Date.now() - t0).toBeLessThan(5_000);
+    expect(posted).toHaveLength(1);
+    expect((err as Error).message).toContain("a retry in 3600 s would pass the notification time limit of 60 s");
+    expect((err as Error).message).not.toContain("SECRETHOOK");
+  });
+
+  it("every wait ends when the signal aborts (a daemon's SIGTERM)", async () => {
+    answer = { status: 429, retryAfter: "20" };
+    const abort = new AbortController();
+    setTimeout(() => abort.abort("SIGTERM"), 200);
+    const t0 = Date.now();
+    const err = await postToSlack(event, { webhookUrl: hookUrl, on: ["succeeded"], signal: abort.signal }).catch((e: Error) => e);
+    expect(Date.now() - t0).toBeLessThan(3_000);
+    expect((err as Error).message).toBe("Slack notification abandoned: SIGTERM");
+    answer = { status: 200 };
+  });
+});
+
+describe("configs and names", () => {
+  const writeConfig = (dir: string, targets: Record<string, unknown>) => {
+    const file = join(dir, "lifeboat.config.ts");
+    writeFileSync(file, `export default ${JSON.stringify({ storage: { directory: join(dir, "store") }, targets, notifications: { slack: { webhook: { env: "HOOK" }, on: ["failed"] } } })};`);
+    return file;
+  };
+
+  it("schedule --once exits 1 when a due run failed (cron and Kubernetes record a failure)", async () => {
+    const dir = tempDir("lifeboat-once-");
+    const port = await closedPort();
+    const file = writeConfig(dir, { down: { database: { host: "127.0.0.1", port, database: "d", user: "u" }, schedule: "rate(1 day)", retries: { attempts: 1 } } });
+    const res = await cli(["schedule", "--once", "--config", file, "--json"], { env: { HOOK: hookUrl } });
+    expect(res.code, res.stderr).toBe(1);
+    expect(JSON.parse(res.stdout)).toMatchObject({ ran: ["down"], failed: ["down"] });
+  });
+
+  it("a target named after an Object.prototype property is an unknown target (exit 2), and nobody is told of a failure", async () => {
+    const dir = tempDir("lifeboat-proto-");
+    const file = writeConfig(dir, { app: { database: { url: "postgres://u@h/d" } } });
+    posted.length = 0;
+    for (const name of ["constructor", "toString", "__proto__", "hasOwnProperty"]) {
+      const res = await cli(["run", name, "--config", file], { env: { HOOK: hookUrl } });
+      expect(res.code, name).toBe(2);
+      expect(res.stderr).toContain(`unknown target "${name}"`);
+    }
+    expect(posted).toEqual([]);
+    const config = parseConfig({ storage: { directory: "/x" }, targets: { app: { database: { url: "postgres://u@h/d" } } } });
+    expect(() => parseLaunchEvent({ target: "constructor" }, config)).toThrow(LaunchEventError);
+    expect(() => parseLaunchEvent({ targets: ["toString"] }, config)).toThrow('unknown target "toString"');
+  });
+
+  it("schedules that never fire, or fire further out than a year, are refused at load", () => {
+    const target = (schedule: string) => () => parseConfig({ storage: { directory: "/x" }, targets: { a: { database: { url: "postgres://u@h/d" }, schedule } } });
+    expect(target("rate(100000000 days)")).toThrow(/targets.a.schedule: rate\(100000000 days\) is longer than a year: use at most rate\(365 days\)/);
+    expect(target("rate(600000 minutes)")).toThrow(/longer than a year/);
+    expect(target("cron(0 0 30 2 ? *)")).toThrow(/cron\(0 0 30 2 \? \*\) never fires/);
+    expect(target("cron(0 0 1 1 ? 2020)")).toThrow(/never fires/);
+    expect(target("cron(0 0 1 1 ? 2190)")).toThrow(/more than a year away/);
+    expect(target("rate(365 days)")).not.toThrow();
+    expect(target("cron(0 0 1 1 ? *)")).not.toThrow();
+    const verify = () => parseConfig({ storage: { directory: "/x" }, targets: { a: { database: { url: "postgres://u@h/d" }, verify: { schedule: "cron(0 0 31 4 ? *)" } } } });
+    expect(verify).toThrow(/targets.a.verify.schedule: .* never fires/);
+  });
+
+  it("a range mixing a number and a name is read like one of two numbers or two names", () => {
+    const at = new Date("2026-03-01T00:00:00Z");
+    const fires = (e: string) => {
+      const p = parseSchedule(e);
+      if (!p.ok) throw new Error(p.error);
+      const out: string[] = [];
+      let t: Date | undefined = at;
+      for (let i = 0; i < 6 && t; i++) out.push((t = nextRun(p.schedule, "UTC", t, at))!.toISOString());
+      return out;
+    };
+    expect(fires("cron(0 0 1 4-JUL ? *)")).toEqual(fires("cron(0 0 1 4-7 ? *)"));
+    expect(fires("cron(0 0 1 APR-7 ? *)")).toEqual(fires("cron(0 0 1 4-7 ? *)"));
+    expect(fires("cron(0 0 ? * 2-WED *)")).toEqual(fires("cron(0 0 ? * 2-4 *)"));
+    expect(fires("cron(0 0 ? * 2-THU *)")).toEqual(fires("cron(0 0 ? * MON-THU *)"));
+    // L, W and # are still refused where the field does not allow them
+    expect(parseSchedule("cron(0 0 1 4L ? *)").ok).toBe(false);
+  });
+
+  it("databases named '.' and '..' stay inside their target's folder, and list finds them", async () => {
+    for (const name of [".", ".."]) await createDatabase(name);
+    const config = parseConfig({ storage: { directory: "/unused" }, targets: { dots: { database: { host: pg().host, port: pg().port, database: "postgres", user: "postgres" }, databases: [".", ".."], retries: { attempts: 1 } } } });
+    const root = tempDir("lifeboat-dots-");
+    const store = new DirectoryStore(root);
+    const { results } = await runTargetBackups(config.targets.dots!, { target: "dots", resolveSource: async () => conn("postgres"), store });
+    expect(results.map((r) => r.database)).toEqual([".", ".."]);
+    expect(readdirSync(root)).toEqual(["dots"]);
+    expect(readdirSync(join(root, "dots")).sort()).toEqual(["%2E", "%2E%2E"]);
+    expect((await listBackups(store, "dots")).map((m) => m.database.name).sort()).toEqual([".", ".."]);
+    expect(backupKeys("t", "20261121T020000Z-abcd", ".dump", "..").dump).toBe("t/%2E%2E/2026/11/21/20261121T020000Z-abcd.dump");
+    expect(backupKeys("t", "20261121T020000Z-abcd", ".dump", "a.b").dump).toBe("t/a.b/2026/11/21/20261121T020000Z-abcd.dump");
+  });
+});
