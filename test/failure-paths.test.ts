@@ -4,8 +4,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { LaunchEventError, backupKeys, parseConfig, parseLaunchEvent, parseSchedule, nextRun, type BackupSucceededEvent } from "@lifeboat/core";
-import { DirectoryStore, S3Store, listBackups, postToSlack, runTargetBackups, toAttemptError } from "@lifeboat/runner";
+import { BackupFailedError, LaunchEventError, LocalEventBus, backupKeys, dumpSchema, parseConfig, parseLaunchEvent, parseSchedule, nextRun, type BackupSucceededEvent, type LifeboatEvent } from "@lifeboat/core";
+import { DirectoryStore, PsqlSession, S3Store, listBackups, pgDumpArgs, postToSlack, runTargetBackups, toAttemptError } from "@lifeboat/runner";
 import { cli, conn, createDatabase, pg } from "./support/helpers.js";
 
 /**
@@ -162,5 +162,54 @@ describe("configs and names", () => {
     expect((await listBackups(store, "dots")).map((m) => m.database.name).sort()).toEqual([".", ".."]);
     expect(backupKeys("t", "20261121T020000Z-abcd", ".dump", "..").dump).toBe("t/%2E%2E/2026/11/21/20261121T020000Z-abcd.dump");
     expect(backupKeys("t", "20261121T020000Z-abcd", ".dump", "a.b").dump).toBe("t/a.b/2026/11/21/20261121T020000Z-abcd.dump");
+  });
+});
+
+describe("deadlines: no run is stuck forever", () => {
+  /** A client holding an exclusive lock on a table, as a migration would, until released. */
+  async function lockedTable(): Promise<{ db: string; release: () => Promise<void> }> {
+    const db = `lock_${Math.random().toString(16).slice(2, 10)}`;
+    await createDatabase(db, "create table t as select g from generate_series(1, 1000) g;");
+    const session = await PsqlSession.open(conn(db));
+    await session.query("begin; lock table t in access exclusive mode; select 1;");
+    return { db, release: () => session.close() };
+  }
+  const target = (db: string, extra: Record<string, unknown>) =>
+    parseConfig({ storage: { directory: "/unused" }, targets: { locked: { database: { host: pg().host, port: pg().port, database: db, user: "postgres" }, retries: { attempts: 1 }, ...extra } } }).targets.locked!;
+
+  it("pg_dump waits for a table's lock at most dump.lockWaitTimeoutSeconds (default 10 minutes), then the attempt fails as lock_timeout", async () => {
+    expect(pgDumpArgs(dumpSchema.parse({}))).toContain("--lock-wait-timeout=600s");
+    const { db, release } = await lockedTable();
+    try {
+      const store = new DirectoryStore(tempDir("lifeboat-lock-"));
+      const t0 = Date.now();
+      const err = await runTargetBackups(target(db, { dump: { lockWaitTimeoutSeconds: 1, rowCounts: false } }), { target: "locked", resolveSource: async () => conn(db), store }).catch((e: BackupFailedError) => e);
+      expect(err).toBeInstanceOf(BackupFailedError);
+      expect((err as BackupFailedError).attempts[0]).toMatchObject({ code: "lock_timeout" });
+      expect(Date.now() - t0).toBeLessThan(20_000);
+    } finally {
+      await release();
+    }
+  });
+
+  it("a run that passes maxRunMinutes is stopped cleanly and reported as backup.failed with code deadline_exceeded", async () => {
+    const { db, release } = await lockedTable();
+    try {
+      const root = tempDir("lifeboat-deadline-");
+      const store = new DirectoryStore(root);
+      const events: LifeboatEvent[] = [];
+      const bus = new LocalEventBus();
+      bus.subscribe((e) => void events.push(e));
+      const t0 = Date.now();
+      // 0.05 minutes = 3 s; pg_dump would wait 10 minutes for the lock
+      const err = await runTargetBackups(target(db, { maxRunMinutes: 0.05, dump: { rowCounts: false } }), { target: "locked", resolveSource: async () => conn(db), store, bus }).catch((e: BackupFailedError) => e);
+      expect(Date.now() - t0).toBeLessThan(15_000);
+      expect(err).toBeInstanceOf(BackupFailedError);
+      expect(events).toHaveLength(1);
+      expect(events[0]).toMatchObject({ type: "backup.failed", error: { code: "deadline_exceeded", message: expect.stringContaining("maximum run time of 0.05 minutes") } });
+      expect(readdirSync(root, { recursive: true }).filter((f) => String(f).endsWith(".dump") || String(f).includes(".partial"))).toEqual([]);
+    } finally {
+      await release();
+    }
   });
 });

@@ -135,6 +135,11 @@ export const dumpSchema = z
      * contents) in the manifest, for `lifeboat verify`. Custom format only. Costs one extra scan of each table.
      */
     rowCounts: z.boolean().default(true),
+    /**
+     * pg_dump --lock-wait-timeout: how long pg_dump may wait for each table's share lock (a migration holding an
+     * exclusive lock) before the attempt fails and is retried, instead of waiting without limit.
+     */
+    lockWaitTimeoutSeconds: z.number().int().min(1).max(86_400).default(600),
   })
   .strict();
 export type DumpOptions = z.infer<typeof dumpSchema>;
@@ -221,6 +226,11 @@ export const targetSchema = z
       })
       .strict()
       .optional(),
+    /**
+     * The longest a run may take, attempts and waits included: then it is stopped cleanly (no object, no manifest)
+     * and reported as backup.failed with code deadline_exceeded, before it overlaps the next night's run.
+     */
+    maxRunMinutes: z.number().positive().max(7 * 24 * 60).default(360),
     /** AWS deployment only: the Fargate task size for this target (RunTask overrides). */
     aws: targetAwsSchema.optional(),
   })

@@ -96,3 +96,17 @@ export function errorMessage(err: unknown): string {
   if (err instanceof Error) return err.message;
   return String(err);
 }
+
+/** The abort reason of a run that passed its maximum run time (targets.<name>.maxRunMinutes). */
+export class DeadlineExceeded extends Error {
+  constructor(readonly minutes: number) {
+    super(`the run passed its maximum run time of ${minutes} minute${minutes === 1 ? "" : "s"} (maxRunMinutes) and was stopped`);
+    this.name = "DeadlineExceeded";
+  }
+}
+
+/** What an aborted attempt records: its own code for a deadline, "cancelled" for anything else (SIGTERM, Ctrl-C). */
+export function abortedAttempt(reason: unknown): AttemptError {
+  if (reason instanceof DeadlineExceeded) return new AttemptError("deadline_exceeded", "permanent", reason.message, { hint: "raise maxRunMinutes, or look for what holds the dump up (locks, a slow network)" });
+  return new AttemptError("cancelled", "permanent", `backup cancelled (${String(reason ?? "aborted")})`);
+}

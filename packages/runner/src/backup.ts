@@ -5,6 +5,7 @@ import {
   AttemptError,
   BackupFailedError,
   backupKeys,
+  abortedAttempt,
   dumpExtension,
   dumpSizeBound,
   newBackupId,
@@ -68,7 +69,7 @@ export interface BackupResult {
 
 /** pg_dump arguments from validated dump options: every value is one argv item, no shell ever sees them. */
 export function pgDumpArgs(dump: DumpOptions): string[] {
-  const args = [`--format=${dump.format}`, `--compress=${dump.compression}`, "--no-password"];
+  const args = [`--format=${dump.format}`, `--compress=${dump.compression}`, "--no-password", `--lock-wait-timeout=${dump.lockWaitTimeoutSeconds}s`];
   for (const s of dump.schemas) args.push(`--schema=${s}`);
   for (const s of dump.excludeSchemas) args.push(`--exclude-schema=${s}`);
   for (const t of dump.tables) args.push(`--table=${t}`);
@@ -252,7 +253,7 @@ async function dumpAndStore(
     const err = stderr.trim() ? classifyPgMessage(`${why}: ${stderr.trim()}`, secrets, "pg_dump_failed") : new AttemptError("pg_dump_failed", "transient", why);
     fail(err);
   });
-  const onAbort = () => fail(new AttemptError("cancelled", "permanent", `backup cancelled (${String(job.signal?.reason ?? "aborted")})`));
+  const onAbort = () => fail(abortedAttempt(job.signal?.reason));
   if (job.signal?.aborted) onAbort();
   job.signal?.addEventListener("abort", onAbort, { once: true });
 
@@ -348,13 +349,11 @@ export async function runBackup(job: BackupJob): Promise<BackupResult> {
   } catch (err) {
     if (attempts.length === 0 || attempts[attempts.length - 1]!.attempt !== current) {
       // p-retry does not call onFailedAttempt when it is aborted by the signal
-      const e = job.signal?.aborted
-        ? new AttemptError("cancelled", "permanent", `backup cancelled (${String(job.signal.reason ?? "aborted")})`)
-        : toAttemptError(err, secrets);
+      const e = job.signal?.aborted ? abortedAttempt(job.signal.reason) : toAttemptError(err, secrets);
       attempts.push({ attempt: current || 1, code: e.code, kind: e.kind, message: e.message, startedAt: attemptStarted.toISOString(), finishedAt: new Date().toISOString() });
     }
     const last = attempts[attempts.length - 1]!;
-    const lastErr = toAttemptError(err, secrets);
+    const lastErr = job.signal?.aborted ? abortedAttempt(job.signal.reason) : toAttemptError(err, secrets);
     const failed = new BackupFailedError(job.target, attempts, lastErr.hint);
     const event: BackupFailedEvent = {
       version: 1,

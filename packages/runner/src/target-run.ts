@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { BackupFailedError, errorMessage, type BackupFailedEvent, type BackupSucceededEvent, type DatabaseOutcome, type LocalEventBus, type TargetConfig } from "@lifeboat/core";
+import { BackupFailedError, DeadlineExceeded, errorMessage, type BackupFailedEvent, type BackupSucceededEvent, type DatabaseOutcome, type LocalEventBus, type TargetConfig } from "@lifeboat/core";
 import { runBackup, type BackupJob, type BackupResult } from "./backup.js";
 import type { ConnectionInfo } from "./pg/connection.js";
 import { query } from "./pg/psql.js";
@@ -25,7 +25,24 @@ export async function targetDatabases(t: TargetConfig, conn: ConnectionInfo): Pr
   return [conn.database];
 }
 
+/** A run's signal: the caller's (SIGTERM), and the target's maximum run time. */
+function withDeadline(signal: AbortSignal | undefined, minutes: number): { signal: AbortSignal; clear: () => void } {
+  const deadline = new AbortController();
+  const timer = setTimeout(() => deadline.abort(new DeadlineExceeded(minutes)), minutes * 60_000);
+  timer.unref();
+  return { signal: signal ? AbortSignal.any([signal, deadline.signal]) : deadline.signal, clear: () => clearTimeout(timer) };
+}
+
 export async function runTargetBackups(t: TargetConfig, job: Omit<BackupJob, "dump" | "retries">): Promise<TargetRunResult> {
+  const deadline = withDeadline(job.signal, t.maxRunMinutes);
+  try {
+    return await runTargetUnits(t, { ...job, signal: deadline.signal });
+  } finally {
+    deadline.clear();
+  }
+}
+
+async function runTargetUnits(t: TargetConfig, job: Omit<BackupJob, "dump" | "retries">): Promise<TargetRunResult> {
   const base: BackupJob = { ...job, dump: t.dump, retries: t.retries, ...(t.engine === "sqlite" ? { sqlite: { path: t.database.path! } } : {}) };
   if (!isMultiDatabase(t)) {
     const result = await runBackup(base);

@@ -17,7 +17,8 @@ const RULES: Array<{ re: RegExp; code: string; kind: "transient" | "permanent"; 
   { re: /timeout expired|timed out|No route to host|Network is unreachable/i, code: "connection_timeout", kind: "transient", hint: "check the host, the port, security groups and firewalls" },
   { re: /the database system is (starting up|shutting down|in recovery mode)|too many clients|remaining connection slots/i, code: "server_unavailable", kind: "transient" },
   { re: /server closed the connection unexpectedly|terminating connection|connection to server was lost|could not receive data|SSL SYSCALL error/i, code: "connection_lost", kind: "transient" },
-  { re: /could not obtain lock|lock timeout|canceling statement due to lock timeout|deadlock detected/i, code: "lock_timeout", kind: "transient", hint: "another session holds a lock on a dumped table" },
+  // pg_dump --lock-wait-timeout cancels its LOCK TABLE with a statement timeout
+  { re: /could not obtain lock|lock timeout|canceling statement due to lock timeout|deadlock detected|statement timeout[\s\S]*LOCK TABLE/i, code: "lock_timeout", kind: "transient", hint: "another session holds a lock on a dumped table" },
 ];
 
 /** libpq's "psql: error: " prefixes and tab-indented continuation lines, as one readable line. */
