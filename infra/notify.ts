@@ -18,6 +18,21 @@ if (plan.slack) {
   );
 }
 
+if (plan.webhook) {
+  topic.subscribe(
+    "Webhook",
+    {
+      ...lambdaDefaults,
+      handler: "packages/functions/src/webhook.handler",
+      timeout: "1 minute",
+      memory: "256 MB",
+      environment: { LIFEBOAT_WEBHOOK_PARAMETER: plan.webhook.urlParameter, LIFEBOAT_WEBHOOK_ON: JSON.stringify(plan.webhook.on) },
+      permissions: [{ actions: ["ssm:GetParameter"], resources: [parameterArn(plan.webhook.urlParameter)] }],
+    },
+    { filter: { status: plan.webhook.on } },
+  );
+}
+
 plan.email.forEach((e, i) => {
   new aws.sns.TopicSubscription(`Email${i + 1}`, {
     topic: topic.arn,

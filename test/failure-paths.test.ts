@@ -95,6 +95,27 @@ describe("configs and names", () => {
     return file;
   };
 
+  it("a generic webhook gets each event's JSON, without AWS (notifications.webhook)", async () => {
+    const dir = tempDir("lifeboat-webhook-");
+    const db = `hooked_${Math.random().toString(16).slice(2, 10)}`;
+    await createDatabase(db, "create table t (i int);");
+    const file = join(dir, "lifeboat.config.ts");
+    writeFileSync(
+      file,
+      `export default ${JSON.stringify({
+        storage: { directory: join(dir, "store") },
+        targets: { app: { database: { host: pg().host, port: pg().port, database: db, user: "postgres", password: { env: "PW" } } } },
+        notifications: { webhook: { url: { env: "HOOK_URL" }, on: ["succeeded"] } },
+      })};`,
+    );
+    posted.length = 0;
+    answer = { status: 200 };
+    const res = await cli(["run", "app", "--config", file], { env: { HOOK_URL: hookUrl, PW: pg().password } });
+    expect(res.code, res.stderr).toBe(0);
+    expect(posted).toEqual([expect.objectContaining({ version: 1, type: "backup.succeeded", status: "succeeded", target: "app", backup: expect.objectContaining({ format: "custom" }) })]);
+    expect(res.stderr).not.toContain("SECRETHOOK");
+  });
+
   it("schedule --once exits 1 when a due run failed (cron and Kubernetes record a failure)", async () => {
     const dir = tempDir("lifeboat-once-");
     const port = await closedPort();

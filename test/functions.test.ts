@@ -13,7 +13,7 @@ import { Logger } from "@aws-lambda-powertools/logger";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { launchClientToken, parseConfig, runIdFor, type LifeboatEvent } from "@lifeboat/core";
 import { backupMetrics, runnerMain, snsPublisher, type RunnerTaskSettings } from "@lifeboat/runner";
-import { createLauncher, createSlackHandler, createWatcher } from "@lifeboat/functions";
+import { createLauncher, createSlackHandler, createWatcher, createWebhookHandler } from "@lifeboat/functions";
 import { recordAwsCalls } from "./support/aws-calls.js";
 import { SETTINGS, TOPIC, cloudConfig } from "./support/cloud-fixture.js";
 import { createDatabase, pg, s3, s3Keys, unique } from "./support/helpers.js";
@@ -321,6 +321,19 @@ describe("Slack subscriber Lambda", () => {
   it("rejects an event that is not an SNS event", async () => {
     const handler = createSlackHandler({ ssm: new SSMClient({ region: "eu-west-1" }), parameter: "/lifeboat/slack", on: ["failed"], logger });
     await expect(handler({ hello: "world" })).rejects.toThrow();
+  });
+
+  describe("generic webhook subscriber Lambda", () => {
+    beforeEach(() => calls.as("webhook"));
+
+    it("POSTs each event's JSON as published, with the URL from SSM, for the configured outcomes", async () => {
+      ssm.on(GetParameterCommand).resolves({ Parameter: { Value: hookUrl.replace("/services/T/B/HOOKSECRET", "/ping/TOKEN123") } });
+      received.length = 0;
+      const handler = createWebhookHandler({ ssm: new SSMClient({ region: "eu-west-1" }), parameter: "/lifeboat/webhook", on: ["succeeded", "failed"], logger, baseDelayMs: 5 });
+      expect(await handler(snsEvent([failedEvent, okEvent]))).toEqual({ posted: 2, skipped: 0 });
+      expect(received).toEqual([failedEvent, okEvent]);
+      expect(ssm.commandCalls(GetParameterCommand).map((c) => c.args[0].input)).toEqual([{ Name: "/lifeboat/webhook", WithDecryption: true }]);
+    });
   });
 });
 

@@ -19,6 +19,7 @@ const ROLES: Record<Component, string> = {
   launcher: "LauncherRole",
   watcher: "WatcherRole",
   slack: "EventsSubscriberSlackFunctionRole",
+  webhook: "EventsSubscriberWebhookFunctionRole",
   runner: "RunnerTaskRole",
 };
 
@@ -164,6 +165,7 @@ describe("every AWS call a deployed component makes is allowed by its synthesize
     expect([...actions("launcher")].sort()).toEqual(expect.arrayContaining(["ecs:RunTask", "ecs:TagResource", "iam:PassRole", "rds:DescribeDBInstances", "sns:Publish"]));
     expect([...actions("watcher")].sort()).toEqual(expect.arrayContaining(["ecs:RunTask", "iam:PassRole", "sns:Publish"]));
     expect([...actions("slack")]).toEqual(["ssm:GetParameter"]);
+    expect([...actions("webhook")]).toEqual(["ssm:GetParameter"]);
   });
 
   it("fails, naming component, action and resource, when a permission is removed", async () => {

@@ -36,6 +36,6 @@ export const cloudConfig = {
     kept: { database: { host: "kept.internal", database: "kept", user: "postgres", password: pw("kept") }, retention: { keepLast: 2 } },
     rdsprod: { database: { rds: { instance: "acme-orders" }, database: "orders", user: "postgres", password: pw("rdsprod") }, retries: { attempts: 1 } },
   },
-  notifications: { slack: { webhook: { ssm: "/lifeboat/slack" }, on: ["failed"] } },
+  notifications: { slack: { webhook: { ssm: "/lifeboat/slack" }, on: ["failed"] }, webhook: { url: { ssm: "/lifeboat/webhook" }, on: ["succeeded", "failed"] } },
   aws: { vpc: { id: "vpc-0a1b2c3d", containerSubnets: ["subnet-0a", "subnet-0b"], databaseSecurityGroups: ["sg-0db"] } },
 } as const;

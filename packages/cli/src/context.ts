@@ -1,5 +1,5 @@
 import { LocalEventBus, UsageError, parseStoreUrl, type LifeboatConfig, type ObjectStore } from "@lifeboat/core";
-import { DefaultSecretResolver, openStore, parsePostgresUrl, slackSubscriber, type ConnectionInfo } from "@lifeboat/runner";
+import { DefaultSecretResolver, openStore, parsePostgresUrl, subscribeNotifications, type ConnectionInfo } from "@lifeboat/runner";
 import { findConfigFile, loadConfig } from "@lifeboat/runner";
 import { Output, pickMode } from "./output.js";
 
@@ -49,11 +49,7 @@ export class Context {
   /** The event bus with the config's notifications; `signal` ends their requests and waits (SIGTERM). */
   async bus(config: LifeboatConfig | undefined, signal?: AbortSignal): Promise<LocalEventBus> {
     const bus = new LocalEventBus((err) => this.out.log("warn", "notification failed", { error: (err as Error).message }));
-    const slack = config?.notifications.slack;
-    if (slack) {
-      const webhookUrl = await new DefaultSecretResolver().resolve(slack.webhook, "notifications.slack.webhook");
-      bus.subscribe(slackSubscriber({ webhookUrl, on: slack.on, log: this.out, ...(signal ? { signal } : {}) }));
-    }
+    if (config) await subscribeNotifications(bus, config, new DefaultSecretResolver(), { log: this.out, ...(signal ? { signal } : {}) });
     return bus;
   }
 }

@@ -281,6 +281,17 @@ export const notificationsSchema = z
       })
       .strict()
       .optional(),
+    /**
+     * Any HTTPS endpoint (healthchecks, PagerDuty's Events API bridge, a team's own): each event's JSON is POSTed as
+     * is. The URL is a secret (it often carries a token).
+     */
+    webhook: z
+      .object({
+        url: secretRefSchema,
+        on: z.array(z.enum(OUTCOMES)).min(1).default(["succeeded", "failed"]),
+      })
+      .strict()
+      .optional(),
   })
   .strict();
 

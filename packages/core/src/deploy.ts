@@ -49,6 +49,7 @@ export interface DeployPlan {
    */
   prunedByRunner: Array<{ target: string; prefix: string }>;
   slack?: { webhookParameter: string; on: Outcome[] };
+  webhook?: { urlParameter: string; on: Outcome[] };
   email: Array<{ address: string; filterPolicy: { status: Outcome[] } }>;
   /** Things the deployment leaves out, said aloud at deploy time. */
   warnings: string[];
@@ -176,6 +177,10 @@ export function deployPlan(config: LifeboatConfig, stage: string, source = "life
   if (slackRef?.env) {
     problems.push({ path: "notifications.slack.webhook", message: `reads the environment variable ${slackRef.env}; the Slack Lambda reads SSM`, hint: 'use { ssm: "/lifeboat/slack-webhook-url" }' });
   }
+  const webhookRef = config.notifications.webhook?.url;
+  if (webhookRef?.env) {
+    problems.push({ path: "notifications.webhook.url", message: `reads the environment variable ${webhookRef.env}; the webhook Lambda reads SSM`, hint: 'use { ssm: "/lifeboat/webhook-url" }' });
+  }
   if (problems.length) throw new ConfigError(source, problems, "cannot be deployed");
 
   const aws = config.aws ?? awsSchema.parse({});
@@ -225,5 +230,6 @@ export function deployPlan(config: LifeboatConfig, stage: string, source = "life
     warnings,
   };
   if (slackRef?.ssm) plan.slack = { webhookParameter: slackRef.ssm, on: config.notifications.slack!.on };
+  if (webhookRef?.ssm) plan.webhook = { urlParameter: webhookRef.ssm, on: config.notifications.webhook!.on };
   return plan;
 }

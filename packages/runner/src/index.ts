@@ -24,3 +24,6 @@ export * from "./scheduler.js";
 export * from "./prune.js";
 export * from "./target-run.js";
 export * from "./sqlite.js";
+export * from "./notify/webhook.js";
+export * from "./notify/post.js";
+export * from "./notify/index.js";

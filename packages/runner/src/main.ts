@@ -20,7 +20,7 @@ import { latestToDrill, verifyBackup } from "./verify.js";
 import { findConfigFile, loadConfig } from "./config-file.js";
 import { emitBackupMetrics } from "./aws/metrics.js";
 import { snsPublisher } from "./aws/sns.js";
-import { slackSubscriber } from "./notify/slack.js";
+import { subscribeNotifications } from "./notify/index.js";
 import { DefaultSecretResolver } from "./secrets.js";
 import { resolveDatabase } from "./source.js";
 import { openStore } from "./stores/index.js";
@@ -49,9 +49,8 @@ export async function runnerMain(env: NodeJS.ProcessEnv = process.env, log: Logg
     if (env.LIFEBOAT_TOPIC_ARN) {
       bus.subscribe(snsPublisher(new SNSClient({}), env.LIFEBOAT_TOPIC_ARN));
       bus.subscribe((e) => emitBackupMetrics(e));
-    } else if (config.notifications.slack) {
-      const webhookUrl = await secrets.resolve(config.notifications.slack.webhook, "notifications.slack.webhook");
-      bus.subscribe(slackSubscriber({ webhookUrl, on: config.notifications.slack.on, log, signal: abort.signal }));
+    } else {
+      await subscribeNotifications(bus, config, secrets, { log, signal: abort.signal });
     }
 
     if (env.LIFEBOAT_MODE === "verify") {

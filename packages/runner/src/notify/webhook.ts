@@ -1,0 +1,22 @@
+import type { LifeboatEvent, Outcome } from "@lifeboat/core";
+import { postJson, type DeliveryOptions } from "./post.js";
+
+export interface WebhookOptions extends DeliveryOptions {
+  url: string;
+  on: readonly Outcome[];
+}
+
+/**
+ * A generic webhook: the event itself (the versioned JSON of the README's *Events*, the same as on the SNS topic),
+ * POSTed as is, for healthchecks, PagerDuty's or a team's own endpoint.
+ */
+export async function postToWebhook(event: LifeboatEvent, opts: WebhookOptions): Promise<void> {
+  await postJson("webhook", opts.url, JSON.stringify(event), opts);
+}
+
+export function webhookSubscriber(opts: WebhookOptions): (e: LifeboatEvent) => Promise<void> {
+  return async (event) => {
+    if (!opts.on.includes(event.status)) return;
+    await postToWebhook(event, opts);
+  };
+}
