@@ -5,8 +5,8 @@ import { join } from "node:path";
 import { Readable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BackupFailedError, LaunchEventError, LocalEventBus, backupKeys, dumpSchema, parseConfig, parseLaunchEvent, parseSchedule, nextRun, type BackupSucceededEvent, type LifeboatEvent } from "@lifeboat/core";
-import { DirectoryStore, PsqlSession, S3Store, listBackups, pgDumpArgs, postToSlack, runTargetBackups, toAttemptError } from "@lifeboat/runner";
-import { cli, conn, createDatabase, pg } from "./support/helpers.js";
+import { DirectoryStore, LEASE_FILE, PsqlSession, S3Store, acquireLease, listBackups, readLease, pgDumpArgs, postToSlack, runTargetBackups, toAttemptError } from "@lifeboat/runner";
+import { cli, conn, createDatabase, pg, s3, s3Keys } from "./support/helpers.js";
 
 /**
  * Ways a person was not told, or told wrong, each injected into real processes: an S3 endpoint that refuses
@@ -232,5 +232,45 @@ describe("deadlines: no run is stuck forever", () => {
     } finally {
       await release();
     }
+  });
+});
+
+describe("one run per target across schedulers", () => {
+  it("two `schedule --once` started together on one store run the target once; the other logs and skips", async () => {
+    const db = `lease_${Math.random().toString(16).slice(2, 10)}`;
+    await createDatabase(db, "create table t as select g from generate_series(1, 1000) g;");
+    const dir = tempDir("lifeboat-lease-");
+    const prefix = `lease-${Math.random().toString(16).slice(2, 10)}`;
+    const file = join(dir, "lifeboat.config.ts");
+    writeFileSync(
+      file,
+      `export default ${JSON.stringify({
+        storage: { s3: { bucket: s3().bucket, prefix } },
+        targets: { shared: { database: { host: pg().host, port: pg().port, database: db, user: "postgres", password: { env: "PW" } }, schedule: "rate(1 day)" } },
+      })};`,
+    );
+    const env = { PW: pg().password };
+    const [a, b] = await Promise.all([cli(["schedule", "--once", "--config", file], { env }), cli(["schedule", "--once", "--config", file], { env })]);
+    expect([a.code, b.code], a.stderr + b.stderr).toEqual([0, 0]);
+    const manifests = (await s3Keys(`${prefix}/shared/`)).filter((k) => k.endsWith(".manifest.json"));
+    expect(manifests).toHaveLength(1);
+    const skipped = [a, b].filter((r) => r.stderr.includes("skipped: another scheduler runs this target"));
+    expect(skipped).toHaveLength(1);
+    // the lease is released after the run
+    expect((await s3Keys(`${prefix}/shared/`)).filter((k) => k.endsWith(LEASE_FILE))).toEqual([]);
+  });
+
+  it("a lease whose holder died expires: the next scheduler takes it", async () => {
+    const store = new DirectoryStore(tempDir("lifeboat-lease-dead-"));
+    const past = () => new Date(Date.now() - 3600_000);
+    const dead = await acquireLease(store, "t", { settleMs: 10, ttlMs: 60_000, now: past });
+    expect(dead.taken).toBe(true); // and never released: its holder "died"
+    const live = await acquireLease(store, "t", { settleMs: 10 });
+    expect(live.taken).toBe(true);
+    const third = await acquireLease(store, "t", { settleMs: 10 });
+    expect(third).toMatchObject({ taken: false, heldBy: { holder: (live as { lease: { record: { holder: string } } }).lease.record.holder } });
+    if (live.taken) await live.lease.release();
+    if (dead.taken) await dead.lease.release(); // no longer its lease: nothing removed
+    expect(await readLease(store, "t")).toBeUndefined();
   });
 });

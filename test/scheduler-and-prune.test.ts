@@ -163,14 +163,14 @@ describe("lifeboat schedule --once and prune, against real PostgreSQL", () => {
     const env = { SCHED_URL: url(db) };
     const first = await cli(["schedule", "--once", "--config", file, "--json"], { env });
     expect(first.code, first.stderr).toBe(0);
-    expect(JSON.parse(first.stdout)).toEqual({ ran: ["nightly"] });
+    expect(JSON.parse(first.stdout)).toEqual({ ran: ["nightly"], failed: [] });
     expect(first.stderr.split("\n").filter(Boolean).every((l) => JSON.parse(l).time)).toBe(true); // JSON lines
     // the drill waited for the first backup; now it is due (never drilled), then nothing is
     const second = await cli(["schedule", "--once", "--config", file, "--json"], { env });
-    expect(JSON.parse(second.stdout)).toEqual({ ran: ["nightly (verify)"] });
+    expect(JSON.parse(second.stdout)).toEqual({ ran: ["nightly (verify)"], failed: [] });
     expect(second.stderr).toContain('"msg":"restore drill passed"');
     const third = await cli(["schedule", "--once", "--config", file, "--json"], { env });
-    expect(JSON.parse(third.stdout)).toEqual({ ran: [] });
+    expect(JSON.parse(third.stdout)).toEqual({ ran: [], failed: [] });
 
     for (let i = 0; i < 3; i++) {
       await new Promise((r) => setTimeout(r, 1100));

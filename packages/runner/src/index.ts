@@ -27,3 +27,4 @@ export * from "./sqlite.js";
 export * from "./notify/webhook.js";
 export * from "./notify/post.js";
 export * from "./notify/index.js";
+export * from "./lease.js";

@@ -26,7 +26,8 @@ export const systemClock: SchedulerClock = {
     }),
 };
 
-export type RunOutcome = "succeeded" | "failed";
+/** skipped: another scheduler holds the target's lease (it runs the target). */
+export type RunOutcome = "succeeded" | "failed" | "skipped";
 
 export type ScheduledMode = "backup" | "verify";
 
@@ -117,7 +118,7 @@ export class Scheduler {
         .runTarget(e.name, this.runs.signal, e.mode)
         .then((outcome) => {
           e.outcome = outcome;
-          this.log.log(outcome === "succeeded" ? "info" : "error", `run ${outcome}`, fields);
+          this.log.log(outcome === "failed" ? "error" : "info", `run ${outcome}`, fields);
         })
         .catch((err) => {
           e.outcome = "failed";

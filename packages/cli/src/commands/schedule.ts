@@ -1,5 +1,5 @@
 import { UsageError, type LifeboatConfig } from "@lifeboat/core";
-import { DefaultSecretResolver, Scheduler, lastVerifiedAt, latestToDrill, listBackups, openStore, pruneTarget, resolveDatabase, runTargetBackups, verifyBackup, type RunOutcome } from "@lifeboat/runner";
+import { DefaultSecretResolver, Scheduler, acquireLease, lastVerifiedAt, latestToDrill, listBackups, openStore, pruneTarget, resolveDatabase, runTargetBackups, verifyBackup, type RunOutcome } from "@lifeboat/runner";
 import type { Context } from "../context.js";
 import { lifecycleManaged } from "./prune.js";
 
@@ -37,21 +37,34 @@ export async function scheduleCommand(ctx: Context, opts: ScheduleCliOptions): P
       return newest ? new Date(newest.startedAt) : undefined;
     },
     runTarget: async (name, signal, mode) => {
-      if (mode === "backup") return runScheduledTarget(config, name, signal, { store, bus, secrets, log });
+      // one run per target across schedulers sharing this store (two daemons, a daemon and a cron --once)
+      const lease = await acquireLease(store, name, { log });
+      if (!lease.taken) {
+        log.log("info", "skipped: another scheduler runs this target", { target: name, mode, heldBy: `${lease.heldBy.host} pid ${lease.heldBy.pid}`, until: lease.heldBy.expiresAt });
+        return "skipped";
+      }
       try {
-        const manifest = await latestToDrill(store, name, log);
-        if (!manifest) {
-          log.log("info", "no backup to drill yet", { target: name, mode });
-          return "succeeded";
-        }
-        const result = await verifyBackup({ store, manifest, bus, log, signal, trigger: "schedule" });
-        return result.outcome === "passed" ? "succeeded" : "failed";
-      } catch (err) {
-        log.log("error", (err as Error).message, { target: name, mode });
-        return "failed";
+        return await runLeased(name, signal, mode);
+      } finally {
+        await lease.lease.release();
       }
     },
   });
+  async function runLeased(name: string, signal: AbortSignal, mode: "backup" | "verify"): Promise<RunOutcome> {
+    if (mode === "backup") return runScheduledTarget(config, name, signal, { store, bus, secrets, log });
+    try {
+      const manifest = await latestToDrill(store, name, log);
+      if (!manifest) {
+        log.log("info", "no backup to drill yet", { target: name, mode });
+        return "succeeded";
+      }
+      const result = await verifyBackup({ store, manifest, bus, log, signal, trigger: "schedule" });
+      return result.outcome === "passed" ? "succeeded" : "failed";
+    } catch (err) {
+      log.log("error", (err as Error).message, { target: name, mode });
+      return "failed";
+    }
+  }
   if (scheduler.targets.length === 0) throw new UsageError("no target has a schedule", 'add schedule: "cron(0 2 * * ? *)" (or rate(...)), or verify: { schedule: ... }, to a target');
 
   if (opts.once) {
