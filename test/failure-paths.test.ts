@@ -1,12 +1,14 @@
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, utimesSync, writeFileSync } from "node:fs";
+import { pathToFileURL } from "node:url";
+import { CreateMultipartUploadCommand } from "@aws-sdk/client-s3";
 import { createServer, type Server } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { BackupFailedError, LaunchEventError, LocalEventBus, backupKeys, dumpSchema, parseConfig, parseLaunchEvent, parseSchedule, nextRun, type BackupSucceededEvent, type LifeboatEvent } from "@lifeboat/core";
-import { DirectoryStore, LEASE_FILE, PsqlSession, S3Store, acquireLease, listBackups, readLease, pgDumpArgs, postToSlack, runTargetBackups, toAttemptError } from "@lifeboat/runner";
-import { cli, conn, createDatabase, pg, s3, s3Keys } from "./support/helpers.js";
+import { BackupFailedError, LaunchEventError, LocalEventBus, backupKeys, dumpSchema, parseConfig, parseLaunchEvent, parseSchedule, nextRun, type BackupSucceededEvent, type LifeboatEvent, type ObjectStore } from "@lifeboat/core";
+import { DirectoryStore, LEASE_FILE, PsqlSession, S3Store, acquireLease, cleanLeftovers, listBackups, query, readLease, pgDumpArgs, postToSlack, runTargetBackups, toAttemptError } from "@lifeboat/runner";
+import { cli, conn, createDatabase, pg, s3, s3Client, s3Keys, s3PendingUploads } from "./support/helpers.js";
 
 /**
  * Ways a person was not told, or told wrong, each injected into real processes: an S3 endpoint that refuses
@@ -272,5 +274,65 @@ describe("one run per target across schedulers", () => {
     if (live.taken) await live.lease.release();
     if (dead.taken) await dead.lease.release(); // no longer its lease: nothing removed
     expect(await readLease(store, "t")).toBeUndefined();
+  });
+});
+
+describe("leftovers", () => {
+  it("a failure after the dump was stored (the row-count session is terminated) removes the dump: nothing without a manifest", async () => {
+    const db = `orphan_${Math.random().toString(16).slice(2, 10)}`;
+    await createDatabase(db, "create table t as select g from generate_series(1, 5000) g;");
+    const root = tempDir("lifeboat-orphan-");
+    const inner = new DirectoryStore(root);
+    // once the dump is stored, every other session of the database (the row-count session) is terminated
+    const store: ObjectStore = Object.assign(Object.create(inner), {
+      put: async (key: string, body: Readable, opts?: Record<string, unknown>) => {
+        const r = await inner.put(key, body, opts);
+        if (key.endsWith(".dump")) await query(conn("postgres"), `select pg_terminate_backend(pid) from pg_stat_activity where datname = '${db}' and pid <> pg_backend_pid();`);
+        return r;
+      },
+    });
+    const t = parseConfig({ storage: { directory: "/unused" }, targets: { o: { database: { url: "postgres://u@h/d" }, retries: { attempts: 1 } } } }).targets.o!;
+    const err = await runTargetBackups(t, { target: "o", resolveSource: async () => conn(db), store }).catch((e: BackupFailedError) => e);
+    expect(err).toBeInstanceOf(BackupFailedError);
+    expect((err as BackupFailedError).attempts[0]!.message).toMatch(/terminat|connection/i);
+    expect(readdirSync(root, { recursive: true }).filter((f) => /\.(dump|json)$|partial/.test(String(f)))).toEqual([]);
+  });
+
+  it("prune removes .partial files older than a day and says so; list --all shows them and dumps without a manifest", async () => {
+    const root = tempDir("lifeboat-leftovers-");
+    const dir = join(root, "app", "2026", "11", "01");
+    mkdirSync(dir, { recursive: true });
+    const old = join(dir, "20261101T020000Z-aaaa.dump.partial-1a2b3c4d");
+    const young = join(dir, "20261121T020000Z-bbbb.dump.partial-5e6f7a8b");
+    writeFileSync(old, "half a dump");
+    writeFileSync(young, "a dump being written");
+    writeFileSync(join(dir, "20261101T010000Z-cccc.dump"), "a dump whose manifest was never written");
+    const twoDaysAgo = new Date(Date.now() - 2 * 86_400_000);
+    utimesSync(old, twoDaysAgo, twoDaysAgo);
+    const from = pathToFileURL(root).href;
+
+    const listed = await cli(["list", "--from", from, "--all", "--json"]);
+    expect(listed.code, listed.stderr).toBe(0);
+    expect(JSON.parse(listed.stdout).leftovers.map((l: { kind: string; key: string }) => `${l.kind} ${l.key}`).sort()).toEqual([
+      "dump without manifest app/2026/11/01/20261101T010000Z-cccc.dump",
+      "partial file app/2026/11/01/20261101T020000Z-aaaa.dump.partial-1a2b3c4d",
+      "partial file app/2026/11/01/20261121T020000Z-bbbb.dump.partial-5e6f7a8b",
+    ]);
+    const pruned = await cli(["prune", "--from", from, "--keep-last", "5"]);
+    expect(pruned.code, pruned.stderr).toBe(0);
+    expect(pruned.stdout).toContain("removed partial file app/2026/11/01/20261101T020000Z-aaaa.dump.partial-1a2b3c4d");
+    expect(existsSync(old)).toBe(false);
+    expect(existsSync(young)).toBe(true); // it may belong to a run in progress
+  });
+
+  it("prune aborts pending multipart uploads older than a day under its prefix (S3)", async () => {
+    const prefix = `left-${Math.random().toString(16).slice(2, 10)}`;
+    const store = new S3Store({ bucket: s3().bucket, prefix }, s3Client());
+    await s3Client().send(new CreateMultipartUploadCommand({ Bucket: s3().bucket, Key: `${prefix}/app/2026/11/01/20261101T020000Z-dddd.dump` }));
+    expect(await s3PendingUploads(`${prefix}/`)).toHaveLength(1);
+    expect(await cleanLeftovers(store, "app")).toEqual([]); // younger than a day: left alone
+    const removed = await cleanLeftovers(store, "app", { now: new Date(Date.now() + 2 * 86_400_000) });
+    expect(removed).toEqual([{ kind: "pending upload", key: "app/2026/11/01/20261101T020000Z-dddd.dump", startedAt: expect.any(String) }]);
+    expect(await s3PendingUploads(`${prefix}/`)).toEqual([]);
   });
 });

@@ -55,8 +55,9 @@ export async function main(argv: string[]): Promise<number> {
       .command("list")
       .description("list backups, newest first (only backups with a manifest)")
       .argument("[target]", "only this target")
-      .option("--from <store-url>", "store to read: s3://bucket/prefix or file:///path (default: the config's storage)"),
-  ).action(action((c, target: string | undefined, opts: { from?: string }) => listCommand(c, target, opts)));
+      .option("--from <store-url>", "store to read: s3://bucket/prefix or file:///path (default: the config's storage)")
+      .option("--all", "also list leftovers of runs that never finished: pending uploads, partial files, dumps without a manifest"),
+  ).action(action((c, target: string | undefined, opts: { from?: string; all?: boolean }) => listCommand(c, target, opts)));
 
   common(
     program

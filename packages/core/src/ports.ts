@@ -23,6 +23,17 @@ export interface ObjectStore {
   list(prefix: string): AsyncIterable<StoredObject>;
   /** Deletes objects (missing ones are not an error). Only pruning deletes (`lifeboat prune`, the scheduler, the deployed runner). */
   delete(keys: string[]): Promise<void>;
+  /** Writes that never completed under a prefix: pending multipart uploads (S3), `.partial` files (directory). */
+  incomplete(prefix: string): AsyncIterable<IncompleteUpload>;
+  /** Aborts a pending upload or removes a partial file. */
+  removeIncomplete(upload: IncompleteUpload): Promise<void>;
+}
+
+export interface IncompleteUpload {
+  key: string;
+  startedAt: Date;
+  /** The S3 upload id, or the partial file's name. */
+  id: string;
 }
 
 /** Resolves secret references ({ env } / { ssm }) to their values. */

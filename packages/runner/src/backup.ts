@@ -23,7 +23,7 @@ import {
 } from "@lifeboat/core";
 import { classifyPgMessage, toAttemptError } from "./pg/classify.js";
 import { Digest } from "./digest.js";
-import { completeBackup, manifestRun } from "./complete.js";
+import { completeBackup, manifestOrNothing, manifestRun } from "./complete.js";
 import { conninfo, type ConnectionInfo } from "./pg/connection.js";
 import { toolEnv } from "./pg/connection.js";
 import { preflight, type ServerInfo } from "./pg/psql.js";
@@ -96,7 +96,7 @@ async function attemptBackup(job: BackupJob, attempt: number, runId: string, sec
     const keys = backupKeys(job.target, id, ".sql", "_globals");
     const args = ["--globals-only", "--no-password", ...(job.globals.passwords ? [] : ["--no-role-passwords"]), `--dbname=${conninfo(conn)}`];
     const dumped = await dumpAndStore(job, conn, pgDump.path, args, keys, started, secrets, undefined);
-    return await completeBackup(job, keys, {
+    return await manifestOrNothing(job, keys.dump, () => completeBackup(job, keys, {
       ...manifestRun(job, attempt, runId, id, started, new Date()),
       database: postgresDatabase(conn, server, "globals"),
       pgDump: { version: pgDump.version, major: pgDump.major },
@@ -104,7 +104,7 @@ async function attemptBackup(job: BackupJob, attempt: number, runId: string, sec
       compression: 0,
       object: { key: keys.dump, size: dumped.bytes, sha256: dumped.sha256 },
       kind: "globals",
-    });
+    }));
   }
   const keys = backupKeys(job.target, id, dumpExtension(job.dump.format, job.dump.compression), job.database);
 
@@ -118,35 +118,39 @@ async function attemptBackup(job: BackupJob, attempt: number, runId: string, sec
     const args = [...pgDumpArgs(job.dump), ...(snapshot ? [`--snapshot=${snapshot}`] : []), `--dbname=${conninfo(conn)}`];
     const bound = dumpSizeBound(server.sizeBytes, job.dump.compression > 0);
     const dumped = await dumpAndStore(job, conn, pgDump.path, args, keys, started, secrets, toc?.feed, bound);
-    const finished = new Date();
-    let tables: Manifest["tables"];
-    let tocSummary: TocSummary | undefined;
-    let rowCountMs: number | undefined;
-    if (session && toc) {
-      const t0 = Date.now();
-      const entries = parseToc(await toc.listing());
-      tocSummary = summarizeToc(entries);
-      tables = await countRows(session, entries.filter((e) => e.type === "TABLE DATA").map((e) => e.oid));
-      await session.query("commit");
-      rowCountMs = Date.now() - t0;
-      log.log("info", "rows counted in the dump's snapshot", { target: job.target, tables: tables.length, ms: rowCountMs });
-    }
-    return await completeBackup(job, keys, {
-      ...manifestRun(job, attempt, runId, id, started, finished),
-      database: postgresDatabase(conn, server),
-      pgDump: { version: pgDump.version, major: pgDump.major },
-      format: job.dump.format,
-      compression: job.dump.compression,
-      object: { key: keys.dump, size: dumped.bytes, sha256: dumped.sha256 },
-      ...(snapshot ? { snapshot } : {}),
-      ...(tables ? { tables } : {}),
-      ...(rowCountMs !== undefined ? { rowCountMs } : {}),
-      ...(tocSummary ? { toc: tocSummary } : {}),
+    return await manifestOrNothing(job, keys.dump, async () => {
+      const finished = new Date();
+      let tables: Manifest["tables"];
+      let tocSummary: TocSummary | undefined;
+      let rowCountMs: number | undefined;
+      if (session && toc) {
+        const t0 = Date.now();
+        const entries = parseToc(await toc.listing());
+        tocSummary = summarizeToc(entries);
+        tables = await countRows(session, entries.filter((e) => e.type === "TABLE DATA").map((e) => e.oid));
+        await session.query("commit");
+        rowCountMs = Date.now() - t0;
+        log.log("info", "rows counted in the dump's snapshot", { target: job.target, tables: tables.length, ms: rowCountMs });
+      }
+      return await completeBackup(job, keys, {
+        ...manifestRun(job, attempt, runId, id, started, finished),
+        database: postgresDatabase(conn, server),
+        pgDump: { version: pgDump.version, major: pgDump.major },
+        format: job.dump.format,
+        compression: job.dump.compression,
+        object: { key: keys.dump, size: dumped.bytes, sha256: dumped.sha256 },
+        ...(snapshot ? { snapshot } : {}),
+        ...(tables ? { tables } : {}),
+        ...(rowCountMs !== undefined ? { rowCountMs } : {}),
+        ...(tocSummary ? { toc: tocSummary } : {}),
+      });
     });
   } finally {
     await session?.close();
   }
 }
+
+
 
 /** `pg_restore --list` fed from the start of the dump stream: it reads the archive's table of contents and exits. */
 async function startTocReader(major: number): Promise<{ feed: (chunk: Buffer) => void; listing: () => Promise<string> }> {

@@ -24,3 +24,21 @@ export async function completeBackup(job: BackupJob, keys: { dump: string; manif
   (job.log ?? silentLogger).log("info", "backup stored", { target: job.target, key: keys.dump, bytes: manifest.object.size, sha256: manifest.object.sha256 });
   return { manifest, location: job.store.location(keys.dump), manifestLocation: job.store.location(keys.manifest), attempts: [] };
 }
+
+/**
+ * The steps between a stored dump and its manifest (TOC, row counts, the manifest itself): if any fails, the dump is
+ * deleted, so that no dump is left without a manifest (one that no list, restore or prune would ever see).
+ */
+export async function manifestOrNothing<T>(job: BackupJob, dumpKey: string, steps: () => Promise<T>): Promise<T> {
+  try {
+    return await steps();
+  } catch (err) {
+    try {
+      await job.store.delete([dumpKey]);
+      (job.log ?? silentLogger).log("warn", "the dump was removed: its manifest could not be written", { target: job.target, key: dumpKey });
+    } catch (cleanup) {
+      (job.log ?? silentLogger).log("error", "a dump without a manifest is left behind (lifeboat list --all shows it)", { target: job.target, key: dumpKey, error: (cleanup as Error).message });
+    }
+    throw err;
+  }
+}

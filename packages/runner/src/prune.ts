@@ -1,5 +1,7 @@
-import { MANIFEST_SUFFIX, besideDump, planRetention, silentLogger, type Logger, type Manifest, type ObjectStore, type RetentionDecision, type RetentionPolicy } from "@lifeboat/core";
+import { MANIFEST_SUFFIX, VERIFY_SUFFIX, besideDump, planRetention, silentLogger, targetPrefix, type Logger, type Manifest, type ObjectStore, type RetentionDecision, type RetentionPolicy } from "@lifeboat/core";
 import { listBackups } from "./catalog.js";
+import { LEASE_FILE } from "./lease.js";
+import { DirectoryStore } from "./stores/directory.js";
 import { verifyKey } from "./verify.js";
 
 export interface PruneResult {
@@ -36,4 +38,49 @@ export async function pruneTarget(store: ObjectStore, target: string, policy: Re
     log.log("info", "pruned", { target, backup: d.id, startedAt: d.startedAt });
   }
   return { target, decisions, deleted, dryRun: Boolean(opts.dryRun) };
+}
+
+/** What a run can leave behind: pending multipart uploads, `.partial` files, dumps whose manifest was never written. */
+export interface Leftover {
+  kind: "pending upload" | "partial file" | "dump without manifest";
+  key: string;
+  startedAt?: string;
+  size?: number;
+}
+
+const DAY_MS = 86_400_000;
+
+/** Every leftover under a target's prefix (or the whole store): what `list --all` shows. */
+export async function findLeftovers(store: ObjectStore, target?: string): Promise<Leftover[]> {
+  const prefix = target ? targetPrefix(target) : "";
+  const out: Leftover[] = [];
+  for await (const u of store.incomplete(prefix)) {
+    out.push({ kind: store instanceof DirectoryStore ? "partial file" : "pending upload", key: u.key, startedAt: u.startedAt.toISOString() });
+  }
+  const dumps = new Map<string, number>();
+  for await (const o of store.list(prefix)) {
+    if (o.key.endsWith(MANIFEST_SUFFIX) || o.key.endsWith(VERIFY_SUFFIX) || o.key.endsWith(LEASE_FILE)) continue;
+    dumps.set(o.key, o.size);
+  }
+  for (const m of await listBackups(store, target)) dumps.delete(m.object.key);
+  for (const [key, size] of dumps) out.push({ kind: "dump without manifest", key, size });
+  return out;
+}
+
+/**
+ * Aborts pending multipart uploads and removes `.partial` files older than a day (younger ones may belong to a run in
+ * progress); dumps without a manifest are only reported (`list --all`).
+ */
+export async function cleanLeftovers(store: ObjectStore, target: string | undefined, opts: { dryRun?: boolean; now?: Date; log?: Logger } = {}): Promise<Leftover[]> {
+  const log = opts.log ?? silentLogger;
+  const before = (opts.now ?? new Date()).getTime() - DAY_MS;
+  const removed: Leftover[] = [];
+  for await (const u of store.incomplete(target ? targetPrefix(target) : "")) {
+    if (u.startedAt.getTime() > before) continue;
+    if (!opts.dryRun) await store.removeIncomplete(u);
+    const leftover: Leftover = { kind: store instanceof DirectoryStore ? "partial file" : "pending upload", key: u.key, startedAt: u.startedAt.toISOString() };
+    removed.push(leftover);
+    log.log("info", opts.dryRun ? "would remove a leftover" : "removed a leftover", { ...leftover });
+  }
+  return removed;
 }

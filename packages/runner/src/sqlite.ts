@@ -6,7 +6,7 @@ import { basename, dirname, join, resolve } from "node:path";
 import { AttemptError, LifeboatError, backupKeys, newBackupId, silentLogger, type Logger, type Manifest, type ObjectStore } from "@lifeboat/core";
 import type { BackupJob, BackupResult } from "./backup.js";
 import { downloadVerified } from "./restore.js";
-import { completeBackup, manifestRun } from "./complete.js";
+import { completeBackup, manifestOrNothing, manifestRun } from "./complete.js";
 import { Digest } from "./digest.js";
 import { runTool } from "./pg/tools.js";
 
@@ -91,7 +91,7 @@ export async function backupSqlite(job: BackupJob & { sqlite: { path: string } }
     body.on("error", (err) => meter.destroy(err));
     await job.store.put(keys.dump, body.pipe(meter), { contentType: "application/vnd.sqlite3", ...(job.signal ? { signal: job.signal } : {}) });
     const [maj, min, pat] = version.split(".").map(Number);
-    return await completeBackup(job, keys, {
+    return await manifestOrNothing(job, keys.dump, () => completeBackup(job, keys, {
       ...manifestRun(job, attempt, runId, id, started, new Date()),
       database: { name: basename(live), host: hostname(), port: 0, serverVersion: `SQLite ${version}`, serverVersionNum: (maj ?? 0) * 1_000_000 + (min ?? 0) * 1000 + (pat ?? 0) },
       pgDump: { version: `sqlite3 ${version}`, major: maj ?? 3 },
@@ -99,7 +99,7 @@ export async function backupSqlite(job: BackupJob & { sqlite: { path: string } }
       compression: 0,
       object: { key: keys.dump, size: meter.bytes, sha256: meter.hex() },
       tables,
-    });
+    }));
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

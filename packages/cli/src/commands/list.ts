@@ -1,8 +1,8 @@
 import { formatBytes } from "@lifeboat/core";
-import { drillResults, listBackups } from "@lifeboat/runner";
+import { drillResults, findLeftovers, listBackups } from "@lifeboat/runner";
 import type { Context } from "../context.js";
 
-export async function listCommand(ctx: Context, target: string | undefined, opts: { from?: string }): Promise<number> {
+export async function listCommand(ctx: Context, target: string | undefined, opts: { from?: string; all?: boolean }): Promise<number> {
   const store = await ctx.store(opts.from, "--from");
   const backups = await listBackups(store, target, ctx.out);
   const drills = await drillResults(store, target);
@@ -14,7 +14,15 @@ export async function listCommand(ctx: Context, target: string | undefined, opts
   const human = backups.length
     ? [line(header), ...rows.map(line)].join("\n")
     : `no backups in ${store.url}${target ? ` for target "${target}"` : ""}`;
-  ctx.out.result(human, {
+  // --all: also what runs left behind (pending uploads, partial files, dumps without a manifest)
+  const leftovers = opts.all ? await findLeftovers(store, target) : undefined;
+  const leftoverText = leftovers
+    ? leftovers.length
+      ? `\n\nleftovers (not backups; \`lifeboat prune\` removes pending uploads and partial files older than a day):\n${leftovers.map((l) => `  ${l.kind.padEnd(21)} ${l.key}${l.startedAt ? `  started ${l.startedAt}` : ""}${l.size !== undefined ? `  ${formatBytes(l.size)}` : ""}`).join("\n")}`
+      : "\n\nno leftovers"
+    : "";
+  ctx.out.result(human + leftoverText, {
+    ...(leftovers ? { leftovers } : {}),
     store: store.url,
     backups: backups.map((m) => ({ id: m.id, target: m.target, startedAt: m.startedAt, finishedAt: m.finishedAt, size: m.object.size, sha256: m.object.sha256, format: m.format, key: m.object.key, location: store.location(m.object.key), drill: drills.get(m.id) ?? null })),
   });

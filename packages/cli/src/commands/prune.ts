@@ -1,5 +1,5 @@
 import { UsageError, retentionSchema, type LifeboatConfig, type RetentionPolicy } from "@lifeboat/core";
-import { listBackups, pruneTarget } from "@lifeboat/runner";
+import { cleanLeftovers, listBackups, pruneTarget } from "@lifeboat/runner";
 import type { Context } from "../context.js";
 
 export interface PruneCliOptions {
@@ -47,6 +47,10 @@ export async function pruneCommand(ctx: Context, target: string | undefined, opt
     lines.push(`${name}: ${result.decisions.filter((d) => d.keep).length} kept, ${result.decisions.filter((d) => !d.keep).length} ${opts.dryRun ? "would be deleted" : "deleted"} (${JSON.stringify(policy)})`);
     for (const d of result.decisions) lines.push(`  ${d.keep ? "keep  " : opts.dryRun ? "DELETE?" : "DELETE"} ${d.id}  ${d.startedAt}  ${d.reasons.join(", ")}`);
   }
-  ctx.out.result(lines.join("\n") || `no backups in ${store.url}`, { dryRun: Boolean(opts.dryRun), store: store.url, results });
+  // leftovers of runs that never finished: pending multipart uploads and .partial files older than a day
+  const leftovers = [];
+  for (const name of target ? [target] : [undefined]) leftovers.push(...(await cleanLeftovers(store, name, { dryRun: Boolean(opts.dryRun), log: ctx.out })));
+  for (const l of leftovers) lines.push(`${opts.dryRun ? "would remove" : "removed"} ${l.kind} ${l.key} (started ${l.startedAt})`);
+  ctx.out.result(lines.join("\n") || `no backups in ${store.url}`, { dryRun: Boolean(opts.dryRun), store: store.url, results, leftovers });
   return 0;
 }

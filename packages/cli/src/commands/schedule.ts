@@ -1,5 +1,5 @@
 import { UsageError, type LifeboatConfig } from "@lifeboat/core";
-import { DefaultSecretResolver, Scheduler, acquireLease, lastVerifiedAt, latestToDrill, listBackups, openStore, pruneTarget, resolveDatabase, runTargetBackups, verifyBackup, type RunOutcome } from "@lifeboat/runner";
+import { DefaultSecretResolver, Scheduler, acquireLease, cleanLeftovers, lastVerifiedAt, latestToDrill, listBackups, openStore, pruneTarget, resolveDatabase, runTargetBackups, verifyBackup, type RunOutcome } from "@lifeboat/runner";
 import type { Context } from "../context.js";
 import { lifecycleManaged } from "./prune.js";
 
@@ -111,9 +111,12 @@ async function runScheduledTarget(
     deps.log.log("error", (err as Error).message, { target: name });
     return "failed";
   }
-  if (t.retention && !lifecycleManaged(config, undefined)) {
-    const pruned = await pruneTarget(deps.store, name, t.retention, { log: deps.log });
-    if (pruned.deleted.length) deps.log.log("info", "retention applied", { target: name, deleted: pruned.deleted });
+  if (!lifecycleManaged(config, undefined)) {
+    if (t.retention) {
+      const pruned = await pruneTarget(deps.store, name, t.retention, { log: deps.log });
+      if (pruned.deleted.length) deps.log.log("info", "retention applied", { target: name, deleted: pruned.deleted });
+    }
+    await cleanLeftovers(deps.store, name, { log: deps.log });
   }
   return "succeeded";
 }

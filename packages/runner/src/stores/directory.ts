@@ -5,7 +5,7 @@ import { dirname, join, relative, resolve, sep } from "node:path";
 import { pathToFileURL } from "node:url";
 import { pipeline } from "node:stream/promises";
 import type { Readable } from "node:stream";
-import { LifeboatError, type ObjectStore, type StoredObject } from "@lifeboat/core";
+import { LifeboatError, type IncompleteUpload, type ObjectStore, type StoredObject } from "@lifeboat/core";
 
 const PARTIAL = ".partial-";
 
@@ -72,9 +72,24 @@ export class DirectoryStore implements ObjectStore {
   }
 
   async *list(prefix: string): AsyncIterable<StoredObject> {
+    for await (const f of this.files(prefix)) if (!f.partial) yield { key: f.key, size: f.size };
+  }
+
+  /** `.partial-xxxx` files: writes that never completed (a killed run). */
+  async *incomplete(prefix: string): AsyncIterable<IncompleteUpload> {
+    for await (const f of this.files(prefix)) if (f.partial) yield { key: f.key, id: f.key, startedAt: f.mtime };
+  }
+
+  async removeIncomplete(upload: IncompleteUpload): Promise<void> {
+    if (!upload.id.includes(PARTIAL)) throw new LifeboatError(`${upload.id} is not a partial file`);
+    await rm(this.path(upload.id), { force: true });
+  }
+
+  private async *files(prefix: string): AsyncIterable<{ key: string; size: number; mtime: Date; partial: boolean }> {
     // walk only the deepest directory the prefix names, then filter by the full prefix
     const start = this.path(prefix.includes("/") ? prefix.slice(0, prefix.lastIndexOf("/")) : "");
-    const walk = async function* (dir: string, root: string): AsyncIterable<StoredObject> {
+    const root = this.root;
+    const walk = async function* (dir: string): AsyncIterable<{ key: string; size: number; mtime: Date; partial: boolean }> {
       let entries;
       try {
         entries = await readdir(dir, { withFileTypes: true });
@@ -84,13 +99,15 @@ export class DirectoryStore implements ObjectStore {
       }
       for (const e of entries) {
         const full = join(dir, e.name);
-        if (e.isDirectory()) yield* walk(full, root);
-        else if (e.isFile() && !e.name.includes(PARTIAL)) {
+        if (e.isDirectory()) yield* walk(full);
+        else if (e.isFile()) {
           const key = relative(root, full).split(sep).join("/");
-          yield { key, size: (await stat(full)).size };
+          if (!key.startsWith(prefix)) continue;
+          const st = await stat(full);
+          yield { key, size: st.size, mtime: st.mtime, partial: e.name.includes(PARTIAL) };
         }
       }
     };
-    for await (const obj of walk(start, this.root)) if (obj.key.startsWith(prefix)) yield obj;
+    yield* walk(start);
   }
 }

@@ -9,7 +9,7 @@ import {
   type S3ClientConfig,
 } from "@aws-sdk/client-s3";
 import { Upload } from "@aws-sdk/lib-storage";
-import { DEFAULT_PART_SIZE, joinKey, partPlan, type ObjectStore, type StoredObject } from "@lifeboat/core";
+import { DEFAULT_PART_SIZE, joinKey, partPlan, type IncompleteUpload, type ObjectStore, type StoredObject } from "@lifeboat/core";
 
 export interface S3StoreOptions {
   /** S3's limits, lowered only by tests that prove the part arithmetic at small scale. */
@@ -118,6 +118,23 @@ export class S3Store implements ObjectStore {
   /** One DeleteObject per key: DeleteObjects needs checksums that several S3-compatible servers do not handle. */
   async delete(keys: string[]): Promise<void> {
     for (const key of keys) await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.full(key) }));
+  }
+
+  async *incomplete(prefix: string): AsyncIterable<IncompleteUpload> {
+    const strip = this.prefix ? this.prefix.length + 1 : 0;
+    let KeyMarker: string | undefined;
+    let UploadIdMarker: string | undefined;
+    do {
+      const res = await this.client.send(new ListMultipartUploadsCommand({ Bucket: this.bucket, Prefix: this.full(prefix) + (prefix.endsWith("/") ? "/" : ""), KeyMarker, UploadIdMarker }));
+      for (const u of res.Uploads ?? []) {
+        if (u.Key && u.UploadId) yield { key: u.Key.slice(strip), id: u.UploadId, startedAt: u.Initiated ?? new Date(0) };
+      }
+      [KeyMarker, UploadIdMarker] = res.IsTruncated ? [res.NextKeyMarker, res.NextUploadIdMarker] : [undefined, undefined];
+    } while (KeyMarker);
+  }
+
+  async removeIncomplete(upload: IncompleteUpload): Promise<void> {
+    await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: this.full(upload.key), UploadId: upload.id }));
   }
 
   async get(key: string): Promise<Readable> {
