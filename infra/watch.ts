@@ -1,6 +1,9 @@
 // Runner tasks that stop without reporting (killed, out of memory, never started) become failures, and retries.
-import { lambdaDefaults } from "./config";
+import { MISSED_FOLDER } from "@lifeboat/core";
+import { lambdaDefaults, plan } from "./config";
+import { topic } from "./notify";
 import { runnerEnvironment, startRunnerPermissions, cluster } from "./runner";
+import { bucket } from "./storage";
 
 export const watcher = new sst.aws.Function("Watcher", {
   ...lambdaDefaults,
@@ -28,3 +31,28 @@ new aws.lambda.Permission("RunnerStoppedInvoke", {
   principal: "events.amazonaws.com",
   sourceArn: stopped.arn,
 });
+
+// The freshness check: every 15 minutes, each scheduled target's newest backup against its schedule; a fire time
+// that produced no backup becomes backup.missed, once (markers under <target>/.lifeboat-missed/).
+const scheduled = plan.schedules.some((s) => !s.event.mode);
+if (scheduled) {
+  const under = (path: string) => (plan.prefix ? $interpolate`${bucket.arn}/${plan.prefix}/${path}` : $interpolate`${bucket.arn}/${path}`);
+  const freshness = new sst.aws.Function("Freshness", {
+    ...lambdaDefaults,
+    handler: "packages/functions/src/freshness.handler",
+    timeout: "5 minutes",
+    memory: "256 MB",
+    environment: { LIFEBOAT_BUCKET: bucket.name, LIFEBOAT_TOPIC_ARN: topic.arn },
+    permissions: [
+      {
+        actions: ["s3:ListBucket"],
+        resources: [bucket.arn],
+        ...(plan.prefix ? { conditions: [{ test: "StringLike", variable: "s3:prefix", values: [`${plan.prefix}/*`] }] } : {}),
+      },
+      { actions: ["s3:GetObject"], resources: [under("*.manifest.json"), under(`*/${MISSED_FOLDER}/*`)] },
+      { actions: ["s3:PutObject"], resources: [under(`*/${MISSED_FOLDER}/*`)] },
+      { actions: ["sns:Publish"], resources: [topic.arn] },
+    ],
+  });
+  new sst.aws.CronV2("FreshnessCheck", { schedule: "rate(15 minutes)", function: freshness, retries: 0 });
+}

@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, utimesSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, utimesSync, writeFileSync } from "node:fs";
 import { pathToFileURL } from "node:url";
 import { CreateMultipartUploadCommand } from "@aws-sdk/client-s3";
 import { createServer, type Server } from "node:http";
@@ -334,5 +334,41 @@ describe("leftovers", () => {
     const removed = await cleanLeftovers(store, "app", { now: new Date(Date.now() + 2 * 86_400_000) });
     expect(removed).toEqual([{ kind: "pending upload", key: "app/2026/11/01/20261101T020000Z-dddd.dump", startedAt: expect.any(String) }]);
     expect(await s3PendingUploads(`${prefix}/`)).toEqual([]);
+  });
+});
+
+describe("backup.missed on one server", () => {
+  it("schedule --once after 7 missed fire times raises backup.missed for each (once), then runs the catch-up", async () => {
+    const db = `missed_${Math.random().toString(16).slice(2, 10)}`;
+    await createDatabase(db, "create table t (i int);");
+    const dir = tempDir("lifeboat-missed-");
+    const storeDir = join(dir, "store");
+    const targets = { daily: { database: { host: pg().host, port: pg().port, database: db, user: "postgres", password: { env: "PW" } }, schedule: "rate(1 day)" } };
+    const file = join(dir, "lifeboat.config.ts");
+    writeFileSync(file, `export default ${JSON.stringify({ storage: { directory: storeDir }, targets, notifications: { webhook: { url: { env: "HOOK_URL" } } } })};`);
+    // the newest backup is eight days old: its manifest says so
+    const store = new DirectoryStore(storeDir);
+    const t = parseConfig({ storage: { directory: storeDir }, targets }).targets.daily!;
+    const { results } = await runTargetBackups(t, { target: "daily", resolveSource: async () => conn(db), store });
+    const manifestPath = join(storeDir, results[0]!.result!.manifest.object.key.replace(/\.dump$/, ".manifest.json"));
+    const eightDaysAgo = new Date(Date.now() - 8 * 86_400_000).toISOString();
+    writeFileSync(manifestPath, readFileSync(manifestPath, "utf8").replace(/"startedAt": "[^"]+"/, `"startedAt": "${eightDaysAgo}"`));
+
+    posted.length = 0;
+    answer = { status: 200 };
+    const env = { PW: pg().password, HOOK_URL: hookUrl };
+    const first = await cli(["schedule", "--once", "--config", file], { env });
+    expect(first.code, first.stderr).toBe(0);
+    const types = posted.map((p) => (p as { type: string }).type);
+    expect(types.filter((x) => x === "backup.missed")).toHaveLength(7);
+    expect(types.filter((x) => x === "backup.succeeded")).toHaveLength(1); // the catch-up
+    const missed = posted.filter((p) => (p as { type: string }).type === "backup.missed") as Array<{ missed: { fireTime: string; newestBackup: { startedAt: string } } }>;
+    expect(missed.map((m) => Date.parse(m.missed.fireTime) - Date.parse(eightDaysAgo)).sort((a, b) => a - b)).toEqual([1, 2, 3, 4, 5, 6, 7].map((d) => d * 86_400_000));
+    expect(missed[0]!.missed.newestBackup.startedAt).toBe(eightDaysAgo);
+
+    posted.length = 0;
+    const second = await cli(["schedule", "--once", "--config", file], { env });
+    expect(second.code, second.stderr).toBe(0);
+    expect(posted).toEqual([]); // reported once; and the catch-up made the target fresh
   });
 });

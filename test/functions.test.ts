@@ -12,11 +12,11 @@ import { GetParameterCommand, SSMClient } from "@aws-sdk/client-ssm";
 import { Logger } from "@aws-lambda-powertools/logger";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { launchClientToken, parseConfig, runIdFor, type LifeboatEvent } from "@lifeboat/core";
-import { backupMetrics, runnerMain, snsPublisher, type RunnerTaskSettings } from "@lifeboat/runner";
-import { createLauncher, createSlackHandler, createWatcher, createWebhookHandler } from "@lifeboat/functions";
+import { S3Store, backupMetrics, runTargetBackups, runnerMain, snsPublisher, type RunnerTaskSettings } from "@lifeboat/runner";
+import { createFreshnessCheck, createLauncher, createSlackHandler, createWatcher, createWebhookHandler } from "@lifeboat/functions";
 import { recordAwsCalls } from "./support/aws-calls.js";
 import { SETTINGS, TOPIC, cloudConfig } from "./support/cloud-fixture.js";
-import { createDatabase, pg, s3, s3Keys, unique } from "./support/helpers.js";
+import { conn, createDatabase, pg, s3, s3Keys, unique } from "./support/helpers.js";
 
 const ecs = mockClient(ECSClient);
 const rds = mockClient(RDSClient);
@@ -452,6 +452,47 @@ describe("the runner container entry point", () => {
     const lines: string[] = [];
     expect(await runnerMain({ LIFEBOAT_CONFIG: join(dir, "lifeboat.config.ts"), LIFEBOAT_TARGET: "b" }, { log: (_l, m) => void lines.push(m) })).toBe(2);
     expect(lines).toEqual(['unknown target "b"']);
+  });
+});
+
+describe("the freshness check Lambda", () => {
+  beforeEach(() => calls.as("freshness"));
+
+  it("publishes backup.missed once per fire time that produced no backup, from the bucket's manifests; a second run publishes nothing", async () => {
+    // a real backup of "staging" (rate(6 hours)) in the bucket, under the deployment's prefix, made as the runner would
+    calls.as("runner");
+    const db = unique("fresh");
+    await createDatabase(db, "create table t (i int);");
+    const store = new S3Store({ bucket: s3().bucket, prefix: "pg" });
+    const staging = config.targets.staging!;
+    const { results } = await runTargetBackups({ ...staging, retries: { ...staging.retries, attempts: 1 } }, { target: "staging", resolveSource: async () => conn(db), store });
+    const started = Date.parse(results[0]!.result!.manifest.startedAt);
+    // two days later: fire times every 6 hours after the backup, reported once their grace (6 h 30 min) has passed
+    const now = () => new Date(started + 48 * 3_600_000);
+    calls.as("freshness");
+    const check = createFreshnessCheck({ config, store, publish: snsPublisher(new SNSClient({ region: "eu-west-1" }), TOPIC), logger, now });
+    const first = await check({});
+    expect(first.missed.map((m) => m.target)).toEqual(["staging", "staging", "staging", "staging", "staging", "staging"]);
+    expect(first.missed.map((m) => Date.parse(m.fireTime) - started)).toEqual([6, 12, 18, 24, 30, 36].map((h) => h * 3_600_000));
+    const events = published().map((p) => ({ attrs: p.MessageAttributes, body: JSON.parse(p.Message!) }));
+    expect(events).toHaveLength(6);
+    expect(events[0]!.attrs).toEqual({
+      type: { DataType: "String", StringValue: "backup.missed" },
+      target: { DataType: "String", StringValue: "staging" },
+      status: { DataType: "String", StringValue: "failed" },
+    });
+    expect(events[5]!.body).toMatchObject({
+      version: 1,
+      type: "backup.missed",
+      target: "staging",
+      trigger: "freshness",
+      missed: { schedule: "rate(6 hours)", timezone: "UTC", graceMinutes: 390, newestBackup: { id: results[0]!.result!.manifest.id, ageMs: 48 * 3_600_000 } },
+    });
+    // the next run of the check (and any other process) reports nothing twice
+    expect((await check({})).missed).toEqual([]);
+    expect(published()).toHaveLength(6);
+    // targets never backed up are watched from the first check: nothing from before it
+    expect((await s3Keys("pg/prod/.lifeboat-missed/")).map((k) => k.split("/").pop())).toEqual(["since.json"]);
   });
 });
 

@@ -20,6 +20,7 @@ const ROLES: Record<Component, string> = {
   watcher: "WatcherRole",
   slack: "EventsSubscriberSlackFunctionRole",
   webhook: "EventsSubscriberWebhookFunctionRole",
+  freshness: "FreshnessRole",
   runner: "RunnerTaskRole",
 };
 
@@ -166,6 +167,7 @@ describe("every AWS call a deployed component makes is allowed by its synthesize
     expect([...actions("watcher")].sort()).toEqual(expect.arrayContaining(["ecs:RunTask", "iam:PassRole", "sns:Publish"]));
     expect([...actions("slack")]).toEqual(["ssm:GetParameter"]);
     expect([...actions("webhook")]).toEqual(["ssm:GetParameter"]);
+    expect([...actions("freshness")].sort()).toEqual(["s3:GetObject", "s3:ListBucket", "s3:PutObject", "sns:Publish"]);
   });
 
   it("fails, naming component, action and resource, when a permission is removed", async () => {

@@ -16,7 +16,7 @@ const fn = (name: string) => unwrap(one(resources, "aws:lambda/function:Function
 
 describe("schedules", () => {
   it("one EventBridge Scheduler schedule per target, with its expression, timezone and the target as input", () => {
-    const schedules = ofType(resources, "aws:scheduler/schedule:Schedule").map((r) => unwrap(r.inputs));
+    const schedules = ofType(resources, "aws:scheduler/schedule:Schedule").filter((r) => !r.name.startsWith("FreshnessCheck")).map((r) => unwrap(r.inputs));
     const launcherArn = `arn:aws:lambda:eu-west-1:123456789012:function:${fn("LauncherFunction").name}`;
     expect(
       schedules.map((s) => ({ expression: s.scheduleExpression, timezone: s.scheduleExpressionTimezone, input: JSON.parse(s.target.input), arn: s.target.arn, state: s.state, window: s.flexibleTimeWindow.mode })),
@@ -29,6 +29,19 @@ describe("schedules", () => {
     for (const name of ["ScheduleProdRole", "ScheduleStagingRole", "ScheduleAnalyticsRole"]) {
       expect(statements(role(name))).toEqual([{ Effect: "Allow", Action: ["lambda:InvokeFunction"], Resource: [launcherArn] }]);
     }
+  });
+});
+
+describe("the freshness check", () => {
+  it("runs every 15 minutes; reads manifests and its markers, writes only its markers, publishes to the topic", () => {
+    const schedule = unwrap(one(resources, "aws:scheduler/schedule:Schedule", "FreshnessCheckSchedule").inputs);
+    expect(schedule.scheduleExpression).toBe("rate(15 minutes)");
+    expect(schedule.target.arn).toBe(`arn:aws:lambda:eu-west-1:123456789012:function:${fn("FreshnessFunction").name}`);
+    expect(statements(role("FreshnessRole")).filter((s) => s.Action.some((a) => a.startsWith("s3:")))).toEqual([
+      { Effect: "Allow", Action: ["s3:ListBucket"], Resource: ["arn:aws:s3:::acme-db-backups"], Condition: { StringLike: { "s3:prefix": ["lifeboat/*"] } } },
+      { Effect: "Allow", Action: ["s3:GetObject"], Resource: ["arn:aws:s3:::acme-db-backups/lifeboat/*.manifest.json", "arn:aws:s3:::acme-db-backups/lifeboat/*/.lifeboat-missed/*"] },
+      { Effect: "Allow", Action: ["s3:PutObject"], Resource: ["arn:aws:s3:::acme-db-backups/lifeboat/*/.lifeboat-missed/*"] },
+    ]);
   });
 });
 

@@ -11,7 +11,7 @@ import { SNSClient } from "@aws-sdk/client-sns";
 import type { AwsStub } from "aws-sdk-client-mock";
 import { afterEach } from "vitest";
 
-export type Component = "launcher" | "watcher" | "slack" | "webhook" | "runner";
+export type Component = "launcher" | "watcher" | "slack" | "webhook" | "freshness" | "runner";
 export interface RecordedCall {
   component: Component;
   client: string;

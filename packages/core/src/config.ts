@@ -231,6 +231,11 @@ export const targetSchema = z
      * and reported as backup.failed with code deadline_exceeded, before it overlaps the next night's run.
      */
     maxRunMinutes: z.number().positive().max(7 * 24 * 60).default(360),
+    /**
+     * backup.missed: a fire time with no backup once this grace period has passed. Default: the shorter of
+     * maxRunMinutes and the schedule's interval, plus 30 minutes.
+     */
+    freshness: z.object({ graceMinutes: z.number().positive().max(30 * 24 * 60) }).strict().optional(),
     /** AWS deployment only: the Fargate task size for this target (RunTask overrides). */
     aws: targetAwsSchema.optional(),
   })

@@ -89,7 +89,32 @@ export function reportedFailure(f: { target: string; runId: string; trigger: str
   };
 }
 
-export type LifeboatEvent = BackupSucceededEvent | BackupFailedEvent | BackupVerifyEvent;
+/**
+ * A scheduled fire time that produced no backup (the scheduler was down, the launch failed, EventBridge never fired,
+ * the run never finished): raised by the freshness check once per missed fire time, after the target's grace period.
+ * status is "failed", so that filters on failures catch it.
+ */
+export interface BackupMissedEvent {
+  version: typeof EVENT_VERSION;
+  type: "backup.missed";
+  status: "failed";
+  time: string;
+  target: string;
+  /** Derived from the target and the fire time: the same missed fire time always has the same id. */
+  runId: string;
+  trigger: "freshness";
+  attempt: 0;
+  missed: {
+    fireTime: string;
+    schedule: string;
+    timezone: string;
+    graceMinutes: number;
+    /** The newest backup that exists (none: never backed up since the check started watching). */
+    newestBackup: { id: string; startedAt: string; ageMs: number } | null;
+  };
+}
+
+export type LifeboatEvent = BackupSucceededEvent | BackupFailedEvent | BackupVerifyEvent | BackupMissedEvent;
 
 /** How a person restores one backup: `prefix` is the command up to its options (e.g. `lifeboat restore prod`). */
 export function restoreCommandFor(prefix: string, backup: { id: string; format: string }): string {

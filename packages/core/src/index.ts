@@ -15,3 +15,4 @@ export * from "./launch.js";
 export * from "./schedule-eval.js";
 export * from "./retention.js";
 export * from "./parts.js";
+export * from "./freshness.js";

@@ -20,6 +20,15 @@ export function formatDuration(ms: number): string {
   return `${m} min ${Math.round(s - m * 60)} s`;
 }
 
+/** An age as people say it: 3 h 20 min, 2 d 4 h. */
+export function formatAge(ms: number): string {
+  const min = Math.floor(ms / 60_000);
+  if (min < 60) return `${min} min`;
+  const h = Math.floor(min / 60);
+  if (h < 48) return `${h} h ${min % 60} min`;
+  return `${Math.floor(h / 24)} d ${h % 24} h`;
+}
+
 /** One rendering of a result event as a Slack Block Kit message. */
 export function renderSlackMessage(e: LifeboatEvent): { text: string; blocks: unknown[] } {
   if (e.type === "backup.succeeded") {
@@ -40,6 +49,18 @@ export function renderSlackMessage(e: LifeboatEvent): { text: string; blocks: un
         { type: "section", text: { type: "mrkdwn", text: `*Location*\n\`${e.backup.location}\`\n*SHA-256* \`${e.backup.sha256}\`` } },
         ...(e.databases ? [databasesBlock(e.databases)] : []),
         { type: "context", elements: [{ type: "mrkdwn", text: `Restore: \`${e.restoreCommand}\`` }] },
+      ],
+    };
+  }
+  if (e.type === "backup.missed") {
+    const m = e.missed;
+    const newest = m.newestBackup ? `the newest backup (${m.newestBackup.id}) is ${formatAge(m.newestBackup.ageMs)} old` : "there is no backup of it yet";
+    const text = `:warning: Backup of *${e.target}* MISSED: no backup for its ${m.fireTime} run (${m.schedule} ${m.timezone}); ${newest}`;
+    return {
+      text,
+      blocks: [
+        { type: "section", text: { type: "mrkdwn", text } },
+        { type: "context", elements: [{ type: "mrkdwn", text: `Reported ${m.graceMinutes} min after the fire time. Check the scheduler, the launcher's logs, or run it now: \`lifeboat run ${e.target}\`` }] },
       ],
     };
   }

@@ -28,3 +28,4 @@ export * from "./notify/webhook.js";
 export * from "./notify/post.js";
 export * from "./notify/index.js";
 export * from "./lease.js";
+export * from "./freshness.js";

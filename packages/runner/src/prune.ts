@@ -1,6 +1,5 @@
 import { MANIFEST_SUFFIX, VERIFY_SUFFIX, besideDump, planRetention, silentLogger, targetPrefix, type Logger, type Manifest, type ObjectStore, type RetentionDecision, type RetentionPolicy } from "@lifeboat/core";
 import { listBackups } from "./catalog.js";
-import { LEASE_FILE } from "./lease.js";
 import { DirectoryStore } from "./stores/directory.js";
 import { verifyKey } from "./verify.js";
 
@@ -59,7 +58,8 @@ export async function findLeftovers(store: ObjectStore, target?: string): Promis
   }
   const dumps = new Map<string, number>();
   for await (const o of store.list(prefix)) {
-    if (o.key.endsWith(MANIFEST_SUFFIX) || o.key.endsWith(VERIFY_SUFFIX) || o.key.endsWith(LEASE_FILE)) continue;
+    // manifests, drill results, and Lifeboat's own bookkeeping (the lease, missed-backup markers: ".lifeboat-*")
+    if (o.key.endsWith(MANIFEST_SUFFIX) || o.key.endsWith(VERIFY_SUFFIX) || o.key.split("/").some((seg) => seg.startsWith(".lifeboat-"))) continue;
     dumps.set(o.key, o.size);
   }
   for (const m of await listBackups(store, target)) dumps.delete(m.object.key);

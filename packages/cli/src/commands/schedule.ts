@@ -1,7 +1,10 @@
 import { UsageError, type LifeboatConfig } from "@lifeboat/core";
-import { DefaultSecretResolver, Scheduler, acquireLease, cleanLeftovers, lastVerifiedAt, latestToDrill, listBackups, openStore, pruneTarget, resolveDatabase, runTargetBackups, verifyBackup, type RunOutcome } from "@lifeboat/runner";
+import { DefaultSecretResolver, Scheduler, acquireLease, checkFreshness, cleanLeftovers, lastVerifiedAt, latestToDrill, listBackups, openStore, pruneTarget, resolveDatabase, runTargetBackups, verifyBackup, type RunOutcome } from "@lifeboat/runner";
 import type { Context } from "../context.js";
 import { lifecycleManaged } from "./prune.js";
+
+/** How often the daemon looks for missed backups (the cloud's freshness check runs every 15 minutes). */
+const FRESHNESS_EVERY_MS = 5 * 60_000;
 
 export interface ScheduleCliOptions {
   once?: boolean;
@@ -67,6 +70,16 @@ export async function scheduleCommand(ctx: Context, opts: ScheduleCliOptions): P
   }
   if (scheduler.targets.length === 0) throw new UsageError("no target has a schedule", 'add schedule: "cron(0 2 * * ? *)" (or rate(...)), or verify: { schedule: ... }, to a target');
 
+  // backup.missed: fire times that produced no backup, also those missed while no scheduler ran
+  const freshness = async () => {
+    try {
+      await checkFreshness(config, store, { log, ...(only ? { only } : {}), publish: (e) => bus.publish(e) });
+    } catch (err) {
+      log.log("error", "the freshness check failed", { error: (err as Error).message });
+    }
+  };
+  await freshness();
+
   if (opts.once) {
     // cron and Kubernetes record the exit code: a due run that failed is a failed job
     const { started, failed } = await scheduler.once();
@@ -80,9 +93,11 @@ export async function scheduleCommand(ctx: Context, opts: ScheduleCliOptions): P
   };
   process.once("SIGTERM", onSignal);
   process.once("SIGINT", onSignal);
+  const watch = setInterval(() => void freshness(), FRESHNESS_EVERY_MS);
   try {
     await scheduler.run(stop.signal);
   } finally {
+    clearInterval(watch);
     process.removeListener("SIGTERM", onSignal);
     process.removeListener("SIGINT", onSignal);
   }

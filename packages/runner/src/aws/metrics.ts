@@ -15,6 +15,8 @@ export function backupMetrics(event: LifeboatEvent): Metrics {
     metrics.addMetric("BackupBytes", MetricUnit.Bytes, event.backup.size);
   } else if (event.type === "backup.failed") {
     metrics.addMetric("BackupFailed", MetricUnit.Count, 1);
+  } else if (event.type === "backup.missed") {
+    metrics.addMetric("BackupMissed", MetricUnit.Count, 1);
   } else {
     metrics.addMetric(event.type === "backup.verified" ? "DrillPassed" : "DrillFailed", MetricUnit.Count, 1);
     metrics.addMetric("DrillDuration", MetricUnit.Milliseconds, event.verification.durationMs);

@@ -1,0 +1,41 @@
+import { SNSClient } from "@aws-sdk/client-sns";
+import { Logger } from "@aws-lambda-powertools/logger";
+import type { BackupMissedEvent, LifeboatConfig, ObjectStore } from "@lifeboat/core";
+import { S3Store, checkFreshness, snsPublisher } from "@lifeboat/runner";
+import { bundledConfig } from "./config.js";
+
+/**
+ * The freshness check, on its own schedule (every 15 minutes): every scheduled target's newest manifest against its
+ * schedule; each fire time that produced no backup is published as backup.missed, once (markers in the bucket). An
+ * error here (bucket or topic unreachable) fails the invocation, which the freshness alarm reports.
+ */
+export interface FreshnessDeps {
+  config: LifeboatConfig;
+  store: ObjectStore;
+  publish: (e: BackupMissedEvent) => Promise<void>;
+  logger: Logger;
+  now?: () => Date;
+}
+
+export function createFreshnessCheck(deps: FreshnessDeps) {
+  return async (_event?: unknown): Promise<{ missed: Array<{ target: string; fireTime: string }> }> => {
+    const raised = await checkFreshness(deps.config, deps.store, {
+      publish: deps.publish,
+      ...(deps.now ? { now: deps.now() } : {}),
+      log: { log: (level, msg, fields) => deps.logger[level](msg, fields ?? {}) },
+    });
+    return { missed: raised.map((e) => ({ target: e.target, fireTime: e.missed.fireTime })) };
+  };
+}
+
+let check: ReturnType<typeof createFreshnessCheck> | undefined;
+export const handler = async (event: unknown) => {
+  const config = bundledConfig();
+  check ??= createFreshnessCheck({
+    config,
+    store: new S3Store({ ...config.storage.s3!, bucket: process.env.LIFEBOAT_BUCKET! }),
+    publish: snsPublisher(new SNSClient({}), process.env.LIFEBOAT_TOPIC_ARN!),
+    logger: new Logger({ serviceName: "lifeboat-freshness" }),
+  });
+  return check(event);
+};
