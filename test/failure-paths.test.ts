@@ -181,7 +181,7 @@ describe("configs and names", () => {
     const { results } = await runTargetBackups(config.targets.dots!, { target: "dots", resolveSource: async () => conn("postgres"), store });
     expect(results.map((r) => r.database)).toEqual([".", ".."]);
     expect(readdirSync(root)).toEqual(["dots"]);
-    expect(readdirSync(join(root, "dots")).sort()).toEqual(["%2E", "%2E%2E"]);
+    expect(readdirSync(join(root, "dots")).filter((f) => !f.startsWith(".lifeboat-")).sort()).toEqual(["%2E", "%2E%2E"]);
     expect((await listBackups(store, "dots")).map((m) => m.database.name).sort()).toEqual([".", ".."]);
     expect(backupKeys("t", "20261121T020000Z-abcd", ".dump", "..").dump).toBe("t/%2E%2E/2026/11/21/20261121T020000Z-abcd.dump");
     expect(backupKeys("t", "20261121T020000Z-abcd", ".dump", "a.b").dump).toBe("t/a.b/2026/11/21/20261121T020000Z-abcd.dump");
@@ -295,7 +295,8 @@ describe("leftovers", () => {
     const err = await runTargetBackups(t, { target: "o", resolveSource: async () => conn(db), store }).catch((e: BackupFailedError) => e);
     expect(err).toBeInstanceOf(BackupFailedError);
     expect((err as BackupFailedError).attempts[0]!.message).toMatch(/terminat|connection/i);
-    expect(readdirSync(root, { recursive: true }).filter((f) => /\.(dump|json)$|partial/.test(String(f)))).toEqual([]);
+    // only the run's outcome for `lifeboat status` remains
+    expect(readdirSync(root, { recursive: true }).filter((f) => /\.(dump|json)$|partial/.test(String(f)))).toEqual([join("o", ".lifeboat-last-run.json")]);
   });
 
   it("prune removes .partial files older than a day and says so; list --all shows them and dumps without a manifest", async () => {
@@ -370,5 +371,45 @@ describe("backup.missed on one server", () => {
     const second = await cli(["schedule", "--once", "--config", file], { env });
     expect(second.code, second.stderr).toBe(0);
     expect(posted).toEqual([]); // reported once; and the catch-up made the target fresh
+  });
+});
+
+describe("lifeboat status", () => {
+  it("ok, missed and failing targets, with ages, drills and next runs; exit 1 when any is missed or failing", async () => {
+    const db = `status_${Math.random().toString(16).slice(2, 10)}`;
+    await createDatabase(db, "create table t as select g from generate_series(1, 100) g;");
+    const dir = tempDir("lifeboat-status-");
+    const storeDir = join(dir, "store");
+    const local = { host: pg().host, port: pg().port, database: db, user: "postgres", password: { env: "PW" } };
+    const targets = {
+      good: { database: local, schedule: "rate(1 day)" },
+      stale: { database: local, schedule: "rate(1 day)" },
+      broken: { database: { ...local, port: await closedPort() }, schedule: "rate(1 day)", retries: { attempts: 1 } },
+    };
+    const file = join(dir, "lifeboat.config.ts");
+    writeFileSync(file, `export default ${JSON.stringify({ storage: { directory: storeDir }, targets })};`);
+    const env = { PW: pg().password };
+    for (const t of ["good", "good", "stale"]) expect((await cli(["run", t, "--config", file], { env })).code).toBe(0);
+    expect((await cli(["run", "broken", "--config", file], { env })).code).toBe(1);
+    // the stale target's newest backup is three days old
+    const store = new DirectoryStore(storeDir);
+    const [stale] = await listBackups(store, "stale");
+    const path = join(storeDir, stale!.object.key.replace(/\.dump$/, ".manifest.json"));
+    writeFileSync(path, readFileSync(path, "utf8").replace(/"startedAt": "[^"]+"/, `"startedAt": "${new Date(Date.now() - 3 * 86_400_000).toISOString()}"`));
+
+    const res = await cli(["status", "--config", file, "--json"], { env });
+    expect(res.code, res.stderr).toBe(1);
+    const out = JSON.parse(res.stdout) as { healthy: boolean; targets: Array<{ target: string; verdict: string; missedFireTimes: string[]; trend: unknown[]; lastRun: { code: string } | null; nextFireTime: string }> };
+    expect(out.healthy).toBe(false);
+    expect(Object.fromEntries(out.targets.map((t) => [t.target, t.verdict]))).toEqual({ good: "ok", stale: "missed", broken: "failing" });
+    expect(out.targets.find((t) => t.target === "stale")!.missedFireTimes).toHaveLength(2);
+    expect(out.targets.find((t) => t.target === "good")!.trend).toHaveLength(2);
+    expect(out.targets.find((t) => t.target === "broken")!.lastRun!.code).toBe("connection_refused");
+    expect(Date.parse(out.targets.find((t) => t.target === "good")!.nextFireTime)).toBeGreaterThan(Date.now());
+
+    const human = await cli(["status", "--config", file], { env });
+    expect(human.stdout).toMatch(/good\s+OK\s+newest \d{8}T\d{6}Z-[0-9a-f]{4}, 0 min old/);
+    expect(human.stdout).toMatch(/broken\s+FAILING/);
+    expect((await cli(["status", "good", "--config", file], { env })).code).toBe(0);
   });
 });

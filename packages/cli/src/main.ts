@@ -9,6 +9,7 @@ import { runCommand } from "./commands/run.js";
 import { verifyCommand } from "./commands/verify.js";
 import { pruneCommand } from "./commands/prune.js";
 import { scheduleCommand } from "./commands/schedule.js";
+import { statusCommand } from "./commands/status.js";
 
 /**
  * The `lifeboat` command. Exit codes: 0 done, 1 the run failed, 2 usage or config error.
@@ -58,6 +59,14 @@ export async function main(argv: string[]): Promise<number> {
       .option("--from <store-url>", "store to read: s3://bucket/prefix or file:///path (default: the config's storage)")
       .option("--all", "also list leftovers of runs that never finished: pending uploads, partial files, dumps without a manifest"),
   ).action(action((c, target: string | undefined, opts: { from?: string; all?: boolean }) => listCommand(c, target, opts)));
+
+  common(
+    program
+      .command("status")
+      .description("each target's newest backup and age, verdict (ok, running, late, missed, failing), latest drill and next run; exit 1 when any is missed or failing")
+      .argument("[target]", "only this target")
+      .addHelpText("after", "\nA monitoring check: `lifeboat status --json` prints every target's state; the exit code is 1 when one is missed or failing."),
+  ).action(action((c, target: string | undefined) => statusCommand(c, target)));
 
   common(
     program

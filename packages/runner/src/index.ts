@@ -29,3 +29,4 @@ export * from "./notify/post.js";
 export * from "./notify/index.js";
 export * from "./lease.js";
 export * from "./freshness.js";
+export * from "./status.js";

@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
-import { BackupFailedError, DeadlineExceeded, errorMessage, type BackupFailedEvent, type BackupSucceededEvent, type DatabaseOutcome, type LocalEventBus, type TargetConfig } from "@lifeboat/core";
+import { BackupFailedError, DeadlineExceeded, errorMessage, joinKey, redact, type BackupFailedEvent, type BackupSucceededEvent, type DatabaseOutcome, type LocalEventBus, type TargetConfig } from "@lifeboat/core";
 import { runBackup, type BackupJob, type BackupResult } from "./backup.js";
+import { storeJson } from "./catalog.js";
 import type { ConnectionInfo } from "./pg/connection.js";
 import { query } from "./pg/psql.js";
 
@@ -35,10 +36,36 @@ function withDeadline(signal: AbortSignal | undefined, minutes: number): { signa
 
 export async function runTargetBackups(t: TargetConfig, job: Omit<BackupJob, "dump" | "retries">): Promise<TargetRunResult> {
   const deadline = withDeadline(job.signal, t.maxRunMinutes);
+  const startedAt = new Date().toISOString();
   try {
-    return await runTargetUnits(t, { ...job, signal: deadline.signal });
+    const result = await runTargetUnits(t, { ...job, signal: deadline.signal });
+    await recordLastRun(job, { outcome: "succeeded", startedAt, finishedAt: new Date().toISOString() });
+    return result;
+  } catch (err) {
+    const attempts = err instanceof BackupFailedError ? err.attempts : [];
+    const last = attempts[attempts.length - 1];
+    await recordLastRun(job, { outcome: "failed", startedAt, finishedAt: new Date().toISOString(), code: last?.code ?? "error", error: redact(errorMessage(err)).slice(0, 1000) });
+    throw err;
   } finally {
     deadline.clear();
+  }
+}
+
+/** How the last run of a target ended, kept in the store for `lifeboat status` (never a secret: messages are redacted). */
+export interface LastRun {
+  outcome: "succeeded" | "failed";
+  startedAt: string;
+  finishedAt: string;
+  code?: string;
+  error?: string;
+}
+export const LAST_RUN_FILE = ".lifeboat-last-run.json";
+
+async function recordLastRun(job: Omit<BackupJob, "dump" | "retries">, run: LastRun): Promise<void> {
+  try {
+    await storeJson(job.store, joinKey(job.target, LAST_RUN_FILE), { ...run, runId: job.runId ?? null, trigger: job.trigger ?? "manual" });
+  } catch (err) {
+    job.log?.log("warn", "could not record the run's outcome for `lifeboat status`", { target: job.target, error: errorMessage(err) });
   }
 }
 

@@ -1,0 +1,90 @@
+import {
+  defaultGraceMinutes,
+  MISSED_FOLDER,
+  joinKey,
+  missedFireTimes,
+  nextRun,
+  parseSchedule,
+  type LifeboatConfig,
+  type Manifest,
+  type ObjectStore,
+} from "@lifeboat/core";
+import { drillResults, listBackups, readObject } from "./catalog.js";
+import { readLease } from "./lease.js";
+import { LAST_RUN_FILE, type LastRun } from "./target-run.js";
+
+/**
+ * `lifeboat status`: where each target stands, from the store alone (so it works from any machine, as a monitoring
+ * check). Verdicts:
+ *   running  a scheduler holds the target's lease now
+ *   failing  its last run failed (and no backup came after it)
+ *   missed   a fire time passed its grace period with no backup
+ *   late     a fire time passed, its grace period has not
+ *   ok       otherwise
+ */
+export type Verdict = "ok" | "running" | "late" | "missed" | "failing";
+
+export interface TargetStatus {
+  target: string;
+  verdict: Verdict;
+  schedule: string | null;
+  newestBackup: { id: string; startedAt: string; ageMs: number; size: number } | null;
+  lastRun: LastRun | null;
+  latestDrill: { backupId: string; outcome: "passed" | "failed"; verifiedAt: string } | null;
+  nextFireTime: string | null;
+  missedFireTimes: string[];
+  /** The last backups, oldest first: size and duration, for a trend. */
+  trend: Array<{ id: string; size: number; durationMs: number }>;
+}
+
+async function readJson<T>(store: ObjectStore, key: string): Promise<T | undefined> {
+  for await (const o of store.list(key)) {
+    if (o.key !== key) continue;
+    try {
+      return JSON.parse((await readObject(store, key)).toString("utf8")) as T;
+    } catch {
+      return undefined;
+    }
+  }
+  return undefined;
+}
+
+export async function targetStatus(config: LifeboatConfig, store: ObjectStore, target: string, now = new Date()): Promise<TargetStatus> {
+  const t = config.targets[target]!;
+  const backups: Manifest[] = await listBackups(store, target);
+  const newest = backups[0];
+  const lastRun = (await readJson<LastRun>(store, joinKey(target, LAST_RUN_FILE))) ?? null;
+  const lease = await readLease(store, target);
+  const drills = await drillResults(store, target);
+  const latestDrill = [...drills.entries()].map(([backupId, d]) => ({ backupId, ...d })).sort((a, b) => (a.verifiedAt < b.verifiedAt ? 1 : -1))[0] ?? null;
+
+  let nextFireTime: string | null = null;
+  let missed: Date[] = [];
+  let late = false;
+  const parsed = t.schedule ? parseSchedule(t.schedule) : undefined;
+  if (parsed?.ok) {
+    const since = await readJson<{ since: string }>(store, joinKey(target, MISSED_FOLDER, "since.json"));
+    const after = newest ? new Date(newest.startedAt) : since ? new Date(since.since) : undefined;
+    const next = after ? nextRun(parsed.schedule, t.timezone, after, now) : now;
+    nextFireTime = next?.toISOString() ?? null;
+    if (after) {
+      const grace = (t.freshness?.graceMinutes ?? defaultGraceMinutes(parsed.schedule, t.timezone, t.maxRunMinutes, now)) * 60_000;
+      missed = missedFireTimes(parsed.schedule, t.timezone, after, now, grace);
+    }
+    late = next !== undefined && next.getTime() <= now.getTime();
+  }
+  const failing = lastRun?.outcome === "failed" && (!newest || lastRun.finishedAt > newest.finishedAt);
+  const running = lease !== undefined && Date.parse(lease.expiresAt) > now.getTime();
+  const verdict: Verdict = running ? "running" : failing ? "failing" : missed.length ? "missed" : late ? "late" : "ok";
+  return {
+    target,
+    verdict,
+    schedule: t.schedule ?? null,
+    newestBackup: newest ? { id: newest.id, startedAt: newest.startedAt, ageMs: now.getTime() - Date.parse(newest.startedAt), size: newest.object.size } : null,
+    lastRun,
+    latestDrill,
+    nextFireTime,
+    missedFireTimes: missed.map((d) => d.toISOString()),
+    trend: backups.slice(0, 5).reverse().map((m) => ({ id: m.id, size: m.object.size, durationMs: m.durationMs })),
+  };
+}
