@@ -100,6 +100,9 @@ export const runnerEnvironment = {
   LIFEBOAT_TOPIC_ARN: topic.arn,
 };
 
+/** The ARNs of this cluster's tasks. */
+export const runnerTasks = $interpolate`arn:${partition}:ecs:${region}:${account}:task/${cluster.nodes.cluster.name}/*`;
+
 /**
  * Permissions to start runner tasks: RunTask on this task family in this cluster only, PassRole on its two roles
  * and only to ECS tasks, tags on this cluster's tasks at launch, and the topic for launch failures.
@@ -117,7 +120,7 @@ export const startRunnerPermissions = [
   },
   {
     actions: ["ecs:TagResource"],
-    resources: [$interpolate`arn:${partition}:ecs:${region}:${account}:task/${cluster.nodes.cluster.name}/*`],
+    resources: [runnerTasks],
     conditions: [{ test: "StringEquals", variable: "ecs:CreateAction", values: ["RunTask"] }],
   },
   { actions: ["sns:Publish"], resources: [topic.arn] },

@@ -1,6 +1,6 @@
 // One EventBridge Scheduler schedule per target, all invoking the launcher with the target as input.
 import { lambdaDefaults, plan, rdsInstanceArn } from "./config";
-import { runnerEnvironment, startRunnerPermissions } from "./runner";
+import { runner, runnerEnvironment, runnerTasks, startRunnerPermissions } from "./runner";
 
 export const launcher = new sst.aws.Function("Launcher", {
   ...lambdaDefaults,
@@ -10,6 +10,9 @@ export const launcher = new sst.aws.Function("Launcher", {
   environment: runnerEnvironment,
   permissions: [
     ...startRunnerPermissions,
+    // whether a run of the target is still going (ListTasks cannot be narrowed to a resource: the cluster condition does it)
+    { actions: ["ecs:ListTasks"], resources: ["*"], conditions: [{ test: "ArnEquals", variable: "ecs:cluster", values: [runner.cluster] }] },
+    { actions: ["ecs:DescribeTasks"], resources: [runnerTasks], conditions: [{ test: "ArnEquals", variable: "ecs:cluster", values: [runner.cluster] }] },
     // the status check before a launch, on the configured instances only
     ...(plan.rdsInstances.length ? [{ actions: ["rds:DescribeDBInstances"], resources: plan.rdsInstances.map(rdsInstanceArn) }] : []),
   ],

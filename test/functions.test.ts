@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { mockClient } from "aws-sdk-client-mock";
-import { ECSClient, RunTaskCommand } from "@aws-sdk/client-ecs";
+import { DescribeTasksCommand, ECSClient, ListTasksCommand, RunTaskCommand } from "@aws-sdk/client-ecs";
 import { DescribeDBInstancesCommand, RDSClient } from "@aws-sdk/client-rds";
 import { PublishCommand, SNSClient } from "@aws-sdk/client-sns";
 import { GetParameterCommand, SSMClient } from "@aws-sdk/client-ssm";
@@ -29,12 +29,15 @@ beforeEach(() => {
   rds.reset();
   sns.reset();
   ssm.reset();
+  // no run of any target is going, unless a test says so
+  ecs.on(ListTasksCommand).resolves({ taskArns: [] });
 });
 
 const settings = SETTINGS;
 const config = parseConfig(cloudConfig);
 const logger = new Logger({ serviceName: "test", logLevel: "SILENT" });
-const deps = () => ({ config, ecs: new ECSClient({ region: "eu-west-1" }), rds: new RDSClient({ region: "eu-west-1" }), publish: snsPublisher(new SNSClient({ region: "eu-west-1" }), TOPIC), settings, logger });
+const launchRetry = { attempts: 3, minDelayMs: 5 };
+const deps = () => ({ config, ecs: new ECSClient({ region: "eu-west-1" }), rds: new RDSClient({ region: "eu-west-1" }), publish: snsPublisher(new SNSClient({ region: "eu-west-1" }), TOPIC), settings, logger, launchRetry });
 const published = () => sns.commandCalls(PublishCommand).map((c) => c.args[0].input);
 const runTasks = () => ecs.commandCalls(RunTaskCommand).map((c) => c.args[0].input);
 
@@ -76,7 +79,7 @@ describe("launcher", () => {
             },
           ],
         },
-        startedBy: "lifeboat-schedule",
+        startedBy: "lb-prod",
         tags: [
           { key: "lifeboat:target", value: "prod" },
           { key: "lifeboat:run-id", value: runId },
@@ -124,7 +127,8 @@ describe("launcher", () => {
     await launch(scheduled);
     const [drill, backup] = runTasks();
     expect(drill!.overrides!.containerOverrides![0]!.environment).toContainEqual({ name: "LIFEBOAT_MODE", value: "verify" });
-    expect(drill!.startedBy).toBe("lifeboat-verify-schedule");
+    expect(drill!.startedBy).toBe("lbv-prod");
+    expect(backup!.startedBy).toBe("lb-prod");
     expect(backup!.overrides!.containerOverrides![0]!.environment!.map((e) => e.name)).not.toContain("LIFEBOAT_MODE");
     expect(drill!.clientToken).not.toBe(backup!.clientToken);
     expect(rds.commandCalls(DescribeDBInstancesCommand)).toHaveLength(1); // only for the backup
@@ -156,11 +160,46 @@ describe("launcher", () => {
     expect(JSON.parse(msg!.Message!)).toMatchObject({ version: 1, type: "backup.failed", target: "prod", trigger: "schedule", error: { code: "rds_not_available" } });
   });
 
-  it("a RunTask that ECS refuses is reported as backup.failed", async () => {
+  it("a RunTask that ECS refuses for capacity is retried with backoff; still refused after the attempts, it is reported as backup.failed", async () => {
     ecs.on(RunTaskCommand).resolves({ tasks: [], failures: [{ reason: "RESOURCE:MEMORY", detail: "no capacity" }] });
     const result = await createLauncher(deps())({ target: "staging" });
+    expect(runTasks()).toHaveLength(3);
+    expect(new Set(runTasks().map((i) => i.clientToken)).size).toBe(1); // the same idempotency token each time
     expect(result.failed[0]).toMatchObject({ target: "staging", code: "launch_failed", error: "could not start the runner task: ECS did not start the task: RESOURCE:MEMORY (no capacity)" });
     expect(JSON.parse(published()[0]!.Message!).error.message).toContain("RESOURCE:MEMORY");
+  });
+
+  it("capacity and throttling are passing: the retry starts the task and nobody is told of a failure", async () => {
+    ecs
+      .on(RunTaskCommand)
+      .resolvesOnce({ tasks: [], failures: [{ reason: "Capacity is unavailable at this time" }] })
+      .rejectsOnce(Object.assign(new Error("Rate exceeded"), { name: "ThrottlingException" }))
+      .resolves({ tasks: [{ taskArn: "arn:aws:ecs:eu-west-1:123456789012:task/lifeboat/ok" }] });
+    const result = await createLauncher(deps())({ target: "staging" });
+    expect(result.launched.map((l) => l.taskArn)).toEqual(["arn:aws:ecs:eu-west-1:123456789012:task/lifeboat/ok"]);
+    expect(runTasks()).toHaveLength(3);
+    expect(published()).toEqual([]);
+  });
+
+  it("a run of the target still going: the launcher starts no second task and reports the skip", async () => {
+    ecs.on(ListTasksCommand, { cluster: settings.cluster, startedBy: "lb-staging", desiredStatus: "RUNNING" }).resolves({ taskArns: ["arn:aws:ecs:eu-west-1:123456789012:task/lifeboat/old"] });
+    ecs.on(DescribeTasksCommand).resolves({
+      tasks: [{ taskArn: "arn:aws:ecs:eu-west-1:123456789012:task/lifeboat/old", overrides: { containerOverrides: [{ name: "runner", environment: [{ name: "LIFEBOAT_RUN_ID", value: "yesterday" }] }] } }],
+    });
+    const result = await createLauncher(deps())({ source: "lifeboat.schedule", target: "staging", scheduledTime: "2026-11-21T06:00:00Z" });
+    expect(runTasks()).toEqual([]);
+    expect(result.failed).toEqual([{ target: "staging", runId: runIdFor("staging", "2026-11-21T06:00:00Z"), code: "previous_run_running", error: expect.stringContaining('the previous run of "staging" is still going (arn:aws:ecs:eu-west-1:123456789012:task/lifeboat/old)') }]);
+    expect(JSON.parse(published()[0]!.Message!)).toMatchObject({ type: "backup.failed", error: { code: "previous_run_running" } });
+  });
+
+  it("a duplicate delivery of a schedule whose task is already going is not a skip: nothing started, nothing reported", async () => {
+    const runId = runIdFor("staging", "2026-11-21T06:00:00Z");
+    ecs.on(ListTasksCommand).resolves({ taskArns: ["arn:t-first"] });
+    ecs.on(DescribeTasksCommand).resolves({ tasks: [{ taskArn: "arn:t-first", overrides: { containerOverrides: [{ name: "runner", environment: [{ name: "LIFEBOAT_RUN_ID", value: runId }] }] } }] });
+    const result = await createLauncher(deps())({ source: "lifeboat.schedule", target: "staging", scheduledTime: "2026-11-21T06:00:00Z" });
+    expect(result).toEqual({ launched: [{ target: "staging", runId, taskArn: "arn:t-first" }], failed: [] });
+    expect(runTasks()).toEqual([]);
+    expect(published()).toEqual([]);
   });
 });
 
@@ -197,7 +236,7 @@ describe("watcher", () => {
       ...extra,
     },
   });
-  const watcher = () => createWatcher({ config, ecs: new ECSClient({ region: "eu-west-1" }), publish: snsPublisher(new SNSClient({ region: "eu-west-1" }), TOPIC), settings, logger });
+  const watcher = () => createWatcher({ config, ecs: new ECSClient({ region: "eu-west-1" }), publish: snsPublisher(new SNSClient({ region: "eu-west-1" }), TOPIC), settings, logger, launchRetry });
 
   it("a runner killed for memory is reported with ECS's reason and relaunched as the next attempt", async () => {
     ecs.on(RunTaskCommand).resolves({ tasks: [{ taskArn: "arn:aws:ecs:eu-west-1:123456789012:task/lifeboat/def" }] });
@@ -242,6 +281,14 @@ describe("watcher", () => {
     expect(await watcher()(stopped(2, "1"))).toEqual({ action: "reported", target: "prod" });
     expect(runTasks()).toEqual([]);
     expect(JSON.parse(published()[0]!.Message!).error).toMatchObject({ code: "runner_config_error", kind: "permanent" });
+  });
+
+  it("exit 3 (the run ended, its result could not be published) is reported by the watcher, and not run again", async () => {
+    expect(await watcher()(stopped(3, "1"))).toEqual({ action: "reported", target: "prod" });
+    expect(runTasks()).toEqual([]);
+    const event = JSON.parse(published()[0]!.Message!);
+    expect(event.error).toMatchObject({ code: "runner_unreported" });
+    expect(event.error.message).toContain("lifeboat status prod");
   });
 
   it("tasks that are not Lifeboat runs, and states other than STOPPED, are ignored", async () => {
@@ -419,6 +466,17 @@ describe("the runner container entry point", () => {
     const manifests = (await s3Keys("pg/kept/")).filter((k) => k.endsWith(".manifest.json"));
     expect(manifests).toHaveLength(2);
     expect((await s3Keys("pg/kept/")).filter((k) => k.endsWith(".dump"))).toHaveLength(2);
+  });
+
+  it("a result that cannot be published (SNS refuses) makes the runner exit 3, for the watcher to report", async () => {
+    const db = unique("unpub");
+    await createDatabase(db, "create table t (i int);");
+    password("entry");
+    sns.on(PublishCommand).rejects(Object.assign(new Error("the topic is gone"), { name: "NotFoundException" }));
+    const lines: string[] = [];
+    const code = await runnerMain(runEnv(configFile("entry", local(db)), "entry"), { log: (_l, m) => void lines.push(m) });
+    expect(code).toBe(3);
+    expect(lines).toContain("the run's result could not be published");
   });
 
   it("in verify mode, drills the target's latest backup in a throwaway cluster and publishes backup.verified", async () => {

@@ -105,6 +105,12 @@ function iamRequests(call: RecordedCall): IamRequest[] {
           : []),
       ];
     }
+    case "ECSClient.ListTasksCommand":
+      return [{ action: "ecs:ListTasks", resource: `arn:aws:ecs:${r}:${ACCOUNT}:container-instance/${v(i.cluster).split("/").pop()}/0123456789abcdef`, context: { "ecs:cluster": v(i.cluster) } }];
+    case "ECSClient.DescribeTasksCommand": {
+      const cluster = v(i.cluster);
+      return (i.tasks as string[]).map((t) => ({ action: "ecs:DescribeTasks", resource: `arn:aws:ecs:${r}:${ACCOUNT}:task/${cluster.split("/").pop()}/${t.split("/").pop()}`, context: { "ecs:cluster": cluster } }));
+    }
     default:
       throw new Error(`${call.component} calls ${call.client}.${call.command}, which test/iam.test.ts cannot map to IAM yet: add it to iamRequests`);
   }
@@ -163,7 +169,7 @@ describe("every AWS call a deployed component makes is allowed by its synthesize
     expect([...actions("runner")].sort()).toEqual(
       expect.arrayContaining(["rds:DescribeDBInstances", "s3:DeleteObject", "s3:GetObject", "s3:ListBucket", "s3:PutObject", "sns:Publish", "ssm:GetParameter"]),
     );
-    expect([...actions("launcher")].sort()).toEqual(expect.arrayContaining(["ecs:RunTask", "ecs:TagResource", "iam:PassRole", "rds:DescribeDBInstances", "sns:Publish"]));
+    expect([...actions("launcher")].sort()).toEqual(expect.arrayContaining(["ecs:DescribeTasks", "ecs:ListTasks", "ecs:RunTask", "ecs:TagResource", "iam:PassRole", "rds:DescribeDBInstances", "sns:Publish"]));
     expect([...actions("watcher")].sort()).toEqual(expect.arrayContaining(["ecs:RunTask", "iam:PassRole", "sns:Publish"]));
     expect([...actions("slack")]).toEqual(["ssm:GetParameter"]);
     expect([...actions("webhook")]).toEqual(["ssm:GetParameter"]);

@@ -3,7 +3,7 @@ import { RDSClient } from "@aws-sdk/client-rds";
 import { SNSClient } from "@aws-sdk/client-sns";
 import { Logger } from "@aws-lambda-powertools/logger";
 import { parseLaunchEvent, reportedFailure, runIdFor, type BackupFailedEvent, type LifeboatConfig, type RunnerRunEnv } from "@lifeboat/core";
-import { rdsEndpoint, runTaskInput, runnerSettingsFromEnv, snsPublisher, startRunnerTask, type RunnerTaskSettings } from "@lifeboat/runner";
+import { rdsEndpoint, runTaskInput, runnerSettingsFromEnv, runningRunnerTasks, snsPublisher, startRunnerTask, type LaunchRetry, type RunnerTaskSettings } from "@lifeboat/runner";
 import { bundledConfig } from "./config.js";
 
 /**
@@ -17,6 +17,7 @@ export interface LauncherDeps {
   publish: (e: BackupFailedEvent) => Promise<void>;
   settings: RunnerTaskSettings;
   logger: Logger;
+  launchRetry?: LaunchRetry;
 }
 
 export interface LaunchResult {
@@ -49,6 +50,19 @@ export function createLauncher(deps: LauncherDeps) {
         }
       }
       try {
+        // one run of a target at a time: a run still going means this one is skipped, and a person is told
+        const going = await runningRunnerTasks(deps.ecs, deps.settings.cluster, deps.settings.container, target, verify ? "verify" : undefined);
+        const own = going.find((g) => g.runId === runId);
+        if (own) {
+          // a duplicate delivery of this very schedule: its task is already going
+          deps.logger.info("runner task already started for this run", { target, runId, taskArn: own.arn });
+          result.launched.push({ target, runId, taskArn: own.arn });
+          continue;
+        }
+        if (going.length) {
+          await fail("previous_run_running", `the previous ${verify ? "drill" : "run"} of "${target}" is still going (${going.map((g) => g.arn).join(", ")}): this one was not started`);
+          continue;
+        }
         const input = runTaskInput(deps.settings, {
           LIFEBOAT_TARGET: target,
           LIFEBOAT_RUN_ID: runId,
@@ -59,7 +73,7 @@ export function createLauncher(deps: LauncherDeps) {
           cpu: t.aws?.cpu,
           memory: t.aws?.memory,
         });
-        const taskArn = await startRunnerTask(deps.ecs, input);
+        const taskArn = await startRunnerTask(deps.ecs, input, deps.launchRetry);
         deps.logger.info("runner task started", { target, runId, taskArn, trigger, mode: request.mode, ...(request.kind === "manual" && request.reason ? { reason: request.reason } : {}) });
         result.launched.push({ target, runId, taskArn });
       } catch (err) {

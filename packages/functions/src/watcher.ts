@@ -4,13 +4,16 @@ import { Logger } from "@aws-lambda-powertools/logger";
 import { EventBridgeSchema } from "@aws-lambda-powertools/parser/schemas/eventbridge";
 import { z } from "zod";
 import { reportedFailure, type BackupFailedEvent, type LifeboatConfig, type RunnerRunEnv } from "@lifeboat/core";
-import { runTaskInput, runnerSettingsFromEnv, snsPublisher, startRunnerTask, type RunnerTaskSettings } from "@lifeboat/runner";
+import { runTaskInput, runnerSettingsFromEnv, snsPublisher, startRunnerTask, type LaunchRetry, type RunnerTaskSettings } from "@lifeboat/runner";
 import { bundledConfig } from "./config.js";
+
+/** The runner's exit code when its run ended but publishing the result failed (packages/runner/src/main.ts). */
+const UNREPORTED = 3;
 
 /**
  * The watcher: ECS "Task State Change" events for STOPPED runner tasks. The runner reports its own outcome and exits
  * 0 (succeeded) or 1 (failed). Any other ending (killed, out of memory, image pull error, never started, exit 2 for a
- * configuration error) could not report: the watcher reports it as backup.failed with ECS's reason, and relaunches the
+ * configuration error, exit 3 when its own report could not be published) could not report: the watcher reports it as backup.failed with ECS's reason, and relaunches the
  * run while the target has attempts left (not for a configuration error, which another attempt cannot fix).
  */
 const taskStateChange = EventBridgeSchema.extend({
@@ -33,6 +36,7 @@ export interface WatcherDeps {
   publish: (e: BackupFailedEvent) => Promise<void>;
   settings: RunnerTaskSettings;
   logger: Logger;
+  launchRetry?: LaunchRetry;
 }
 
 export type WatchResult = { action: "ignored"; why: string } | { action: "reported"; target: string; relaunched?: string };
@@ -55,9 +59,12 @@ export function createWatcher(deps: WatcherDeps) {
     const trigger = env.LIFEBOAT_TRIGGER ?? "schedule";
     const t = deps.config.targets[target];
     const why = [container?.reason, detail.stoppedReason, detail.stopCode].filter(Boolean).join("; ") || "no reason given";
-    const code = exitCode === 2 ? "runner_config_error" : exitCode === undefined ? "task_not_started" : exitCode === 137 ? "task_killed" : "task_stopped";
+    const code =
+      exitCode === 2 ? "runner_config_error" : exitCode === UNREPORTED ? "runner_unreported" : exitCode === undefined ? "task_not_started" : exitCode === 137 ? "task_killed" : "task_stopped";
     let relaunched: string | undefined;
-    const canRetry = t !== undefined && exitCode !== 2 && attempt < t.retries.attempts;
+    // a configuration error is not fixed by another attempt; a run that ended but could not publish its result is
+    // not repeated (its outcome is in the bucket: lifeboat status)
+    const canRetry = t !== undefined && exitCode !== 2 && exitCode !== UNREPORTED && attempt < t.retries.attempts;
     let relaunchError = "";
     if (canRetry) {
       try {
@@ -73,13 +80,16 @@ export function createWatcher(deps: WatcherDeps) {
             cpu: t.aws?.cpu,
             memory: t.aws?.memory,
           }),
+          deps.launchRetry,
         );
       } catch (err) {
         relaunchError = ` Relaunch failed: ${(err as Error).message}`;
       }
     }
     const message =
-      `the runner task stopped without reporting (${exitCode === undefined ? "no exit code" : `exit code ${exitCode}`}): ${why}.` +
+      (exitCode === UNREPORTED
+        ? `the runner finished but could not publish its result (exit code ${UNREPORTED}); \`lifeboat status ${target}\` shows how the run ended.`
+        : `the runner task stopped without reporting (${exitCode === undefined ? "no exit code" : `exit code ${exitCode}`}): ${why}.`) +
       (relaunched ? ` Relaunched as attempt ${attempt + 1}: ${relaunched}.` : canRetry ? relaunchError : " No attempts left.");
     await deps.publish(reportedFailure({ target, runId, trigger, attempt, code, kind: exitCode === 2 ? "permanent" : "transient", message }));
     deps.logger.warn("runner task stopped without reporting", { target, runId, attempt, exitCode, why, taskArn: detail.taskArn, relaunched });

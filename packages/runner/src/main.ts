@@ -9,9 +9,12 @@
  *   LIFEBOAT_TOPIC_ARN    SNS topic for result events; without it, the config's Slack webhook is called directly
  *
  * Exit codes: 0 backup stored (or drill passed) and reported; 1 failed and reported; 2 configuration error (reported when
- * possible). Any other exit (killed, out of memory, never started) means the runner could not report: the watcher
- * reports those.
+ * possible); 3 the run ended but its result could not be published. Any exit but 0 and 1 (3, killed, out of memory,
+ * never started) means the runner could not report: the watcher reports those.
  */
+
+/** The run ended, but publishing its result failed (the watcher reports it instead). */
+export const UNREPORTED = 3;
 import { SNSClient } from "@aws-sdk/client-sns";
 import { LifeboatError, LocalEventBus, UsageError, errorMessage, prunedByRunner, redact, type Logger, type Manifest } from "@lifeboat/core";
 import { pruneTarget } from "./prune.js";
@@ -34,6 +37,8 @@ const jsonLogger: Logger = {
 
 export async function runnerMain(env: NodeJS.ProcessEnv = process.env, log: Logger = jsonLogger): Promise<number> {
   const target = env.LIFEBOAT_TARGET;
+  // a result that cannot be published must still reach a person: the runner then exits 3, and the watcher reports it
+  let unreported = false;
   try {
     if (!target) throw new UsageError("LIFEBOAT_TARGET is not set", "the launcher sets it; locally use `lifeboat run <target>`");
     const file = findConfigFile(env.LIFEBOAT_CONFIG ?? (existsSync("/app/lifeboat.config.ts") ? "/app/lifeboat.config.ts" : undefined));
@@ -44,7 +49,10 @@ export async function runnerMain(env: NodeJS.ProcessEnv = process.env, log: Logg
     const storage = env.LIFEBOAT_BUCKET && config.storage.s3 ? { s3: { ...config.storage.s3, bucket: env.LIFEBOAT_BUCKET } } : config.storage;
 
     const abort = new AbortController();
-    const bus = new LocalEventBus((err) => log.log("warn", "event delivery failed", { error: errorMessage(err) }));
+    const bus = new LocalEventBus((err) => {
+      unreported = true;
+      log.log("error", "the run's result could not be published", { error: redact(errorMessage(err)) });
+    });
     const secrets = new DefaultSecretResolver(env);
     if (env.LIFEBOAT_TOPIC_ARN) {
       bus.subscribe(snsPublisher(new SNSClient({}), env.LIFEBOAT_TOPIC_ARN));
@@ -66,7 +74,7 @@ export async function runnerMain(env: NodeJS.ProcessEnv = process.env, log: Logg
         ...(env.LIFEBOAT_RUN_ID ? { runId: env.LIFEBOAT_RUN_ID } : {}),
       });
       log.log(result.outcome === "passed" ? "info" : "error", `restore drill ${result.outcome}`, { target, backup: manifest.id, checks: result.checks });
-      return result.outcome === "passed" ? 0 : 1;
+      return unreported ? UNREPORTED : result.outcome === "passed" ? 0 : 1;
     }
 
     const onTerm = () => abort.abort("SIGTERM");
@@ -105,12 +113,12 @@ export async function runnerMain(env: NodeJS.ProcessEnv = process.env, log: Logg
           log.log("error", `the backup succeeded, but pruning old backups failed: ${redact(errorMessage(err))}`, { target });
         }
       }
-      return 0;
+      return unreported ? UNREPORTED : 0;
     } finally {
       process.removeListener("SIGTERM", onTerm);
     }
   } catch (err) {
-    const code = err instanceof LifeboatError ? err.exitCode : 1;
+    const code = unreported ? UNREPORTED : err instanceof LifeboatError ? err.exitCode : 1;
     log.log("error", redact(errorMessage(err)), { target, exitCode: code, ...(err instanceof LifeboatError && err.hint ? { hint: err.hint } : {}) });
     return code;
   }

@@ -1,4 +1,6 @@
-import { RunTaskCommand, type ECSClient, type RunTaskCommandInput } from "@aws-sdk/client-ecs";
+import { createHash } from "node:crypto";
+import { DescribeTasksCommand, ListTasksCommand, RunTaskCommand, type ECSClient, type RunTaskCommandInput } from "@aws-sdk/client-ecs";
+import pRetry from "p-retry";
 import { launchClientToken, type RunnerRunEnv } from "@lifeboat/core";
 
 /** Where and how runner tasks start: the launcher and the watcher get it from their environment (set by infra). */
@@ -25,6 +27,27 @@ export function runnerSettingsFromEnv(env: NodeJS.ProcessEnv = process.env): Run
     securityGroups: JSON.parse(need("LIFEBOAT_SECURITY_GROUPS")) as string[],
     assignPublicIp: env.LIFEBOAT_ASSIGN_PUBLIC_IP === "true",
   };
+}
+
+/**
+ * ECS's startedBy for a target's runs (at most 36 characters): how the launcher finds a run of that target still
+ * going (ListTasks filters on it). Backups and drills are told apart.
+ */
+export function runnerStartedBy(target: string, mode?: "verify"): string {
+  const head = mode === "verify" ? "lbv-" : "lb-";
+  return head.length + target.length <= 36 ? head + target : head + createHash("sha256").update(target).digest("hex").slice(0, 36 - head.length);
+}
+
+/** Tasks of a target's runs that are still going (pending or running), with their run ids. */
+export async function runningRunnerTasks(ecs: ECSClient, cluster: string, container: string, target: string, mode?: "verify"): Promise<Array<{ arn: string; runId: string | undefined }>> {
+  const list = await ecs.send(new ListTasksCommand({ cluster, startedBy: runnerStartedBy(target, mode), desiredStatus: "RUNNING" }));
+  const arns = list.taskArns ?? [];
+  if (!arns.length) return [];
+  const described = await ecs.send(new DescribeTasksCommand({ cluster, tasks: arns }));
+  return (described.tasks ?? []).map((t) => ({
+    arn: t.taskArn ?? "",
+    runId: t.overrides?.containerOverrides?.find((c) => c.name === container)?.environment?.find((e) => e.name === "LIFEBOAT_RUN_ID")?.value,
+  }));
 }
 
 const CPU_UNITS: Record<string, number> = { "0.25 vCPU": 256, "0.5 vCPU": 512, "1 vCPU": 1024, "2 vCPU": 2048, "4 vCPU": 4096, "8 vCPU": 8192, "16 vCPU": 16384 };
@@ -54,7 +77,7 @@ export function runTaskInput(
       ...(run.memory ? { memory: String(Math.round(Number(run.memory.replace(" GB", "")) * 1024)) } : {}),
       containerOverrides: [{ name: s.container, environment: env }],
     },
-    startedBy: `lifeboat-${run.LIFEBOAT_MODE ? `${run.LIFEBOAT_MODE}-` : ""}${run.LIFEBOAT_TRIGGER}`.slice(0, 36),
+    startedBy: runnerStartedBy(run.LIFEBOAT_TARGET, run.LIFEBOAT_MODE),
     tags: [
       { key: "lifeboat:target", value: run.LIFEBOAT_TARGET },
       { key: "lifeboat:run-id", value: run.LIFEBOAT_RUN_ID },
@@ -64,13 +87,40 @@ export function runTaskInput(
   };
 }
 
-/** Starts a runner task; resolves to its ARN, or throws with ECS's reason. */
-export async function startRunnerTask(ecs: ECSClient, input: RunTaskCommandInput): Promise<string> {
-  const res = await ecs.send(new RunTaskCommand(input));
-  const arn = res.tasks?.[0]?.taskArn;
-  if (!arn) {
-    const f = res.failures?.[0];
-    throw new Error(`ECS did not start the task: ${f ? `${f.reason ?? "unknown"}${f.detail ? ` (${f.detail})` : ""}` : "no task and no failure reported"}`);
-  }
-  return arn;
+/** How RunTask is retried when ECS says it cannot start a task now (capacity, throttling, an ECS hiccup). */
+export interface LaunchRetry {
+  attempts: number;
+  minDelayMs: number;
+}
+export const LAUNCH_RETRY: LaunchRetry = { attempts: 4, minDelayMs: 2000 };
+
+/** RunTask failures that another try may not meet: no capacity now, throttling, ECS itself. */
+const RETRYABLE_REASON = /capacity|RESOURCE:|throttl|rate exceeded|AGENT|timeout|ServiceUnavailable|InternalError/i;
+const RETRYABLE_ERROR = new Set(["ThrottlingException", "ServerException", "ServiceUnavailableException", "LimitExceededException", "TimeoutError"]);
+
+/**
+ * Starts a runner task; resolves to its ARN, or throws with ECS's reason. Capacity and throttling failures are
+ * retried with exponential backoff and jitter (p-retry) before they are reported; the idempotency token makes a
+ * retry of a RunTask that did start a task return that task.
+ */
+export async function startRunnerTask(ecs: ECSClient, input: RunTaskCommandInput, retry: LaunchRetry = LAUNCH_RETRY): Promise<string> {
+  return pRetry(
+    async () => {
+      const res = await ecs.send(new RunTaskCommand(input));
+      const arn = res.tasks?.[0]?.taskArn;
+      if (!arn) {
+        const f = res.failures?.[0];
+        const reason = f ? `${f.reason ?? "unknown"}${f.detail ? ` (${f.detail})` : ""}` : "no task and no failure reported";
+        throw Object.assign(new Error(`ECS did not start the task: ${reason}`), { retryable: RETRYABLE_REASON.test(reason) });
+      }
+      return arn;
+    },
+    {
+      retries: retry.attempts - 1,
+      minTimeout: retry.minDelayMs,
+      factor: 2,
+      randomize: true,
+      shouldRetry: ({ error }) => (error as { retryable?: boolean }).retryable === true || RETRYABLE_ERROR.has((error as Error).name),
+    },
+  );
 }
