@@ -3,6 +3,12 @@ import { lambdaDefaults, parameterArn, plan } from "./config";
 
 export const topic = new sst.aws.SnsTopic("Events");
 
+// subscriptions filter on the message body: Lifeboat's events by status, and CloudWatch alarms (no attributes) by state
+const bodyScope = (args: aws.sns.TopicSubscriptionArgs) => {
+  args.filterPolicyScope = "MessageBody";
+  return undefined;
+};
+
 if (plan.slack) {
   topic.subscribe(
     "Slack",
@@ -14,7 +20,7 @@ if (plan.slack) {
       environment: { LIFEBOAT_SLACK_PARAMETER: plan.slack.webhookParameter, LIFEBOAT_SLACK_ON: JSON.stringify(plan.slack.on) },
       permissions: [{ actions: ["ssm:GetParameter"], resources: [parameterArn(plan.slack.webhookParameter)] }],
     },
-    { filter: { status: plan.slack.on } },
+    { filter: plan.slack.filterPolicy, transform: { subscription: bodyScope } },
   );
 }
 
@@ -29,7 +35,7 @@ if (plan.webhook) {
       environment: { LIFEBOAT_WEBHOOK_PARAMETER: plan.webhook.urlParameter, LIFEBOAT_WEBHOOK_ON: JSON.stringify(plan.webhook.on) },
       permissions: [{ actions: ["ssm:GetParameter"], resources: [parameterArn(plan.webhook.urlParameter)] }],
     },
-    { filter: { status: plan.webhook.on } },
+    { filter: plan.webhook.filterPolicy, transform: { subscription: bodyScope } },
   );
 }
 
@@ -39,5 +45,6 @@ plan.email.forEach((e, i) => {
     protocol: "email",
     endpoint: e.address,
     filterPolicy: JSON.stringify(e.filterPolicy),
+    filterPolicyScope: "MessageBody",
   });
 });

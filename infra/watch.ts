@@ -1,5 +1,6 @@
 // Runner tasks that stop without reporting (killed, out of memory, never started) become failures, and retries.
 import { MISSED_FOLDER } from "@lifeboat/core";
+import { alarmOnFunction, scheduleDeadLetters } from "./alarms";
 import { lambdaDefaults, plan } from "./config";
 import { topic } from "./notify";
 import { runnerEnvironment, startRunnerPermissions, cluster } from "./runner";
@@ -13,6 +14,9 @@ export const watcher = new sst.aws.Function("Watcher", {
   environment: runnerEnvironment,
   permissions: startRunnerPermissions,
 });
+
+// a watcher that fails loses the report of a runner that died: its errors are alarmed
+alarmOnFunction("Watcher", watcher);
 
 const stopped = new aws.cloudwatch.EventRule("RunnerStopped", {
   description: "Lifeboat runner tasks that stopped",
@@ -54,5 +58,7 @@ if (scheduled) {
       { actions: ["sns:Publish"], resources: [topic.arn] },
     ],
   });
-  new sst.aws.CronV2("FreshnessCheck", { schedule: "rate(15 minutes)", function: freshness, retries: 0 });
+  new sst.aws.CronV2("FreshnessCheck", { schedule: "rate(15 minutes)", function: freshness, retries: 0, dlq: scheduleDeadLetters.arn });
+  // the check that reports missed backups is itself watched: its errors, and its silence
+  alarmOnFunction("Freshness", freshness, 15);
 }

@@ -30,10 +30,10 @@ describe("deploy plan", () => {
       { id: "retention-staging-eu", prefix: "pg/staging-eu/", expirationDays: 7 },
     ]);
     expect(plan.runnerParameters).toEqual(["/lifeboat/prod/pw", "/lifeboat/staging/url"]);
-    expect(plan.slack).toEqual({ webhookParameter: "/lifeboat/slack", on: ["failed"] });
+    expect(plan.slack).toEqual({ webhookParameter: "/lifeboat/slack", on: ["failed"], filterPolicy: { $or: [{ status: ["failed"] }, { NewStateValue: ["ALARM"] }] } });
     expect(plan.email).toEqual([
-      { address: "oncall@example.com", filterPolicy: { status: ["failed"] } },
-      { address: "audit@example.com", filterPolicy: { status: ["succeeded", "failed"] } },
+      { address: "oncall@example.com", filterPolicy: { $or: [{ status: ["failed"] }, { NewStateValue: ["ALARM"] }] } },
+      { address: "audit@example.com", filterPolicy: { $or: [{ status: ["succeeded", "failed"] }, { NewStateValue: ["ALARM", "OK"] }] } },
     ]);
     expect(plan.aws.runner).toEqual({ architecture: "arm64", cpu: "1 vCPU", memory: "2 GB", storage: "20 GB", logRetention: "1 month" });
   });

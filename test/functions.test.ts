@@ -365,6 +365,28 @@ describe("Slack subscriber Lambda", () => {
     expect(JSON.stringify(received[1].blocks)).toContain("password authentication failed");
   });
 
+  it("renders the deployment's CloudWatch alarms readably: ALARM as a failure, OK as resolved", async () => {
+    ssm.on(GetParameterCommand).resolves({ Parameter: { Value: hookUrl } });
+    received.length = 0;
+    const alarm = (state: string) => ({
+      AlarmName: "lifeboat-production-LaunchFailedAlarm-abc",
+      AlarmDescription: "Lifeboat: the launcher failed after its retries (see the LaunchFailures queue)",
+      NewStateValue: state,
+      NewStateReason: "Threshold Crossed: 1 datapoint [1.0] was greater than the threshold (0.0).",
+      StateChangeTime: "2026-11-21T02:20:00.000+0000",
+      Region: "EU (Ireland)",
+    });
+    const record = (m: unknown) => ({ Records: [{ ...snsEvent([failedEvent]).Records[0]!, Sns: { ...snsEvent([failedEvent]).Records[0]!.Sns, Message: JSON.stringify(m), MessageAttributes: {} } }] });
+    const handler = createSlackHandler({ ssm: new SSMClient({ region: "eu-west-1" }), parameter: "/lifeboat/slack", on: ["failed"], logger });
+    expect(await handler(record(alarm("ALARM")))).toEqual({ posted: 1, skipped: 0 });
+    expect(await handler(record(alarm("OK")))).toEqual({ posted: 0, skipped: 1 }); // on: failed only
+    expect(received[0].text).toBe(":rotating_light: Lifeboat: the launcher failed after its retries (see the LaunchFailures queue)");
+    expect(JSON.stringify(received[0].blocks)).toContain("is ALARM in EU (Ireland)");
+    const both = createSlackHandler({ ssm: new SSMClient({ region: "eu-west-1" }), parameter: "/lifeboat/slack", on: ["succeeded", "failed"], logger });
+    await both(record(alarm("OK")));
+    expect(received[1].text).toMatch(/^:white_check_mark: Resolved: Lifeboat: the launcher failed/);
+  });
+
   it("rejects an event that is not an SNS event", async () => {
     const handler = createSlackHandler({ ssm: new SSMClient({ region: "eu-west-1" }), parameter: "/lifeboat/slack", on: ["failed"], logger });
     await expect(handler({ hello: "world" })).rejects.toThrow();

@@ -176,6 +176,11 @@ describe("every AWS call a deployed component makes is allowed by its synthesize
     expect([...actions("freshness")].sort()).toEqual(["s3:GetObject", "s3:ListBucket", "s3:PutObject", "sns:Publish"]);
   });
 
+  it("what AWS does on a component's behalf is allowed too: the launcher's failure destination", async () => {
+    const destination = unwrap(one(resources, "aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig").inputs).destinationConfig.onFailure.destination;
+    expect(await evaluate("launcher", { action: "sqs:SendMessage", resource: destination, context: {} }, rolePolicies("launcher"))).toBe("Allowed");
+  });
+
   it("fails, naming component, action and resource, when a permission is removed", async () => {
     const withoutRds = rolePolicies("runner").map((p) => ({ ...p, Statement: p.Statement.filter((s: any) => ![s.Action].flat().includes("rds:DescribeDBInstances")) }));
     expect(denials(await verdicts("runner", withoutRds))).toEqual([`runner may not rds:DescribeDBInstances on arn:aws:rds:eu-west-1:${ACCOUNT}:db:acme-orders: ImplicitlyDenied`]);
@@ -186,9 +191,12 @@ describe("every AWS call a deployed component makes is allowed by its synthesize
     expect(denials(await verdicts("launcher", withoutPassCondition))).toHaveLength(2);
   });
 
-  it("no role grants what the code never calls: every Allow statement of the four roles is used by a recorded call", async () => {
+  it("no role grants what the code never calls: every Allow statement is used by a recorded call, or by AWS on the component's behalf", async () => {
+    // Lambda delivers a failed asynchronous invocation to its destination with the function's own role
+    const destination = unwrap(one(resources, "aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig").inputs).destinationConfig.onFailure.destination;
+    const byAws: Partial<Record<Component, IamRequest[]>> = { launcher: [{ action: "sqs:SendMessage", resource: destination, context: {} }] };
     for (const component of Object.keys(ROLES) as Component[]) {
-      const requests = recorded(component).flatMap(iamRequests);
+      const requests = [...recorded(component).flatMap(iamRequests), ...(byAws[component] ?? [])];
       for (const policy of rolePolicies(component)) {
         for (const statement of policy.Statement as Array<{ Action: string[] }>) {
           const used = requests.some((r) => statement.Action.includes(r.action));

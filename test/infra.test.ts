@@ -25,10 +25,45 @@ describe("schedules", () => {
       { expression: "rate(6 hours)", timezone: "UTC", input: { source: "lifeboat.schedule", target: "staging", scheduledTime: "<aws.scheduler.scheduled-time>" }, arn: launcherArn, state: "ENABLED", window: "OFF" },
       { expression: "cron(30 3 ? * SUN *)", timezone: "UTC", input: { source: "lifeboat.schedule", target: "analytics", scheduledTime: "<aws.scheduler.scheduled-time>" }, arn: launcherArn, state: "ENABLED", window: "OFF" },
     ]);
-    // each schedule's role may invoke the launcher and nothing else
+    // each schedule's role may invoke the launcher, and put what it could not deliver in the dead-letter queue
     for (const name of ["ScheduleProdRole", "ScheduleStagingRole", "ScheduleAnalyticsRole"]) {
-      expect(statements(role(name))).toEqual([{ Effect: "Allow", Action: ["lambda:InvokeFunction"], Resource: [launcherArn] }]);
+      expect(statements(role(name))).toEqual([
+        { Effect: "Allow", Action: ["lambda:InvokeFunction"], Resource: [launcherArn] },
+        { Effect: "Allow", Action: ["sqs:SendMessage"], Resource: [expect.stringMatching(/^arn:aws:sqs:eu-west-1:123456789012:.*ScheduleDeadLetters/)] },
+      ]);
     }
+  });
+});
+
+describe("failures before any Lifeboat code runs", () => {
+  const queueName = (name: string) => unwrap(one(resources, "aws:sqs/queue:Queue", name).inputs);
+  it("every schedule has a dead-letter queue; the launcher's failed async invocations go to a failure queue", () => {
+    const dlq = `arn:aws:sqs:eu-west-1:123456789012:${queueName("ScheduleDeadLettersQueue").name ?? "ScheduleDeadLettersQueue-physical"}`;
+    for (const s of ofType(resources, "aws:scheduler/schedule:Schedule").map((r) => unwrap(r.inputs))) {
+      expect(s.target.deadLetterConfig, s.name).toEqual({ arn: expect.stringMatching(/^arn:aws:sqs:eu-west-1:123456789012:.*ScheduleDeadLetters/) });
+      expect(s.target.retryPolicy.maximumRetryAttempts).toBeGreaterThanOrEqual(0);
+    }
+    expect(dlq).toContain("ScheduleDeadLetters");
+    const invoke = unwrap(one(resources, "aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig").inputs);
+    expect(invoke).toMatchObject({ maximumRetryAttempts: 2, destinationConfig: { onFailure: { destination: expect.stringMatching(/^arn:aws:sqs:.*LaunchFailures/) } } });
+    expect(statements(role("LauncherRole")).find((x) => x.Action.includes("sqs:SendMessage"))!.Resource).toEqual([expect.stringMatching(/LaunchFailures/)]);
+  });
+
+  it("alarms on both queues, on the freshness check's errors and silence, and on the watcher's errors, all to the events topic", () => {
+    const topicArn = `arn:aws:sns:eu-west-1:123456789012:${unwrap(one(resources, "aws:sns/topic:Topic").inputs).name}`;
+    const alarms = ofType(resources, "aws:cloudwatch/metricAlarm:MetricAlarm").map((r) => ({ name: r.name, ...unwrap(r.inputs) }));
+    expect(alarms.map((a) => [a.name, a.namespace, a.metricName, a.comparisonOperator, a.threshold])).toEqual([
+      ["ScheduleDeliveryFailedAlarm", "AWS/SQS", "ApproximateNumberOfMessagesVisible", "GreaterThanThreshold", 0],
+      ["LaunchFailedAlarm", "AWS/SQS", "ApproximateNumberOfMessagesVisible", "GreaterThanThreshold", 0],
+      ["WatcherErrorsAlarm", "AWS/Lambda", "Errors", "GreaterThanThreshold", 0],
+      ["FreshnessErrorsAlarm", "AWS/Lambda", "Errors", "GreaterThanThreshold", 0],
+      ["FreshnessNotRunningAlarm", "AWS/Lambda", "Invocations", "LessThanThreshold", 1],
+    ]);
+    for (const a of alarms) {
+      expect(a.alarmActions, a.name).toEqual([topicArn]);
+      expect(a.okActions, a.name).toEqual([topicArn]);
+    }
+    expect(alarms.find((a) => a.name === "FreshnessNotRunningAlarm")!.treatMissingData).toBe("breaching");
   });
 });
 
@@ -162,11 +197,14 @@ describe("the bucket", () => {
 });
 
 describe("notifications", () => {
-  it("SNS subscriptions: the Slack Lambda and e-mail, each with a filter policy on the outcome", () => {
+  it("SNS subscriptions: the Slack Lambda and e-mail, each filtering the body: events by outcome, alarms by state", () => {
     const subs = ofType(resources, "aws:sns/topicSubscription:TopicSubscription").map((r) => unwrap(r.inputs));
-    expect(subs.map((s) => ({ protocol: s.protocol, filter: JSON.parse(s.filterPolicy), endpoint: s.protocol === "email" ? s.endpoint : "lambda" })).sort((a, b) => a.protocol.localeCompare(b.protocol))).toEqual([
-      { protocol: "email", filter: { status: ["failed"] }, endpoint: "oncall@example.com" },
-      { protocol: "lambda", filter: { status: ["failed"] }, endpoint: "lambda" },
+    const failedOnly = { $or: [{ status: ["failed"] }, { NewStateValue: ["ALARM"] }] };
+    expect(
+      subs.map((s) => ({ protocol: s.protocol, filter: JSON.parse(s.filterPolicy), scope: s.filterPolicyScope, endpoint: s.protocol === "email" ? s.endpoint : "lambda" })).sort((a, b) => a.protocol.localeCompare(b.protocol)),
+    ).toEqual([
+      { protocol: "email", filter: failedOnly, scope: "MessageBody", endpoint: "oncall@example.com" },
+      { protocol: "lambda", filter: failedOnly, scope: "MessageBody", endpoint: "lambda" },
     ]);
     const slack = fn("EventsSubscriberSlackFunctionFunction");
     expect(slack.runtime).toBe("nodejs22.x");

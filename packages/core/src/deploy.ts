@@ -48,11 +48,23 @@ export interface DeployPlan {
    * the runner prunes each after its successful backups, and may delete only under that target's prefix.
    */
   prunedByRunner: Array<{ target: string; prefix: string }>;
-  slack?: { webhookParameter: string; on: Outcome[] };
-  webhook?: { urlParameter: string; on: Outcome[] };
-  email: Array<{ address: string; filterPolicy: { status: Outcome[] } }>;
+  slack?: { webhookParameter: string; on: Outcome[]; filterPolicy: NotificationFilter };
+  webhook?: { urlParameter: string; on: Outcome[]; filterPolicy: NotificationFilter };
+  email: Array<{ address: string; filterPolicy: NotificationFilter }>;
   /** Things the deployment leaves out, said aloud at deploy time. */
   warnings: string[];
+}
+
+/**
+ * A subscription filter on the message body (scope MessageBody): Lifeboat's events by their `status`, and CloudWatch
+ * alarm notifications (which carry no message attributes) by their state, ALARM counting as failed and OK as
+ * succeeded.
+ */
+export type NotificationFilter = { $or: Array<{ status: Outcome[] } | { NewStateValue: string[] }> };
+
+export function notificationFilter(on: readonly Outcome[]): NotificationFilter {
+  const states = [...(on.includes("failed") ? ["ALARM"] : []), ...(on.includes("succeeded") ? ["OK"] : [])];
+  return { $or: [{ status: [...on] }, { NewStateValue: states }] };
 }
 
 export function pascal(name: string): string {
@@ -226,10 +238,10 @@ export function deployPlan(config: LifeboatConfig, stage: string, source = "life
     rdsInstances: [...rdsInstances.values()],
     databaseIngress,
     prunedByRunner: pruned,
-    email: aws.email.map((e) => ({ address: e.address, filterPolicy: { status: e.on } })),
+    email: aws.email.map((e) => ({ address: e.address, filterPolicy: notificationFilter(e.on) })),
     warnings,
   };
-  if (slackRef?.ssm) plan.slack = { webhookParameter: slackRef.ssm, on: config.notifications.slack!.on };
-  if (webhookRef?.ssm) plan.webhook = { urlParameter: webhookRef.ssm, on: config.notifications.webhook!.on };
+  if (slackRef?.ssm) plan.slack = { webhookParameter: slackRef.ssm, on: config.notifications.slack!.on, filterPolicy: notificationFilter(config.notifications.slack!.on) };
+  if (webhookRef?.ssm) plan.webhook = { urlParameter: webhookRef.ssm, on: config.notifications.webhook!.on, filterPolicy: notificationFilter(config.notifications.webhook!.on) };
   return plan;
 }

@@ -1,5 +1,36 @@
 import type { BackupFailedEvent, LifeboatEvent } from "./events.js";
 
+/** What CloudWatch publishes to the topic when one of Lifeboat's alarms changes state (the fields used here). */
+export interface AlarmNotification {
+  AlarmName: string;
+  AlarmDescription?: string | null;
+  NewStateValue: string;
+  NewStateReason?: string;
+  StateChangeTime?: string;
+  Region?: string;
+}
+
+export function isAlarmNotification(x: unknown): x is AlarmNotification {
+  return typeof x === "object" && x !== null && typeof (x as AlarmNotification).AlarmName === "string" && typeof (x as AlarmNotification).NewStateValue === "string";
+}
+
+/** An alarm, as a person reads it in Slack: what is wrong, where to look; and when it is over. */
+export function renderAlarmMessage(a: AlarmNotification): { text: string; blocks: unknown[] } {
+  const alarming = a.NewStateValue === "ALARM";
+  const what = a.AlarmDescription || a.AlarmName;
+  const text = alarming ? `:rotating_light: ${what}` : `:white_check_mark: Resolved: ${what}`;
+  return {
+    text,
+    blocks: [
+      { type: "section", text: { type: "mrkdwn", text } },
+      {
+        type: "context",
+        elements: [{ type: "mrkdwn", text: `CloudWatch alarm \`${a.AlarmName}\` is ${a.NewStateValue}${a.Region ? ` in ${a.Region}` : ""}${a.StateChangeTime ? ` since ${a.StateChangeTime}` : ""}${a.NewStateReason ? `: ${a.NewStateReason.slice(0, 500)}` : ""}` }],
+      },
+    ],
+  };
+}
+
 /** Human sizes and durations, shared by the CLI and the Slack rendering. */
 export function formatBytes(n: number): string {
   const units = ["B", "KiB", "MiB", "GiB", "TiB"];

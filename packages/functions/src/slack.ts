@@ -1,7 +1,7 @@
 import { SSMClient } from "@aws-sdk/client-ssm";
 import { Logger } from "@aws-lambda-powertools/logger";
-import type { Outcome } from "@lifeboat/core";
-import { postToSlack } from "@lifeboat/runner";
+import { renderAlarmMessage, type Outcome } from "@lifeboat/core";
+import { postJson, postToSlack } from "@lifeboat/runner";
 import { createSubscriber, type SubscriberDeps } from "./subscriber.js";
 
 /** The Slack subscriber: SNS delivers Lifeboat events, the webhook URL comes from SSM. */
@@ -10,7 +10,10 @@ export interface SlackDeps extends SubscriberDeps {
 }
 
 export function createSlackHandler(deps: SlackDeps) {
-  return createSubscriber("Slack", deps, (e, webhookUrl) => postToSlack(e, { webhookUrl, on: deps.on, ...(deps.baseDelayMs !== undefined ? { baseDelayMs: deps.baseDelayMs } : {}) }));
+  const delivery = { ...(deps.baseDelayMs !== undefined ? { baseDelayMs: deps.baseDelayMs } : {}) };
+  return createSubscriber("Slack", deps, (m, webhookUrl) =>
+    m.kind === "alarm" ? postJson("Slack", webhookUrl, JSON.stringify(renderAlarmMessage(m.alarm)), delivery) : postToSlack(m.event, { webhookUrl, on: deps.on, ...delivery }),
+  );
 }
 
 let slack: ReturnType<typeof createSlackHandler> | undefined;

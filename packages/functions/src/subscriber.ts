@@ -1,7 +1,7 @@
 import { GetParameterCommand, type SSMClient } from "@aws-sdk/client-ssm";
 import type { Logger } from "@aws-lambda-powertools/logger";
 import { SnsSchema } from "@aws-lambda-powertools/parser/schemas/sns";
-import type { LifeboatEvent, Outcome } from "@lifeboat/core";
+import { isAlarmNotification, type AlarmNotification, type LifeboatEvent, type Outcome } from "@lifeboat/core";
 
 /**
  * An SNS subscriber that delivers Lifeboat events to a URL kept in SSM (SecureString, decrypted, cached for the
@@ -14,7 +14,10 @@ export interface SubscriberDeps {
   logger: Logger;
 }
 
-export function createSubscriber(what: string, deps: SubscriberDeps, deliver: (event: LifeboatEvent, url: string) => Promise<void>) {
+/** A Lifeboat event, or a CloudWatch alarm of the deployment (the topic carries both). */
+export type TopicMessage = { kind: "event"; event: LifeboatEvent } | { kind: "alarm"; alarm: AlarmNotification };
+
+export function createSubscriber(what: string, deps: SubscriberDeps, deliver: (message: TopicMessage, url: string) => Promise<void>) {
   let url: Promise<string> | undefined;
   const secretUrl = () =>
     (url ??= deps.ssm.send(new GetParameterCommand({ Name: deps.parameter, WithDecryption: true })).then((r) => {
@@ -26,13 +29,16 @@ export function createSubscriber(what: string, deps: SubscriberDeps, deliver: (e
     let posted = 0;
     let skipped = 0;
     for (const record of event.Records) {
-      const e = JSON.parse(record.Sns.Message) as LifeboatEvent;
-      if (!deps.on.includes(e.status)) {
+      const body = JSON.parse(record.Sns.Message) as unknown;
+      // an alarm in ALARM is a failure; back to OK, good news
+      const message: TopicMessage = isAlarmNotification(body) ? { kind: "alarm", alarm: body } : { kind: "event", event: body as LifeboatEvent };
+      const status: Outcome = message.kind === "alarm" ? (message.alarm.NewStateValue === "ALARM" ? "failed" : "succeeded") : message.event.status;
+      if (!deps.on.includes(status)) {
         skipped++;
         continue;
       }
-      await deliver(e, await secretUrl());
-      deps.logger.info(`posted to ${what}`, { type: e.type, target: e.target, runId: e.runId });
+      await deliver(message, await secretUrl());
+      deps.logger.info(`posted to ${what}`, message.kind === "alarm" ? { alarm: message.alarm.AlarmName, state: message.alarm.NewStateValue } : { type: message.event.type, target: message.event.target, runId: message.event.runId });
       posted++;
     }
     return { posted, skipped };

@@ -1,12 +1,14 @@
 import { SSMClient } from "@aws-sdk/client-ssm";
 import { Logger } from "@aws-lambda-powertools/logger";
 import type { Outcome } from "@lifeboat/core";
-import { postToWebhook } from "@lifeboat/runner";
+import { postJson, postToWebhook } from "@lifeboat/runner";
 import { createSubscriber, type SubscriberDeps } from "./subscriber.js";
 
 /** The generic webhook subscriber: each event's JSON, as published on the topic, POSTed to a URL kept in SSM. */
 export function createWebhookHandler(deps: SubscriberDeps & { baseDelayMs?: number }) {
-  return createSubscriber("webhook", deps, (e, url) => postToWebhook(e, { url, on: deps.on, ...(deps.baseDelayMs !== undefined ? { baseDelayMs: deps.baseDelayMs } : {}) }));
+  const delivery = { ...(deps.baseDelayMs !== undefined ? { baseDelayMs: deps.baseDelayMs } : {}) };
+  // alarms go out as CloudWatch wrote them, events as Lifeboat published them
+  return createSubscriber("webhook", deps, (m, url) => (m.kind === "alarm" ? postJson("webhook", url, JSON.stringify(m.alarm), delivery) : postToWebhook(m.event, { url, on: deps.on, ...delivery })));
 }
 
 let webhook: ReturnType<typeof createWebhookHandler> | undefined;
