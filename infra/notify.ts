@@ -1,42 +1,35 @@
-// The topic every result event goes to, with the Slack subscriber and e-mail subscriptions from the config.
+// The topic every result event goes to, with the Slack and webhook subscribers and e-mail subscriptions from the config.
+import type { NotificationFilter } from "@lifeboat/core";
 import { lambdaDefaults, parameterArn, plan } from "./config";
 
 export const topic = new sst.aws.SnsTopic("Events");
 
-// subscriptions filter on the message body: Lifeboat's events by status, and CloudWatch alarms (no attributes) by state
-const bodyScope = (args: aws.sns.TopicSubscriptionArgs) => {
-  args.filterPolicyScope = "MessageBody";
-  return undefined;
-};
-
-if (plan.slack) {
+/**
+ * A subscriber Lambda that delivers to a URL kept in SSM (read by it alone). Subscriptions filter on the message
+ * body: Lifeboat's events by status, and CloudWatch alarms (no message attributes) by state.
+ */
+function subscriber(name: "Slack" | "Webhook", handler: string, parameter: string, environment: Record<string, string>, filterPolicy: NotificationFilter) {
   topic.subscribe(
-    "Slack",
+    name,
     {
       ...lambdaDefaults,
-      handler: "packages/functions/src/slack.handler",
+      handler,
       timeout: "1 minute",
       memory: "256 MB",
-      environment: { LIFEBOAT_SLACK_PARAMETER: plan.slack.webhookParameter, LIFEBOAT_SLACK_ON: JSON.stringify(plan.slack.on) },
-      permissions: [{ actions: ["ssm:GetParameter"], resources: [parameterArn(plan.slack.webhookParameter)] }],
+      environment,
+      permissions: [{ actions: ["ssm:GetParameter"], resources: [parameterArn(parameter)] }],
     },
-    { filter: plan.slack.filterPolicy, transform: { subscription: bodyScope } },
+    { filter: filterPolicy, transform: { subscription: (args) => void (args.filterPolicyScope = "MessageBody") } },
   );
 }
 
+if (plan.slack) {
+  const { webhookParameter, on, filterPolicy } = plan.slack;
+  subscriber("Slack", "packages/functions/src/slack.handler", webhookParameter, { LIFEBOAT_SLACK_PARAMETER: webhookParameter, LIFEBOAT_SLACK_ON: JSON.stringify(on) }, filterPolicy);
+}
 if (plan.webhook) {
-  topic.subscribe(
-    "Webhook",
-    {
-      ...lambdaDefaults,
-      handler: "packages/functions/src/webhook.handler",
-      timeout: "1 minute",
-      memory: "256 MB",
-      environment: { LIFEBOAT_WEBHOOK_PARAMETER: plan.webhook.urlParameter, LIFEBOAT_WEBHOOK_ON: JSON.stringify(plan.webhook.on) },
-      permissions: [{ actions: ["ssm:GetParameter"], resources: [parameterArn(plan.webhook.urlParameter)] }],
-    },
-    { filter: plan.webhook.filterPolicy, transform: { subscription: bodyScope } },
-  );
+  const { urlParameter, on, filterPolicy } = plan.webhook;
+  subscriber("Webhook", "packages/functions/src/webhook.handler", urlParameter, { LIFEBOAT_WEBHOOK_PARAMETER: urlParameter, LIFEBOAT_WEBHOOK_ON: JSON.stringify(on) }, filterPolicy);
 }
 
 plan.email.forEach((e, i) => {
