@@ -1,15 +1,23 @@
 import { Command, CommanderError, Option } from "commander";
 import { LIFEBOAT_VERSION, LifeboatError } from "@lifeboat/core";
-import { toAttemptError } from "@lifeboat/runner";
-import { Context, type CommonOptions } from "./context.js";
-import { demoCommand } from "./commands/demo.js";
-import { listCommand } from "./commands/list.js";
-import { restoreCommand } from "./commands/restore.js";
-import { runCommand } from "./commands/run.js";
-import { verifyCommand } from "./commands/verify.js";
-import { pruneCommand } from "./commands/prune.js";
-import { scheduleCommand } from "./commands/schedule.js";
-import { statusCommand } from "./commands/status.js";
+import type { CommonOptions, Context } from "./context.js";
+import type { pruneCommand } from "./commands/prune.js";
+import type { restoreCommand } from "./commands/restore.js";
+import type { runCommand } from "./commands/run.js";
+import type { scheduleCommand } from "./commands/schedule.js";
+import type { verifyCommand } from "./commands/verify.js";
+
+// Commands, the runner and the AWS SDK load when a command runs: `lifeboat --version` and `--help` stay fast.
+const commands = {
+  run: () => import("./commands/run.js"),
+  list: () => import("./commands/list.js"),
+  status: () => import("./commands/status.js"),
+  restore: () => import("./commands/restore.js"),
+  verify: () => import("./commands/verify.js"),
+  schedule: () => import("./commands/schedule.js"),
+  prune: () => import("./commands/prune.js"),
+  demo: () => import("./commands/demo.js"),
+};
 
 /**
  * The `lifeboat` command. Exit codes: 0 done, 1 the run failed, 2 usage or config error.
@@ -24,6 +32,7 @@ export async function main(argv: string[]): Promise<number> {
     <A extends unknown[]>(fn: (ctx: Context, ...args: A) => Promise<number>) =>
     async (...args: unknown[]) => {
       const cmd = args[args.length - 1] as Command;
+      const { Context } = await import("./context.js");
       ctx = new Context(cmd.opts() as CommonOptions);
       exitCode = await fn(ctx, ...(args.slice(0, -1) as A));
     };
@@ -49,7 +58,7 @@ export async function main(argv: string[]): Promise<number> {
       .option("--launcher <name>", "with --remote: the launcher function (default: $LIFEBOAT_LAUNCHER or .sst/outputs.json)")
       .option("--reason <text>", "with --remote: why, for the logs")
       .addHelpText("after", "\nExamples:\n  lifeboat run prod\n  lifeboat run prod --remote\n  lifeboat run --db postgres://app@db.internal:5432/app --to s3://my-backups/adhoc\n  lifeboat run --db postgres://app@localhost/app --to file:///var/backups/lifeboat"),
-  ).action(action((c, target: string | undefined, opts: Parameters<typeof runCommand>[2]) => runCommand(c, target, opts)));
+  ).action(action(async (c, target: string | undefined, opts: Parameters<typeof runCommand>[2]) => (await commands.run()).runCommand(c, target, opts)));
 
   common(
     program
@@ -58,7 +67,7 @@ export async function main(argv: string[]): Promise<number> {
       .argument("[target]", "only this target")
       .option("--from <store-url>", "store to read: s3://bucket/prefix or file:///path (default: the config's storage)")
       .option("--all", "also list leftovers of runs that never finished: pending uploads, partial files, dumps without a manifest"),
-  ).action(action((c, target: string | undefined, opts: { from?: string; all?: boolean }) => listCommand(c, target, opts)));
+  ).action(action(async (c, target: string | undefined, opts: { from?: string; all?: boolean }) => (await commands.list()).listCommand(c, target, opts)));
 
   common(
     program
@@ -66,7 +75,7 @@ export async function main(argv: string[]): Promise<number> {
       .description("each target's newest backup and age, verdict (ok, running, late, missed, failing), latest drill and next run; exit 1 when any is missed or failing")
       .argument("[target]", "only this target")
       .addHelpText("after", "\nA monitoring check: `lifeboat status --json` prints every target's state; the exit code is 1 when one is missed or failing."),
-  ).action(action((c, target: string | undefined) => statusCommand(c, target)));
+  ).action(action(async (c, target: string | undefined) => (await commands.status()).statusCommand(c, target)));
 
   common(
     program
@@ -83,7 +92,7 @@ export async function main(argv: string[]): Promise<number> {
       .option("--jobs <n>", "parallel pg_restore jobs for custom archives into an empty database (default: the CPUs available)")
       .option("--swap", "blue-green: restore into a shadow database beside --to, check it, then swap it in under the live name (the old one is kept)")
       .addHelpText("after", "\nExamples:\n  createdb -h localhost app_restored\n  lifeboat restore prod --backup latest --to postgres://postgres@localhost/app_restored\n  lifeboat restore prod --to postgres://postgres@localhost/app --swap     # replace the live database, keep the old one"),
-  ).action(action((c, target: string | undefined, opts: Parameters<typeof restoreCommand>[2]) => restoreCommand(c, target, opts)));
+  ).action(action(async (c, target: string | undefined, opts: Parameters<typeof restoreCommand>[2]) => (await commands.restore()).restoreCommand(c, target, opts)));
 
   common(
     program
@@ -96,7 +105,7 @@ export async function main(argv: string[]): Promise<number> {
       .option("--scratch <postgres-url>", "restore into a new database on this server instead of a throwaway cluster (it is dropped afterwards)")
       .option("--jobs <n>", "parallel pg_restore jobs (default: the CPUs available)")
       .addHelpText("after", "\nExit code 0 when every check passed, 1 when one failed. The result is stored beside the manifest (<id>.verify.json)."),
-  ).action(action((c, target: string | undefined, opts: Parameters<typeof verifyCommand>[2]) => verifyCommand(c, target, opts)));
+  ).action(action(async (c, target: string | undefined, opts: Parameters<typeof verifyCommand>[2]) => (await commands.verify()).verifyCommand(c, target, opts)));
 
   common(
     program
@@ -108,7 +117,7 @@ export async function main(argv: string[]): Promise<number> {
         "after",
         "\nA target is due when its next fire time after its newest backup has passed (a target never backed up is due at once;\nmissed fire times give one catch-up run). Logs are JSON lines. See the README for a systemd unit.",
       ),
-  ).action(action((c, opts: Parameters<typeof scheduleCommand>[1]) => scheduleCommand(c, { ...opts })));
+  ).action(action(async (c, opts: Parameters<typeof scheduleCommand>[1]) => (await commands.schedule()).scheduleCommand(c, { ...opts })));
 
   common(
     program
@@ -122,7 +131,7 @@ export async function main(argv: string[]): Promise<number> {
       .option("--daily <n>", "override: keep the newest of each of the last n days")
       .option("--weekly <n>", "override: keep the newest of each of the last n ISO weeks")
       .option("--monthly <n>", "override: keep the newest of each of the last n months"),
-  ).action(action((c, target: string | undefined, opts: Parameters<typeof pruneCommand>[2]) => pruneCommand(c, target, opts)));
+  ).action(action(async (c, target: string | undefined, opts: Parameters<typeof pruneCommand>[2]) => (await commands.prune()).pruneCommand(c, target, opts)));
 
   common(
     program
@@ -130,7 +139,7 @@ export async function main(argv: string[]): Promise<number> {
       .description("the whole job on embedded defaults: throwaway PostgreSQL + embedded S3, backup, restore, compare")
       .option("--keep", "keep the servers running after the demo (until Ctrl-C)")
       .option("--scale <n>", "sample data size multiplier", "1"),
-  ).action(action((c, opts: { keep?: boolean; scale?: string }) => demoCommand(c, opts)));
+  ).action(action(async (c, opts: { keep?: boolean; scale?: string }) => (await commands.demo()).demoCommand(c, opts)));
 
   try {
     await program.parseAsync(argv);
@@ -140,8 +149,12 @@ export async function main(argv: string[]): Promise<number> {
       if (err.code === "commander.helpDisplayed" || err.code === "commander.version" || err.code === "commander.help") return 0;
       return 2;
     }
-    ctx ??= new Context({});
+    if (!ctx) {
+      const { Context } = await import("./context.js");
+      ctx = new Context({});
+    }
     // errors from the AWS SDK or the system get a classification and a hint like any other
+    const { toAttemptError } = await import("@lifeboat/runner");
     return ctx.out.fail(err instanceof LifeboatError ? err : toAttemptError(err, []));
   }
 }
