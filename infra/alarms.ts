@@ -10,10 +10,14 @@ export const scheduleDeadLetters = queue("ScheduleDeadLetters");
 /** Launcher invocations that failed after Lambda's retries (its asynchronous failure destination). */
 export const launchFailures = queue("LaunchFailures");
 
-function alarm(name: string, description: string, metric: Omit<aws.cloudwatch.MetricAlarmArgs, "alarmActions" | "okActions" | "alarmDescription" | "comparisonOperator" | "evaluationPeriods">) {
+/** An alarm that tells the topic when it fires and when it is over (above its threshold, unless told otherwise). */
+type Metric = Omit<aws.cloudwatch.MetricAlarmArgs, "alarmActions" | "okActions" | "alarmDescription" | "evaluationPeriods" | "comparisonOperator"> & {
+  comparisonOperator?: aws.cloudwatch.MetricAlarmArgs["comparisonOperator"];
+};
+function alarm(name: string, description: string, { comparisonOperator = "GreaterThanThreshold", ...metric }: Metric) {
   return new aws.cloudwatch.MetricAlarm(name, {
     alarmDescription: description,
-    comparisonOperator: "GreaterThanThreshold",
+    comparisonOperator,
     evaluationPeriods: 1,
     alarmActions: [topic.arn],
     okActions: [topic.arn],
@@ -46,10 +50,8 @@ export function alarmOnFunction(name: string, fn: sst.aws.Function, everyMinutes
     treatMissingData: "notBreaching",
   });
   if (everyMinutes === undefined) return;
-  new aws.cloudwatch.MetricAlarm(`${name}NotRunningAlarm`, {
-    alarmDescription: `Lifeboat: the ${name} function has not run for ${3 * everyMinutes} minutes`,
+  alarm(`${name}NotRunningAlarm`, `Lifeboat: the ${name} function has not run for ${3 * everyMinutes} minutes`, {
     comparisonOperator: "LessThanThreshold",
-    evaluationPeriods: 1,
     namespace: "AWS/Lambda",
     metricName: "Invocations",
     dimensions: { FunctionName: fn.name },
@@ -57,7 +59,5 @@ export function alarmOnFunction(name: string, fn: sst.aws.Function, everyMinutes
     period: 3 * everyMinutes * 60,
     threshold: 1,
     treatMissingData: "breaching",
-    alarmActions: [topic.arn],
-    okActions: [topic.arn],
   });
 }

@@ -14,11 +14,12 @@ const ownSecurityGroup =
         egress: [{ protocol: "-1", fromPort: 0, toPort: 0, cidrBlocks: ["0.0.0.0/0"], ipv6CidrBlocks: ["::/0"] }],
       })
     : undefined;
+const runnerSecurityGroups = existing?.securityGroups ?? (ownSecurityGroup ? [ownSecurityGroup.id] : []);
 const vpc = existing
   ? {
       id: existing.id,
       containerSubnets: existing.containerSubnets,
-      securityGroups: existing.securityGroups ?? [ownSecurityGroup!.id],
+      securityGroups: runnerSecurityGroups,
       loadBalancerSubnets: existing.containerSubnets,
     }
   : new sst.aws.Vpc("Vpc", { transform: { securityGroup: (args) => void (args.ingress = []) } });
@@ -75,7 +76,6 @@ export const runner = new sst.aws.Task("Runner", {
 });
 
 // Each database's security group lets the runner in on the database's port, and nothing else.
-const runnerSecurityGroups = existing?.securityGroups ?? (ownSecurityGroup ? [ownSecurityGroup.id] : []);
 plan.databaseIngress.forEach((rule, i) =>
   runnerSecurityGroups.forEach((from, j) => {
     new aws.vpc.SecurityGroupIngressRule(`DatabaseIngress${i + 1}${runnerSecurityGroups.length > 1 ? `From${j + 1}` : ""}`, {

@@ -45,7 +45,6 @@ export class Context {
     return openStore(c.config.storage);
   }
 
-  /** The local event bus, with the config's Slack webhook subscribed when there is one. */
   /** The event bus with the config's notifications; `signal` ends their requests and waits (SIGTERM). */
   async bus(config: LifeboatConfig | undefined, signal?: AbortSignal): Promise<LocalEventBus> {
     const bus = new LocalEventBus((err) => this.out.log("warn", "notification failed", { error: (err as Error).message }));

@@ -23,10 +23,14 @@ export function besideDump(backup: { id: string; object: { key: string } }, suff
   return backup.object.key.replace(/[^/]+$/, `${backup.id}${suffix}`);
 }
 
+/** A UTC time as key material: 2026-11-21T04:30:00.000Z -> 20261121T043000Z. */
+export function compactTime(at: Date): string {
+  const iso = at.toISOString();
+  return `${iso.slice(0, 4)}${iso.slice(5, 7)}${iso.slice(8, 10)}T${iso.slice(11, 13)}${iso.slice(14, 16)}${iso.slice(17, 19)}Z`;
+}
+
 export function newBackupId(at: Date, random: () => string = () => randomBytes(2).toString("hex")): string {
-  const iso = at.toISOString(); // 2026-11-21T04:30:00.000Z
-  const compact = `${iso.slice(0, 4)}${iso.slice(5, 7)}${iso.slice(8, 10)}T${iso.slice(11, 13)}${iso.slice(14, 16)}${iso.slice(17, 19)}Z`;
-  return `${compact}-${random()}`;
+  return `${compactTime(at)}-${random()}`;
 }
 
 export function backupIdTime(id: string): Date {

@@ -4,14 +4,11 @@ import { renderAlarmMessage, type Outcome } from "@lifeboat/core";
 import { postJson, postToSlack } from "@lifeboat/runner";
 import { createSubscriber, type SubscriberDeps } from "./subscriber.js";
 
-/** The Slack subscriber: SNS delivers Lifeboat events, the webhook URL comes from SSM. */
-export interface SlackDeps extends SubscriberDeps {
-  baseDelayMs?: number;
-}
+/** The Slack subscriber: SNS delivers Lifeboat events and alarms, the webhook URL comes from SSM. */
+export type SlackDeps = SubscriberDeps;
 
 export function createSlackHandler(deps: SlackDeps) {
-  const delivery = { ...(deps.baseDelayMs !== undefined ? { baseDelayMs: deps.baseDelayMs } : {}) };
-  return createSubscriber("Slack", deps, (m, webhookUrl) =>
+  return createSubscriber("Slack", deps, (m, webhookUrl, delivery) =>
     m.kind === "alarm" ? postJson("Slack", webhookUrl, JSON.stringify(renderAlarmMessage(m.alarm)), delivery) : postToSlack(m.event, { webhookUrl, on: deps.on, ...delivery }),
   );
 }

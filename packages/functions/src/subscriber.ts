@@ -2,6 +2,7 @@ import { GetParameterCommand, type SSMClient } from "@aws-sdk/client-ssm";
 import type { Logger } from "@aws-lambda-powertools/logger";
 import { SnsSchema } from "@aws-lambda-powertools/parser/schemas/sns";
 import { isAlarmNotification, type AlarmNotification, type LifeboatEvent, type Outcome } from "@lifeboat/core";
+import type { DeliveryOptions } from "@lifeboat/runner";
 
 /**
  * An SNS subscriber that delivers Lifeboat events to a URL kept in SSM (SecureString, decrypted, cached for the
@@ -12,12 +13,15 @@ export interface SubscriberDeps {
   parameter: string;
   on: Outcome[];
   logger: Logger;
+  /** First retry delay of the HTTP delivery (tests shorten it). */
+  baseDelayMs?: number;
 }
 
 /** A Lifeboat event, or a CloudWatch alarm of the deployment (the topic carries both). */
 export type TopicMessage = { kind: "event"; event: LifeboatEvent } | { kind: "alarm"; alarm: AlarmNotification };
 
-export function createSubscriber(what: string, deps: SubscriberDeps, deliver: (message: TopicMessage, url: string) => Promise<void>) {
+export function createSubscriber(what: string, deps: SubscriberDeps, deliver: (message: TopicMessage, url: string, delivery: DeliveryOptions) => Promise<void>) {
+  const delivery: DeliveryOptions = deps.baseDelayMs !== undefined ? { baseDelayMs: deps.baseDelayMs } : {};
   let url: Promise<string> | undefined;
   const secretUrl = () =>
     (url ??= deps.ssm.send(new GetParameterCommand({ Name: deps.parameter, WithDecryption: true })).then((r) => {
@@ -37,7 +41,7 @@ export function createSubscriber(what: string, deps: SubscriberDeps, deliver: (m
         skipped++;
         continue;
       }
-      await deliver(message, await secretUrl());
+      await deliver(message, await secretUrl(), delivery);
       deps.logger.info(`posted to ${what}`, message.kind === "alarm" ? { alarm: message.alarm.AlarmName, state: message.alarm.NewStateValue } : { type: message.event.type, target: message.event.target, runId: message.event.runId });
       posted++;
     }

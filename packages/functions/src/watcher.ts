@@ -4,11 +4,8 @@ import { Logger } from "@aws-lambda-powertools/logger";
 import { EventBridgeSchema } from "@aws-lambda-powertools/parser/schemas/eventbridge";
 import { z } from "zod";
 import { reportedFailure, type BackupFailedEvent, type LifeboatConfig, type RunnerRunEnv } from "@lifeboat/core";
-import { runTaskInput, runnerSettingsFromEnv, snsPublisher, startRunnerTask, type LaunchRetry, type RunnerTaskSettings } from "@lifeboat/runner";
+import { UNREPORTED, runTaskInput, runnerSettingsFromEnv, snsPublisher, startRunnerTask, type LaunchRetry, type RunnerTaskSettings } from "@lifeboat/runner";
 import { bundledConfig } from "./config.js";
-
-/** The runner's exit code when its run ended but publishing the result failed (packages/runner/src/main.ts). */
-const UNREPORTED = 3;
 
 /**
  * The watcher: ECS "Task State Change" events for STOPPED runner tasks. The runner reports its own outcome and exits

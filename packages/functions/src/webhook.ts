@@ -5,10 +5,9 @@ import { postJson, postToWebhook } from "@lifeboat/runner";
 import { createSubscriber, type SubscriberDeps } from "./subscriber.js";
 
 /** The generic webhook subscriber: each event's JSON, as published on the topic, POSTed to a URL kept in SSM. */
-export function createWebhookHandler(deps: SubscriberDeps & { baseDelayMs?: number }) {
-  const delivery = { ...(deps.baseDelayMs !== undefined ? { baseDelayMs: deps.baseDelayMs } : {}) };
+export function createWebhookHandler(deps: SubscriberDeps) {
   // alarms go out as CloudWatch wrote them, events as Lifeboat published them
-  return createSubscriber("webhook", deps, (m, url) => (m.kind === "alarm" ? postJson("webhook", url, JSON.stringify(m.alarm), delivery) : postToWebhook(m.event, { url, on: deps.on, ...delivery })));
+  return createSubscriber("webhook", deps, (m, url, delivery) => (m.kind === "alarm" ? postJson("webhook", url, JSON.stringify(m.alarm), delivery) : postToWebhook(m.event, { url, on: deps.on, ...delivery })));
 }
 
 let webhook: ReturnType<typeof createWebhookHandler> | undefined;

@@ -150,8 +150,6 @@ async function attemptBackup(job: BackupJob, attempt: number, runId: string, sec
   }
 }
 
-
-
 /** `pg_restore --list` fed from the start of the dump stream: it reads the archive's table of contents and exits. */
 async function startTocReader(major: number): Promise<{ feed: (chunk: Buffer) => void; listing: () => Promise<string> }> {
   const pgRestore = await findTool("pg_restore", { minMajor: major });
@@ -351,13 +349,12 @@ export async function runBackup(job: BackupJob): Promise<BackupResult> {
     await job.bus?.publish(event);
     return result;
   } catch (err) {
+    const lastErr = job.signal?.aborted ? abortedAttempt(job.signal.reason) : toAttemptError(err, secrets);
     if (attempts.length === 0 || attempts[attempts.length - 1]!.attempt !== current) {
       // p-retry does not call onFailedAttempt when it is aborted by the signal
-      const e = job.signal?.aborted ? abortedAttempt(job.signal.reason) : toAttemptError(err, secrets);
-      attempts.push({ attempt: current || 1, code: e.code, kind: e.kind, message: e.message, startedAt: attemptStarted.toISOString(), finishedAt: new Date().toISOString() });
+      attempts.push({ attempt: current || 1, code: lastErr.code, kind: lastErr.kind, message: lastErr.message, startedAt: attemptStarted.toISOString(), finishedAt: new Date().toISOString() });
     }
     const last = attempts[attempts.length - 1]!;
-    const lastErr = job.signal?.aborted ? abortedAttempt(job.signal.reason) : toAttemptError(err, secrets);
     const failed = new BackupFailedError(job.target, attempts, lastErr.hint);
     const event: BackupFailedEvent = {
       version: 1,

@@ -13,6 +13,19 @@ export async function readObject(store: ObjectStore, key: string): Promise<Buffe
   return Buffer.concat(chunks);
 }
 
+/** A small JSON document if it exists (Lifeboat's bookkeeping: the lease, the last run, since.json), else undefined. */
+export async function readJsonIfExists<T>(store: ObjectStore, key: string): Promise<T | undefined> {
+  for await (const o of store.list(key)) {
+    if (o.key !== key) continue;
+    try {
+      return JSON.parse((await readObject(store, key)).toString("utf8")) as T;
+    } catch {
+      return undefined; // removed or being replaced between list and read
+    }
+  }
+  return undefined;
+}
+
 /**
  * Every backup in a store (or of one target), newest first. Only manifests are read: a dump without a manifest (an
  * interrupted run, a stray file) does not exist here. Unreadable manifests are skipped with a warning.

@@ -1,18 +1,19 @@
-import { createHash } from "node:crypto";
 import {
   EVENT_VERSION,
   MISSED_FOLDER,
   defaultGraceMinutes,
   joinKey,
+  compactTime,
   missedFireTimes,
   parseSchedule,
+  runIdFor,
   silentLogger,
   type BackupMissedEvent,
   type LifeboatConfig,
   type Logger,
   type ObjectStore,
 } from "@lifeboat/core";
-import { listBackups, readObject, storeJson } from "./catalog.js";
+import { listBackups, readJsonIfExists, storeJson } from "./catalog.js";
 
 /**
  * The freshness check: every scheduled target's newest backup against its schedule. Each fire time that produced no
@@ -22,13 +23,17 @@ import { listBackups, readObject, storeJson } from "./catalog.js";
  * (`since.json` there), so a new deployment or a new target does not report fire times from before it existed.
  */
 
-function compact(d: Date): string {
-  return d.toISOString().replace(/[-:]/g, "").replace(/\.\d+Z$/, "Z");
+/** When the check began watching a target: fire times of a target never backed up count from then. */
+export function sinceKey(target: string): string {
+  return joinKey(target, MISSED_FOLDER, "since.json");
 }
 
-export function missedRunId(target: string, fireTime: string): string {
-  const h = createHash("sha256").update(`missed\0${target}\0${fireTime}`).digest("hex");
-  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20, 32)}`;
+/** When the check began watching the target (recorded now, the first time it is asked). */
+async function watchedSince(store: ObjectStore, target: string, now: Date): Promise<Date> {
+  const since = await readJsonIfExists<{ since: string }>(store, sinceKey(target));
+  if (since) return new Date(since.since);
+  await storeJson(store, sinceKey(target), { since: now.toISOString() });
+  return now;
 }
 
 export interface FreshnessOptions {
@@ -50,21 +55,14 @@ export async function checkFreshness(config: LifeboatConfig, store: ObjectStore,
     if (!parsed.ok) continue; // validated at load
     const folder = joinKey(target, MISSED_FOLDER);
     const reported = new Set<string>();
-    let since: Date | undefined;
-    for await (const o of store.list(folder + "/")) {
-      if (o.key.endsWith("/since.json")) since = new Date((JSON.parse((await readObject(store, o.key)).toString("utf8")) as { since: string }).since);
-      else reported.add(o.key);
-    }
-    if (!since) {
-      await storeJson(store, joinKey(folder, "since.json"), { since: now.toISOString() });
-      since = now;
-    }
+    for await (const o of store.list(folder + "/")) reported.add(o.key);
+    const since = await watchedSince(store, target, now);
     const newest = (await listBackups(store, target, log))[0];
     // with a backup, its history proves the target was due from then on; without one, only since watching began
     const after = newest ? new Date(newest.startedAt) : since;
     const graceMinutes = t.freshness?.graceMinutes ?? defaultGraceMinutes(parsed.schedule, t.timezone, t.maxRunMinutes, now);
     for (const fire of missedFireTimes(parsed.schedule, t.timezone, after, now, graceMinutes * 60_000)) {
-      const marker = joinKey(folder, `${compact(fire)}.json`);
+      const marker = joinKey(folder, `${compactTime(fire)}.json`);
       if (reported.has(marker)) continue;
       const fireTime = fire.toISOString();
       const event: BackupMissedEvent = {
@@ -73,7 +71,7 @@ export async function checkFreshness(config: LifeboatConfig, store: ObjectStore,
         status: "failed",
         time: now.toISOString(),
         target,
-        runId: missedRunId(target, fireTime),
+        runId: runIdFor(`${target}\0missed`, fireTime),
         trigger: "freshness",
         attempt: 0,
         missed: {

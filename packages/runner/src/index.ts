@@ -15,7 +15,7 @@ export * from "./config-file.js";
 export * from "./aws/sns.js";
 export * from "./aws/ecs.js";
 export * from "./aws/metrics.js";
-export { runnerMain } from "./main.js";
+export { runnerMain, UNREPORTED } from "./main.js";
 export * from "./verify.js";
 export * from "./pg/session.js";
 export * from "./pg/toc.js";

@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
 import { setTimeout as sleep } from "node:timers/promises";
 import { joinKey, silentLogger, type Logger, type ObjectStore } from "@lifeboat/core";
-import { readObject, storeJson } from "./catalog.js";
+import { readJsonIfExists, storeJson } from "./catalog.js";
 
 /**
  * One run per target across schedulers: a lease kept in the store itself (S3 or a directory), so two daemons, or a
@@ -40,17 +40,8 @@ export function leaseKey(target: string): string {
 }
 
 /** The lease of a target as stored, if any (expired or not). */
-export async function readLease(store: ObjectStore, target: string): Promise<LeaseRecord | undefined> {
-  const key = leaseKey(target);
-  for await (const o of store.list(key)) {
-    if (o.key !== key) continue;
-    try {
-      return JSON.parse((await readObject(store, key)).toString("utf8")) as LeaseRecord;
-    } catch {
-      return undefined; // removed or being replaced between list and read
-    }
-  }
-  return undefined;
+export function readLease(store: ObjectStore, target: string): Promise<LeaseRecord | undefined> {
+  return readJsonIfExists<LeaseRecord>(store, leaseKey(target));
 }
 
 export class HeldLease {

@@ -12,9 +12,6 @@
  * possible); 3 the run ended but its result could not be published. Any exit but 0 and 1 (3, killed, out of memory,
  * never started) means the runner could not report: the watcher reports those.
  */
-
-/** The run ended, but publishing its result failed (the watcher reports it instead). */
-export const UNREPORTED = 3;
 import { SNSClient } from "@aws-sdk/client-sns";
 import { LifeboatError, LocalEventBus, UsageError, errorMessage, prunedByRunner, redact, type Logger, type Manifest } from "@lifeboat/core";
 import { pruneTarget } from "./prune.js";
@@ -28,6 +25,9 @@ import { DefaultSecretResolver } from "./secrets.js";
 import { resolveDatabase } from "./source.js";
 import { openStore } from "./stores/index.js";
 import { existsSync } from "node:fs";
+
+/** The run ended, but publishing its result failed (the watcher reports it instead). */
+export const UNREPORTED = 3;
 
 const jsonLogger: Logger = {
   log(level, msg, fields = {}) {

@@ -49,12 +49,15 @@ export interface Leftover {
 
 const DAY_MS = 86_400_000;
 
+/** A directory store leaves partial files, an S3 store pending multipart uploads. */
+const incompleteKind = (store: ObjectStore): Leftover["kind"] => (store instanceof DirectoryStore ? "partial file" : "pending upload");
+
 /** Every leftover under a target's prefix (or the whole store): what `list --all` shows. */
 export async function findLeftovers(store: ObjectStore, target?: string): Promise<Leftover[]> {
   const prefix = target ? targetPrefix(target) : "";
   const out: Leftover[] = [];
   for await (const u of store.incomplete(prefix)) {
-    out.push({ kind: store instanceof DirectoryStore ? "partial file" : "pending upload", key: u.key, startedAt: u.startedAt.toISOString() });
+    out.push({ kind: incompleteKind(store), key: u.key, startedAt: u.startedAt.toISOString() });
   }
   const dumps = new Map<string, number>();
   for await (const o of store.list(prefix)) {
@@ -78,7 +81,7 @@ export async function cleanLeftovers(store: ObjectStore, target: string | undefi
   for await (const u of store.incomplete(target ? targetPrefix(target) : "")) {
     if (u.startedAt.getTime() > before) continue;
     if (!opts.dryRun) await store.removeIncomplete(u);
-    const leftover: Leftover = { kind: store instanceof DirectoryStore ? "partial file" : "pending upload", key: u.key, startedAt: u.startedAt.toISOString() };
+    const leftover: Leftover = { kind: incompleteKind(store), key: u.key, startedAt: u.startedAt.toISOString() };
     removed.push(leftover);
     log.log("info", opts.dryRun ? "would remove a leftover" : "removed a leftover", { ...leftover });
   }

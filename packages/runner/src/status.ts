@@ -1,6 +1,5 @@
 import {
   defaultGraceMinutes,
-  MISSED_FOLDER,
   joinKey,
   missedFireTimes,
   nextRun,
@@ -9,7 +8,8 @@ import {
   type Manifest,
   type ObjectStore,
 } from "@lifeboat/core";
-import { drillResults, listBackups, readObject } from "./catalog.js";
+import { drillResults, listBackups, readJsonIfExists } from "./catalog.js";
+import { sinceKey } from "./freshness.js";
 import { readLease } from "./lease.js";
 import { LAST_RUN_FILE, type LastRun } from "./target-run.js";
 
@@ -37,23 +37,11 @@ export interface TargetStatus {
   trend: Array<{ id: string; size: number; durationMs: number }>;
 }
 
-async function readJson<T>(store: ObjectStore, key: string): Promise<T | undefined> {
-  for await (const o of store.list(key)) {
-    if (o.key !== key) continue;
-    try {
-      return JSON.parse((await readObject(store, key)).toString("utf8")) as T;
-    } catch {
-      return undefined;
-    }
-  }
-  return undefined;
-}
-
 export async function targetStatus(config: LifeboatConfig, store: ObjectStore, target: string, now = new Date()): Promise<TargetStatus> {
   const t = config.targets[target]!;
   const backups: Manifest[] = await listBackups(store, target);
   const newest = backups[0];
-  const lastRun = (await readJson<LastRun>(store, joinKey(target, LAST_RUN_FILE))) ?? null;
+  const lastRun = (await readJsonIfExists<LastRun>(store, joinKey(target, LAST_RUN_FILE))) ?? null;
   const lease = await readLease(store, target);
   const drills = await drillResults(store, target);
   const latestDrill = [...drills.entries()].map(([backupId, d]) => ({ backupId, ...d })).sort((a, b) => (a.verifiedAt < b.verifiedAt ? 1 : -1))[0] ?? null;
@@ -63,7 +51,7 @@ export async function targetStatus(config: LifeboatConfig, store: ObjectStore, t
   let late = false;
   const parsed = t.schedule ? parseSchedule(t.schedule) : undefined;
   if (parsed?.ok) {
-    const since = await readJson<{ since: string }>(store, joinKey(target, MISSED_FOLDER, "since.json"));
+    const since = await readJsonIfExists<{ since: string }>(store, sinceKey(target));
     const after = newest ? new Date(newest.startedAt) : since ? new Date(since.since) : undefined;
     const next = after ? nextRun(parsed.schedule, t.timezone, after, now) : now;
     nextFireTime = next?.toISOString() ?? null;
