@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { BackupFailedError, LocalEventBus, dumpSchema, retriesSchema, type LifeboatEvent, type ObjectStore } from "@lifeboat/core";
 import { DirectoryStore, S3Store, runBackup } from "@lifeboat/runner";
-import { cli, conn, createDatabase, s3, s3Client, s3Keys, s3PendingUploads, unique, url } from "./support/helpers.js";
+import { cli, conn, createDatabase, s3, s3Client, s3Keys, s3PendingUploads, unique, url, tempDir } from "./support/helpers.js";
 
 /**
  * A dump that stops half way must leave nothing: no object, no manifest, no pending multipart upload, no partial file.
@@ -69,7 +69,7 @@ describe("pg_dump killed mid-stream", () => {
   });
 
   it("directory: the temporary file is removed, nothing is left", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "lifeboat-kill-"));
+    const dir = tempDir("lifeboat-kill-");
     const partials: string[] = [];
     const walk = (d: string): string[] => readdirSync(d, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(join(d, e.name)) : [e.name]));
     await killMidStream(new DirectoryStore(dir), async () => {

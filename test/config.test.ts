@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { ConfigError, parseConfig, parseSchedule } from "@lifeboat/core";
 import { loadConfig } from "@lifeboat/cli";
-import { REPO, cli } from "./support/helpers.js";
+import { REPO, cli, tempDir } from "./support/helpers.js";
 
 const valid = {
   storage: { s3: { bucket: "acme-backups", prefix: "pg" } },
@@ -72,7 +72,7 @@ describe("config validation", () => {
   });
 
   it("the CLI exits 2 and prints every problem for a bad config file", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "lifeboat-cfg-"));
+    const dir = tempDir("lifeboat-cfg-");
     const file = join(dir, "lifeboat.config.ts");
     writeFileSync(
       file,
@@ -91,7 +91,7 @@ describe("config validation", () => {
   });
 
   it("a config that does not load (syntax error) is a config error too", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "lifeboat-cfg-"));
+    const dir = tempDir("lifeboat-cfg-");
     const file = join(dir, "lifeboat.config.ts");
     writeFileSync(file, "export default { storage: ");
     const res = await cli(["list", "--config", file]);

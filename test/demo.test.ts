@@ -2,7 +2,7 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { cli } from "./support/helpers.js";
+import { cli, tempDir } from "./support/helpers.js";
 
 /** The README's first command: the whole job on embedded defaults. */
 describe("lifeboat demo", () => {
@@ -19,7 +19,7 @@ describe("lifeboat demo", () => {
   });
 
   it("without PostgreSQL binaries, says how to install them and exits 2", async () => {
-    const empty = mkdtempSync(join(tmpdir(), "lifeboat-nobin-"));
+    const empty = tempDir("lifeboat-nobin-");
     const res = await cli(["demo"], { env: { LIFEBOAT_PG_BINDIR: empty } });
     expect(res.code).toBe(2);
     expect(res.stderr).toContain(`initdb was not found (searched ${empty})`);

@@ -8,19 +8,13 @@ import { Readable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BackupFailedError, LaunchEventError, LocalEventBus, backupKeys, dumpSchema, parseConfig, parseLaunchEvent, parseSchedule, nextRun, type BackupSucceededEvent, type LifeboatEvent, type ObjectStore } from "@lifeboat/core";
 import { DirectoryStore, LEASE_FILE, PsqlSession, S3Store, acquireLease, cleanLeftovers, listBackups, query, readLease, pgDumpArgs, postToSlack, runTargetBackups, toAttemptError } from "@lifeboat/runner";
-import { cli, conn, createDatabase, pg, s3, s3Client, s3Keys, s3PendingUploads } from "./support/helpers.js";
+import { cli, conn, createDatabase, pg, s3, s3Client, s3Keys, s3PendingUploads, tempDir } from "./support/helpers.js";
 
 /**
  * Ways a person was not told, or told wrong, each injected into real processes: an S3 endpoint that refuses
  * connections, a Slack that asks to wait an hour, a scheduled run that fails under `schedule --once`, a target named
  * after an Object.prototype property, schedules that never fire, database names that are path segments.
  */
-const dirs: string[] = [];
-const tempDir = (prefix: string) => {
-  const d = mkdtempSync(join(tmpdir(), prefix));
-  dirs.push(d);
-  return d;
-};
 
 let hook: Server;
 let hookUrl = "";
@@ -39,7 +33,6 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await new Promise<void>((r) => hook.close(() => r()));
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
 
 async function closedPort(): Promise<number> {

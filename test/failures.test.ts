@@ -79,7 +79,7 @@ describe("failures through the CLI", () => {
   it("missing arguments are a usage error (exit 2)", async () => {
     const res = await cli(["run", "--db", url(db)]);
     expect(res.code).toBe(2);
-    expect(res.stderr).toContain("needs a target from the config, or both --db <postgres-url> and --to <store-url>");
+    expect(res.stderr).toContain("needs a target from the config, or --to <store-url> with --db <database> (or PG* variables)");
   });
 });
 

@@ -16,7 +16,7 @@ import { S3Store, backupMetrics, runTargetBackups, runnerMain, snsPublisher, typ
 import { createFreshnessCheck, createLauncher, createSlackHandler, createWatcher, createWebhookHandler } from "@lifeboat/functions";
 import { recordAwsCalls } from "./support/aws-calls.js";
 import { SETTINGS, TOPIC, cloudConfig } from "./support/cloud-fixture.js";
-import { conn, createDatabase, pg, s3, s3Keys, unique } from "./support/helpers.js";
+import { conn, createDatabase, pg, s3, s3Keys, unique, tempDir } from "./support/helpers.js";
 
 const ecs = mockClient(ECSClient);
 const rds = mockClient(RDSClient);
@@ -416,7 +416,7 @@ describe("the runner container entry point", () => {
    * written where LIFEBOAT_CONFIG finds it: what the runner image carries, with a reachable host.
    */
   function configFile(target: keyof typeof cloudConfig.targets, database: Record<string, unknown>): string {
-    const dir = mkdtempSync(join(tmpdir(), "lifeboat-entry-"));
+    const dir = tempDir("lifeboat-entry-");
     dirs.push(dir);
     const t = cloudConfig.targets[target] as Record<string, any>;
     const file = join(dir, "lifeboat.config.ts");
@@ -458,7 +458,7 @@ describe("the runner container entry point", () => {
     password("rdsprod");
     // the test server's certificate is for "localhost", signed by the test CA (test/support/global-setup.ts)
     rds.on(DescribeDBInstancesCommand, { DBInstanceIdentifier: "acme-orders" }).resolves({ DBInstances: [{ DBInstanceStatus: "available", Endpoint: { Address: "localhost", Port: pg().port } }] });
-    const dir = mkdtempSync(join(tmpdir(), "lifeboat-ca-"));
+    const dir = tempDir("lifeboat-ca-");
     dirs.push(dir);
     const bundle = join(dir, "rds-global-bundle.pem");
     writeFileSync(bundle, pg().caCert);
@@ -516,7 +516,7 @@ describe("the runner container entry point", () => {
   });
 
   it("in verify mode, a target with no backup yet is a clear failure (exit 1)", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "lifeboat-entry-"));
+    const dir = tempDir("lifeboat-entry-");
     dirs.push(dir);
     const file = join(dir, "lifeboat.config.ts");
     writeFileSync(file, `export default { storage: { directory: ${JSON.stringify(join(dir, "store"))} }, targets: { empty: { database: { url: "postgres://u@h/d" } } } };`);
@@ -526,7 +526,7 @@ describe("the runner container entry point", () => {
   });
 
   it("an unknown target exits 2", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "lifeboat-entry-"));
+    const dir = tempDir("lifeboat-entry-");
     dirs.push(dir);
     writeFileSync(join(dir, "lifeboat.config.ts"), `export default { storage: { directory: "/tmp/x" }, targets: { a: { database: { url: "postgres://u@h/d" } } } };`);
     const lines: string[] = [];

@@ -2,6 +2,7 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { tempDir } from "./support/helpers.js";
 import { LocalEventBus, parseConfig, type LifeboatEvent } from "@lifeboat/core";
 import { DirectoryStore, fingerprint, findBackup, listBackups, query, restoreBackup, runTargetBackups, startEphemeralPostgres, type EphemeralPostgres } from "@lifeboat/runner";
 
@@ -24,7 +25,7 @@ describe("a target with several databases and globals", () => {
       storage: { directory: "/unused" },
       targets: { srv: { database: { host: "127.0.0.1", port: server.port, database: "postgres", user: "postgres" }, all: true, globals: true } },
     });
-    const store = new DirectoryStore(mkdtempSync(join(tmpdir(), "lifeboat-multi-")));
+    const store = new DirectoryStore(tempDir("lifeboat-multi-"));
     const events: LifeboatEvent[] = [];
     const bus = new LocalEventBus();
     bus.subscribe((e) => void events.push(e));
@@ -70,7 +71,7 @@ describe("a target with several databases and globals", () => {
       storage: { directory: "/unused" },
       targets: { two: { database: { host: "127.0.0.1", port: server.port, database: "postgres", user: "postgres" }, databases: ["blog", "missing_db"], retries: { attempts: 1 } } },
     });
-    const store = new DirectoryStore(mkdtempSync(join(tmpdir(), "lifeboat-multi-")));
+    const store = new DirectoryStore(tempDir("lifeboat-multi-"));
     const events: LifeboatEvent[] = [];
     const bus = new LocalEventBus();
     bus.subscribe((e) => void events.push(e));

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { BackupSucceededEvent } from "@lifeboat/core";
 import { fingerprint, postToSlack } from "@lifeboat/runner";
-import { cli, conn, createDatabase, pg, unique } from "./support/helpers.js";
+import { cli, conn, createDatabase, pg, unique, tempDir } from "./support/helpers.js";
 
 /** A real local HTTP server standing in for Slack's incoming webhook. */
 interface Hook {
@@ -61,7 +61,7 @@ function writeConfig(dir: string, on: string[]): string {
 
 describe("targets from lifeboat.config.ts", () => {
   it("run <target> backs up with the target's options, notifies Slack, and list/restore <target> use the config's store", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "lifeboat-cfgrun-"));
+    const dir = tempDir("lifeboat-cfgrun-");
     const config = writeConfig(dir, ["succeeded", "failed"]);
     const env = { TEST_DB_PASSWORD: pg().password, TEST_SLACK_WEBHOOK: hook.url };
     hook.received.length = 0;
@@ -97,7 +97,7 @@ describe("targets from lifeboat.config.ts", () => {
   });
 
   it("with on: [failed], a success is not posted and a failure is, with the attempts and no secret", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "lifeboat-cfgrun-"));
+    const dir = tempDir("lifeboat-cfgrun-");
     const config = writeConfig(dir, ["failed"]);
     hook.received.length = 0;
     const ok = await cli(["run", "billing", "--config", config], { env: { TEST_DB_PASSWORD: pg().password, TEST_SLACK_WEBHOOK: hook.url } });
@@ -115,7 +115,7 @@ describe("targets from lifeboat.config.ts", () => {
   });
 
   it("an unknown target lists the known ones (exit 2); a missing secret names the variable: a configuration error, not retried (exit 2)", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "lifeboat-cfgrun-"));
+    const dir = tempDir("lifeboat-cfgrun-");
     // three attempts allowed, with long delays: a retry would show as minutes and three attempts
     const config = writeConfig(dir, ["failed"]);
     writeFileSync(config, readFileSync(config, "utf8").replace("retries: { attempts: 1 }", "retries: { attempts: 3, delaySeconds: 60 }"));

@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LIFEBOAT_VERSION } from "@lifeboat/core";
-import { REPO } from "./support/helpers.js";
+import { REPO, tempDir } from "./support/helpers.js";
 
 /**
  * What users install: `npm run pack` builds the tarball (compiled JavaScript), which is installed into an empty
@@ -17,7 +17,7 @@ const lifeboat = (args: string[]) => spawnSync(process.execPath, [join(dir, "nod
 
 beforeAll(() => {
   npm(["run", "pack"], REPO);
-  dir = mkdtempSync(join(tmpdir(), "lifeboat-install-"));
+  dir = tempDir("lifeboat-install-");
   writeFileSync(join(dir, "package.json"), JSON.stringify({ name: "a-user-project", private: true, type: "module" }));
   npm(["install", "--no-audit", "--no-fund", join(REPO, "dist", `lifeboat-${LIFEBOAT_VERSION}.tgz`)], dir);
 }, 300_000);

@@ -7,7 +7,7 @@ import { DescribeTasksCommand, ECSClient } from "@aws-sdk/client-ecs";
 import { beforeEach, describe, expect, it } from "vitest";
 import { Context } from "../packages/cli/src/context.js";
 import { findLauncher, runRemote } from "../packages/cli/src/commands/remote.js";
-import { cli } from "./support/helpers.js";
+import { cli, tempDir } from "./support/helpers.js";
 
 const lambda = mockClient(LambdaClient);
 const ecs = mockClient(ECSClient);
@@ -55,7 +55,7 @@ describe("lifeboat run <target> --remote", () => {
   });
 
   it("finds the launcher from --launcher, $LIFEBOAT_LAUNCHER, or .sst/outputs.json, and says how when it cannot", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "lifeboat-outputs-"));
+    const dir = tempDir("lifeboat-outputs-");
     expect(() => findLauncher(undefined, dir, {})).toThrow("cannot find the deployed launcher function");
     mkdirSync(join(dir, ".sst"));
     writeFileSync(join(dir, ".sst", "outputs.json"), JSON.stringify({ launcher: "from-outputs", bucket: "b" }));

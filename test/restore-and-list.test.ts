@@ -5,7 +5,7 @@ import { pathToFileURL } from "node:url";
 import { PutObjectCommand } from "@aws-sdk/client-s3";
 import { beforeAll, describe, expect, it } from "vitest";
 import { query } from "@lifeboat/runner";
-import { cli, conn, createDatabase, s3, s3Client, unique, url } from "./support/helpers.js";
+import { cli, conn, createDatabase, s3, s3Client, unique, url, tempDir } from "./support/helpers.js";
 
 let db: string;
 
@@ -26,7 +26,7 @@ async function tablesIn(database: string): Promise<string[][]> {
 
 describe("restore refuses a corrupted object", () => {
   it("directory store: one flipped byte gives a checksum error and the target database stays untouched", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "lifeboat-corrupt-"));
+    const dir = tempDir("lifeboat-corrupt-");
     const store = pathToFileURL(dir).href;
     const m = await backup(store);
     const file = join(dir, m.object.key);
@@ -61,7 +61,7 @@ describe("restore refuses a corrupted object", () => {
 
 describe("list", () => {
   it("lists only backups with a manifest, newest first, with id, time, size, SHA-256 and format", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "lifeboat-list-"));
+    const dir = tempDir("lifeboat-list-");
     const store = pathToFileURL(dir).href;
     const first = await backup(store);
     await new Promise((r) => setTimeout(r, 1100)); // ids have one-second resolution
@@ -86,14 +86,14 @@ describe("list", () => {
   });
 
   it("an empty store says so", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "lifeboat-empty-"));
+    const dir = tempDir("lifeboat-empty-");
     const res = await cli(["list", "--from", pathToFileURL(dir).href]);
     expect(res.code).toBe(0);
     expect(res.stdout).toContain("no backups in file://");
   });
 
   it("restore of an unknown backup id names the newest ones", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "lifeboat-unknown-"));
+    const dir = tempDir("lifeboat-unknown-");
     const m = await backup(pathToFileURL(dir).href);
     const res = await cli(["restore", "--from", pathToFileURL(dir).href, "--backup", "20200101T000000Z-0000", "--to", url("postgres")]);
     expect(res.code).toBe(1);

@@ -5,7 +5,7 @@ import { pathToFileURL } from "node:url";
 import { beforeAll, describe, expect, it } from "vitest";
 import { LocalEventBus, manifestSchema, type LifeboatEvent } from "@lifeboat/core";
 import { DirectoryStore, findBackup, findTool, fingerprint, query, verifyBackup } from "@lifeboat/runner";
-import { cli, conn, createDatabase, pg, unique, url } from "./support/helpers.js";
+import { cli, conn, createDatabase, pg, unique, url, tempDir } from "./support/helpers.js";
 import { HARD_FIXTURE_SQL } from "./support/hard-fixture.js";
 
 let source: string;
@@ -18,7 +18,7 @@ beforeAll(async () => {
   source = unique("hard");
   await createDatabase(source, HARD_FIXTURE_SQL);
   source_fp = await fingerprint(conn(source));
-  dir = mkdtempSync(join(tmpdir(), "lifeboat-drill-"));
+  dir = tempDir("lifeboat-drill-");
   store = pathToFileURL(dir).href;
   const run = await cli(["run", "--db", url(source), "--to", store, "--name", "hard", "--json"]);
   expect(run.code, run.stderr).toBe(0);
@@ -43,7 +43,7 @@ describe("restore of the hard fixture", () => {
   /** A pg_restore that records its arguments, then runs the real one: proves what reaches the process. */
   async function spyBinDir(): Promise<{ dir: string; calls: () => string[][] }> {
     const real = await findTool("pg_restore");
-    const bin = mkdtempSync(join(tmpdir(), "lifeboat-spy-"));
+    const bin = tempDir("lifeboat-spy-");
     for (const f of readdirSync(dirname(real.path))) if (f !== "pg_restore") symlinkSync(join(dirname(real.path), f), join(bin, f));
     const log = join(bin, "calls.log");
     writeFileSync(log, "");
@@ -131,7 +131,7 @@ describe("lifeboat verify", () => {
   });
 
   it("catches a tampered object (exit 1, sha256 check failed, backup.verify_failed)", async () => {
-    const tdir = mkdtempSync(join(tmpdir(), "lifeboat-tamper-"));
+    const tdir = tempDir("lifeboat-tamper-");
     const tstore = pathToFileURL(tdir).href;
     const run = await cli(["run", "--db", url(source), "--to", tstore, "--name", "hard", "--json"]);
     const m = JSON.parse(run.stdout).manifest;
@@ -147,7 +147,7 @@ describe("lifeboat verify", () => {
   });
 
   it("catches a dump whose row counts do not match its manifest", async () => {
-    const tdir = mkdtempSync(join(tmpdir(), "lifeboat-counts-"));
+    const tdir = tempDir("lifeboat-counts-");
     const tstore = pathToFileURL(tdir).href;
     const run = await cli(["run", "--db", url(source), "--to", tstore, "--name", "hard", "--json"]);
     const m = JSON.parse(run.stdout).manifest;

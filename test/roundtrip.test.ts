@@ -6,7 +6,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { manifestSchema } from "@lifeboat/core";
 import { fingerprint, query } from "@lifeboat/runner";
 import { sampleDatabaseSql } from "@lifeboat/cli";
-import { cli, conn, createDatabase, pg, s3, s3Keys, unique, url } from "./support/helpers.js";
+import { cli, conn, createDatabase, pg, s3, s3Keys, unique, url, tempDir } from "./support/helpers.js";
 
 /** Backup with `lifeboat run`, restore with `lifeboat restore` into a new database, compare schema and data. */
 let source: string;
@@ -58,7 +58,7 @@ describe("round trip", () => {
   });
 
   it("through a directory store (plain format, gzip), leaving no temporary files", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "lifeboat-dir-"));
+    const dir = tempDir("lifeboat-dir-");
     const { manifest } = await roundTrip(pathToFileURL(dir).href, ["--format", "plain", "--compression", "5"]);
     expect(manifest.format).toBe("plain");
     expect(manifest.object.key.endsWith(".sql.gz")).toBe(true);
@@ -68,14 +68,14 @@ describe("round trip", () => {
   });
 
   it("plain format without compression restores through psql", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "lifeboat-dir-"));
+    const dir = tempDir("lifeboat-dir-");
     const { manifest } = await roundTrip(pathToFileURL(dir).href, ["--format", "plain", "--compression", "0"]);
     expect(manifest.object.key.endsWith(".sql")).toBe(true);
     expect(readFileSync(join(dir, manifest.object.key), "utf8")).toContain("CREATE TABLE public.customers");
   });
 
   it("refuses to restore into the database the backup was taken from, unless --force", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "lifeboat-dir-"));
+    const dir = tempDir("lifeboat-dir-");
     const store = pathToFileURL(dir).href;
     const db = unique("self");
     await createDatabase(db, "create table t(id int); insert into t values (1);");

@@ -5,7 +5,7 @@ import { pathToFileURL } from "node:url";
 import { describe, expect, it } from "vitest";
 import { parseConfig, planRetention } from "@lifeboat/core";
 import { Scheduler, type SchedulerClock } from "@lifeboat/runner";
-import { cli, createDatabase, s3, unique, url } from "./support/helpers.js";
+import { cli, createDatabase, s3, unique, url, tempDir } from "./support/helpers.js";
 
 /** A clock the test moves by hand; sleeps resolve when the clock passes them, or on abort. */
 class FakeClock implements SchedulerClock {
@@ -153,7 +153,7 @@ describe("lifeboat schedule --once and prune, against real PostgreSQL", () => {
   it("runs a never-backed-up target, then nothing until it is due; prune applies keepLast and always keeps the newest", async () => {
     const db = unique("sched");
     await createDatabase(db, "create table t as select generate_series(1, 50) g;");
-    const dir = mkdtempSync(join(tmpdir(), "lifeboat-sched-"));
+    const dir = tempDir("lifeboat-sched-");
     const file = join(dir, "lifeboat.config.ts");
     writeFileSync(
       file,

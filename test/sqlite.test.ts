@@ -5,14 +5,14 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { LocalEventBus, dumpSchema, retriesSchema, type BackupSucceededEvent, type LifeboatEvent } from "@lifeboat/core";
 import { DirectoryStore, runBackup } from "@lifeboat/runner";
-import { cli } from "./support/helpers.js";
+import { cli, tempDir } from "./support/helpers.js";
 
 /** SQLite snapshots (VACUUM INTO) while an application keeps writing, in both journal modes. */
 const sql = (db: string, q: string) => spawnSync("sqlite3", ["-bail", db], { input: q, encoding: "utf8" });
 
 describe("SQLite targets", () => {
   it.each(["delete", "wal"])("snapshot under concurrent writes (journal_mode=%s) restores to a file that passes integrity_check and holds every row committed before it", async (journal) => {
-    const dir = mkdtempSync(join(tmpdir(), "lifeboat-sqlite-"));
+    const dir = tempDir("lifeboat-sqlite-");
     const live = join(dir, "blog.db");
     expect(sql(live, `pragma journal_mode=${journal}; create table posts(id integer primary key, body text not null); create index posts_body on posts(body);`).status).toBe(0);
     const config = join(dir, "lifeboat.config.ts");
@@ -81,7 +81,7 @@ describe("SQLite targets", () => {
   });
 
   it("the restore command in the event and the summary restores to a file, not to a PostgreSQL URL", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "lifeboat-sqlite-"));
+    const dir = tempDir("lifeboat-sqlite-");
     const live = join(dir, "notes.db");
     expect(sql(live, "create table notes(id integer primary key); insert into notes values (1);").status).toBe(0);
     const events: LifeboatEvent[] = [];
@@ -109,7 +109,7 @@ describe("SQLite targets", () => {
   });
 
   it("a config that mixes engines is refused", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "lifeboat-sqlite-"));
+    const dir = tempDir("lifeboat-sqlite-");
     const config = join(dir, "lifeboat.config.ts");
     writeFileSync(config, `export default { storage: { directory: "/tmp/x" }, targets: { a: { engine: "sqlite", database: { url: "postgres://u@h/d" } }, b: { database: { path: "/x.db" } } } };`);
     const res = await cli(["list", "--config", config]);

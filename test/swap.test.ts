@@ -5,7 +5,7 @@ import { pathToFileURL } from "node:url";
 import pg from "pg";
 import { describe, expect, it } from "vitest";
 import { query } from "@lifeboat/runner";
-import { cli, conn, createDatabase, pg as server, unique, url } from "./support/helpers.js";
+import { cli, conn, createDatabase, pg as server, unique, url, tempDir } from "./support/helpers.js";
 
 /**
  * Blue-green restore while a client keeps writing to the live database: the swap completes, the dark window is
@@ -16,7 +16,7 @@ describe("restore --swap", () => {
   it("swaps a verified restore in under the live name while a client writes in a loop", async () => {
     const live = unique("live");
     await createDatabase(live, "create table ledger(id bigint primary key, note text, at timestamptz default clock_timestamp()); insert into ledger select g, 'before backup' from generate_series(1, 1000) g;");
-    const dir = mkdtempSync(join(tmpdir(), "lifeboat-swap-"));
+    const dir = tempDir("lifeboat-swap-");
     const store = pathToFileURL(dir).href;
     expect((await cli(["run", "--db", url(live), "--to", store, "--name", "live"])).code).toBe(0);
     await query(conn(live), "insert into ledger select g, 'after backup' from generate_series(1001, 1100) g;");
@@ -88,7 +88,7 @@ describe("restore --swap", () => {
   it("a failure before the renames leaves the live database as it was (and drops the shadow)", async () => {
     const live = unique("live");
     await createDatabase(live, "create table t(id int primary key); insert into t select generate_series(1, 10);");
-    const dir = mkdtempSync(join(tmpdir(), "lifeboat-swapfail-"));
+    const dir = tempDir("lifeboat-swapfail-");
     const store = pathToFileURL(dir).href;
     expect((await cli(["run", "--db", url(live), "--to", store, "--name", "live"])).code).toBe(0);
     // a manifest that promises a row the archive does not have: the shadow check fails before any rename

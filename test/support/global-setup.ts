@@ -1,5 +1,5 @@
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { TestProject } from "vitest/node";
@@ -34,8 +34,14 @@ declare module "vitest" {
   }
 }
 
+/** Lifeboat's temporary directories (the tests' and the product's own, all named lifeboat-*). */
+function lifeboatTempDirs(): Set<string> {
+  return new Set(readdirSync(tmpdir()).filter((n) => n.startsWith("lifeboat-")));
+}
+
 export default async function setup(project: TestProject) {
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = "true";
+  const before = lifeboatTempDirs();
   // the IAM check (test/iam.test.ts, after the suite) reads what this run records, and only that
   rmSync(process.env.LIFEBOAT_AWS_CALLS!, { recursive: true, force: true });
   const tls = testCertificates();
@@ -46,5 +52,8 @@ export default async function setup(project: TestProject) {
   return async () => {
     await s3.stop();
     await pg.stop();
+    // the run must leave the temp dir as it found it: every test removes what it made, and so does the product
+    const left = [...lifeboatTempDirs()].filter((n) => !before.has(n));
+    if (left.length) throw new Error(`the test run left ${left.length} temporary directories in ${tmpdir()}: ${left.sort().join(", ")}`);
   };
 }

@@ -1,4 +1,5 @@
-import { inject } from "vitest";
+import { afterAll, inject } from "vitest";
+import { removeTempDirs } from "./helpers.js";
 
 // The S3 API server for this run, through the AWS SDK's own conventions (endpoint and credential chain).
 const s3 = inject("s3");
@@ -8,3 +9,6 @@ process.env.AWS_SECRET_ACCESS_KEY = s3.secretAccessKey;
 process.env.AWS_REGION = s3.region;
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = "true";
 delete process.env.AWS_PROFILE;
+
+// every directory a test made with tempDir() goes when its file ends
+afterAll(() => removeTempDirs());

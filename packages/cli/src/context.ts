@@ -1,5 +1,6 @@
+import { relative } from "node:path";
 import { LocalEventBus, UsageError, parseStoreUrl, type LifeboatConfig, type ObjectStore } from "@lifeboat/core";
-import { DefaultSecretResolver, openStore, parsePostgresUrl, subscribeNotifications, type ConnectionInfo } from "@lifeboat/runner";
+import { DefaultSecretResolver, openStore, parseConnectionArg, subscribeNotifications, type ConnectionInfo } from "@lifeboat/runner";
 import { findConfigFile, loadConfig } from "@lifeboat/runner";
 import { Output, pickMode } from "./output.js";
 
@@ -8,11 +9,12 @@ export interface CommonOptions {
   json?: boolean;
 }
 
-/** A postgres:// URL given on the command line; without a password in it, PGPASSWORD applies (as for psql). */
-export function postgresUrlArg(url: string, env: NodeJS.ProcessEnv = process.env): ConnectionInfo {
-  const c = parsePostgresUrl(url);
-  if (c.password === undefined && env.PGPASSWORD) c.password = env.PGPASSWORD;
-  return c;
+/**
+ * A database given on the command line as psql takes it: a postgres:// URL or a libpq keyword=value string; what it
+ * leaves out comes from PGHOST, PGPORT, PGUSER, PGDATABASE, PGPASSWORD, PGSSLMODE, ... (undefined: only those).
+ */
+export function connectionArg(text: string | undefined, flag: string, env: NodeJS.ProcessEnv = process.env): ConnectionInfo {
+  return parseConnectionArg(text, env, flag);
 }
 
 /** What every command needs: output, and the config when there is one. */
@@ -23,7 +25,13 @@ export class Context {
     this.out = new Output(pickMode(opts), Boolean(opts.json));
   }
 
-  config(): Promise<{ file: string; config: LifeboatConfig } | undefined> {
+  /**
+   * The config: the file given with --config or $LIFEBOAT_CONFIG, else ./lifeboat.config.ts. An ad hoc command (one
+   * pointed at a store or database with --from/--to/--db) uses a config only when it was pointed at one explicitly: a
+   * lifeboat.config.ts that happens to lie in the working directory never lends it targets.
+   */
+  config(adhoc = false): Promise<{ file: string; config: LifeboatConfig } | undefined> {
+    if (adhoc && !this.opts.config && !process.env.LIFEBOAT_CONFIG) return Promise.resolve(undefined);
     this.configPromise ??= (async () => {
       const file = findConfigFile(this.opts.config);
       return file ? { file, config: await loadConfig(file) } : undefined;
@@ -42,7 +50,10 @@ export class Context {
     if (url) return openStore(parseStoreUrl(url));
     const c = await this.config();
     if (!c) throw new UsageError(`no store: pass ${flag} s3://bucket/prefix or file:///path, or run where lifeboat.config.ts is`);
-    return openStore(c.config.storage);
+    const store = openStore(c.config.storage);
+    // say whose store this is: a config found in the working directory is easy to miss
+    this.out.log("info", `store ${store.url} (the storage of ${relative(process.cwd(), c.file) || c.file}; ${flag} reads another)`);
+    return store;
   }
 
   /** The event bus with the config's notifications; `signal` ends their requests and waits (SIGTERM). */

@@ -1,5 +1,6 @@
+import { availableParallelism } from "node:os";
 import { Command, CommanderError, Option } from "commander";
-import { LIFEBOAT_VERSION, LifeboatError } from "@lifeboat/core";
+import { LIFEBOAT_VERSION, LifeboatError, UsageError } from "@lifeboat/core";
 import type { CommonOptions, Context } from "./context.js";
 import type { pruneCommand } from "./commands/prune.js";
 import type { restoreCommand } from "./commands/restore.js";
@@ -19,6 +20,34 @@ const commands = {
   demo: () => import("./commands/demo.js"),
 };
 
+/** Environment variables, by what reads them; each command's --help lists the groups it uses. */
+const ENV: Record<string, [string, string][]> = {
+  config: [
+    ["LIFEBOAT_CONFIG", "config file when --config is not given (default: ./lifeboat.config.ts, .mjs, .js or .json)"],
+    ["CI", "when set (not \"false\"/\"0\"): logs as JSON lines, no progress bar"],
+  ],
+  aws: [
+    ["AWS_PROFILE, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN", "credentials for s3:// stores (the AWS SDK's default chain)"],
+    ["AWS_REGION, AWS_DEFAULT_REGION", "region of s3:// stores (default: the config's storage.s3.region, else the AWS profile's; us-east-1 with an endpoint)"],
+    ["AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL", "an S3-compatible endpoint for s3:// URLs (default: the config's storage.s3.endpoint, else AWS)"],
+  ],
+  pg: [
+    ["PGHOST, PGPORT, PGUSER, PGDATABASE", "fill in what a database argument leaves out (defaults: local socket, 5432, the OS user, the user's name)"],
+    ["PGPASSWORD, PGPASSFILE", "the password, when the database argument has none"],
+    ["PGSSLMODE, PGSSLROOTCERT, PGSSLCERT, PGSSLKEY, PGAPPNAME, PGOPTIONS", "passed on as the matching libpq keywords"],
+    ["PGCONNECT_TIMEOUT", "seconds to wait for a connection (default: 10)"],
+  ],
+  tools: [["LIFEBOAT_PG_BINDIR", "directory of pg_dump, pg_restore, psql (default: pg_config --bindir, the distribution's directories, then PATH)"]],
+  cluster: [["LIFEBOAT_PG_USER", "as root: the unprivileged user who runs the throwaway PostgreSQL (default: postgres)"]],
+  rds: [["LIFEBOAT_RDS_CA_BUNDLE", "CA bundle for rds targets' verify-full TLS (default: the config's database.sslrootcert)"]],
+  remote: [["LIFEBOAT_LAUNCHER", "with --remote: the launcher function (default: .sst/outputs.json)"]],
+};
+
+function envHelp(...groups: string[]): string {
+  const rows = groups.flatMap((g) => ENV[g] ?? []);
+  return `\nEnvironment:\n${rows.map(([k, v]) => `  ${k}\n      ${v}`).join("\n")}`;
+}
+
 /**
  * The `lifeboat` command. Exit codes: 0 done, 1 the run failed, 2 usage or config error.
  * commander is the CLI framework: it gives --help on every command, option parsing and usage errors for free.
@@ -27,7 +56,9 @@ export async function main(argv: string[]): Promise<number> {
   let exitCode = 0;
   let ctx: Context | undefined;
   const common = (cmd: Command) =>
-    cmd.option("-c, --config <file>", "config file (default: ./lifeboat.config.ts, or $LIFEBOAT_CONFIG)").option("--json", "machine output: the result as JSON on stdout, logs as JSON lines on stderr");
+    cmd
+      .option("-c, --config <file>", "config file (default: $LIFEBOAT_CONFIG, else ./lifeboat.config.ts)")
+      .option("--json", "machine output: the result as one JSON document on stdout (also on failure), logs as JSON lines on stderr");
   const action =
     <A extends unknown[]>(fn: (ctx: Context, ...args: A) => Promise<number>) =>
     async (...args: unknown[]) => {
@@ -42,22 +73,32 @@ export async function main(argv: string[]): Promise<number> {
     .version(LIFEBOAT_VERSION)
     .showHelpAfterError("(run with --help for usage)")
     .exitOverride();
+  // --json promises one JSON document on stdout on every exit path: commander's own text (help, version, usage
+  // errors) is held back and reported as JSON below
+  const wantsJson = argv.includes("--json");
+  let held = "";
+  if (wantsJson) program.configureOutput({ writeOut: (s) => void (held += s), writeErr: (s) => void (held += s) });
 
   common(
     program
       .command("run")
       .description("back up one target from the config, or any database ad hoc with --db and --to")
       .argument("[target]", "target name from lifeboat.config.ts")
-      .option("--db <postgres-url>", "ad hoc: database to back up (postgres://user[:password]@host:port/db; or PGPASSWORD)")
-      .option("--to <store-url>", "where to store it: s3://bucket/prefix or file:///path (overrides the config's storage)")
+      .option("--db <database>", "ad hoc: database to back up: postgres://user[:password]@host:port/db, or \"host=... dbname=... user=...\" (default: PG* variables)")
+      .option("--to <store-url>", "where to store it: s3://bucket/prefix or file:///path (default: the config's storage; required ad hoc)")
       .option("--name <name>", "ad hoc: target name used in keys and events (default: the database name)")
-      .addOption(new Option("--format <format>", "dump format").choices(["custom", "plain"]))
-      .option("--compression <0-9>", "pg_dump compression level")
-      .option("--attempts <n>", "attempts before giving up (transient failures only)")
+      .addOption(new Option("--format <format>", "dump format (default: the target's dump.format, else custom)").choices(["custom", "plain"]))
+      .option("--compression <0-9>", "pg_dump compression level (default: the target's dump.compression, else 6)")
+      .option("--attempts <n>", "attempts before giving up, transient failures only (default: the target's retries.attempts, else 3)")
       .option("--remote", "run the target in the AWS deployment (invokes the launcher, follows the Fargate task)")
       .option("--launcher <name>", "with --remote: the launcher function (default: $LIFEBOAT_LAUNCHER or .sst/outputs.json)")
       .option("--reason <text>", "with --remote: why, for the logs")
-      .addHelpText("after", "\nExamples:\n  lifeboat run prod\n  lifeboat run prod --remote\n  lifeboat run --db postgres://app@db.internal:5432/app --to s3://my-backups/adhoc\n  lifeboat run --db postgres://app@localhost/app --to file:///var/backups/lifeboat"),
+      .addHelpText(
+        "after",
+        "\nExamples:\n  lifeboat run prod\n  lifeboat run prod --remote\n  lifeboat run --db postgres://app@db.internal:5432/app --to s3://my-backups/adhoc\n  lifeboat run --db \"host=localhost dbname=app user=app\" --to file:///var/backups/lifeboat\n  PGHOST=localhost PGUSER=app PGDATABASE=app lifeboat run --to file:///var/backups/lifeboat\n" +
+          "\nAd hoc runs (--db or PG* variables, with --to) read no config and notify nobody.\n" +
+          envHelp("config", "pg", "aws", "tools", "rds", "remote"),
+      ),
   ).action(action(async (c, target: string | undefined, opts: Parameters<typeof runCommand>[2]) => (await commands.run()).runCommand(c, target, opts)));
 
   common(
@@ -66,7 +107,8 @@ export async function main(argv: string[]): Promise<number> {
       .description("list backups, newest first (only backups with a manifest)")
       .argument("[target]", "only this target")
       .option("--from <store-url>", "store to read: s3://bucket/prefix or file:///path (default: the config's storage)")
-      .option("--all", "also list leftovers of runs that never finished: pending uploads, partial files, dumps without a manifest"),
+      .option("--all", "also list leftovers of runs that never finished: pending uploads, partial files, dumps without a manifest")
+      .addHelpText("after", "\nWith --from, no config is read (unless given with --config). Backups stored under a deeper prefix are listed too, with their true location.\n" + envHelp("config", "aws")),
   ).action(action(async (c, target: string | undefined, opts: { from?: string; all?: boolean }) => (await commands.list()).listCommand(c, target, opts)));
 
   common(
@@ -74,7 +116,7 @@ export async function main(argv: string[]): Promise<number> {
       .command("status")
       .description("each target's newest backup and age, verdict (ok, running, late, missed, failing), latest drill and next run; exit 1 when any is missed or failing")
       .argument("[target]", "only this target")
-      .addHelpText("after", "\nA monitoring check: `lifeboat status --json` prints every target's state; the exit code is 1 when one is missed or failing."),
+      .addHelpText("after", "\nA monitoring check: `lifeboat status --json` prints every target's state; the exit code is 1 when one is missed or failing.\n" + envHelp("config", "aws")),
   ).action(action(async (c, target: string | undefined) => (await commands.status()).statusCommand(c, target)));
 
   common(
@@ -85,13 +127,17 @@ export async function main(argv: string[]): Promise<number> {
       .option("--from <store-url>", "store to read (default: the config's storage)")
       .option("--backup <id>", "backup id from `lifeboat list`, or latest", "latest")
       .option("--database <name>", "for targets with several databases: whose latest backup (or globals)")
-      .option("--to <postgres-url>", "database to restore into (it must exist; create it with createdb)")
+      .option("--to <database>", "database to restore into, as a URL or \"host=... dbname=...\" (PG* variables fill the gaps); it must exist: createdb it")
       .option("--to-file <path>", "SQLite backups: the file to write (an existing file is replaced only with --force)")
       .option("--force", "allow restoring into the database the backup was taken from")
       .option("--no-owner", "do not restore object ownership (for servers without the original roles)")
-      .option("--jobs <n>", "parallel pg_restore jobs for custom archives into an empty database (default: the CPUs available)")
+      .option("--jobs <n>", `parallel pg_restore jobs for custom archives into an empty database (default: the CPUs available, ${availableParallelism()} here)`)
       .option("--swap", "blue-green: restore into a shadow database beside --to, check it, then swap it in under the live name (the old one is kept)")
-      .addHelpText("after", "\nExamples:\n  createdb -h localhost app_restored\n  lifeboat restore prod --backup latest --to postgres://postgres@localhost/app_restored\n  lifeboat restore prod --to postgres://postgres@localhost/app --swap     # replace the live database, keep the old one"),
+      .addHelpText(
+        "after",
+        "\nThe target database is checked (reachable, not the backup's source) before anything is downloaded.\n\nExamples:\n  createdb -h localhost app_restored\n  lifeboat restore prod --backup latest --to postgres://postgres@localhost/app_restored\n  lifeboat restore prod --to postgres://postgres@localhost/app --swap     # replace the live database, keep the old one\n" +
+          envHelp("config", "pg", "aws", "tools"),
+      ),
   ).action(action(async (c, target: string | undefined, opts: Parameters<typeof restoreCommand>[2]) => (await commands.restore()).restoreCommand(c, target, opts)));
 
   common(
@@ -102,9 +148,9 @@ export async function main(argv: string[]): Promise<number> {
       .option("--from <store-url>", "store to read (default: the config's storage)")
       .option("--backup <id>", "backup id from `lifeboat list`, or latest", "latest")
       .option("--database <name>", "for targets with several databases: whose latest backup")
-      .option("--scratch <postgres-url>", "restore into a new database on this server instead of a throwaway cluster (it is dropped afterwards)")
-      .option("--jobs <n>", "parallel pg_restore jobs (default: the CPUs available)")
-      .addHelpText("after", "\nExit code 0 when every check passed, 1 when one failed. The result is stored beside the manifest (<id>.verify.json)."),
+      .option("--scratch <database>", "restore into a new database on this server instead of a throwaway cluster (it is dropped afterwards; default: a throwaway cluster)")
+      .option("--jobs <n>", `parallel pg_restore jobs (default: the CPUs available, ${availableParallelism()} here)`)
+      .addHelpText("after", "\nExit code 0 when every check passed, 1 when one failed. The result is stored beside the manifest (<id>.verify.json).\n" + envHelp("config", "aws", "pg", "tools", "cluster")),
   ).action(action(async (c, target: string | undefined, opts: Parameters<typeof verifyCommand>[2]) => (await commands.verify()).verifyCommand(c, target, opts)));
 
   common(
@@ -115,7 +161,9 @@ export async function main(argv: string[]): Promise<number> {
       .option("--only <targets>", "only these targets (comma-separated)")
       .addHelpText(
         "after",
-        "\nA target is due when its next fire time after its newest backup has passed (a target never backed up is due at once;\nmissed fire times give one catch-up run). Logs are JSON lines. See the README for a systemd unit.",
+        "\nA target is due when its next fire time after its newest backup has passed (a target never backed up is due at once;\nmissed fire times give one catch-up run). Logs are JSON lines. See the README for a systemd unit.\n" +
+          "Secrets named in the config ({ env: NAME }) are read from the environment when a run starts.\n" +
+          envHelp("config", "aws", "pg", "tools", "rds", "cluster"),
       ),
   ).action(action(async (c, opts: Parameters<typeof scheduleCommand>[1]) => (await commands.schedule()).scheduleCommand(c, { ...opts })));
 
@@ -126,19 +174,24 @@ export async function main(argv: string[]): Promise<number> {
       .argument("[target]", "only this target (default: every target)")
       .option("--from <store-url>", "store to prune (default: the config's storage)")
       .option("--dry-run", "show what would be deleted, delete nothing")
-      .option("--days <n>", "override: keep backups younger than n days")
-      .option("--keep-last <n>", "override: keep the n newest")
-      .option("--daily <n>", "override: keep the newest of each of the last n days")
-      .option("--weekly <n>", "override: keep the newest of each of the last n ISO weeks")
-      .option("--monthly <n>", "override: keep the newest of each of the last n months"),
+      .option("--days <n>", "override: keep backups younger than n days (default: the target's retention)")
+      .option("--keep-last <n>", "override: keep the n newest (default: the target's retention)")
+      .option("--daily <n>", "override: keep the newest of each of the last n days (default: the target's retention)")
+      .option("--weekly <n>", "override: keep the newest of each of the last n ISO weeks (default: the target's retention)")
+      .option("--monthly <n>", "override: keep the newest of each of the last n months (default: the target's retention)")
+      .addHelpText(
+        "after",
+        "\nWith --from, prune works on the targets found in that store, with the overrides given (or the retention of a config given with --config).\n" + envHelp("config", "aws"),
+      ),
   ).action(action(async (c, target: string | undefined, opts: Parameters<typeof pruneCommand>[2]) => (await commands.prune()).pruneCommand(c, target, opts)));
 
   common(
     program
       .command("demo")
       .description("the whole job on embedded defaults: throwaway PostgreSQL + embedded S3, backup, restore, compare")
-      .option("--keep", "keep the servers running after the demo (until Ctrl-C)")
-      .option("--scale <n>", "sample data size multiplier", "1"),
+      .option("--keep", "keep the servers running after the demo (until Ctrl-C) and print the commands to restore the backup yourself")
+      .option("--scale <n>", "sample data size multiplier, 1 to 1000", "1")
+      .addHelpText("after", "\nNeeds no AWS account and no database: the PostgreSQL binaries only.\n" + envHelp("tools", "cluster")),
   ).action(action(async (c, opts: { keep?: boolean; scale?: string }) => (await commands.demo()).demoCommand(c, opts)));
 
   try {
@@ -146,8 +199,14 @@ export async function main(argv: string[]): Promise<number> {
     return exitCode;
   } catch (err) {
     if (err instanceof CommanderError) {
-      if (err.code === "commander.helpDisplayed" || err.code === "commander.version" || err.code === "commander.help") return 0;
-      return 2;
+      const shown = err.code === "commander.helpDisplayed" || err.code === "commander.version" || (err.code === "commander.help" && err.exitCode === 0);
+      if (wantsJson) {
+        const { Output } = await import("./output.js");
+        const out = new Output("json", true);
+        if (shown) out.result("", err.code === "commander.version" ? { status: "ok", version: LIFEBOAT_VERSION } : { status: "ok", help: held });
+        else return out.fail(new UsageError(err.message.replace(/^error: /, ""), "run with --help for usage"));
+      }
+      return shown ? 0 : 2;
     }
     if (!ctx) {
       const { Context } = await import("./context.js");

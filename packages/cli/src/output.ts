@@ -17,6 +17,8 @@ const PLAIN_PROGRESS_EVERY_MS = 5000;
 export class Output implements Logger {
   private bar: cliProgress.SingleBar | undefined;
   private lastPlain = 0;
+  /** Without a terminal: the latest progress figures, logged every few seconds and once more when the work ends. */
+  private pending: { label: string; fields: Record<string, unknown>; logged: boolean } | undefined;
   constructor(
     public mode: OutputMode,
     readonly jsonResult: boolean,
@@ -25,6 +27,7 @@ export class Output implements Logger {
   ) {}
 
   log(level: LogLevel, message: string, fields: Record<string, unknown> = {}): void {
+    this.flushPlain();
     if (this.mode === "json") {
       this.err.write(JSON.stringify({ time: new Date().toISOString(), level, msg: message, ...fields }) + "\n");
       return;
@@ -63,10 +66,26 @@ export class Output implements Logger {
       this.bar.update(total ? bytes : 0, { done: formatBytes(bytes), rate, time: formatDuration(elapsedMs) });
       return;
     }
+    this.plainProgress(label, { bytes, human: formatBytes(bytes), rate, ...(total ? { total } : {}) }, false);
+  }
+
+  /** A progress line every PLAIN_PROGRESS_EVERY_MS (not at the first byte), and the final figures when the work ends. */
+  private plainProgress(label: string, fields: Record<string, unknown>, final: boolean): void {
     const now = Date.now();
-    if (now - this.lastPlain < PLAIN_PROGRESS_EVERY_MS) return;
-    this.lastPlain = now;
-    this.log("info", label, { bytes, human: formatBytes(bytes), rate, ...(total ? { total } : {}) });
+    if (this.pending && this.pending.label !== label) this.flushPlain();
+    if (!this.pending) this.lastPlain = now;
+    this.pending = { label, fields, logged: false };
+    if (final || now - this.lastPlain >= PLAIN_PROGRESS_EVERY_MS) this.flushPlain();
+  }
+
+  private flushPlain(): void {
+    const p = this.pending;
+    if (!p) return;
+    this.pending = undefined;
+    if (p.logged) return;
+    this.lastPlain = Date.now();
+    this.log("info", p.label, p.fields);
+    this.pending = { ...p, logged: true };
   }
 
   /** Progress in items (tables restored, ...) rather than bytes. */
@@ -82,10 +101,7 @@ export class Output implements Logger {
       this.bar.update(done);
       return;
     }
-    const now = Date.now();
-    if (now - this.lastPlain < PLAIN_PROGRESS_EVERY_MS && done !== total) return;
-    this.lastPlain = now;
-    this.log("info", label, { done, total, unit });
+    this.plainProgress(label, { done, total, unit }, done === total);
   }
 
   endProgress(): void {
@@ -93,7 +109,8 @@ export class Output implements Logger {
       this.bar.stop();
       this.bar = undefined;
     }
-    this.lastPlain = 0;
+    this.flushPlain();
+    this.pending = undefined;
   }
 
   /** The command's result: a human summary, or one JSON document with --json. */

@@ -1,5 +1,5 @@
 import { Readable } from "node:stream";
-import { LifeboatError, MANIFEST_SUFFIX, VERIFY_SUFFIX, manifestSchema, silentLogger, targetPrefix, type Logger, type Manifest, type ObjectStore } from "@lifeboat/core";
+import { LifeboatError, MANIFEST_SUFFIX, besideDump, VERIFY_SUFFIX, manifestSchema, silentLogger, targetPrefix, type Logger, type Manifest, type ObjectStore } from "@lifeboat/core";
 
 /** Writes a small JSON document (a manifest, a drill result). */
 export async function storeJson(store: ObjectStore, key: string, value: unknown): Promise<void> {
@@ -27,8 +27,23 @@ export async function readJsonIfExists<T>(store: ObjectStore, key: string): Prom
 }
 
 /**
+ * A manifest found at `key` names its dump relative to the store it was written to. Read from a parent prefix (the
+ * bucket's root while the backup was made at s3://bucket/adhoc), both sit one prefix deeper: the dump's key gets that
+ * prefix, so that locations are true and a restore finds it. A manifest that is not where its own keys put it (read
+ * from below the store it was written to, or copied elsewhere) cannot be restored from here: undefined.
+ */
+export function placeManifest(m: Manifest, key: string): Manifest | undefined {
+  const own = besideDump(m, MANIFEST_SUFFIX);
+  if (key === own) return m;
+  if (!key.endsWith("/" + own)) return undefined;
+  const prefix = key.slice(0, key.length - own.length);
+  return { ...m, object: { ...m.object, key: prefix + m.object.key } };
+}
+
+/**
  * Every backup in a store (or of one target), newest first. Only manifests are read: a dump without a manifest (an
- * interrupted run, a stray file) does not exist here. Unreadable manifests are skipped with a warning.
+ * interrupted run, a stray file) does not exist here. Unreadable manifests are skipped with a warning, and so are
+ * manifests that do not lie where their backup's keys say (see placeManifest).
  */
 export async function listBackups(store: ObjectStore, target?: string, log: Logger = silentLogger): Promise<Manifest[]> {
   const keys: string[] = [];
@@ -42,7 +57,11 @@ export async function listBackups(store: ObjectStore, target?: string, log: Logg
       keys.slice(i, i + CONCURRENCY).map(async (key) => {
         try {
           const parsed = manifestSchema.safeParse(JSON.parse((await readObject(store, key)).toString("utf8")));
-          if (parsed.success) return parsed.data;
+          if (parsed.success) {
+            const placed = placeManifest(parsed.data, key);
+            if (!placed) log.log("warn", "skipping a manifest that is not where its backup was stored", { key, dump: parsed.data.object.key, hint: "list from the store the backup was written to (a parent prefix)" });
+            return placed;
+          }
           log.log("warn", "skipping an invalid manifest", { key, problems: parsed.error.issues.length });
         } catch (err) {
           log.log("warn", "skipping an unreadable manifest", { key, error: (err as Error).message });

@@ -90,11 +90,16 @@ export async function restoreInto(file: string, manifest: Manifest, to: Connecti
     if (opts.noOwner) args.push("--no-owner");
     if (opts.noAcl) args.push("--no-acl");
     args.push(file);
-    const total = manifest.tables?.length ?? manifest.toc?.byType["TABLE DATA"] ?? 0;
+    // pg_restore --verbose says "processing data for table" once per table in either mode (its "launching" and
+    // "finished item" lines come on top with --jobs): tables are counted by name, never beyond the archive's count
+    const total = manifest.toc?.byType["TABLE DATA"] ?? manifest.tables?.length ?? 0;
     log.log("info", "pg_restore started", { to: displayUrl(to), pgRestore: tool.version, jobs: opts.jobs });
-    let done = 0;
+    const seen = new Set<string>();
     await runRestoreTool(tool.path, args, to, undefined, opts.signal, (line) => {
-      if (/processing data for table|finished item \d+ TABLE DATA/.test(line)) opts.onProgress?.(++done, total);
+      const table = /processing data for table "(.*)"$/.exec(line)?.[1];
+      if (table === undefined || seen.has(table)) return;
+      seen.add(table);
+      opts.onProgress?.(seen.size, Math.max(total, seen.size));
     });
   } else if (manifest.kind === "globals") {
     // Roles and tablespaces: some already exist on any server (the superuser at least). psql goes on past errors,
@@ -117,14 +122,31 @@ export async function restoreInto(file: string, manifest: Manifest, to: Connecti
 }
 
 /**
- * Restore: verified download (before the target database is even contacted), refusal of the source database, then
- * restoreInto. Into an empty database a custom archive is restored with parallel jobs; into a database that already
+ * Restore: the target is checked first (it exists, we can log in, it is not the source database), then the verified
+ * download, then restoreInto. Into an empty database a custom archive is restored with parallel jobs; into a database that already
  * holds objects, in one transaction, so that a conflict changes nothing. The temporary copy is always removed.
  */
 export async function restoreBackup(opts: RestoreOptions): Promise<RestoreResult> {
   const log = opts.log ?? silentLogger;
   const { manifest, to } = opts;
   if (manifest.format === "sqlite") throw new LifeboatError(`backup ${manifest.id} is a SQLite database`, { exitCode: 2, hint: "restore it to a file: --to-file <path>" });
+  // the target first: a missing database, a wrong password or the source itself is refused before any download
+  const server = await preflight(to, opts.signal).catch((err: Error) => {
+    throw new LifeboatError(`cannot connect to the restore target ${displayUrl(to)}: ${redact(err.message, [to.password])}`, {
+      hint: (err as { hint?: string }).hint ?? "the target database must exist: createdb it first",
+    });
+  });
+  const src = manifest.database;
+  const same =
+    src.systemIdentifier && server.systemIdentifier
+      ? src.systemIdentifier === server.systemIdentifier && src.name === server.database
+      : sameEndpoint({ host: src.host, port: src.port, database: src.name }, { host: to.host, port: to.port, database: server.database });
+  if (same && !opts.force) {
+    throw new LifeboatError(
+      `refusing to restore into ${displayUrl(to)}: it is the database this backup was taken from ("${src.name}" on ${src.host}:${src.port})`,
+      { exitCode: 2, hint: "restore into a new database (createdb), use --swap to replace it safely, or pass --force if you really mean to overwrite it" },
+    );
+  }
   const dir = await mkdtemp(join(tmpdir(), "lifeboat-restore-"));
   try {
     const { file, ms: downloadMs } = await downloadVerified(opts.store, manifest, dir, {
@@ -133,22 +155,6 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreResult
     });
     log.log("info", "checksum verified", { sha256: manifest.object.sha256, bytes: manifest.object.size });
 
-    const server = await preflight(to, opts.signal).catch((err: Error) => {
-      throw new LifeboatError(`cannot connect to the restore target ${displayUrl(to)}: ${redact(err.message, [to.password])}`, {
-        hint: (err as { hint?: string }).hint ?? "the target database must exist: createdb it first",
-      });
-    });
-    const src = manifest.database;
-    const same =
-      src.systemIdentifier && server.systemIdentifier
-        ? src.systemIdentifier === server.systemIdentifier && src.name === server.database
-        : sameEndpoint({ host: src.host, port: src.port, database: src.name }, { host: to.host, port: to.port, database: server.database });
-    if (same && !opts.force) {
-      throw new LifeboatError(
-        `refusing to restore into ${displayUrl(to)}: it is the database this backup was taken from ("${src.name}" on ${src.host}:${src.port})`,
-        { exitCode: 2, hint: "restore into a new database (createdb), use --swap to replace it safely, or pass --force if you really mean to overwrite it" },
-      );
-    }
     const empty = await isEmptyDatabase(to);
     const jobs = manifest.format === "custom" && empty ? Math.max(1, opts.jobs ?? availableParallelism()) : 1;
     if (!empty) log.log("warn", "the target database is not empty: restoring in one transaction (no parallel jobs)", { to: displayUrl(to) });

@@ -51,9 +51,14 @@ export async function demoCommand(ctx: Context, opts: { keep?: boolean; scale?: 
     const tablesEqual = JSON.stringify(a.tables) === JSON.stringify(b.tables);
     const schemaEqual = a.schema === b.schema;
     const rows = a.tables.reduce((n, t) => n + t.rows, 0);
-    const restoreCmd =
-      `AWS_ENDPOINT_URL_S3=${s3.endpoint} AWS_ACCESS_KEY_ID=${s3.accessKeyId} AWS_SECRET_ACCESS_KEY=${s3.secretAccessKey} ` +
-      `npx lifeboat restore shop --from ${store.url} --backup ${m.id} --to postgres://postgres@127.0.0.1:${pg.port}/<new database>`;
+    // the throwaway cluster's password and the embedded S3 keys are printed on purpose: both die with the demo
+    const copy = "shop_copy";
+    const tryIt = {
+      env: `export AWS_ENDPOINT_URL_S3=${s3.endpoint} AWS_ACCESS_KEY_ID=${s3.accessKeyId} AWS_SECRET_ACCESS_KEY=${s3.secretAccessKey} AWS_REGION=${s3.region}`,
+      createdb: `PGPASSWORD=${pg.password} createdb -h 127.0.0.1 -p ${pg.port} -U ${pg.user} ${copy}`,
+      restore: `npx lifeboat restore shop --from ${store.url} --backup ${m.id} --to ${pg.url(copy)}`,
+      psql: `psql ${pg.url(copy)} -c '\\dt+'`,
+    };
     const summary = [
       "",
       `Lifeboat demo: ${schemaEqual && tablesEqual ? "backup and restore verified" : "RESTORE DIFFERS FROM SOURCE"}`,
@@ -65,8 +70,16 @@ export async function demoCommand(ctx: Context, opts: { keep?: boolean; scale?: 
       `  stored at   ${backup.location}`,
       `  manifest    ${backup.manifestLocation}`,
       `  compared    schema ${schemaEqual ? "identical" : "DIFFERENT"}; rows and checksums of ${a.tables.length} tables ${tablesEqual ? "identical" : "DIFFERENT"}`,
-      `  restore it  ${restoreCmd}`,
-      opts.keep ? "  (servers kept running: press Ctrl-C to stop them and clean up)" : "  (the demo's servers are stopped and removed now; run `lifeboat demo --keep` to try that command)",
+      ...(opts.keep
+        ? [
+            "",
+            "The servers keep running until Ctrl-C. Restore the backup yourself, in another terminal:",
+            `  ${tryIt.env}`,
+            `  ${tryIt.createdb}`,
+            `  ${tryIt.restore}`,
+            `  ${tryIt.psql}`,
+          ]
+        : ["", "The demo's servers are stopped and removed now; `lifeboat demo --keep` keeps them and prints the commands to restore the backup yourself."]),
     ].join("\n");
     out.result(summary, {
       status: schemaEqual && tablesEqual ? "verified" : "different",
@@ -76,9 +89,10 @@ export async function demoCommand(ctx: Context, opts: { keep?: boolean; scale?: 
       restore: { downloadMs: restored.downloadMs, restoreMs: restored.restoreMs },
       schemaEqual,
       tablesEqual,
+      ...(opts.keep ? { kept: { postgres: pg.url("shop"), s3: { endpoint: s3.endpoint, bucket: s3.bucket }, tryIt } } : {}),
     });
     if (opts.keep) {
-      out.log("info", "kept running", { postgres: `postgres://postgres@127.0.0.1:${pg.port}/shop`, s3: s3.endpoint });
+      out.log("info", "kept running: press Ctrl-C to stop and clean up", { postgres: pg.url("shop"), s3: s3.endpoint });
       await new Promise<void>((resolve) => {
         process.once("SIGINT", () => resolve());
         process.once("SIGTERM", () => resolve());

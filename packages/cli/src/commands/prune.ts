@@ -17,8 +17,13 @@ export function lifecycleManaged(config: LifeboatConfig | undefined, from: strin
   return Boolean(config?.aws && config.storage.s3 && !from);
 }
 
+/** The targets stored directly in a store (backups found under a deeper prefix belong to that prefix's store). */
+function targetsIn(backups: { target: string; object: { key: string } }[]): string[] {
+  return [...new Set(backups.filter((m) => m.object.key.startsWith(`${m.target}/`)).map((m) => m.target))].sort();
+}
+
 export async function pruneCommand(ctx: Context, target: string | undefined, opts: PruneCliOptions): Promise<number> {
-  const config = (await ctx.config())?.config;
+  const config = (await ctx.config(opts.from !== undefined))?.config;
   if (lifecycleManaged(config, opts.from)) {
     ctx.out.result(
       "retention of the deployed bucket is enforced by its S3 lifecycle rules (aws in lifeboat.config.ts): prune does nothing there",
@@ -30,7 +35,8 @@ export async function pruneCommand(ctx: Context, target: string | undefined, opt
     (["days", "keepLast", "daily", "weekly", "monthly"] as const).filter((k) => opts[k] !== undefined).map((k) => [k, Number(opts[k])]),
   );
   const store = await ctx.store(opts.from, "--from");
-  const names = target ? [target] : config ? Object.keys(config.targets) : [...new Set((await listBackups(store)).map((m) => m.target))];
+  // the config's targets for its own storage; for a store named with --from, the targets found in that store
+  const names = target ? [target] : config && !opts.from ? Object.keys(config.targets) : targetsIn(await listBackups(store));
   const results = [];
   const lines: string[] = [];
   for (const name of names) {

@@ -1,6 +1,6 @@
 import { UsageError, formatBytes, formatDuration } from "@lifeboat/core";
 import { displayUrl, findBackup, restoreBackup, restoreSqlite, swapRestore } from "@lifeboat/runner";
-import { postgresUrlArg, type Context } from "../context.js";
+import { connectionArg, type Context } from "../context.js";
 import { jobsOption } from "./verify.js";
 
 export interface RestoreCliOptions {
@@ -30,7 +30,7 @@ export async function restoreCommand(ctx: Context, target: string | undefined, o
     ctx.out.result(`restored SQLite backup ${manifest.id} of "${manifest.target}" to ${res.path} (sha256 and integrity_check verified)`, { status: "restored", backup: manifest.id, path: res.path });
     return 0;
   }
-  const to = postgresUrlArg(opts.to!);
+  const to = connectionArg(opts.to, "--to");
   ctx.out.log("info", `restoring ${manifest.target} backup ${manifest.id} into ${displayUrl(to)}`, { size: manifest.object.size });
   const t0 = Date.now();
   const onProgress = (p: { phase: "download" | "restore"; done: number; total: number }) => {

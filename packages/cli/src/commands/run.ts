@@ -1,6 +1,6 @@
 import { UsageError, restoreCommandFor, dumpSchema, formatBytes, formatDuration, parseStoreUrl, retriesSchema, type DumpOptions, type RetryPolicy } from "@lifeboat/core";
 import { DefaultSecretResolver, isMultiDatabase, openStore, resolveDatabase, runBackup, runTargetBackups, type ConnectionInfo } from "@lifeboat/runner";
-import { postgresUrlArg, type Context } from "../context.js";
+import { connectionArg, type Context } from "../context.js";
 import { runRemote } from "./remote.js";
 
 export interface RunOptions {
@@ -52,10 +52,10 @@ export async function runCommand(ctx: Context, target: string | undefined, opts:
     retries = { ...t.retries, ...(attempts !== undefined ? { attempts } : {}) };
     restoreHint = `lifeboat restore ${target}${storeUrl ? ` --from ${storeUrl}` : ""}`;
   } else {
-    if (!opts.db || !opts.to) {
-      throw new UsageError("lifeboat run needs a target from the config, or both --db <postgres-url> and --to <store-url>", "lifeboat run --help");
+    if (!opts.to) {
+      throw new UsageError("lifeboat run needs a target from the config, or --to <store-url> with --db <database> (or PG* variables)", "lifeboat run --help");
     }
-    const conn = postgresUrlArg(opts.db);
+    const conn = connectionArg(opts.db, "--db");
     name = opts.name ?? conn.database.toLowerCase().replace(/[^a-z0-9_-]/g, "-").replace(/^[^a-z0-9]+/, "");
     if (!/^[a-z0-9][a-z0-9_-]{0,62}$/.test(name)) throw new UsageError(`--name "${name}" is not a valid target name`, "lowercase letters, digits, - and _");
     resolveSource = async () => conn;
@@ -63,7 +63,8 @@ export async function runCommand(ctx: Context, target: string | undefined, opts:
     retries = retriesSchema.parse({ attempts: attempts ?? 3, delaySeconds: 5, maxDelaySeconds: 60 });
     restoreHint = `lifeboat restore ${name} --from ${opts.to}`;
   }
-  const config = (await ctx.config())?.config;
+  // an ad hoc run (--db/PG* and --to) reads no config: nothing in the working directory changes what it does
+  const config = target ? (await ctx.config())?.config : undefined;
   const store = storeUrl ? openStore(parseStoreUrl(storeUrl)) : openStore(config!.storage);
   const bus = await ctx.bus(target ? config : undefined);
 

@@ -1,6 +1,6 @@
 import { UsageError, formatDuration } from "@lifeboat/core";
 import { findBackup, verifyBackup, verifyKey } from "@lifeboat/runner";
-import { postgresUrlArg, type Context } from "../context.js";
+import { connectionArg, type Context } from "../context.js";
 
 export interface VerifyCliOptions {
   database?: string;
@@ -19,8 +19,8 @@ export function jobsOption(v: string | undefined): number | undefined {
 
 export async function verifyCommand(ctx: Context, target: string | undefined, opts: VerifyCliOptions): Promise<number> {
   const jobs = jobsOption(opts.jobs);
-  const scratch = opts.scratch ? postgresUrlArg(opts.scratch) : undefined;
-  const config = (await ctx.config())?.config;
+  const scratch = opts.scratch ? connectionArg(opts.scratch, "--scratch") : undefined;
+  const config = (await ctx.config(opts.from !== undefined))?.config;
   if (target && !opts.from && config && !config.targets[target]) {
     throw new UsageError(`unknown target "${target}"`, `known targets: ${Object.keys(config.targets).join(", ")}`);
   }
