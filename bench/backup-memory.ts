@@ -28,7 +28,9 @@ const COMPILED = fileURLToPath(new URL("../dist/package/", import.meta.url));
 function measured(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<{ code: number | null; secs: number; peakRss: number }> {
   return new Promise((resolve, reject) => {
     const t0 = performance.now();
-    const child = spawn(cmd, args, { env, stdio: ["ignore", "ignore", "inherit"] });
+    const child = spawn(cmd, args, { env, stdio: ["ignore", "ignore", "pipe"] });
+    let stderr = "";
+    child.stderr!.on("data", (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
     let peak = 0;
     const sample = () => {
       try {
@@ -42,6 +44,7 @@ function measured(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.
     child.on("error", reject);
     child.on("exit", (code) => {
       clearInterval(timer);
+      if (code !== 0) process.stderr.write(`${cmd} ${args[0] ?? ""} failed (exit ${code}):\n${stderr}\n`);
       resolve({ code, secs: (performance.now() - t0) / 1000, peakRss: peak });
     });
   });
@@ -104,10 +107,15 @@ if (process.argv[2] === "--s3-server") {
       writeFileSync(config, JSON.stringify({ storage: { s3: { bucket: "bench", endpoint, prefix: "compiled" } }, targets: { [db.replace("_", "-")]: { database: { url: { env: "BENCH_DB_URL" } }, dump: { compression: 0, rowCounts: false }, retries: { attempts: 1 } } } }));
       const env = { ...process.env, LIFEBOAT_CONFIG: config, LIFEBOAT_TARGET: db.replace("_", "-"), BENCH_DB_URL: pg.url(db), AWS_ACCESS_KEY_ID: "S3RVER", AWS_SECRET_ACCESS_KEY: "S3RVER", LIFEBOAT_TOPIC_ARN: "" };
       const runner = await measured(process.execPath, [join(COMPILED, "runner.js")], env);
+      // what a user runs on a server: the installed CLI, ad hoc, into the same S3 server
+      const cliEnv = { ...process.env, AWS_ENDPOINT_URL_S3: endpoint, AWS_ACCESS_KEY_ID: "S3RVER", AWS_SECRET_ACCESS_KEY: "S3RVER", AWS_REGION: "us-east-1", CI: "true" };
+      const cliRun = await measured(process.execPath, [join(COMPILED, "bin/lifeboat.js"), "run", "--db", pg.url(db), "--to", "s3://bench/cli", "--compression", "0", "--attempts", "1"], cliEnv);
       const pgDump = (await findTool("pg_dump")).path;
       const plain = await measured("sh", ["-c", `"${pgDump}" -Fc -Z0 --dbname="${pg.url(db)}" > /dev/null`]);
       console.log(
-        `${String(mb).padEnd(9)} compiled runner (own process, exit ${runner.code}): ${runner.secs.toFixed(2)} s, peak RSS ${formatBytes(runner.peakRss)}; pg_dump -Fc -Z0 > /dev/null: ${plain.secs.toFixed(2)} s (${(runner.secs / plain.secs).toFixed(2)}x)`,
+        `${String(mb).padEnd(9)} compiled runner (own process, exit ${runner.code}): ${runner.secs.toFixed(2)} s, peak RSS ${formatBytes(runner.peakRss)}; ` +
+          `compiled \`lifeboat run --db --to s3://\` (exit ${cliRun.code}): ${cliRun.secs.toFixed(2)} s, peak RSS ${formatBytes(cliRun.peakRss)}; ` +
+          `pg_dump -Fc -Z0 > /dev/null: ${plain.secs.toFixed(2)} s (runner ${(runner.secs / plain.secs).toFixed(2)}x)`,
       );
       await query(pg.connection(), `drop database ${db};`);
     }

@@ -106,6 +106,20 @@ describe("ad hoc commands ignore a config they were not pointed at", () => {
   });
 });
 
+describe("a config outside the repository", () => {
+  it("that imports lifeboat where it is not installed gets a hint to install it, not to fix a syntax error", async () => {
+    const cwd = tempDir("lifeboat-outside-");
+    const { writeFileSync } = await import("node:fs");
+    writeFileSync(join(cwd, "lifeboat.config.ts"), `import { defineConfig } from "lifeboat";\nexport default defineConfig({ storage: { directory: "/tmp" }, targets: {} });\n`);
+    const res = await cli(["list", "--json"], { cwd });
+    expect(res.code).toBe(2);
+    const out = JSON.parse(res.stdout);
+    expect(out.problems[0].message).toContain("Cannot find module 'lifeboat'");
+    expect(out.problems[0].hint).toContain("npm install lifeboat");
+    expect(out.problems[0].hint).not.toContain("syntax");
+  });
+});
+
 describe("--db takes what pg_dump takes", () => {
   it("a libpq keyword=value string", async () => {
     const p = pg();

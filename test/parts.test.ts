@@ -5,12 +5,12 @@ import { S3Store, runBackup } from "@lifeboat/runner";
 import { conn, createDatabase, s3, s3Client, s3PendingUploads, unique } from "./support/helpers.js";
 
 describe("multipart arithmetic", () => {
-  it("an ordinary database keeps 8 MiB parts, four in flight", () => {
-    expect(partPlan(undefined)).toEqual({ partSize: DEFAULT_PART_SIZE, queueSize: 4, capacity: DEFAULT_PART_SIZE * S3_MAX_PARTS });
+  it("an ordinary database keeps 8 MiB parts, two in flight", () => {
+    expect(partPlan(undefined)).toEqual({ partSize: DEFAULT_PART_SIZE, queueSize: 2, capacity: DEFAULT_PART_SIZE * S3_MAX_PARTS });
     expect(partPlan(dumpSizeBound(10 * 1024 * MiB, true))).toEqual(partPlan(undefined)); // 10 GiB database
   });
 
-  it("any dump up to S3's 5 TiB object limit fits in 10,000 parts; memory stays near 32 MiB of parts in flight", () => {
+  it("any dump up to S3's 5 TiB object limit fits in 10,000 parts; memory stays near 16 MiB of parts in flight", () => {
     for (const gib of [78, 79, 500, 1024, 4096, 5120]) {
       const bytes = gib * 1024 * MiB;
       const plan = partPlan(bytes);
@@ -19,7 +19,8 @@ describe("multipart arithmetic", () => {
       expect(plan.partSize % MiB).toBe(0);
     }
     expect(partPlan(S3_MAX_OBJECT_SIZE)).toEqual({ partSize: 525 * MiB, queueSize: 1, capacity: 525 * MiB * S3_MAX_PARTS });
-    expect(partPlan(100 * 1024 * MiB).queueSize).toBe(2);
+    expect(partPlan(78 * 1024 * MiB).queueSize).toBe(2);
+    expect(partPlan(100 * 1024 * MiB).queueSize).toBe(1); // 11 MiB parts
   });
 
   it("the bound from the database's size: twice it compressed, four times uncompressed, never beyond 5 TiB", () => {

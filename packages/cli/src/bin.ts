@@ -1,7 +1,7 @@
 // The `lifeboat` command's entry point: the package's bin/lifeboat.js is this file, compiled (scripts/build.mjs).
 // The AWS SDK prints a multi-line notice on Node < 22 (its future minimum) that would break JSON-lines output;
 // Lifeboat's README states the Node versions it supports instead.
-export {};
+import "@lifeboat/runner/heap";
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
 const { main } = await import("./main.js");

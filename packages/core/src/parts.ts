@@ -8,9 +8,13 @@ export const MiB = 1024 * 1024;
 export const S3_MAX_PARTS = 10_000;
 export const S3_MAX_PART_SIZE = 5 * 1024 * MiB;
 export const S3_MAX_OBJECT_SIZE = 5 * 1024 * 1024 * MiB;
-/** The part size of an ordinary database, and the memory budget of the parts in flight (4 x 8 MiB). */
+/**
+ * The part size of an ordinary database, and the memory budget of the parts in flight (2 x 8 MiB): two concurrent
+ * part uploads keep up with pg_dump's output (bench), and each part in flight costs its size twice over (lib-storage
+ * gathers it, then it waits for S3), so more would only raise the peak RSS.
+ */
 export const DEFAULT_PART_SIZE = 8 * MiB;
-const PARTS_IN_FLIGHT_BUDGET = 4 * DEFAULT_PART_SIZE;
+const PARTS_IN_FLIGHT_BUDGET = 2 * DEFAULT_PART_SIZE;
 
 /**
  * An upper bound on a dump's size from pg_database_size. A dump holds no indexes, no dead rows and no free space,
@@ -24,7 +28,7 @@ export function dumpSizeBound(databaseBytes: number, compressed: boolean): numbe
 
 export interface PartPlan {
   partSize: number;
-  /** Parts uploaded at once: fewer when parts are large, so memory stays about 32 MiB (one part at least). */
+  /** Parts uploaded at once: fewer when parts are large, so memory stays about 16 MiB of parts (one part at least). */
   queueSize: number;
   /** The largest object these parts can carry. */
   capacity: number;
@@ -36,5 +40,5 @@ export function partPlan(expectedBytes: number | undefined, limits: { maxParts?:
   const minPartSize = limits.minPartSize ?? DEFAULT_PART_SIZE;
   const needed = expectedBytes ? Math.ceil(expectedBytes / maxParts / MiB) * MiB : 0;
   const partSize = Math.min(S3_MAX_PART_SIZE, Math.max(minPartSize, needed));
-  return { partSize, queueSize: Math.max(1, Math.min(4, Math.floor(PARTS_IN_FLIGHT_BUDGET / partSize))), capacity: partSize * maxParts };
+  return { partSize, queueSize: Math.max(1, Math.min(2, Math.floor(PARTS_IN_FLIGHT_BUDGET / partSize))), capacity: partSize * maxParts };
 }

@@ -1,7 +1,6 @@
 import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
-import { tsImport } from "tsx/esm/api";
 import { ConfigError, UsageError, parseConfig, type LifeboatConfig } from "@lifeboat/core";
 
 export const DEFAULT_CONFIG_FILES = ["lifeboat.config.ts", "lifeboat.config.mjs", "lifeboat.config.js", "lifeboat.config.json"];
@@ -27,12 +26,27 @@ export async function loadConfig(file: string): Promise<LifeboatConfig> {
   try {
     const mod = file.endsWith(".json")
       ? { default: JSON.parse(await import("node:fs/promises").then((fs) => fs.readFile(file, "utf8"))) }
-      : await tsImport(pathToFileURL(file).href, import.meta.url);
+      : await (await import("tsx/esm/api")).tsImport(pathToFileURL(file).href, import.meta.url); // tsx loads for .ts configs only
     raw = (mod as { default?: unknown }).default ?? mod;
     // a file without "type": "module" around it comes back CommonJS-wrapped: { default: { default: config } }
     if (raw && typeof raw === "object" && Object.keys(raw).length === 1 && "default" in raw) raw = (raw as { default: unknown }).default;
   } catch (err) {
-    throw new ConfigError(file, [{ path: "", message: `cannot be loaded: ${(err as Error).message}`, hint: "fix the syntax error; the file must `export default defineConfig({...})`" }]);
+    throw new ConfigError(file, [{ path: "", message: `cannot be loaded: ${(err as Error).message}`, hint: loadHint(err) }]);
   }
   return parseConfig(raw, file);
+}
+
+/** What to do about a config that does not load: a missing package is not a syntax error. */
+function loadHint(err: unknown): string {
+  const e = err as { code?: string; message?: string };
+  const missing = /Cannot find (?:package|module) '([^']+)'/.exec(e.message ?? "")?.[1];
+  if (e.code === "ERR_MODULE_NOT_FOUND" || missing) {
+    const pkg = missing && !missing.startsWith(".") && !missing.startsWith("/") ? missing.split("/").slice(0, missing.startsWith("@") ? 2 : 1).join("/") : undefined;
+    return pkg === "lifeboat"
+      ? "install Lifeboat where the config lies (npm install lifeboat, or the tarball), or import nothing: a plain object literal works too"
+      : pkg
+        ? `install ${pkg} next to the config (npm install ${pkg}), or remove the import`
+        : "a file the config imports does not exist: check the import's path";
+  }
+  return "fix the syntax error; the file must `export default defineConfig({...})` (or an object literal)";
 }

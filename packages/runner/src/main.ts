@@ -12,14 +12,11 @@
  * possible); 3 the run ended but its result could not be published. Any exit but 0 and 1 (3, killed, out of memory,
  * never started) means the runner could not report: the watcher reports those.
  */
-import { SNSClient } from "@aws-sdk/client-sns";
-import { LifeboatError, LocalEventBus, UsageError, errorMessage, prunedByRunner, redact, type Logger, type Manifest } from "@lifeboat/core";
+import { LifeboatError, LocalEventBus, UsageError, errorMessage, prunedByRunner, redact, type LifeboatEvent, type Logger, type Manifest } from "@lifeboat/core";
 import { pruneTarget } from "./prune.js";
 import { runTargetBackups } from "./target-run.js";
 import { latestToDrill, verifyBackup } from "./verify.js";
 import { findConfigFile, loadConfig } from "./config-file.js";
-import { emitBackupMetrics } from "./aws/metrics.js";
-import { snsPublisher } from "./aws/sns.js";
 import { subscribeNotifications } from "./notify/index.js";
 import { DefaultSecretResolver } from "./secrets.js";
 import { resolveDatabase } from "./source.js";
@@ -55,8 +52,15 @@ export async function runnerMain(env: NodeJS.ProcessEnv = process.env, log: Logg
     });
     const secrets = new DefaultSecretResolver(env);
     if (env.LIFEBOAT_TOPIC_ARN) {
-      bus.subscribe(snsPublisher(new SNSClient({}), env.LIFEBOAT_TOPIC_ARN));
-      bus.subscribe((e) => emitBackupMetrics(e));
+      // the SNS client and Powertools load with the first event, after the dump has streamed: not part of its peak RSS
+      const topic = env.LIFEBOAT_TOPIC_ARN;
+      let publish: Promise<(e: LifeboatEvent) => Promise<void>> | undefined;
+      const publisher = async () => {
+        const [{ SNSClient }, { snsPublisher }] = await Promise.all([import("@aws-sdk/client-sns"), import("./aws/sns.js")]);
+        return snsPublisher(new SNSClient({}), topic);
+      };
+      bus.subscribe(async (e) => (await (publish ??= publisher()))(e));
+      bus.subscribe(async (e) => (await import("./aws/metrics.js")).emitBackupMetrics(e));
     } else {
       await subscribeNotifications(bus, config, secrets, { log, signal: abort.signal });
     }

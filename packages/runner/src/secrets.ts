@@ -1,4 +1,4 @@
-import { GetParameterCommand, SSMClient } from "@aws-sdk/client-ssm";
+import type { SSMClient } from "@aws-sdk/client-ssm";
 import { LifeboatError, type SecretResolver } from "@lifeboat/core";
 
 /**
@@ -23,6 +23,8 @@ export class DefaultSecretResolver implements SecretResolver {
       return v;
     }
     if (ref.ssm) {
+      // the SSM client loads only when a secret lives there (memory and start-up of everything else)
+      const { GetParameterCommand, SSMClient } = await import("@aws-sdk/client-ssm");
       this.ssmClient ??= new SSMClient({});
       try {
         const res = await this.ssmClient.send(new GetParameterCommand({ Name: ref.ssm, WithDecryption: true }));

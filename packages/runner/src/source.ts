@@ -1,4 +1,4 @@
-import { DescribeDBInstancesCommand, RDSClient } from "@aws-sdk/client-rds";
+import type { RDSClient } from "@aws-sdk/client-rds";
 import { AttemptError, LifeboatError, type DatabaseConfig, type SecretResolver } from "@lifeboat/core";
 import { parsePostgresUrl, type ConnectionInfo } from "./pg/connection.js";
 
@@ -58,6 +58,7 @@ export function rdsServes(status: string): boolean {
  */
 export async function rdsEndpoint(rdsConfig: { instance: string; region?: string | undefined }, rds?: RDSClient): Promise<{ host: string; port: number }> {
   const instance = rdsConfig.instance;
+  const { DescribeDBInstancesCommand, RDSClient } = await import("@aws-sdk/client-rds"); // loaded for rds targets only
   const client = rds ?? new RDSClient(rdsConfig.region ? { region: rdsConfig.region } : {});
   let res;
   try {
