@@ -107,15 +107,27 @@ describe("ad hoc commands ignore a config they were not pointed at", () => {
 });
 
 describe("a config outside the repository", () => {
-  it("that imports lifeboat where it is not installed gets a hint to install it, not to fix a syntax error", async () => {
+  for (const type of ["module", "commonjs"]) {
+    it(`imports defineConfig from "lifeboat" with no Lifeboat beside it (${type} package)`, async () => {
+      const cwd = tempDir("lifeboat-outside-");
+      const { writeFileSync } = await import("node:fs");
+      writeFileSync(join(cwd, "package.json"), JSON.stringify({ type }));
+      writeFileSync(join(cwd, "lifeboat.config.ts"), `import { defineConfig } from "lifeboat";\nexport default defineConfig({ storage: { directory: "${cwd}/b" }, targets: { app: { database: { url: "postgres://a@localhost/a" } } } });\n`);
+      const res = await cli(["status", "--json"], { cwd });
+      expect(res.code, res.stderr).toBe(0);
+      expect(JSON.parse(res.stdout).targets.map((t: { target: string }) => t.target)).toEqual(["app"]);
+    });
+  }
+
+  it("that imports a package which is not installed gets a hint to install it, not to fix a syntax error", async () => {
     const cwd = tempDir("lifeboat-outside-");
     const { writeFileSync } = await import("node:fs");
-    writeFileSync(join(cwd, "lifeboat.config.ts"), `import { defineConfig } from "lifeboat";\nexport default defineConfig({ storage: { directory: "/tmp" }, targets: {} });\n`);
+    writeFileSync(join(cwd, "lifeboat.config.ts"), `import { something } from "no-such-package-here";\nexport default { storage: { directory: "/tmp" }, targets: {}, something };\n`);
     const res = await cli(["list", "--json"], { cwd });
     expect(res.code).toBe(2);
     const out = JSON.parse(res.stdout);
-    expect(out.problems[0].message).toContain("Cannot find module 'lifeboat'");
-    expect(out.problems[0].hint).toContain("npm install lifeboat");
+    expect(out.problems[0].message).toContain("no-such-package-here");
+    expect(out.problems[0].hint).toContain("npm install no-such-package-here");
     expect(out.problems[0].hint).not.toContain("syntax");
   });
 });

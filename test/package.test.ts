@@ -54,4 +54,14 @@ describe("the installed package", () => {
     expect(bad.status).not.toBe(0);
     expect(bad.stdout).toContain("Type 'string' is not assignable to type 'number'");
   });
+
+  it("installed globally (npm install -g), loads a config that imports \"lifeboat\" from a directory without node_modules", () => {
+    const prefix = tempDir("lifeboat-global-");
+    npm(["install", "-g", "--prefix", prefix, "--no-audit", "--no-fund", join(REPO, "dist", `lifeboat-${LIFEBOAT_VERSION}.tgz`)], dir);
+    const etc = tempDir("lifeboat-etc-"); // like /etc/lifeboat: no package.json, no node_modules
+    writeFileSync(join(etc, "lifeboat.config.ts"), `import { defineConfig } from "lifeboat";\nexport default defineConfig({ storage: { directory: "${etc}/b" }, targets: { app: { database: { url: "postgres://app@localhost/app" } } } });\n`);
+    const res = spawnSync(join(prefix, "bin", "lifeboat"), ["status", "--config", join(etc, "lifeboat.config.ts"), "--json"], { cwd: tmpdir(), env: { ...process.env, CI: "" }, encoding: "utf8" });
+    expect(res.status, res.stderr).toBe(0);
+    expect(JSON.parse(res.stdout).targets.map((t: { target: string }) => t.target)).toEqual(["app"]);
+  }, 120_000);
 });

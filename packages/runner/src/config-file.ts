@@ -1,6 +1,7 @@
 import { existsSync } from "node:fs";
+import Module, { register } from "node:module";
 import { resolve } from "node:path";
-import { pathToFileURL } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import { ConfigError, UsageError, parseConfig, type LifeboatConfig } from "@lifeboat/core";
 
 export const DEFAULT_CONFIG_FILES = ["lifeboat.config.ts", "lifeboat.config.mjs", "lifeboat.config.js", "lifeboat.config.json"];
@@ -26,7 +27,10 @@ export async function loadConfig(file: string): Promise<LifeboatConfig> {
   try {
     const mod = file.endsWith(".json")
       ? { default: JSON.parse(await import("node:fs/promises").then((fs) => fs.readFile(file, "utf8"))) }
-      : await (await import("tsx/esm/api")).tsImport(pathToFileURL(file).href, import.meta.url); // tsx loads for .ts configs only
+      : await (async () => {
+          lifeboatResolvesToItself();
+          return (await import("tsx/esm/api")).tsImport(pathToFileURL(file).href, import.meta.url); // tsx loads for .ts configs only
+        })();
     raw = (mod as { default?: unknown }).default ?? mod;
     // a file without "type": "module" around it comes back CommonJS-wrapped: { default: { default: config } }
     if (raw && typeof raw === "object" && Object.keys(raw).length === 1 && "default" in raw) raw = (raw as { default: unknown }).default;
@@ -49,4 +53,36 @@ function loadHint(err: unknown): string {
         : "a file the config imports does not exist: check the import's path";
   }
   return "fix the syntax error; the file must `export default defineConfig({...})` (or an object literal)";
+}
+
+/**
+ * `import { defineConfig } from "lifeboat"` in a config that lies where no node_modules holds Lifeboat (installed with
+ * `npm install -g`, config in /etc/lifeboat): Node looks for packages beside the importing file only, never among the
+ * global ones. When that lookup fails, "lifeboat" resolves to the Lifeboat that is running, for ESM configs (a
+ * module.register resolve hook) and CommonJS ones (the resolver's fallback). A Lifeboat installed beside the config
+ * still wins.
+ */
+let selfResolution = false;
+function lifeboatResolvesToItself(): void {
+  if (selfResolution) return;
+  selfResolution = true;
+  // compiled: <package>/lib/<chunk>.js -> <package>/index.js; in the repository: packages/core/src/public.ts
+  const candidates = [new URL("../index.js", import.meta.url), new URL("../../core/src/public.ts", import.meta.url)];
+  const own = candidates.find((u) => u.protocol === "file:" && existsSync(fileURLToPath(u)));
+  if (!own) return;
+  const hook = `export async function resolve(specifier, context, next) {
+    try { return await next(specifier, context); }
+    catch (err) { if (specifier === "lifeboat") return { url: ${JSON.stringify(own.href)}, shortCircuit: true }; throw err; }
+  }`;
+  register(`data:text/javascript,${encodeURIComponent(hook)}`);
+  const M = Module as unknown as { _resolveFilename: (request: string, ...rest: unknown[]) => string };
+  const original = M._resolveFilename;
+  M._resolveFilename = function (request: string, ...rest: unknown[]) {
+    try {
+      return original.call(this, request, ...rest);
+    } catch (err) {
+      if (request === "lifeboat") return fileURLToPath(own);
+      throw err;
+    }
+  };
 }
