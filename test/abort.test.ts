@@ -1,5 +1,4 @@
-import { mkdtempSync, readdirSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { BackupFailedError, LocalEventBus, dumpSchema, retriesSchema, type LifeboatEvent, type ObjectStore } from "@lifeboat/core";

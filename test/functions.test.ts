@@ -1,7 +1,6 @@
 import { createServer, type Server } from "node:http";
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { mockClient } from "aws-sdk-client-mock";
@@ -12,7 +11,7 @@ import { GetParameterCommand, SSMClient } from "@aws-sdk/client-ssm";
 import { Logger } from "@aws-lambda-powertools/logger";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { launchClientToken, parseConfig, runIdFor, type LifeboatEvent } from "@lifeboat/core";
-import { S3Store, backupMetrics, runTargetBackups, runnerMain, snsPublisher, type RunnerTaskSettings } from "@lifeboat/runner";
+import { S3Store, backupMetrics, runTargetBackups, runnerMain, snsPublisher } from "@lifeboat/runner";
 import { createFreshnessCheck, createLauncher, createSlackHandler, createWatcher, createWebhookHandler } from "@lifeboat/functions";
 import { recordAwsCalls } from "./support/aws-calls.js";
 import { SETTINGS, TOPIC, cloudConfig } from "./support/cloud-fixture.js";

@@ -1,5 +1,4 @@
-import { mkdtempSync, mkdirSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { mockClient } from "aws-sdk-client-mock";
 import { InvokeCommand, LambdaClient } from "@aws-sdk/client-lambda";

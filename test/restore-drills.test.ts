@@ -1,11 +1,10 @@
-import { chmodSync, mkdtempSync, readFileSync, readdirSync, symlinkSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { chmodSync, readFileSync, readdirSync, symlinkSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { beforeAll, describe, expect, it } from "vitest";
 import { LocalEventBus, manifestSchema, type LifeboatEvent } from "@lifeboat/core";
 import { DirectoryStore, findBackup, findTool, fingerprint, query, verifyBackup } from "@lifeboat/runner";
-import { cli, conn, createDatabase, pg, unique, url, tempDir } from "./support/helpers.js";
+import { cli, conn, createDatabase, unique, url, tempDir } from "./support/helpers.js";
 import { HARD_FIXTURE_SQL } from "./support/hard-fixture.js";
 
 let source: string;

@@ -1,6 +1,5 @@
 import { spawn, spawnSync } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { LocalEventBus, dumpSchema, retriesSchema, type BackupSucceededEvent, type LifeboatEvent } from "@lifeboat/core";
