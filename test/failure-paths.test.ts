@@ -193,7 +193,7 @@ describe("deadlines: no run is stuck forever", () => {
     parseConfig({ storage: { directory: "/unused" }, targets: { locked: { database: { host: pg().host, port: pg().port, database: db, user: "postgres" }, retries: { attempts: 1 }, ...extra } } }).targets.locked!;
 
   it("pg_dump waits for a table's lock at most dump.lockWaitTimeoutSeconds (default 10 minutes), then the attempt fails as lock_timeout", async () => {
-    expect(pgDumpArgs(dumpSchema.parse({}))).toContain("--lock-wait-timeout=600s");
+    expect(pgDumpArgs(dumpSchema.parse({}), { major: 15, version: "15.18" })).toContain("--lock-wait-timeout=600s");
     const { db, release } = await lockedTable();
     try {
       const store = new DirectoryStore(tempDir("lifeboat-lock-"));

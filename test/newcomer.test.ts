@@ -267,7 +267,7 @@ describe("--json: one JSON document on stdout for every exit path", () => {
 describe("--help", () => {
   it("every command lists the environment variables it reads and its defaults", async () => {
     const expected: Record<string, string[]> = {
-      run: ["PGHOST", "PGPASSWORD", "AWS_ENDPOINT_URL_S3", "LIFEBOAT_PG_BINDIR", "LIFEBOAT_CONFIG", "default: the target's dump.format, else custom", "else 6", "else 3"],
+      run: ["PGHOST", "PGPASSWORD", "AWS_ENDPOINT_URL_S3", "LIFEBOAT_PG_BINDIR", "LIFEBOAT_CONFIG", "default: the target's dump.format, else custom", "else zstd:3 with pg_dump 16+, gzip:1 before", "else 3"],
       list: ["AWS_REGION", "LIFEBOAT_CONFIG", "default: the config's storage"],
       status: ["AWS_PROFILE", "LIFEBOAT_CONFIG"],
       restore: ["PGUSER", "AWS_ACCESS_KEY_ID", "LIFEBOAT_PG_BINDIR", `default: "latest"`, "default: the CPUs available"],

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { compressionSchema } from "./compression.js";
 import { ConfigError, type ConfigProblem } from "./errors.js";
 import { TARGET_NAME } from "./naming.js";
 import { isValidTimeZone, parseSchedule } from "./schedule.js";
@@ -125,7 +126,8 @@ const pattern = z
 export const dumpSchema = z
   .object({
     format: z.enum(["custom", "plain"]).default("custom"),
-    compression: z.number().int().min(0).max(9).default(6),
+    /** none | gzip[:1-9] | zstd[:1-22] | lz4[:1-12] | a gzip level 0-9; unset: zstd:3 where pg_dump has it (16+), else gzip:1. */
+    compression: compressionSchema.optional(),
     schemas: z.array(pattern).default([]),
     excludeSchemas: z.array(pattern).default([]),
     tables: z.array(pattern).default([]),
@@ -141,7 +143,11 @@ export const dumpSchema = z
      */
     lockWaitTimeoutSeconds: z.number().int().min(1).max(86_400).default(600),
   })
-  .strict();
+  .strict()
+  .refine((d) => d.format !== "plain" || !d.compression || d.compression.method === "gzip" || d.compression.method === "none", {
+    message: "plain dumps are compressed with gzip (or none): restore pipes them through gunzip into psql; use format custom for zstd or lz4",
+    path: ["compression"],
+  });
 export type DumpOptions = z.infer<typeof dumpSchema>;
 
 export const retriesSchema = z

@@ -1,3 +1,4 @@
+export * from "./compression.js";
 export * from "./config.js";
 export * from "./errors.js";
 export * from "./events.js";

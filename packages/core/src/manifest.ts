@@ -24,7 +24,8 @@ export const manifestSchema = z.object({
   pgDump: z.object({ version: z.string(), major: z.number().int() }),
   /** custom / plain: pg_dump formats; sqlite: a SQLite database file (an online-backup snapshot). */
   format: z.enum(["custom", "plain", "sqlite"]),
-  compression: z.number().int(),
+  /** What pg_dump compressed with: "gzip:1", "zstd:3", "none" (older manifests: a gzip level, 0 = none). */
+  compression: z.union([z.number().int(), z.string()]),
   object: z.object({
     key: z.string(),
     size: z.number().int().min(0),

@@ -39,9 +39,10 @@ export function backupIdTime(id: string): Date {
   return new Date(Date.UTC(+m[1]!, +m[2]! - 1, +m[3]!, +m[4]!, +m[5]!, +m[6]!));
 }
 
-export function dumpExtension(format: "custom" | "plain", compression: number): string {
+/** The dump's file extension: custom archives .dump; plain SQL .sql, or .sql.gz when gzip-compressed. */
+export function dumpExtension(format: "custom" | "plain", compressed: boolean): string {
   if (format === "custom") return ".dump";
-  return compression > 0 ? ".sql.gz" : ".sql";
+  return compressed ? ".sql.gz" : ".sql";
 }
 
 export function joinKey(...parts: string[]): string {

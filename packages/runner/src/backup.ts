@@ -4,6 +4,11 @@ import pRetry from "p-retry";
 import {
   AttemptError,
   BackupFailedError,
+  CONFIG_ERROR,
+  compressionText,
+  defaultCompression,
+  pgDumpCompressArg,
+  type Compression,
   backupKeys,
   abortedAttempt,
   dumpExtension,
@@ -67,14 +72,23 @@ export interface BackupResult {
   attempts: AttemptRecord[];
 }
 
-/** pg_dump arguments from validated dump options: every value is one argv item, no shell ever sees them. */
-export function pgDumpArgs(dump: DumpOptions): string[] {
-  const args = [`--format=${dump.format}`, `--compress=${dump.compression}`, "--no-password", `--lock-wait-timeout=${dump.lockWaitTimeoutSeconds}s`];
+/**
+ * pg_dump arguments from validated dump options and the pg_dump that runs (its version decides the default
+ * compression and how --compress is spelled): every value is one argv item, no shell ever sees them.
+ */
+export function pgDumpArgs(dump: DumpOptions, pgDump: { major: number; version: string }): string[] {
+  const compress = pgDumpCompressArg(dumpCompression(dump, pgDump.major), pgDump);
+  const args = [`--format=${dump.format}`, compress, "--no-password", `--lock-wait-timeout=${dump.lockWaitTimeoutSeconds}s`];
   for (const s of dump.schemas) args.push(`--schema=${s}`);
   for (const s of dump.excludeSchemas) args.push(`--exclude-schema=${s}`);
   for (const t of dump.tables) args.push(`--table=${t}`);
   for (const t of dump.excludeTables) args.push(`--exclude-table=${t}`);
   return args;
+}
+
+/** The compression a dump runs with: the configured one, else the default of this pg_dump. */
+export function dumpCompression(dump: DumpOptions, pgDumpMajor: number): Compression {
+  return dump.compression ?? defaultCompression(pgDumpMajor);
 }
 
 const STDERR_LIMIT = 64 * 1024;
@@ -106,7 +120,15 @@ async function attemptBackup(job: BackupJob, attempt: number, runId: string, sec
       kind: "globals",
     }));
   }
-  const keys = backupKeys(job.target, id, dumpExtension(job.dump.format, job.dump.compression), job.database);
+  const compression = dumpCompression(job.dump, pgDump.major);
+  let compressArgs: string[];
+  try {
+    compressArgs = pgDumpArgs(job.dump, pgDump);
+  } catch (err) {
+    // a method this pg_dump lacks (zstd on pg_dump 15): the user's to fix, not retried
+    throw new AttemptError(CONFIG_ERROR, "permanent", (err as Error).message, { hint: "set dump.compression (or --compression) to gzip[:1-9] or none" });
+  }
+  const keys = backupKeys(job.target, id, dumpExtension(job.dump.format, compression.method !== "none"), job.database);
 
   // For row counts: a read-only repeatable-read transaction exports its snapshot, pg_dump dumps exactly that
   // snapshot (--snapshot), and the same transaction counts the dumped tables afterwards.
@@ -115,8 +137,8 @@ async function attemptBackup(job: BackupJob, attempt: number, runId: string, sec
   try {
     const snapshot = session ? (await session.query("begin isolation level repeatable read, read only; select pg_export_snapshot();"))[0]?.[0] : undefined;
     const toc = counting ? await startTocReader(pgDump.major) : undefined;
-    const args = [...pgDumpArgs(job.dump), ...(snapshot ? [`--snapshot=${snapshot}`] : []), `--dbname=${conninfo(conn)}`];
-    const bound = dumpSizeBound(server.sizeBytes, job.dump.compression > 0);
+    const args = [...compressArgs, ...(snapshot ? [`--snapshot=${snapshot}`] : []), `--dbname=${conninfo(conn)}`];
+    const bound = dumpSizeBound(server.sizeBytes, compression.method !== "none");
     const dumped = await dumpAndStore(job, conn, pgDump.path, args, keys, started, secrets, toc?.feed, bound);
     return await manifestOrNothing(job, keys.dump, async () => {
       const finished = new Date();
@@ -137,7 +159,7 @@ async function attemptBackup(job: BackupJob, attempt: number, runId: string, sec
         database: postgresDatabase(conn, server),
         pgDump: { version: pgDump.version, major: pgDump.major },
         format: job.dump.format,
-        compression: job.dump.compression,
+        compression: compressionText(compression),
         object: { key: keys.dump, size: dumped.bytes, sha256: dumped.sha256 },
         ...(snapshot ? { snapshot } : {}),
         ...(tables ? { tables } : {}),

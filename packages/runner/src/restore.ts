@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { pipeline } from "node:stream/promises";
 import { createGunzip } from "node:zlib";
 import { spawn } from "node:child_process";
-import { ChecksumMismatchError, LifeboatError, redact, silentLogger, type Logger, type Manifest, type ObjectStore } from "@lifeboat/core";
+import { ChecksumMismatchError, LifeboatError, manifestCompression, redact, silentLogger, type Logger, type Manifest, type ObjectStore } from "@lifeboat/core";
 import { conninfo, displayUrl, sameEndpoint, toolEnv, type ConnectionInfo } from "./pg/connection.js";
 import { preflight, query } from "./pg/psql.js";
 import { findTool } from "./pg/tools.js";
@@ -114,7 +114,7 @@ export async function restoreInto(file: string, manifest: Manifest, to: Connecti
   } else {
     const tool = await findTool("psql");
     const args = ["-X", "-q", "--no-password", "-v", "ON_ERROR_STOP=1", "--single-transaction", `--dbname=${conninfo(to)}`, "-f", "-"];
-    const input = manifest.compression > 0 ? createReadStream(file).pipe(createGunzip()) : createReadStream(file);
+    const input = manifestCompression(manifest.compression).method === "gzip" ? createReadStream(file).pipe(createGunzip()) : createReadStream(file);
     log.log("info", "psql restore started", { to: displayUrl(to) });
     await runRestoreTool(tool.path, args, to, input, opts.signal);
   }

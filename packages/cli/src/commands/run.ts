@@ -1,4 +1,4 @@
-import { UsageError, restoreCommandFor, dumpSchema, formatBytes, formatDuration, parseStoreUrl, retriesSchema, type DumpOptions, type RetryPolicy } from "@lifeboat/core";
+import { UsageError, compressionText, manifestCompression, parseCompression, restoreCommandFor, dumpSchema, type Compression, formatBytes, formatDuration, parseStoreUrl, retriesSchema, type DumpOptions, type RetryPolicy } from "@lifeboat/core";
 import { DefaultSecretResolver, isMultiDatabase, openStore, resolveDatabase, runBackup, runTargetBackups, type ConnectionInfo } from "@lifeboat/runner";
 import { connectionArg, type Context } from "../context.js";
 import { runRemote } from "./remote.js";
@@ -22,6 +22,15 @@ function intOption(v: string | undefined, flag: string, min: number, max: number
   return n;
 }
 
+function compressionOption(v: string | undefined): Compression | undefined {
+  if (v === undefined) return undefined;
+  try {
+    return parseCompression(v);
+  } catch (err) {
+    throw new UsageError(`--compression: ${(err as Error).message}`);
+  }
+}
+
 export async function runCommand(ctx: Context, target: string | undefined, opts: RunOptions): Promise<number> {
   const { out } = ctx;
   if (opts.remote) {
@@ -35,7 +44,7 @@ export async function runCommand(ctx: Context, target: string | undefined, opts:
   const storeUrl = opts.to;
   let restoreHint: string;
   const attempts = intOption(opts.attempts, "--attempts", 1, 10);
-  const compression = intOption(opts.compression, "--compression", 0, 9);
+  const compression = compressionOption(opts.compression);
   if (opts.format !== undefined && opts.format !== "custom" && opts.format !== "plain") {
     throw new UsageError(`--format must be custom or plain, not "${opts.format}"`);
   }
@@ -48,7 +57,9 @@ export async function runCommand(ctx: Context, target: string | undefined, opts:
     name = target;
     const secrets = new DefaultSecretResolver();
     resolveSource = () => resolveDatabase(t.database, secrets, `targets.${target}.database`);
-    dump = { ...t.dump, ...(opts.format ? { format: opts.format as DumpOptions["format"] } : {}), ...(compression !== undefined ? { compression } : {}) };
+    const merged = dumpSchema.safeParse({ ...t.dump, ...(opts.format ? { format: opts.format } : {}), ...(compression !== undefined ? { compression: opts.compression } : t.dump.compression ? { compression: compressionText(t.dump.compression) } : {}) });
+    if (!merged.success) throw new UsageError(merged.error.issues.map((i) => i.message).join("; "));
+    dump = merged.data;
     retries = { ...t.retries, ...(attempts !== undefined ? { attempts } : {}) };
     restoreHint = `lifeboat restore ${target}${storeUrl ? ` --from ${storeUrl}` : ""}`;
   } else {
@@ -59,7 +70,9 @@ export async function runCommand(ctx: Context, target: string | undefined, opts:
     name = opts.name ?? conn.database.toLowerCase().replace(/[^a-z0-9_-]/g, "-").replace(/^[^a-z0-9]+/, "");
     if (!/^[a-z0-9][a-z0-9_-]{0,62}$/.test(name)) throw new UsageError(`--name "${name}" is not a valid target name`, "lowercase letters, digits, - and _");
     resolveSource = async () => conn;
-    dump = dumpSchema.parse({ ...(opts.format ? { format: opts.format } : {}), ...(compression !== undefined ? { compression } : {}) });
+    const parsed = dumpSchema.safeParse({ ...(opts.format ? { format: opts.format } : {}), ...(opts.compression !== undefined ? { compression: opts.compression } : {}) });
+    if (!parsed.success) throw new UsageError(parsed.error.issues.map((i) => i.message).join("; "));
+    dump = parsed.data;
     retries = retriesSchema.parse({ attempts: attempts ?? 3, delaySeconds: 5, maxDelaySeconds: 60 });
     restoreHint = `lifeboat restore ${name} --from ${opts.to}`;
   }
@@ -105,7 +118,7 @@ export async function runCommand(ctx: Context, target: string | undefined, opts:
         `backup of "${name}" stored`,
         `  id        ${m.id}`,
         `  location  ${result.location}`,
-        `  size      ${formatBytes(m.object.size)} (${m.object.size} bytes, ${m.format}${m.compression ? `, compression ${m.compression}` : ""})`,
+        `  size      ${formatBytes(m.object.size)} (${m.object.size} bytes, ${m.format}, compression ${typeof m.compression === "number" ? compressionText(manifestCompression(m.compression)) : m.compression})`,
         `  sha256    ${m.object.sha256}`,
         `  duration  ${formatDuration(m.durationMs)} (attempt ${m.attempt})`,
         `  restore   ${restoreCommandFor(restoreHint, m)}`,
