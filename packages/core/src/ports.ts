@@ -20,6 +20,8 @@ export interface ObjectStore {
   /** expectedBytes: an upper bound on the body's size, when known (S3 sizes its multipart parts from it). */
   put(key: string, body: Readable, opts?: { contentType?: string; signal?: AbortSignal; expectedBytes?: number }): Promise<{ size?: number }>;
   get(key: string): Promise<Readable>;
+  /** Bytes start..end (inclusive) of an object: S3's ranged GET, so that large downloads run as parallel requests. */
+  getRange?(key: string, start: number, end: number): Promise<Readable>;
   list(prefix: string): AsyncIterable<StoredObject>;
   /** Deletes objects (missing ones are not an error). Only pruning deletes (`lifeboat prune`, the scheduler, the deployed runner). */
   delete(keys: string[]): Promise<void>;
@@ -27,6 +29,8 @@ export interface ObjectStore {
   incomplete(prefix: string): AsyncIterable<IncompleteUpload>;
   /** Aborts a pending upload or removes a partial file. */
   removeIncomplete(upload: IncompleteUpload): Promise<void>;
+  /** The object's file, when the store is a directory on this machine: restores read it where it lies (no copy). */
+  localPath?(key: string): string;
 }
 
 export interface IncompleteUpload {

@@ -1,5 +1,6 @@
-import { createReadStream, createWriteStream } from "node:fs";
-import { mkdtemp, rm } from "node:fs/promises";
+import { createReadStream, createWriteStream, type Stats } from "node:fs";
+import { Writable } from "node:stream";
+import { mkdtemp, open, rm, stat } from "node:fs/promises";
 import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { pipeline } from "node:stream/promises";
@@ -46,14 +47,117 @@ export async function downloadVerified(
 ): Promise<{ file: string; ms: number }> {
   const file = join(dir, "dump");
   const t0 = Date.now();
-  const meter = new Digest((done) => opts.onProgress?.(done, manifest.object.size));
+  const size = manifest.object.size;
+  if (store.getRange && size > RANGE_BYTES && (await storedSize(store, manifest.object.key)) === size) {
+    await downloadRanges(store, manifest.object.key, size, file, opts);
+    // hashed from the local file (in the page cache), in order: the ranges arrive out of order
+    const meter = new Digest();
+    await pipeline(createReadStream(file), meter, new Writable({ write: (_c, _e, cb) => cb() }), opts.signal ? { signal: opts.signal } : {});
+    const bytes = (await stat(file)).size;
+    const actual = meter.hex();
+    if (actual !== manifest.object.sha256 || bytes !== size) throw new ChecksumMismatchError(store.location(manifest.object.key), manifest.object.sha256, actual, size, bytes);
+    return { file, ms: Date.now() - t0 };
+  }
+  const meter = new Digest((done) => opts.onProgress?.(done, size));
   await pipeline(await store.get(manifest.object.key), meter, createWriteStream(file, { mode: 0o600 }), opts.signal ? { signal: opts.signal } : {});
   const actual = meter.hex();
   const bytes = meter.bytes;
-  if (actual !== manifest.object.sha256 || bytes !== manifest.object.size) {
-    throw new ChecksumMismatchError(store.location(manifest.object.key), manifest.object.sha256, actual, manifest.object.size, bytes);
+  if (actual !== manifest.object.sha256 || bytes !== size) {
+    throw new ChecksumMismatchError(store.location(manifest.object.key), manifest.object.sha256, actual, size, bytes);
   }
   return { file, ms: Date.now() - t0 };
+}
+
+/** The stored object's size (ranges are planned from it; a different size is left to the sequential download's check). */
+async function storedSize(store: ObjectStore, key: string): Promise<number | undefined> {
+  for await (const o of store.list(key)) if (o.key === key) return o.size;
+  return undefined;
+}
+
+/** Ranged downloads: RANGE_BYTES per request, RANGES_IN_FLIGHT at once, each streamed to its place in the file. */
+const RANGE_BYTES = 16 * 1024 * 1024;
+const RANGES_IN_FLIGHT = 4;
+
+async function downloadRanges(
+  store: ObjectStore,
+  key: string,
+  size: number,
+  file: string,
+  opts: { signal?: AbortSignal | undefined; onProgress?: ((done: number, total: number) => void) | undefined },
+): Promise<void> {
+  const fh = await open(file, "wx", 0o600);
+  try {
+    await fh.truncate(size);
+  } finally {
+    await fh.close();
+  }
+  let next = 0;
+  let done = 0;
+  const worker = async () => {
+    while (next < size) {
+      const start = next;
+      const end = Math.min(size, start + RANGE_BYTES) - 1;
+      next = end + 1;
+      const body = await store.getRange!(key, start, end);
+      const counter = new Digest((n) => opts.onProgress?.(done + n, size));
+      await pipeline(body, counter, createWriteStream(file, { flags: "r+", start }), opts.signal ? { signal: opts.signal } : {});
+      done += counter.bytes;
+      if (counter.bytes !== end - start + 1) throw new LifeboatError(`a ranged download of ${store.location(key)} returned ${counter.bytes} bytes instead of ${end - start + 1}`);
+    }
+  };
+  await Promise.all(Array.from({ length: RANGES_IN_FLIGHT }, worker));
+}
+
+/** A verified dump on local disk: downloaded into `dir`, or (a directory store) the stored file where it lies. */
+export interface VerifiedDump {
+  file: string;
+  ms: number;
+  /** The stored file itself, not a copy. */
+  inPlace: boolean;
+  /** Throws when a file used in place is no longer the one that was checked (replaced, rewritten, truncated). */
+  unchanged(): Promise<void>;
+}
+
+type FileIdentity = Pick<Stats, "dev" | "ino" | "size" | "mtimeMs" | "ctimeMs">;
+const sameFile = (a: FileIdentity, b: FileIdentity) => a.dev === b.dev && a.ino === b.ino && a.size === b.size && a.mtimeMs === b.mtimeMs && a.ctimeMs === b.ctimeMs;
+
+/**
+ * The dump, checked against the manifest's SHA-256 and size, on local disk. A directory store's file is checked and
+ * used where it lies, with no copy; its identity (device, inode, size, modification and change times) is taken
+ * before the check and compared after it and again by `unchanged()` after the restore, so a file replaced or
+ * rewritten in between is refused. Any other store's object is downloaded into `dir` while it is hashed.
+ */
+export async function verifiedDump(
+  store: ObjectStore,
+  manifest: Manifest,
+  dir: string,
+  opts: { signal?: AbortSignal | undefined; onProgress?: ((done: number, total: number) => void) | undefined } = {},
+): Promise<VerifiedDump> {
+  // SQLite files are opened by sqlite3, which may write beside them (journals): those are always copied first
+  const local = manifest.format === "sqlite" ? undefined : store.localPath?.(manifest.object.key);
+  if (!local) {
+    const d = await downloadVerified(store, manifest, dir, opts);
+    return { ...d, inPlace: false, unchanged: async () => {} };
+  }
+  const t0 = Date.now();
+  const location = store.location(manifest.object.key);
+  const before = await stat(local);
+  const meter = new Digest((done) => opts.onProgress?.(done, manifest.object.size));
+  await pipeline(createReadStream(local), meter, new Writable({ write: (_c, _e, cb) => cb() }), opts.signal ? { signal: opts.signal } : {});
+  const actual = meter.hex();
+  if (actual !== manifest.object.sha256 || meter.bytes !== manifest.object.size) {
+    throw new ChecksumMismatchError(location, manifest.object.sha256, actual, manifest.object.size, meter.bytes);
+  }
+  const changed = async (when: string) => {
+    const now = await stat(local).catch(() => undefined);
+    if (!now || !sameFile(before, now)) {
+      throw new LifeboatError(`${location} changed ${when}: it is no longer the file whose SHA-256 was checked`, {
+        hint: "something is writing into the backup store; restore again once it stops (and drop what this restore created)",
+      });
+    }
+  };
+  await changed("while its checksum was computed");
+  return { file: local, ms: Date.now() - t0, inPlace: true, unchanged: () => changed("while it was being restored") };
 }
 
 /** Does the database hold any user relation (table, view, sequence, ...)? */
@@ -149,11 +253,12 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreResult
   }
   const dir = await mkdtemp(join(tmpdir(), "lifeboat-restore-"));
   try {
-    const { file, ms: downloadMs } = await downloadVerified(opts.store, manifest, dir, {
+    const dump = await verifiedDump(opts.store, manifest, dir, {
       signal: opts.signal,
       onProgress: (done, total) => opts.onProgress?.({ phase: "download", done, total }),
     });
-    log.log("info", "checksum verified", { sha256: manifest.object.sha256, bytes: manifest.object.size });
+    const { file, ms: downloadMs } = dump;
+    log.log("info", dump.inPlace ? "checksum verified; restoring from the stored file where it lies" : "checksum verified", { sha256: manifest.object.sha256, bytes: manifest.object.size });
 
     const empty = await isEmptyDatabase(to);
     const jobs = manifest.format === "custom" && empty ? Math.max(1, opts.jobs ?? availableParallelism()) : 1;
@@ -165,6 +270,7 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreResult
       log,
       onProgress: (done, total) => opts.onProgress?.({ phase: "restore", done, total }),
     });
+    await dump.unchanged();
     return { downloadMs, restoreMs, bytes: manifest.object.size, jobs, singleTransaction: jobs === 1 };
   } finally {
     await rm(dir, { recursive: true, force: true });

@@ -5,7 +5,7 @@ import { LifeboatError, silentLogger, type Logger, type Manifest, type ObjectSto
 import { displayUrl, type ConnectionInfo } from "./pg/connection.js";
 import { query } from "./pg/psql.js";
 import { PsqlSession, ident, literal } from "./pg/session.js";
-import { downloadVerified, restoreInto } from "./restore.js";
+import { restoreInto, verifiedDump } from "./restore.js";
 import { checkRowCounts } from "./verify.js";
 
 /**
@@ -77,10 +77,12 @@ export async function swapRestore(opts: SwapOptions): Promise<SwapResult> {
   const dir = await mkdtemp(join(tmpdir(), "lifeboat-swap-"));
   let restoreMs = 0;
   try {
-    const { file } = await downloadVerified(opts.store, manifest, dir, { signal: opts.signal, onProgress: (d, t) => opts.onProgress?.({ phase: "download", done: d, total: t }) });
+    const dump = await verifiedDump(opts.store, manifest, dir, { signal: opts.signal, onProgress: (d, t) => opts.onProgress?.({ phase: "download", done: d, total: t }) });
+    const { file } = dump;
     const jobs = manifest.format === "custom" ? Math.max(1, opts.jobs ?? availableParallelism()) : 1;
     log.log("info", `restoring into the shadow database "${shadow}"`, { jobs });
     restoreMs = (await restoreInto(file, manifest, shadowConn, { jobs, signal: opts.signal, log, onProgress: (d, t) => opts.onProgress?.({ phase: "restore", done: d, total: t }) })).ms;
+    await dump.unchanged();
     const counted = await checkRowCounts(shadowConn, manifest);
     if (!counted.check.ok) throw new LifeboatError(`the restored shadow database does not match the backup: ${counted.check.detail}`);
     // database grants of the live database, onto the shadow

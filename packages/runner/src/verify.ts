@@ -9,7 +9,7 @@ import { query } from "./pg/psql.js";
 import { ident } from "./pg/session.js";
 import { diffToc, parseToc, summarizeToc } from "./pg/toc.js";
 import { findTool, runTool } from "./pg/tools.js";
-import { downloadVerified, restoreInto } from "./restore.js";
+import { restoreInto, verifiedDump } from "./restore.js";
 import { integrityProblems, sqliteTables } from "./sqlite.js";
 import { listBackups, storeJson } from "./catalog.js";
 
@@ -70,8 +70,11 @@ export async function verifyBackup(opts: VerifyOptions): Promise<VerifyResult> {
   let scratchDb: string | undefined;
   try {
     let file: string;
+    let unchanged = async () => {};
     try {
-      ({ file } = await downloadVerified(opts.store, manifest, dir, { signal: opts.signal, onProgress: (d, t) => opts.onProgress?.({ phase: "download", done: d, total: t }) }));
+      const dump = await verifiedDump(opts.store, manifest, dir, { signal: opts.signal, onProgress: (d, t) => opts.onProgress?.({ phase: "download", done: d, total: t }) });
+      file = dump.file;
+      unchanged = dump.unchanged;
       checks.push({ check: "sha256", ok: true, detail: `sha256 ${manifest.object.sha256} and size ${manifest.object.size} match the manifest` });
     } catch (err) {
       if (!(err instanceof ChecksumMismatchError)) throw err;
@@ -127,6 +130,7 @@ export async function verifyBackup(opts: VerifyOptions): Promise<VerifyResult> {
       restoreMs = (
         await restoreInto(file, manifest, target, { jobs, noOwner: true, noAcl: true, signal: opts.signal, log, onProgress: (d, t) => opts.onProgress?.({ phase: "restore", done: d, total: t }) })
       ).ms;
+      await unchanged();
       checks.push({ check: "restore", ok: true, detail: `restored without errors in ${restoreMs} ms (${jobs} job${jobs > 1 ? "s" : ""})` });
     } catch (err) {
       checks.push({ check: "restore", ok: false, detail: redact(errorMessage(err)) });

@@ -31,6 +31,10 @@ export class DirectoryStore implements ObjectStore {
     return pathToFileURL(this.path(key)).href;
   }
 
+  localPath(key: string): string {
+    return this.path(key);
+  }
+
   async put(key: string, body: Readable, opts: { signal?: AbortSignal } = {}): Promise<{ size?: number }> {
     const final = this.path(key);
     await mkdir(dirname(final), { recursive: true });

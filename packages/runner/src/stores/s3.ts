@@ -142,6 +142,11 @@ export class S3Store implements ObjectStore {
     return res.Body as Readable;
   }
 
+  async getRange(key: string, start: number, end: number): Promise<Readable> {
+    const res = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.full(key), Range: `bytes=${start}-${end}` }));
+    return res.Body as Readable;
+  }
+
   async *list(prefix: string): AsyncIterable<StoredObject> {
     const strip = this.prefix ? this.prefix.length + 1 : 0;
     const full = this.prefix ? `${this.prefix}/${prefix}` : prefix;
