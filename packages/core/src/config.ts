@@ -138,6 +138,14 @@ export const dumpSchema = z
      */
     rowCounts: z.boolean().default(true),
     /**
+     * Parallel streamed dumps (custom format): up to this many pg_dump processes share one exported snapshot; the
+     * largest tables' data each stream as an archive of their own, the rest as a base archive, all at once into the
+     * store. 1: one archive. Unset: the CPUs available to the runner, at most 4.
+     */
+    jobs: z.number().int().min(1).max(16).optional(),
+    /** With jobs > 1: a table gets a stream of its own from this size (MB of table data, pg_table_size). */
+    parallelMinTableMB: z.number().min(0).max(1_000_000).default(64),
+    /**
      * pg_dump --lock-wait-timeout: how long pg_dump may wait for each table's share lock (a migration holding an
      * exclusive lock) before the attempt fails and is retried, instead of waiting without limit.
      */

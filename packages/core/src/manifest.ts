@@ -5,9 +5,20 @@ import { z } from "zod";
  * a manifest does not exist for them. It never holds a secret (no password, no URL with credentials).
  */
 export const MANIFEST_VERSION = 1;
+/**
+ * Version 2: a backup set (`parts`). Lifeboat versions that know only version 1 refuse it rather than restore the
+ * base archive alone, which would silently miss the data of the tables streamed as parts.
+ */
+export const MANIFEST_VERSION_SET = 2;
+
+const storedObject = z.object({
+  key: z.string(),
+  size: z.number().int().min(0),
+  sha256: z.string().regex(/^[0-9a-f]{64}$/),
+});
 
 export const manifestSchema = z.object({
-  manifestVersion: z.literal(MANIFEST_VERSION),
+  manifestVersion: z.union([z.literal(MANIFEST_VERSION), z.literal(MANIFEST_VERSION_SET)]),
   id: z.string(), // backup id, YYYYMMDDTHHMMSSZ-xxxx
   target: z.string(),
   runId: z.string(),
@@ -26,11 +37,13 @@ export const manifestSchema = z.object({
   format: z.enum(["custom", "plain", "sqlite"]),
   /** What pg_dump compressed with: "gzip:1", "zstd:3", "none" (older manifests: a gzip level, 0 = none). */
   compression: z.union([z.number().int(), z.string()]),
-  object: z.object({
-    key: z.string(),
-    size: z.number().int().min(0),
-    sha256: z.string().regex(/^[0-9a-f]{64}$/),
-  }),
+  /** The dump; in a backup set, the base archive (schema, small tables, sequences, large objects). */
+  object: storedObject,
+  /**
+   * A backup set (parallel dump, manifest version 2): the data of the largest tables, each a custom archive of its
+   * own (pg_dump --data-only --table), dumped concurrently with the base in one exported snapshot.
+   */
+  parts: z.array(storedObject.extend({ table: z.string() })).optional(),
   startedAt: z.string(), // ISO 8601 UTC
   finishedAt: z.string(),
   durationMs: z.number().int().min(0),
@@ -48,3 +61,13 @@ export const manifestSchema = z.object({
 });
 
 export type Manifest = z.infer<typeof manifestSchema>;
+
+/** Every object a backup stored: its dump (the base archive of a set) and its parts. */
+export function backupObjects(m: Pick<Manifest, "object" | "parts">): { key: string; size: number; sha256: string }[] {
+  return [m.object, ...(m.parts ?? [])];
+}
+
+/** What a backup occupies in the store, all its objects together. */
+export function backupSize(m: Pick<Manifest, "object" | "parts">): number {
+  return backupObjects(m).reduce((n, o) => n + o.size, 0);
+}

@@ -77,3 +77,8 @@ export function backupKeys(target: string, id: string, ext: string, database?: s
   const base = database === undefined ? joinKey(target, y, mo, d, id) : joinKey(target, databaseSegment(database), y, mo, d, id);
   return { dump: base + ext, manifest: base + MANIFEST_SUFFIX };
 }
+
+/** The key of part n (1-based) of a backup set, beside its base archive: <id>.part-001.dump, ... */
+export function partKey(dumpKey: string, n: number): string {
+  return dumpKey.replace(/\.dump$/, `.part-${String(n).padStart(3, "0")}.dump`);
+}

@@ -1,9 +1,13 @@
 import { spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
+import { availableParallelism } from "node:os";
 import pRetry from "p-retry";
 import {
   AttemptError,
   BackupFailedError,
+  MANIFEST_VERSION_SET,
+  backupSize,
+  partKey,
   CONFIG_ERROR,
   compressionText,
   defaultCompression,
@@ -130,37 +134,48 @@ async function attemptBackup(job: BackupJob, attempt: number, runId: string, sec
   }
   const keys = backupKeys(job.target, id, dumpExtension(job.dump.format, compression.method !== "none"), job.database);
 
-  // For row counts: a read-only repeatable-read transaction exports its snapshot, pg_dump dumps exactly that
-  // snapshot (--snapshot), and the same transaction counts the dumped tables afterwards.
+  // A read-only repeatable-read transaction exports its snapshot; every pg_dump of the attempt dumps exactly that
+  // snapshot (--snapshot), and the same transaction counts the dumped tables afterwards (row counts).
   const counting = job.dump.format === "custom" && job.dump.rowCounts;
-  const session = counting ? await PsqlSession.open(conn) : undefined;
+  const jobs = job.dump.format === "custom" ? dumpJobs(job.dump) : 1;
+  const session = counting || jobs > 1 ? await PsqlSession.open(conn) : undefined;
   try {
     const snapshot = session ? (await session.query("begin isolation level repeatable read, read only; select pg_export_snapshot();"))[0]?.[0] : undefined;
-    const toc = counting ? await startTocReader(pgDump.major) : undefined;
-    const args = [...compressArgs, ...(snapshot ? [`--snapshot=${snapshot}`] : []), `--dbname=${conninfo(conn)}`];
-    const bound = dumpSizeBound(server.sizeBytes, compression.method !== "none");
-    const dumped = await dumpAndStore(job, conn, pgDump.path, args, keys, started, secrets, toc?.feed, bound);
-    return await manifestOrNothing(job, keys.dump, async () => {
+    const compressed = compression.method !== "none";
+    const tail = [...(snapshot ? [`--snapshot=${snapshot}`] : []), `--dbname=${conninfo(conn)}`];
+    // parallel: the largest tables' data each as a part of its own, the rest in the base archive
+    const planned = session && jobs > 1 ? await planParts(session, job.dump, jobs, log, job.target) : [];
+    const streams: Stream[] = [
+      { key: keys.dump, args: [...compressArgs, ...planned.map((p) => `--exclude-table-data=${p.pattern}`), ...tail], bound: dumpSizeBound(server.sizeBytes, compressed) },
+      ...planned.map((p, i) => ({ key: partKey(keys.dump, i + 1), table: p.table, args: [...compressArgs, "--data-only", `--table=${p.pattern}`, ...tail], bound: dumpSizeBound(p.bytes, compressed) })),
+    ];
+    if (planned.length) log.log("info", "parallel dump", { target: job.target, jobs, parts: planned.map((p) => p.table) });
+    const stored: string[] = [];
+    const dumped = await dumpStreams(job, conn, pgDump, streams, Math.max(1, jobs), started, secrets, counting, stored);
+    return await manifestOrNothing(job, stored, async () => {
       const finished = new Date();
       let tables: Manifest["tables"];
       let tocSummary: TocSummary | undefined;
       let rowCountMs: number | undefined;
-      if (session && toc) {
+      if (session && counting) {
         const t0 = Date.now();
-        const entries = parseToc(await toc.listing());
+        const entries = (await Promise.all(dumped.map((d) => d.toc!.listing()))).flatMap((listing) => parseToc(listing));
         tocSummary = summarizeToc(entries);
         tables = await countRows(session, entries.filter((e) => e.type === "TABLE DATA").map((e) => e.oid));
-        await session.query("commit");
         rowCountMs = Date.now() - t0;
         log.log("info", "rows counted in the dump's snapshot", { target: job.target, tables: tables.length, ms: rowCountMs });
       }
+      if (session) await session.query("commit");
+      const [base, ...parts] = dumped.map((d, i) => ({ key: streams[i]!.key, size: d.bytes, sha256: d.sha256, table: streams[i]!.table }));
       return await completeBackup(job, keys, {
         ...manifestRun(job, attempt, runId, id, started, finished),
+        ...(parts.length ? { manifestVersion: MANIFEST_VERSION_SET } : {}),
         database: postgresDatabase(conn, server),
         pgDump: { version: pgDump.version, major: pgDump.major },
         format: job.dump.format,
         compression: compressionText(compression),
-        object: { key: keys.dump, size: dumped.bytes, sha256: dumped.sha256 },
+        object: { key: base!.key, size: base!.size, sha256: base!.sha256 },
+        ...(parts.length ? { parts: parts.map((p) => ({ key: p.key, size: p.size, sha256: p.sha256, table: p.table! })) } : {}),
         ...(snapshot ? { snapshot } : {}),
         ...(tables ? { tables } : {}),
         ...(rowCountMs !== undefined ? { rowCountMs } : {}),
@@ -215,6 +230,112 @@ async function countRows(session: PsqlSession, oids: number[]): Promise<NonNulla
     const batch = names.slice(i, i + 50);
     const rows = await session.query(batch.map(([, name]) => `select ${literal(name!)}, count(*) from only ${name}`).join(" union all "));
     for (const [name, count] of rows) out.push({ name: name!, rows: Number(count) });
+  }
+  return out;
+}
+
+/** How many pg_dump processes a custom-format dump may run: dump.jobs, else the CPUs available, at most 4. */
+export function dumpJobs(dump: DumpOptions): number {
+  return dump.jobs ?? Math.min(4, availableParallelism());
+}
+
+/** A table whose data is dumped as a part of its own. */
+export interface PlannedPart {
+  /** schema.name, quoted where needed (as format('%I.%I')). */
+  table: string;
+  /** The pg_dump pattern that names exactly this table: "schema"."name" with quotes doubled. */
+  pattern: string;
+  oid: number;
+  bytes: number;
+}
+
+/**
+ * The tables worth a stream of their own, largest first: ordinary tables of at least dump.parallelMinTableMB, not
+ * belonging to an extension, at most 4 per job. Read in the dump's snapshot transaction. Only when the dump selects
+ * everything: with schema or table filters, pg_dump's own pattern matching decides what is dumped, and one archive is
+ * made (logged).
+ */
+export async function planParts(session: PsqlSession, dump: DumpOptions, jobs: number, log: Logger, target: string): Promise<PlannedPart[]> {
+  if (dump.schemas.length || dump.excludeSchemas.length || dump.tables.length || dump.excludeTables.length) {
+    log.log("info", "one archive: parallel dumps need a dump without schema or table filters", { target });
+    return [];
+  }
+  const minBytes = Math.round(dump.parallelMinTableMB * 1024 * 1024);
+  const rows = await session.query(
+    `select c.oid, format('%I.%I', n.nspname, c.relname), n.nspname, c.relname, pg_table_size(c.oid)
+     from pg_class c join pg_namespace n on n.oid = c.relnamespace
+     where c.relkind = 'r' and n.nspname not in ('pg_catalog', 'information_schema') and n.nspname not like 'pg_toast%' and n.nspname not like 'pg_temp%'
+       and not exists (select 1 from pg_depend d where d.classid = 'pg_class'::regclass and d.objid = c.oid and d.deptype = 'e')
+       and pg_table_size(c.oid) >= ${minBytes}
+     order by 5 desc, 2 limit ${jobs * 4}`,
+  );
+  const quote = (name: string) => `"${name.replace(/"/g, '""')}"`;
+  return rows.map(([oid, table, schema, name, bytes]) => ({ oid: Number(oid), table: table!, pattern: `${quote(schema!)}.${quote(name!)}`, bytes: Number(bytes) }));
+}
+
+interface Stream {
+  key: string;
+  args: string[];
+  /** An upper bound on the stream's size (multipart part sizes). */
+  bound: number;
+  /** A part's table. */
+  table?: string | undefined;
+}
+
+/**
+ * Runs the streams of one attempt, at most `jobs` at once, each pg_dump -> SHA-256 -> store. Progress is their sum.
+ * When one fails, the others are stopped, what was stored is deleted, and its error is the attempt's. Keys of the
+ * stored objects are added to `stored` as they complete.
+ */
+async function dumpStreams(
+  job: BackupJob,
+  conn: ConnectionInfo,
+  pgDump: { path: string; major: number },
+  streams: Stream[],
+  jobs: number,
+  started: Date,
+  secrets: Set<string | undefined>,
+  counting: boolean,
+  stored: string[],
+): Promise<(Dumped & { toc?: Awaited<ReturnType<typeof startTocReader>> })[]> {
+  const inner = new AbortController();
+  const onOuterAbort = () => inner.abort(job.signal?.reason);
+  if (job.signal?.aborted) onOuterAbort();
+  job.signal?.addEventListener("abort", onOuterAbort, { once: true });
+  const bytes = streams.map(() => 0);
+  const out: (Dumped & { toc?: Awaited<ReturnType<typeof startTocReader>> })[] = [];
+  let failure: { err: unknown } | undefined;
+  let next = 0;
+  const worker = async () => {
+    while (next < streams.length && !failure) {
+      const i = next++;
+      const s = streams[i]!;
+      try {
+        const toc = counting ? await startTocReader(pgDump.major) : undefined;
+        const streamJob: BackupJob = {
+          ...job,
+          signal: inner.signal,
+          onProgress: job.onProgress && ((p) => ((bytes[i] = p.bytes), job.onProgress!({ bytes: bytes.reduce((a, b) => a + b, 0), elapsedMs: p.elapsedMs }))),
+        };
+        const d = await dumpAndStore(streamJob, conn, pgDump.path, s.args, { dump: s.key }, started, secrets, toc?.feed, s.bound);
+        stored.push(s.key);
+        out[i] = { ...d, ...(toc ? { toc } : {}) };
+      } catch (err) {
+        if (!failure) {
+          failure = { err };
+          inner.abort(err);
+        }
+      }
+    }
+  };
+  try {
+    await Promise.all(Array.from({ length: Math.min(jobs, streams.length) }, worker));
+  } finally {
+    job.signal?.removeEventListener("abort", onOuterAbort);
+  }
+  if (failure) {
+    if (stored.length) await job.store.delete(stored.splice(0)).catch(() => {});
+    throw failure.err;
   }
   return out;
 }
@@ -361,7 +482,7 @@ export async function runBackup(job: BackupJob): Promise<BackupResult> {
         id: result.manifest.id,
         location: result.location,
         key: result.manifest.object.key,
-        size: result.manifest.object.size,
+        size: backupSize(result.manifest),
         sha256: result.manifest.object.sha256,
         durationMs: result.manifest.durationMs,
         format: result.manifest.format,

@@ -37,7 +37,7 @@ export function placeManifest(m: Manifest, key: string): Manifest | undefined {
   if (key === own) return m;
   if (!key.endsWith("/" + own)) return undefined;
   const prefix = key.slice(0, key.length - own.length);
-  return { ...m, object: { ...m.object, key: prefix + m.object.key } };
+  return { ...m, object: { ...m.object, key: prefix + m.object.key }, ...(m.parts ? { parts: m.parts.map((p) => ({ ...p, key: prefix + p.key })) } : {}) };
 }
 
 /**

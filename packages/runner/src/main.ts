@@ -12,7 +12,7 @@
  * possible); 3 the run ended but its result could not be published. Any exit but 0 and 1 (3, killed, out of memory,
  * never started) means the runner could not report: the watcher reports those.
  */
-import { LifeboatError, LocalEventBus, UsageError, errorMessage, prunedByRunner, redact, type LifeboatEvent, type Logger, type Manifest } from "@lifeboat/core";
+import { LifeboatError, LocalEventBus, UsageError, errorMessage, prunedByRunner, redact, type LifeboatEvent, type Logger, type Manifest, backupSize } from "@lifeboat/core";
 import { pruneTarget } from "./prune.js";
 import { runTargetBackups } from "./target-run.js";
 import { latestToDrill, verifyBackup } from "./verify.js";
@@ -107,7 +107,7 @@ export async function runnerMain(env: NodeJS.ProcessEnv = process.env, log: Logg
           };
         })(),
       });
-      for (const r of results) log.log("info", "backup succeeded", { target, database: r.database, id: r.result!.manifest.id, location: r.result!.location, bytes: r.result!.manifest.object.size });
+      for (const r of results) log.log("info", "backup succeeded", { target, database: r.database, id: r.result!.manifest.id, location: r.result!.location, bytes: backupSize(r.result!.manifest) });
       // counts (keepLast, daily, weekly, monthly) have no S3 lifecycle equivalent: the runner applies them itself
       if (t.retention && prunedByRunner(t.retention)) {
         try {

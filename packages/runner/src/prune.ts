@@ -1,4 +1,4 @@
-import { MANIFEST_SUFFIX, VERIFY_SUFFIX, besideDump, planRetention, silentLogger, targetPrefix, type Logger, type Manifest, type ObjectStore, type RetentionDecision, type RetentionPolicy } from "@lifeboat/core";
+import { MANIFEST_SUFFIX, VERIFY_SUFFIX, backupObjects, besideDump, planRetention, silentLogger, targetPrefix, type Logger, type Manifest, type ObjectStore, type RetentionDecision, type RetentionPolicy } from "@lifeboat/core";
 import { listBackups } from "./catalog.js";
 import { DirectoryStore } from "./stores/directory.js";
 import { verifyKey } from "./verify.js";
@@ -32,7 +32,7 @@ export async function pruneTarget(store: ObjectStore, target: string, policy: Re
     if (d.keep || opts.dryRun) continue;
     const m = byId.get(d.id)!;
     await store.delete([besideDump(m, MANIFEST_SUFFIX)]);
-    await store.delete([m.object.key, verifyKey(m)]);
+    await store.delete([...backupObjects(m).map((o) => o.key), verifyKey(m)]);
     deleted.push(d.id);
     log.log("info", "pruned", { target, backup: d.id, startedAt: d.startedAt });
   }
@@ -65,7 +65,7 @@ export async function findLeftovers(store: ObjectStore, target?: string): Promis
     if (o.key.endsWith(MANIFEST_SUFFIX) || o.key.endsWith(VERIFY_SUFFIX) || o.key.split("/").some((seg) => seg.startsWith(".lifeboat-"))) continue;
     dumps.set(o.key, o.size);
   }
-  for (const m of await listBackups(store, target)) dumps.delete(m.object.key);
+  for (const m of await listBackups(store, target)) for (const o of backupObjects(m)) dumps.delete(o.key);
   for (const [key, size] of dumps) out.push({ kind: "dump without manifest", key, size });
   return out;
 }

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { pipeline } from "node:stream/promises";
 import { createGunzip } from "node:zlib";
 import { spawn } from "node:child_process";
-import { ChecksumMismatchError, LifeboatError, manifestCompression, redact, silentLogger, type Logger, type Manifest, type ObjectStore } from "@lifeboat/core";
+import { ChecksumMismatchError, LifeboatError, backupObjects, backupSize, manifestCompression, redact, silentLogger, type Logger, type Manifest, type ObjectStore } from "@lifeboat/core";
 import { conninfo, displayUrl, sameEndpoint, toolEnv, type ConnectionInfo } from "./pg/connection.js";
 import { preflight, query } from "./pg/psql.js";
 import { findTool } from "./pg/tools.js";
@@ -35,37 +35,37 @@ export interface RestoreResult {
   singleTransaction: boolean;
 }
 
+type Progress = { signal?: AbortSignal | undefined; onProgress?: ((done: number, total: number) => void) | undefined };
+type StoredObject = { key: string; size: number; sha256: string };
+
 /**
- * Fetches the dump into a private temporary directory while hashing it and refuses it unless its SHA-256 and size
- * match the manifest. The caller removes `dir`.
+ * Fetches the dump (the base archive of a set) into a private temporary directory while hashing it and refuses it
+ * unless its SHA-256 and size match the manifest. The caller removes `dir`.
  */
-export async function downloadVerified(
-  store: ObjectStore,
-  manifest: Manifest,
-  dir: string,
-  opts: { signal?: AbortSignal | undefined; onProgress?: ((done: number, total: number) => void) | undefined } = {},
-): Promise<{ file: string; ms: number }> {
-  const file = join(dir, "dump");
+export async function downloadVerified(store: ObjectStore, manifest: Manifest, dir: string, opts: Progress = {}): Promise<{ file: string; ms: number }> {
   const t0 = Date.now();
-  const size = manifest.object.size;
-  if (store.getRange && size > RANGE_BYTES && (await storedSize(store, manifest.object.key)) === size) {
-    await downloadRanges(store, manifest.object.key, size, file, opts);
+  const file = await downloadObject(store, manifest.object, join(dir, "dump"), opts);
+  return { file, ms: Date.now() - t0 };
+}
+
+/** One stored object into `file`, hashed; a mismatch with its recorded SHA-256 or size is a ChecksumMismatchError. */
+async function downloadObject(store: ObjectStore, object: StoredObject, file: string, opts: Progress): Promise<string> {
+  const { key, size, sha256 } = object;
+  if (store.getRange && size > RANGE_BYTES && (await storedSize(store, key)) === size) {
+    await downloadRanges(store, key, size, file, opts);
     // hashed from the local file (in the page cache), in order: the ranges arrive out of order
     const meter = new Digest();
     await pipeline(createReadStream(file), meter, new Writable({ write: (_c, _e, cb) => cb() }), opts.signal ? { signal: opts.signal } : {});
     const bytes = (await stat(file)).size;
     const actual = meter.hex();
-    if (actual !== manifest.object.sha256 || bytes !== size) throw new ChecksumMismatchError(store.location(manifest.object.key), manifest.object.sha256, actual, size, bytes);
-    return { file, ms: Date.now() - t0 };
+    if (actual !== sha256 || bytes !== size) throw new ChecksumMismatchError(store.location(key), sha256, actual, size, bytes);
+    return file;
   }
   const meter = new Digest((done) => opts.onProgress?.(done, size));
-  await pipeline(await store.get(manifest.object.key), meter, createWriteStream(file, { mode: 0o600 }), opts.signal ? { signal: opts.signal } : {});
+  await pipeline(await store.get(key), meter, createWriteStream(file, { mode: 0o600 }), opts.signal ? { signal: opts.signal } : {});
   const actual = meter.hex();
-  const bytes = meter.bytes;
-  if (actual !== manifest.object.sha256 || bytes !== size) {
-    throw new ChecksumMismatchError(store.location(manifest.object.key), manifest.object.sha256, actual, size, bytes);
-  }
-  return { file, ms: Date.now() - t0 };
+  if (actual !== sha256 || meter.bytes !== size) throw new ChecksumMismatchError(store.location(key), sha256, actual, size, meter.bytes);
+  return file;
 }
 
 /** The stored object's size (ranges are planned from it; a different size is left to the sequential download's check). */
@@ -78,13 +78,7 @@ async function storedSize(store: ObjectStore, key: string): Promise<number | und
 const RANGE_BYTES = 16 * 1024 * 1024;
 const RANGES_IN_FLIGHT = 4;
 
-async function downloadRanges(
-  store: ObjectStore,
-  key: string,
-  size: number,
-  file: string,
-  opts: { signal?: AbortSignal | undefined; onProgress?: ((done: number, total: number) => void) | undefined },
-): Promise<void> {
+async function downloadRanges(store: ObjectStore, key: string, size: number, file: string, opts: Progress): Promise<void> {
   const fh = await open(file, "wx", 0o600);
   try {
     await fh.truncate(size);
@@ -108,11 +102,14 @@ async function downloadRanges(
   await Promise.all(Array.from({ length: RANGES_IN_FLIGHT }, worker));
 }
 
-/** A verified dump on local disk: downloaded into `dir`, or (a directory store) the stored file where it lies. */
+/** A verified dump on local disk: downloaded into `dir`, or (a directory store) the stored files where they lie. */
 export interface VerifiedDump {
+  /** The dump (a set's base archive). */
   file: string;
+  /** Every archive of the backup: the dump, then a set's parts in the manifest's order. */
+  files: string[];
   ms: number;
-  /** The stored file itself, not a copy. */
+  /** The stored files themselves, not copies. */
   inPlace: boolean;
   /** Throws when a file used in place is no longer the one that was checked (replaced, rewritten, truncated). */
   unchanged(): Promise<void>;
@@ -122,32 +119,42 @@ type FileIdentity = Pick<Stats, "dev" | "ino" | "size" | "mtimeMs" | "ctimeMs">;
 const sameFile = (a: FileIdentity, b: FileIdentity) => a.dev === b.dev && a.ino === b.ino && a.size === b.size && a.mtimeMs === b.mtimeMs && a.ctimeMs === b.ctimeMs;
 
 /**
- * The dump, checked against the manifest's SHA-256 and size, on local disk. A directory store's file is checked and
- * used where it lies, with no copy; its identity (device, inode, size, modification and change times) is taken
- * before the check and compared after it and again by `unchanged()` after the restore, so a file replaced or
- * rewritten in between is refused. Any other store's object is downloaded into `dir` while it is hashed.
+ * Every archive of the backup, checked against the manifest's SHA-256 and size, on local disk. A directory store's
+ * files are checked and used where they lie, with no copy; each one's identity (device, inode, size, modification and
+ * change times) is taken before its check and compared after it and again by `unchanged()` after the restore, so a
+ * file replaced or rewritten in between is refused. Any other store's objects are downloaded into `dir` and hashed.
  */
-export async function verifiedDump(
-  store: ObjectStore,
-  manifest: Manifest,
-  dir: string,
-  opts: { signal?: AbortSignal | undefined; onProgress?: ((done: number, total: number) => void) | undefined } = {},
-): Promise<VerifiedDump> {
-  // SQLite files are opened by sqlite3, which may write beside them (journals): those are always copied first
-  const local = manifest.format === "sqlite" ? undefined : store.localPath?.(manifest.object.key);
-  if (!local) {
-    const d = await downloadVerified(store, manifest, dir, opts);
-    return { ...d, inPlace: false, unchanged: async () => {} };
-  }
+export async function verifiedDump(store: ObjectStore, manifest: Manifest, dir: string, opts: Progress = {}): Promise<VerifiedDump> {
   const t0 = Date.now();
-  const location = store.location(manifest.object.key);
+  const total = backupSize(manifest);
+  let before = 0;
+  const checked: { file: string; inPlace: boolean; unchanged: () => Promise<void> }[] = [];
+  for (const [i, object] of backupObjects(manifest).entries()) {
+    const sub: Progress = { signal: opts.signal, onProgress: (done) => opts.onProgress?.(before + done, total) };
+    checked.push(await verifiedObject(store, manifest, object, join(dir, i === 0 ? "dump" : `part-${i}`), sub));
+    before += object.size;
+  }
+  return {
+    file: checked[0]!.file,
+    files: checked.map((c) => c.file),
+    ms: Date.now() - t0,
+    inPlace: checked.every((c) => c.inPlace),
+    unchanged: async () => {
+      for (const c of checked) await c.unchanged();
+    },
+  };
+}
+
+async function verifiedObject(store: ObjectStore, manifest: Manifest, object: StoredObject, download: string, opts: Progress): Promise<{ file: string; inPlace: boolean; unchanged: () => Promise<void> }> {
+  // SQLite files are opened by sqlite3, which may write beside them (journals): those are always copied first
+  const local = manifest.format === "sqlite" ? undefined : store.localPath?.(object.key);
+  if (!local) return { file: await downloadObject(store, object, download, opts), inPlace: false, unchanged: async () => {} };
+  const location = store.location(object.key);
   const before = await stat(local);
-  const meter = new Digest((done) => opts.onProgress?.(done, manifest.object.size));
+  const meter = new Digest((done) => opts.onProgress?.(done, object.size));
   await pipeline(createReadStream(local), meter, new Writable({ write: (_c, _e, cb) => cb() }), opts.signal ? { signal: opts.signal } : {});
   const actual = meter.hex();
-  if (actual !== manifest.object.sha256 || meter.bytes !== manifest.object.size) {
-    throw new ChecksumMismatchError(location, manifest.object.sha256, actual, manifest.object.size, meter.bytes);
-  }
+  if (actual !== object.sha256 || meter.bytes !== object.size) throw new ChecksumMismatchError(location, object.sha256, actual, object.size, meter.bytes);
   const changed = async (when: string) => {
     const now = await stat(local).catch(() => undefined);
     if (!now || !sameFile(before, now)) {
@@ -157,7 +164,7 @@ export async function verifiedDump(
     }
   };
   await changed("while its checksum was computed");
-  return { file: local, ms: Date.now() - t0, inPlace: true, unchanged: () => changed("while it was being restored") };
+  return { file: local, inPlace: true, unchanged: () => changed("while it was being restored") };
 }
 
 /** Does the database hold any user relation (table, view, sequence, ...)? */
@@ -184,10 +191,13 @@ export interface RestoreIntoOptions {
  * Restores a verified local dump into a database. Custom archives: pg_restore, with --jobs when jobs > 1, else in
  * one transaction. Plain dumps: psql in one transaction (streamed, gunzipped when compressed).
  */
-export async function restoreInto(file: string, manifest: Manifest, to: ConnectionInfo, opts: RestoreIntoOptions): Promise<{ ms: number }> {
+export async function restoreInto(files: string | string[], manifest: Manifest, to: ConnectionInfo, opts: RestoreIntoOptions): Promise<{ ms: number }> {
   const log = opts.log ?? silentLogger;
   const t1 = Date.now();
-  if (manifest.format === "custom") {
+  const file = typeof files === "string" ? files : files[0]!;
+  if (manifest.parts?.length) {
+    await restoreSet(typeof files === "string" ? [files] : files, manifest, to, opts);
+  } else if (manifest.format === "custom") {
     const tool = await findTool("pg_restore", { minMajor: manifest.pgDump.major, for: "the archive (written by pg_dump " + manifest.pgDump.version + ")" });
     const args = ["--no-password", "--exit-on-error", "--verbose", `--dbname=${conninfo(to)}`];
     args.push(opts.jobs > 1 ? `--jobs=${opts.jobs}` : "--single-transaction");
@@ -198,13 +208,7 @@ export async function restoreInto(file: string, manifest: Manifest, to: Connecti
     // "finished item" lines come on top with --jobs): tables are counted by name, never beyond the archive's count
     const total = manifest.toc?.byType["TABLE DATA"] ?? manifest.tables?.length ?? 0;
     log.log("info", "pg_restore started", { to: displayUrl(to), pgRestore: tool.version, jobs: opts.jobs });
-    const seen = new Set<string>();
-    await runRestoreTool(tool.path, args, to, undefined, opts.signal, (line) => {
-      const table = /processing data for table "(.*)"$/.exec(line)?.[1];
-      if (table === undefined || seen.has(table)) return;
-      seen.add(table);
-      opts.onProgress?.(seen.size, Math.max(total, seen.size));
-    });
+    await runRestoreTool(tool.path, args, to, undefined, opts.signal, tableCounter(total, opts.onProgress));
   } else if (manifest.kind === "globals") {
     // Roles and tablespaces: some already exist on any server (the superuser at least). psql goes on past errors,
     // and only errors other than "already exists" fail the restore.
@@ -223,6 +227,44 @@ export async function restoreInto(file: string, manifest: Manifest, to: Connecti
     await runRestoreTool(tool.path, args, to, input, opts.signal);
   }
   return { ms: Date.now() - t1 };
+}
+
+/** A pg_restore --verbose line reader that reports tables as their data starts ("processing data for table"). */
+function tableCounter(total: number, onProgress: ((done: number, total: number) => void) | undefined, seen = new Set<string>()): (line: string) => void {
+  return (line) => {
+    const table = /processing data for table "(.*)"$/.exec(line)?.[1];
+    if (table === undefined || seen.has(table)) return;
+    seen.add(table);
+    onProgress?.(seen.size, Math.max(total, seen.size));
+  };
+}
+
+/**
+ * A backup set into an empty database: the base archive's schema (pre-data, one transaction), then every table's
+ * data at once, up to `jobs` pg_restore processes (the base's data section: small tables, sequences, large objects;
+ * and each part, --data-only), then the base's indexes, constraints and triggers (post-data, with --jobs).
+ */
+async function restoreSet(files: string[], manifest: Manifest, to: ConnectionInfo, opts: RestoreIntoOptions): Promise<void> {
+  const log = opts.log ?? silentLogger;
+  const parts = manifest.parts ?? [];
+  if (files.length !== parts.length + 1) throw new LifeboatError(`backup ${manifest.id} is a set of ${parts.length + 1} archives, but ${files.length} were given`);
+  const tool = await findTool("pg_restore", { minMajor: manifest.pgDump.major, for: "the archive (written by pg_dump " + manifest.pgDump.version + ")" });
+  const common = ["--no-password", "--exit-on-error", "--verbose", `--dbname=${conninfo(to)}`, ...(opts.noOwner ? ["--no-owner"] : []), ...(opts.noAcl ? ["--no-acl"] : [])];
+  const jobs = Math.max(1, opts.jobs);
+  log.log("info", "pg_restore of a backup set started", { to: displayUrl(to), pgRestore: tool.version, archives: files.length, jobs });
+  await runRestoreTool(tool.path, [...common, "--section=pre-data", "--single-transaction", files[0]!], to, undefined, opts.signal);
+  const total = manifest.toc?.byType["TABLE DATA"] ?? manifest.tables?.length ?? 0;
+  const onLine = tableCounter(total, opts.onProgress);
+  const data = [[...common, "--section=data", files[0]!], ...files.slice(1).map((f) => [...common, "--data-only", "--single-transaction", f])];
+  let next = 0;
+  const worker = async () => {
+    while (next < data.length) {
+      const args = data[next++]!;
+      await runRestoreTool(tool.path, args, to, undefined, opts.signal, onLine);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(jobs, data.length) }, worker));
+  await runRestoreTool(tool.path, [...common, "--section=post-data", jobs > 1 ? `--jobs=${jobs}` : "--single-transaction", files[0]!], to, undefined, opts.signal);
 }
 
 /**
@@ -251,19 +293,25 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreResult
       { exitCode: 2, hint: "restore into a new database (createdb), use --swap to replace it safely, or pass --force if you really mean to overwrite it" },
     );
   }
+  const empty = await isEmptyDatabase(to);
+  if (!empty && manifest.parts?.length) {
+    throw new LifeboatError(`backup ${manifest.id} is a parallel backup set (${manifest.parts.length + 1} archives): it restores into an empty database only, and ${displayUrl(to)} is not empty`, {
+      exitCode: 2,
+      hint: "restore into a new database (createdb), or use --swap to replace this one",
+    });
+  }
   const dir = await mkdtemp(join(tmpdir(), "lifeboat-restore-"));
   try {
     const dump = await verifiedDump(opts.store, manifest, dir, {
       signal: opts.signal,
       onProgress: (done, total) => opts.onProgress?.({ phase: "download", done, total }),
     });
-    const { file, ms: downloadMs } = dump;
-    log.log("info", dump.inPlace ? "checksum verified; restoring from the stored file where it lies" : "checksum verified", { sha256: manifest.object.sha256, bytes: manifest.object.size });
+    const { files, ms: downloadMs } = dump;
+    log.log("info", dump.inPlace ? "checksum verified; restoring from the stored file where it lies" : "checksum verified", { sha256: manifest.object.sha256, bytes: backupSize(manifest), archives: files.length });
 
-    const empty = await isEmptyDatabase(to);
     const jobs = manifest.format === "custom" && empty ? Math.max(1, opts.jobs ?? availableParallelism()) : 1;
     if (!empty) log.log("warn", "the target database is not empty: restoring in one transaction (no parallel jobs)", { to: displayUrl(to) });
-    const { ms: restoreMs } = await restoreInto(file, manifest, to, {
+    const { ms: restoreMs } = await restoreInto(files, manifest, to, {
       jobs,
       noOwner: opts.noOwner,
       signal: opts.signal,
@@ -271,7 +319,7 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreResult
       onProgress: (done, total) => opts.onProgress?.({ phase: "restore", done, total }),
     });
     await dump.unchanged();
-    return { downloadMs, restoreMs, bytes: manifest.object.size, jobs, singleTransaction: jobs === 1 };
+    return { downloadMs, restoreMs, bytes: backupSize(manifest), jobs, singleTransaction: jobs === 1 && !manifest.parts?.length };
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

@@ -7,6 +7,7 @@ import {
   type LifeboatConfig,
   type Manifest,
   type ObjectStore,
+  backupSize,
 } from "@lifeboat/core";
 import { drillResults, listBackups, readJsonIfExists } from "./catalog.js";
 import { sinceKey } from "./freshness.js";
@@ -68,11 +69,11 @@ export async function targetStatus(config: LifeboatConfig, store: ObjectStore, t
     target,
     verdict,
     schedule: t.schedule ?? null,
-    newestBackup: newest ? { id: newest.id, startedAt: newest.startedAt, ageMs: now.getTime() - Date.parse(newest.startedAt), size: newest.object.size } : null,
+    newestBackup: newest ? { id: newest.id, startedAt: newest.startedAt, ageMs: now.getTime() - Date.parse(newest.startedAt), size: backupSize(newest) } : null,
     lastRun,
     latestDrill,
     nextFireTime,
     missedFireTimes: missed.map((d) => d.toISOString()),
-    trend: backups.slice(0, 5).reverse().map((m) => ({ id: m.id, size: m.object.size, durationMs: m.durationMs })),
+    trend: backups.slice(0, 5).reverse().map((m) => ({ id: m.id, size: backupSize(m), durationMs: m.durationMs })),
   };
 }

@@ -78,10 +78,9 @@ export async function swapRestore(opts: SwapOptions): Promise<SwapResult> {
   let restoreMs = 0;
   try {
     const dump = await verifiedDump(opts.store, manifest, dir, { signal: opts.signal, onProgress: (d, t) => opts.onProgress?.({ phase: "download", done: d, total: t }) });
-    const { file } = dump;
     const jobs = manifest.format === "custom" ? Math.max(1, opts.jobs ?? availableParallelism()) : 1;
     log.log("info", `restoring into the shadow database "${shadow}"`, { jobs });
-    restoreMs = (await restoreInto(file, manifest, shadowConn, { jobs, signal: opts.signal, log, onProgress: (d, t) => opts.onProgress?.({ phase: "restore", done: d, total: t }) })).ms;
+    restoreMs = (await restoreInto(dump.files, manifest, shadowConn, { jobs, signal: opts.signal, log, onProgress: (d, t) => opts.onProgress?.({ phase: "restore", done: d, total: t }) })).ms;
     await dump.unchanged();
     const counted = await checkRowCounts(shadowConn, manifest);
     if (!counted.check.ok) throw new LifeboatError(`the restored shadow database does not match the backup: ${counted.check.detail}`);

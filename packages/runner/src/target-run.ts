@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { BackupFailedError, DeadlineExceeded, errorMessage, joinKey, redact, type BackupFailedEvent, type BackupSucceededEvent, type DatabaseOutcome, type LocalEventBus, type TargetConfig } from "@lifeboat/core";
+import { BackupFailedError, DeadlineExceeded, errorMessage, joinKey, redact, type BackupFailedEvent, type BackupSucceededEvent, type DatabaseOutcome, type LocalEventBus, type TargetConfig, backupSize } from "@lifeboat/core";
 import { runBackup, type BackupJob, type BackupResult } from "./backup.js";
 import { storeJson } from "./catalog.js";
 import type { ConnectionInfo } from "./pg/connection.js";
@@ -112,7 +112,7 @@ async function publishSummary(bus: LocalEventBus | undefined, job: Omit<BackupJo
   if (!bus) return;
   const databases: DatabaseOutcome[] = results.map((r) =>
     r.result
-      ? { database: r.database, status: "succeeded", backupId: r.result.manifest.id, location: r.result.location, size: r.result.manifest.object.size }
+      ? { database: r.database, status: "succeeded", backupId: r.result.manifest.id, location: r.result.location, size: backupSize(r.result.manifest) }
       : { database: r.database, status: "failed", error: r.error! },
   );
   const time = new Date().toISOString();
@@ -133,7 +133,7 @@ async function publishSummary(bus: LocalEventBus | undefined, job: Omit<BackupJo
         id: first.manifest.id,
         location: first.location,
         key: first.manifest.object.key,
-        size: results.reduce((n, r) => n + (r.result?.manifest.object.size ?? 0), 0),
+        size: results.reduce((n, r) => n + (r.result ? backupSize(r.result.manifest) : 0), 0),
         sha256: first.manifest.object.sha256,
         durationMs: results.reduce((n, r) => n + (r.result?.manifest.durationMs ?? 0), 0),
         format: first.manifest.format,

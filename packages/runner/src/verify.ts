@@ -2,7 +2,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { randomBytes, randomUUID } from "node:crypto";
 import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
-import { ChecksumMismatchError, VERIFY_SUFFIX, besideDump, errorMessage, redact, silentLogger, type BackupVerifyEvent, type LocalEventBus, type Logger, type Manifest, type ObjectStore } from "@lifeboat/core";
+import { ChecksumMismatchError, VERIFY_SUFFIX, backupSize, besideDump, errorMessage, redact, silentLogger, type BackupVerifyEvent, type LocalEventBus, type Logger, type Manifest, type ObjectStore } from "@lifeboat/core";
 import { displayUrl, type ConnectionInfo } from "./pg/connection.js";
 import { startEphemeralPostgres, type EphemeralPostgres } from "./pg/ephemeral.js";
 import { query } from "./pg/psql.js";
@@ -70,12 +70,20 @@ export async function verifyBackup(opts: VerifyOptions): Promise<VerifyResult> {
   let scratchDb: string | undefined;
   try {
     let file: string;
+    let files: string[];
     let unchanged = async () => {};
     try {
       const dump = await verifiedDump(opts.store, manifest, dir, { signal: opts.signal, onProgress: (d, t) => opts.onProgress?.({ phase: "download", done: d, total: t }) });
       file = dump.file;
+      files = dump.files;
       unchanged = dump.unchanged;
-      checks.push({ check: "sha256", ok: true, detail: `sha256 ${manifest.object.sha256} and size ${manifest.object.size} match the manifest` });
+      checks.push({
+        check: "sha256",
+        ok: true,
+        detail: manifest.parts?.length
+          ? `sha256 and size of all ${files.length} archives of the set (${backupSize(manifest)} bytes) match the manifest`
+          : `sha256 ${manifest.object.sha256} and size ${manifest.object.size} match the manifest`,
+      });
     } catch (err) {
       if (!(err instanceof ChecksumMismatchError)) throw err;
       checks.push({ check: "sha256", ok: false, detail: err.message });
@@ -94,12 +102,17 @@ export async function verifyBackup(opts: VerifyOptions): Promise<VerifyResult> {
 
     if (manifest.format === "custom") {
       const pgRestore = await findTool("pg_restore", { minMajor: manifest.pgDump.major });
-      const listed = await runTool(pgRestore.path, ["--list", file]);
-      if (listed.code !== 0) {
-        checks.push({ check: "toc", ok: false, detail: `pg_restore --list failed: ${listed.stderr.trim()}` });
-        return await finish();
+      // a set's table of contents is that of all its archives together
+      const entries = [];
+      for (const f of files) {
+        const listed = await runTool(pgRestore.path, ["--list", f]);
+        if (listed.code !== 0) {
+          checks.push({ check: "toc", ok: false, detail: `pg_restore --list failed: ${listed.stderr.trim()}` });
+          return await finish();
+        }
+        entries.push(...parseToc(listed.stdout));
       }
-      const actual = summarizeToc(parseToc(listed.stdout));
+      const actual = summarizeToc(entries);
       if (manifest.toc) {
         const diff = diffToc(manifest.toc, actual);
         checks.push({ check: "toc", ok: diff.length === 0, detail: diff.length ? `the archive's table of contents differs from the manifest: ${diff.join("; ")}` : `${actual.entries} entries, as recorded` });
@@ -128,7 +141,7 @@ export async function verifyBackup(opts: VerifyOptions): Promise<VerifyResult> {
     try {
       const jobs = manifest.format === "custom" ? Math.max(1, opts.jobs ?? availableParallelism()) : 1;
       restoreMs = (
-        await restoreInto(file, manifest, target, { jobs, noOwner: true, noAcl: true, signal: opts.signal, log, onProgress: (d, t) => opts.onProgress?.({ phase: "restore", done: d, total: t }) })
+        await restoreInto(files, manifest, target, { jobs, noOwner: true, noAcl: true, signal: opts.signal, log, onProgress: (d, t) => opts.onProgress?.({ phase: "restore", done: d, total: t }) })
       ).ms;
       await unchanged();
       checks.push({ check: "restore", ok: true, detail: `restored without errors in ${restoreMs} ms (${jobs} job${jobs > 1 ? "s" : ""})` });

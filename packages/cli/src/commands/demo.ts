@@ -1,5 +1,5 @@
 import { S3Client } from "@aws-sdk/client-s3";
-import { LifeboatError, dumpSchema, formatBytes, formatDuration, retriesSchema } from "@lifeboat/core";
+import { LifeboatError, dumpSchema, formatBytes, formatDuration, retriesSchema, backupSize } from "@lifeboat/core";
 import { S3Store, fingerprint, findTool, query, restoreBackup, runBackup, s3ClientConfig, startEphemeralPostgres, type EphemeralPostgres, type PgTool } from "@lifeboat/runner";
 import type { Context } from "../context.js";
 import { startEmbeddedS3, type EmbeddedS3 } from "../local/embedded-s3.js";
@@ -64,7 +64,7 @@ export async function demoCommand(ctx: Context, opts: { keep?: boolean; scale?: 
       `Lifeboat demo: ${schemaEqual && tablesEqual ? "backup and restore verified" : "RESTORE DIFFERS FROM SOURCE"}`,
       `  source      PostgreSQL ${m.database.serverVersion}, database "shop", ${a.tables.length} tables, ${rows} rows`,
       `  backup      ${m.id} (${m.format} format, pg_dump ${m.pgDump.version})`,
-      `  size        ${formatBytes(m.object.size)}`,
+      `  size        ${formatBytes(backupSize(m))}`,
       `  duration    backup ${formatDuration(m.durationMs)}, download ${formatDuration(restored.downloadMs)}, restore ${formatDuration(restored.restoreMs)}`,
       `  sha256      ${m.object.sha256}`,
       `  stored at   ${backup.location}`,

@@ -1,4 +1,4 @@
-import { UsageError, compressionText, manifestCompression, parseCompression, restoreCommandFor, dumpSchema, type Compression, formatBytes, formatDuration, parseStoreUrl, retriesSchema, type DumpOptions, type RetryPolicy } from "@lifeboat/core";
+import { UsageError, compressionText, manifestCompression, parseCompression, restoreCommandFor, dumpSchema, type Compression, formatBytes, formatDuration, parseStoreUrl, retriesSchema, type DumpOptions, type RetryPolicy, backupSize } from "@lifeboat/core";
 import { DefaultSecretResolver, isMultiDatabase, openStore, resolveDatabase, runBackup, runTargetBackups, type ConnectionInfo } from "@lifeboat/runner";
 import { connectionArg, type Context } from "../context.js";
 import { runRemote } from "./remote.js";
@@ -106,7 +106,7 @@ export async function runCommand(ctx: Context, target: string | undefined, opts:
     const results = t ? (await runTargetBackups({ ...t, dump, retries }, job)).results : [{ database: "", result: await runBackup({ ...job, dump, retries }) }];
     if (t && isMultiDatabase(t)) {
       out.result(
-        [`backups of "${name}" stored`, ...results.map((r) => `  ${r.database.padEnd(20)} ${r.result!.manifest.id}  ${formatBytes(r.result!.manifest.object.size)}  ${r.result!.location}`)].join("\n"),
+        [`backups of "${name}" stored`, ...results.map((r) => `  ${r.database.padEnd(20)} ${r.result!.manifest.id}  ${formatBytes(backupSize(r.result!.manifest))}  ${r.result!.location}`)].join("\n"),
         { status: "succeeded", databases: results.map((r) => ({ database: r.database, location: r.result!.location, manifest: r.result!.manifest })) },
       );
       return 0;
@@ -118,7 +118,7 @@ export async function runCommand(ctx: Context, target: string | undefined, opts:
         `backup of "${name}" stored`,
         `  id        ${m.id}`,
         `  location  ${result.location}`,
-        `  size      ${formatBytes(m.object.size)} (${m.object.size} bytes, ${m.format}, compression ${typeof m.compression === "number" ? compressionText(manifestCompression(m.compression)) : m.compression})`,
+        `  size      ${formatBytes(backupSize(m))} (${backupSize(m)} bytes${m.parts ? ` in ${m.parts.length + 1} archives` : ""}, ${m.format}, compression ${typeof m.compression === "number" ? compressionText(manifestCompression(m.compression)) : m.compression})`,
         `  sha256    ${m.object.sha256}`,
         `  duration  ${formatDuration(m.durationMs)} (attempt ${m.attempt})`,
         `  restore   ${restoreCommandFor(restoreHint, m)}`,

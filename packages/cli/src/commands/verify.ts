@@ -1,4 +1,4 @@
-import { UsageError, formatDuration } from "@lifeboat/core";
+import { UsageError, formatDuration, backupSize } from "@lifeboat/core";
 import { findBackup, verifyBackup, verifyKey } from "@lifeboat/runner";
 import { connectionArg, type Context } from "../context.js";
 
@@ -28,7 +28,7 @@ export async function verifyCommand(ctx: Context, target: string | undefined, op
   const manifest = await findBackup(store, target, opts.backup, ctx.out, opts.database);
   // ad hoc (--from) drills notify nobody, like ad hoc runs; a config target uses the config's notifications
   const bus = await ctx.bus(opts.from ? undefined : config);
-  ctx.out.log("info", `verifying ${manifest.target} backup ${manifest.id}`, { size: manifest.object.size });
+  ctx.out.log("info", `verifying ${manifest.target} backup ${manifest.id}`, { size: backupSize(manifest) });
   const t0 = Date.now();
   const result = await verifyBackup({
     store,

@@ -1,0 +1,128 @@
+import { existsSync, readdirSync } from "node:fs";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+import { Readable } from "node:stream";
+import { beforeAll, describe, expect, it } from "vitest";
+import { MANIFEST_VERSION_SET, backupObjects, dumpSchema, retriesSchema, type Manifest, type ObjectStore } from "@lifeboat/core";
+import { DirectoryStore, S3Store, fingerprint, listBackups, query, runBackup } from "@lifeboat/runner";
+import { cli, conn, createDatabase, s3, s3Client, s3Keys, tempDir, unique, url } from "./support/helpers.js";
+
+/**
+ * Parallel streamed dumps (dump.jobs): the largest tables' data as parts of their own, the rest in a base archive,
+ * all in one exported snapshot, concurrently into the store; one manifest (version 2) for the set.
+ */
+let db: string;
+beforeAll(async () => {
+  db = unique("par");
+  await createDatabase(
+    db,
+    `create table customers(id int primary key, name text not null);
+     insert into customers select g, md5(g::text) from generate_series(1, 3000) g;
+     create table orders(id bigint generated always as identity primary key, customer_id int not null references customers, note text, at timestamptz default now());
+     insert into orders(customer_id, note) select 1 + g % 3000, repeat(md5(g::text), 4) from generate_series(1, 30000) g;
+     create table "Events ""raw"""(id int, payload jsonb);
+     insert into "Events ""raw"""(id, payload) select g, jsonb_build_object('n', g, 'k', md5(g::text)) from generate_series(1, 20000) g;
+     create index on orders(customer_id);
+     create table tiny(x int); insert into tiny values (1), (2);
+     create view big_orders as select * from orders where customer_id < 10;
+     select lo_from_bytea(0, 'a large object');`,
+  );
+});
+
+const dump = () => dumpSchema.parse({ jobs: 3, parallelMinTableMB: 0.5 });
+
+async function backup(store: ObjectStore, target: string): Promise<Manifest> {
+  const r = await runBackup({ target, resolveSource: async () => conn(db), store, dump: dump(), retries: retriesSchema.parse({ attempts: 1 }) });
+  return r.manifest;
+}
+
+describe("a parallel backup set", () => {
+  it("through S3: parts of the largest tables, one manifest, restored equal to the source, drilled", async () => {
+    const prefix = unique("par");
+    const store = new S3Store({ bucket: s3().bucket, prefix, endpoint: s3().endpoint, region: s3().region }, s3Client());
+    const m = await backup(store, "par");
+    expect(m.manifestVersion).toBe(MANIFEST_VERSION_SET);
+    expect(m.parts!.map((p) => p.table).sort()).toEqual(['public."Events ""raw"""', "public.orders"]);
+    expect(m.parts!.map((p) => p.key)).toEqual([m.object.key.replace(".dump", ".part-001.dump"), m.object.key.replace(".dump", ".part-002.dump")]);
+    expect(await s3Keys(`${prefix}/`)).toEqual([...backupObjects(m).map((o) => `${prefix}/${o.key}`), `${prefix}/${m.object.key.replace(".dump", ".manifest.json")}`].sort());
+    expect(m.tables!.find((t) => t.name === "public.orders")!.rows).toBe(30000);
+    expect(m.toc!.byType["TABLE DATA"]).toBe(4);
+
+    const target = unique("par_restored");
+    await createDatabase(target);
+    const res = await cli(["restore", "--from", `s3://${s3().bucket}/${prefix}`, "--to", url(target), "--jobs", "2", "--json"]);
+    expect(res.code, res.stderr).toBe(0);
+    const [a, b] = await Promise.all([fingerprint(conn(db)), fingerprint(conn(target))]);
+    expect(b.tables).toEqual(a.tables);
+    expect(b.schema).toEqual(a.schema);
+    expect(await query(conn(target), "select count(*) from pg_largeobject_metadata")).toEqual([["1"]]);
+    // identity columns continue where the source stopped (the base's sequences restored)
+    expect(await query(conn(target), "insert into orders(customer_id) values (1) returning id")).toEqual([["30001"]]);
+
+    const drill = await cli(["verify", "--from", `s3://${s3().bucket}/${prefix}`, "--json"]);
+    expect(drill.code, drill.stderr).toBe(0);
+    const result = JSON.parse(drill.stdout) as { outcome: string; checks: { check: string; ok: boolean; detail: string }[] };
+    expect(result.outcome).toBe("passed");
+    expect(result.checks.map((c) => [c.check, c.ok])).toEqual([["sha256", true], ["toc", true], ["restore", true], ["tables", true]]);
+    expect(result.checks[0]!.detail).toContain("all 3 archives of the set");
+  });
+
+  it("through a directory store: listed as one backup, restored in place, pruned whole", async () => {
+    const dir = tempDir("lifeboat-par-");
+    const m = await backup(new DirectoryStore(dir), "pardir");
+    const listed = await cli(["list", "--from", pathToFileURL(dir).href, "--json"]);
+    const backups = JSON.parse(listed.stdout).backups as { id: string; size: number; parts?: number }[];
+    expect(backups).toEqual([expect.objectContaining({ id: m.id, size: backupObjects(m).reduce((n, o) => n + o.size, 0), parts: 2 })]);
+
+    const target = unique("pardir_restored");
+    await createDatabase(target);
+    const res = await cli(["restore", "--from", pathToFileURL(dir).href, "--to", url(target), "--json"]);
+    expect(res.code, res.stderr).toBe(0);
+    expect(await query(conn(target), 'select count(*) from "Events ""raw"""')).toEqual([["20000"]]);
+
+    // into a database that is not empty, a set is refused before anything is read (exit 2)
+    const busy = unique("pardir_busy");
+    await createDatabase(busy, "create table keep(x int);");
+    const refused = await cli(["restore", "--from", pathToFileURL(dir).href, "--to", url(busy), "--json"]);
+    expect(refused.code).toBe(2);
+    expect(JSON.parse(refused.stdout).error).toContain("is a parallel backup set (3 archives): it restores into an empty database only");
+
+    const second = await backup(new DirectoryStore(dir), "pardir");
+    const pruned = await cli(["prune", "--from", pathToFileURL(dir).href, "--keep-last", "1", "--json"]);
+    expect(pruned.code, pruned.stderr).toBe(0);
+    for (const o of backupObjects(m)) expect(existsSync(join(dir, o.key))).toBe(false);
+    for (const o of backupObjects(second)) expect(existsSync(join(dir, o.key))).toBe(true);
+  });
+
+  it("a part that fails stops the others and leaves nothing in the store: no manifest, no part", async () => {
+    const dir = tempDir("lifeboat-par-fail-");
+    const real = new DirectoryStore(dir);
+    // the store refuses the second part half way through, as a full disk or a network failure would
+    const failing: ObjectStore = Object.assign(Object.create(real) as DirectoryStore, {
+      put: async (key: string, body: Readable, opts?: { signal?: AbortSignal }) => {
+        if (!key.includes(".part-002")) return real.put(key, body, opts);
+        const broken = Readable.from(
+          (async function* () {
+            let n = 0;
+            for await (const chunk of body) {
+              yield chunk as Buffer;
+              if ((n += (chunk as Buffer).length) > 100_000) throw new Error("disk full (injected)");
+            }
+          })(),
+        );
+        return real.put(key, broken, opts);
+      },
+    });
+    await expect(runBackup({ target: "parfail", resolveSource: async () => conn(db), store: failing, dump: dump(), retries: retriesSchema.parse({ attempts: 1 }) })).rejects.toThrow(/disk full \(injected\)/);
+    expect(await listBackups(real)).toEqual([]);
+    const files = readdirSync(dir, { recursive: true }).map(String).filter((f) => /\.(dump|json)$/.test(f) || f.includes(".partial-"));
+    expect(files).toEqual([]);
+  });
+
+  it("dumps with schema or table filters stay one archive", async () => {
+    const store = new DirectoryStore(tempDir("lifeboat-par-filter-"));
+    const r = await runBackup({ target: "parf", resolveSource: async () => conn(db), store, dump: dumpSchema.parse({ jobs: 3, parallelMinTableMB: 0.5, excludeTables: ["tiny"] }), retries: retriesSchema.parse({ attempts: 1 }) });
+    expect(r.manifest.parts).toBeUndefined();
+    expect(r.manifest.manifestVersion).toBe(1);
+  });
+});
