@@ -21,7 +21,7 @@ beforeAll(async () => {
 });
 
 /** Runs a backup and, once `afterBytes` have streamed, freezes pg_dump (SIGSTOP), looks, then kills it (SIGKILL). */
-async function killMidStream(store: ObjectStore, look: () => Promise<void>) {
+async function killMidStream(store: ObjectStore, look: () => Promise<void>, jobs = 1) {
   let pid: number | undefined;
   let killing: Promise<void> | undefined;
   const events: LifeboatEvent[] = [];
@@ -31,7 +31,7 @@ async function killMidStream(store: ObjectStore, look: () => Promise<void>) {
     target: "big",
     resolveSource: async () => conn(db),
     store,
-    dump: dumpSchema.parse({ compression: 0 }),
+    dump: dumpSchema.parse({ compression: 0, jobs }),
     retries: retriesSchema.parse({ attempts: 1 }),
     bus,
     log: { log: (_l, msg, f) => (msg === "pg_dump started" ? (pid = f?.pid as number) : undefined) },
@@ -76,6 +76,18 @@ describe("pg_dump killed mid-stream", () => {
     });
     expect(partials).toHaveLength(1);
     expect(partials[0]).toMatch(/\.dump\.partial-[0-9a-f]+$/);
+    expect(walk(dir)).toEqual([]);
+  });
+
+  it("directory, parallel dump: the part being written and the base archive already stored are both removed", async () => {
+    const dir = tempDir("lifeboat-kill-set-");
+    const seen: string[] = [];
+    const walk = (d: string): string[] => readdirSync(d, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(join(d, e.name)) : [e.name]));
+    await killMidStream(new DirectoryStore(dir), async () => {
+      seen.push(...walk(dir));
+    }, 2);
+    // the base (schema only: "big"'s data is a part of its own) was complete, the part was still being written
+    expect(seen.sort()).toEqual([expect.stringMatching(/^\d{8}T\d{6}Z-[0-9a-f]{4}\.dump$/), expect.stringMatching(/\.part-001\.dump\.partial-[0-9a-f]+$/)]);
     expect(walk(dir)).toEqual([]);
   });
 

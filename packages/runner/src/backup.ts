@@ -139,8 +139,15 @@ async function attemptBackup(job: BackupJob, attempt: number, runId: string, sec
   const counting = job.dump.format === "custom" && job.dump.rowCounts;
   const jobs = job.dump.format === "custom" ? dumpJobs(job.dump) : 1;
   const session = counting || jobs > 1 ? await PsqlSession.open(conn) : undefined;
+  // the session's own reads (table sizes, row counts) lock tables as pg_dump does: they wait for a lock no longer than
+  // pg_dump may, and an aborted run (SIGTERM, maxRunMinutes) ends the session at once
+  const killSession = () => session?.kill();
+  if (session) job.signal?.addEventListener("abort", killSession, { once: true });
   try {
-    const snapshot = session ? (await session.query("begin isolation level repeatable read, read only; select pg_export_snapshot();"))[0]?.[0] : undefined;
+    if (job.signal?.aborted) throw abortedAttempt(job.signal.reason);
+    const snapshot = session
+      ? (await session.query(`set lock_timeout = '${job.dump.lockWaitTimeoutSeconds}s'; begin isolation level repeatable read, read only; select pg_export_snapshot();`))[0]?.[0]
+      : undefined;
     const compressed = compression.method !== "none";
     const tail = [...(snapshot ? [`--snapshot=${snapshot}`] : []), `--dbname=${conninfo(conn)}`];
     // parallel: the largest tables' data each as a part of its own, the rest in the base archive
@@ -182,7 +189,10 @@ async function attemptBackup(job: BackupJob, attempt: number, runId: string, sec
         ...(tocSummary ? { toc: tocSummary } : {}),
       });
     });
+  } catch (err) {
+    throw job.signal?.aborted ? abortedAttempt(job.signal.reason) : err;
   } finally {
+    job.signal?.removeEventListener("abort", killSession);
     await session?.close();
   }
 }
@@ -410,7 +420,11 @@ async function dumpAndStore(
   } finally {
     job.signal?.removeEventListener("abort", onAbort);
   }
-  if (dumpError) throw dumpError;
+  if (dumpError) {
+    // stopped (another part failed, SIGTERM) just as the store completed the object: it must not stay behind
+    await job.store.delete([keys.dump]).catch(() => {});
+    throw dumpError;
+  }
   job.onProgress?.({ bytes: digest.bytes, elapsedMs: Date.now() - started.getTime() });
   return { bytes: digest.bytes, sha256: digest.hex() };
 }

@@ -64,6 +64,11 @@ export class PsqlSession {
     });
   }
 
+  /** Ends the session at once (an aborted run): a query in flight is rejected, its transaction rolled back by the server. */
+  kill(): void {
+    if (!this.exited) this.child.kill("SIGTERM");
+  }
+
   async close(): Promise<void> {
     if (this.exited) return;
     const done = new Promise<void>((r) => this.child.once("close", () => r()));
