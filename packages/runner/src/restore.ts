@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { pipeline } from "node:stream/promises";
 import { createGunzip } from "node:zlib";
 import { spawn } from "node:child_process";
+import { createHash } from "node:crypto";
 import { ChecksumMismatchError, LifeboatError, backupObjects, backupSize, manifestCompression, redact, silentLogger, type Logger, type Manifest, type ObjectStore } from "@lifeboat/core";
 import { conninfo, displayUrl, sameEndpoint, toolEnv, type ConnectionInfo } from "./pg/connection.js";
 import { preflight, query } from "./pg/psql.js";
@@ -52,12 +53,8 @@ export async function downloadVerified(store: ObjectStore, manifest: Manifest, d
 async function downloadObject(store: ObjectStore, object: StoredObject, file: string, opts: Progress): Promise<string> {
   const { key, size, sha256 } = object;
   if (store.getRange && size > RANGE_BYTES && (await storedSize(store, key)) === size) {
-    await downloadRanges(store, key, size, file, opts);
-    // hashed from the local file (in the page cache), in order: the ranges arrive out of order
-    const meter = new Digest();
-    await pipeline(createReadStream(file), meter, new Writable({ write: (_c, _e, cb) => cb() }), opts.signal ? { signal: opts.signal } : {});
+    const actual = await downloadRanges(store, key, size, file, opts);
     const bytes = (await stat(file)).size;
-    const actual = meter.hex();
     if (actual !== sha256 || bytes !== size) throw new ChecksumMismatchError(store.location(key), sha256, actual, size, bytes);
     return file;
   }
@@ -74,32 +71,55 @@ async function storedSize(store: ObjectStore, key: string): Promise<number | und
   return undefined;
 }
 
-/** Ranged downloads: RANGE_BYTES per request, RANGES_IN_FLIGHT at once, each streamed to its place in the file. */
+/**
+ * Ranged downloads: RANGE_BYTES per request, RANGES_IN_FLIGHT at once, each streamed to its place in the file. The
+ * ranges arrive out of order; the SHA-256 is computed in order, each range read back (from the page cache) as soon as
+ * it and those before it are on disk, while later ranges still download. Returns the hex digest.
+ */
 const RANGE_BYTES = 16 * 1024 * 1024;
 const RANGES_IN_FLIGHT = 4;
 
-async function downloadRanges(store: ObjectStore, key: string, size: number, file: string, opts: Progress): Promise<void> {
+async function downloadRanges(store: ObjectStore, key: string, size: number, file: string, opts: Progress): Promise<string> {
   const fh = await open(file, "wx", 0o600);
   try {
     await fh.truncate(size);
   } finally {
     await fh.close();
   }
+  const ranges = Array.from({ length: Math.ceil(size / RANGE_BYTES) }, (_, i) => {
+    let resolve!: () => void;
+    let reject!: (err: unknown) => void;
+    const done = new Promise<void>((res, rej) => ((resolve = res), (reject = rej)));
+    done.catch(() => {}); // observed by the hasher; a failure is reported once, by Promise.all below
+    return { start: i * RANGE_BYTES, end: Math.min(size, (i + 1) * RANGE_BYTES) - 1, done, resolve, reject };
+  });
   let next = 0;
-  let done = 0;
+  let downloaded = 0;
   const worker = async () => {
-    while (next < size) {
-      const start = next;
-      const end = Math.min(size, start + RANGE_BYTES) - 1;
-      next = end + 1;
-      const body = await store.getRange!(key, start, end);
-      const counter = new Digest((n) => opts.onProgress?.(done + n, size));
-      await pipeline(body, counter, createWriteStream(file, { flags: "r+", start }), opts.signal ? { signal: opts.signal } : {});
-      done += counter.bytes;
-      if (counter.bytes !== end - start + 1) throw new LifeboatError(`a ranged download of ${store.location(key)} returned ${counter.bytes} bytes instead of ${end - start + 1}`);
+    while (next < ranges.length) {
+      const r = ranges[next++]!;
+      try {
+        const body = await store.getRange!(key, r.start, r.end);
+        const counter = new Digest((n) => opts.onProgress?.(downloaded + n, size));
+        await pipeline(body, counter, createWriteStream(file, { flags: "r+", start: r.start }), opts.signal ? { signal: opts.signal } : {});
+        downloaded += counter.bytes;
+        if (counter.bytes !== r.end - r.start + 1) throw new LifeboatError(`a ranged download of ${store.location(key)} returned ${counter.bytes} bytes instead of ${r.end - r.start + 1}`);
+        r.resolve();
+      } catch (err) {
+        for (const later of ranges) later.reject(err);
+        throw err;
+      }
     }
   };
-  await Promise.all(Array.from({ length: RANGES_IN_FLIGHT }, worker));
+  const hash = createHash("sha256");
+  const hasher = async () => {
+    for (const r of ranges) {
+      await r.done;
+      for await (const chunk of createReadStream(file, { start: r.start, end: r.end })) hash.update(chunk as Buffer);
+    }
+  };
+  await Promise.all([...Array.from({ length: RANGES_IN_FLIGHT }, worker), hasher()]);
+  return hash.digest("hex");
 }
 
 /** A verified dump on local disk: downloaded into `dir`, or (a directory store) the stored files where they lie. */
