@@ -19,7 +19,7 @@ import { dirname, join } from "node:path";
 import { pipeline } from "node:stream/promises";
 import { fileURLToPath } from "node:url";
 import { GetObjectCommand, HeadObjectCommand, S3Client } from "@aws-sdk/client-s3";
-import { formatBytes } from "@lifeboat/core";
+import { backupObjects, backupSize, formatBytes, type Manifest } from "@lifeboat/core";
 import { findTool, query, s3ClientConfig, startEphemeralPostgres } from "@lifeboat/runner";
 
 const COMPILED = fileURLToPath(new URL("../dist/package/", import.meta.url));
@@ -125,19 +125,25 @@ if (process.argv[2] === "--s3-server") {
     row(`pg_dump -Fd -j${JOBS} (local disk)`, fd.secs, Number(fd.stdout), base.secs, baseBytes);
     rmSync(join(work, "fd"), { recursive: true, force: true });
 
+    const one = await lifeboat(["run", "--db", db, "--to", "s3://bench/lifeboat-one", "--name", "bench", "--attempts", "1", "--jobs", "1", "--json"]);
+    const m1 = JSON.parse(one.stdout).manifest as Manifest;
+    row(`lifeboat run --jobs 1 (${m1.compression}, row counts) -> S3`, one.secs, backupSize(m1), base.secs, baseBytes, one.peakRss);
     const lb = await lifeboat(["run", "--db", db, "--to", "s3://bench/lifeboat", "--name", "bench", "--attempts", "1", "--json"]);
-    const m = JSON.parse(lb.stdout).manifest as { id: string; compression: string; object: { key: string; size: number }; rowCountMs?: number };
-    row(`lifeboat run (default: ${m.compression}, row counts) -> S3`, lb.secs, m.object.size, base.secs, baseBytes, lb.peakRss);
+    const m = JSON.parse(lb.stdout).manifest as Manifest;
+    row(`lifeboat run, defaults (${m.compression}, jobs ${JOBS}: ${(m.parts?.length ?? 0) + 1} archives) -> S3`, lb.secs, backupSize(m), base.secs, baseBytes, lb.peakRss);
 
     // restores of Lifeboat's dump: pg_restore from a local file, lifeboat from a directory store and from S3
     const dirStore = join(work, "store");
-    for (const key of [m.object.key, m.object.key.replace(/\.dump$/, ".manifest.json")]) {
+    for (const key of [...backupObjects(m).map((o) => o.key), m.object.key.replace(/\.dump$/, ".manifest.json")]) {
       const file = join(dirStore, key);
       mkdirSync(dirname(file), { recursive: true });
       const res = await client.send(new GetObjectCommand({ Bucket: "bench", Key: `lifeboat/${key}` }));
       await pipeline(res.Body as NodeJS.ReadableStream, createWriteStream(file));
     }
-    const local = join(dirStore, m.object.key);
+    // pg_restore's input: the same data as one archive, compressed as Lifeboat's (a user's pg_dump -Fc file)
+    const local = join(work, "local.dump");
+    const level = /^gzip:(\d)$/.exec(String(m.compression))?.[1] ?? (m.compression === "none" ? "0" : "6");
+    await sh(`"${dumpBin}" -Fc -Z${level} -f "${local}" --dbname="${db}"`);
     await query(pg.connection(), "create database r_pg; create database r_dir; create database r_s3;");
     const restoreRows: string[][] = [];
     const pr = await measured(pgRestore.path, [`--jobs=${JOBS}`, "--no-owner", `--dbname=${pg.url("r_pg")}`, local]);

@@ -1,11 +1,11 @@
-import { existsSync, readdirSync } from "node:fs";
+import { existsSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { Readable } from "node:stream";
 import { beforeAll, describe, expect, it } from "vitest";
 import { MANIFEST_VERSION_SET, backupObjects, dumpSchema, retriesSchema, type Manifest, type ObjectStore } from "@lifeboat/core";
 import { DirectoryStore, S3Store, fingerprint, listBackups, query, runBackup } from "@lifeboat/runner";
-import { cli, conn, createDatabase, s3, s3Client, s3Keys, tempDir, unique, url } from "./support/helpers.js";
+import { cli, conn, createDatabase, pg, s3, s3Client, s3Keys, tempDir, unique, url } from "./support/helpers.js";
 
 /**
  * Parallel streamed dumps (dump.jobs): the largest tables' data as parts of their own, the rest in a base archive,
@@ -116,7 +116,29 @@ describe("a parallel backup set", () => {
     await expect(runBackup({ target: "parfail", resolveSource: async () => conn(db), store: failing, dump: dump(), retries: retriesSchema.parse({ attempts: 1 }) })).rejects.toThrow(/disk full \(injected\)/);
     expect(await listBackups(real)).toEqual([]);
     const files = readdirSync(dir, { recursive: true }).map(String).filter((f) => /\.(dump|json)$/.test(f) || f.includes(".partial-"));
-    expect(files).toEqual([]);
+    expect(files, JSON.stringify(files)).toEqual([]);
+  });
+
+  it("lifeboat run --jobs overrides the target's dump.jobs (1: one archive) and refuses what is out of range", async () => {
+    const dir = tempDir("lifeboat-par-cli-");
+    const file = join(dir, "lifeboat.config.ts");
+    writeFileSync(
+      file,
+      `export default ${JSON.stringify({
+        storage: { directory: join(dir, "store") },
+        targets: { app: { database: { host: pg().host, port: pg().port, database: db, user: "postgres", password: { env: "PW" } }, dump: { jobs: 3, parallelMinTableMB: 0.5 }, retries: { attempts: 1 } } },
+      })};`,
+    );
+    const env = { env: { PW: pg().password } };
+    const set = await cli(["run", "app", "--config", file, "--json"], env);
+    expect(set.code, set.stderr).toBe(0);
+    expect((JSON.parse(set.stdout).manifest as Manifest).parts).toHaveLength(2);
+    const one = await cli(["run", "app", "--config", file, "--jobs", "1", "--json"], env);
+    expect(one.code, one.stderr).toBe(0);
+    expect((JSON.parse(one.stdout).manifest as Manifest).parts).toBeUndefined();
+    const bad = await cli(["run", "app", "--config", file, "--jobs", "0", "--json"], env);
+    expect(bad.code).toBe(2);
+    expect(JSON.parse(bad.stdout).error).toContain("--jobs must be a whole number from 1 to 16");
   });
 
   it("dumps with schema or table filters stay one archive", async () => {

@@ -90,6 +90,7 @@ export async function main(argv: string[]): Promise<number> {
       .addOption(new Option("--format <format>", "dump format (default: the target's dump.format, else custom)").choices(["custom", "plain"]))
       .option("--compression <method>", "none, gzip[:1-9], zstd[:1-22], lz4[:1-12] (zstd, lz4: pg_dump 16+) or a gzip level 0-9 (default: the target's dump.compression, else zstd:3 with pg_dump 16+, gzip:1 before)")
       .option("--attempts <n>", "attempts before giving up, transient failures only (default: the target's retries.attempts, else 3)")
+      .option("--jobs <n>", "parallel pg_dump processes for custom-format dumps, 1 to 16 (default: the target's dump.jobs, else the CPUs available, at most 4)")
       .option("--remote", "run the target in the AWS deployment (invokes the launcher, follows the Fargate task)")
       .option("--launcher <name>", "with --remote: the launcher function (default: $LIFEBOAT_LAUNCHER or .sst/outputs.json)")
       .option("--reason <text>", "with --remote: why, for the logs")

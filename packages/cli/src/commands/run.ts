@@ -13,6 +13,7 @@ export interface RunOptions {
   format?: string;
   compression?: string;
   attempts?: string;
+  jobs?: string;
 }
 
 function intOption(v: string | undefined, flag: string, min: number, max: number): number | undefined {
@@ -44,6 +45,7 @@ export async function runCommand(ctx: Context, target: string | undefined, opts:
   const storeUrl = opts.to;
   let restoreHint: string;
   const attempts = intOption(opts.attempts, "--attempts", 1, 10);
+  const jobs = intOption(opts.jobs, "--jobs", 1, 16);
   const compression = compressionOption(opts.compression);
   if (opts.format !== undefined && opts.format !== "custom" && opts.format !== "plain") {
     throw new UsageError(`--format must be custom or plain, not "${opts.format}"`);
@@ -57,7 +59,7 @@ export async function runCommand(ctx: Context, target: string | undefined, opts:
     name = target;
     const secrets = new DefaultSecretResolver();
     resolveSource = () => resolveDatabase(t.database, secrets, `targets.${target}.database`);
-    const merged = dumpSchema.safeParse({ ...t.dump, ...(opts.format ? { format: opts.format } : {}), ...(compression !== undefined ? { compression: opts.compression } : t.dump.compression ? { compression: compressionText(t.dump.compression) } : {}) });
+    const merged = dumpSchema.safeParse({ ...t.dump, ...(jobs !== undefined ? { jobs } : {}), ...(opts.format ? { format: opts.format } : {}), ...(compression !== undefined ? { compression: opts.compression } : t.dump.compression ? { compression: compressionText(t.dump.compression) } : {}) });
     if (!merged.success) throw new UsageError(merged.error.issues.map((i) => i.message).join("; "));
     dump = merged.data;
     retries = { ...t.retries, ...(attempts !== undefined ? { attempts } : {}) };
@@ -70,7 +72,7 @@ export async function runCommand(ctx: Context, target: string | undefined, opts:
     name = opts.name ?? conn.database.toLowerCase().replace(/[^a-z0-9_-]/g, "-").replace(/^[^a-z0-9]+/, "");
     if (!/^[a-z0-9][a-z0-9_-]{0,62}$/.test(name)) throw new UsageError(`--name "${name}" is not a valid target name`, "lowercase letters, digits, - and _");
     resolveSource = async () => conn;
-    const parsed = dumpSchema.safeParse({ ...(opts.format ? { format: opts.format } : {}), ...(opts.compression !== undefined ? { compression: opts.compression } : {}) });
+    const parsed = dumpSchema.safeParse({ ...(jobs !== undefined ? { jobs } : {}), ...(opts.format ? { format: opts.format } : {}), ...(opts.compression !== undefined ? { compression: opts.compression } : {}) });
     if (!parsed.success) throw new UsageError(parsed.error.issues.map((i) => i.message).join("; "));
     dump = parsed.data;
     retries = retriesSchema.parse({ attempts: attempts ?? 3, delaySeconds: 5, maxDelaySeconds: 60 });
