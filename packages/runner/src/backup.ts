@@ -1,23 +1,14 @@
-import { spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { availableParallelism } from "node:os";
 import pRetry from "p-retry";
 import {
-  AttemptError,
   BackupFailedError,
+  LIFEBOAT_VERSION,
   MANIFEST_VERSION_SET,
-  backupSize,
-  partKey,
-  CONFIG_ERROR,
-  compressionText,
-  defaultCompression,
-  pgDumpCompressArg,
-  type Compression,
-  backupKeys,
   abortedAttempt,
-  dumpExtension,
-  dumpSizeBound,
+  backupKeys,
+  backupSize,
   newBackupId,
+  partKey,
   restoreCommandFor,
   silentLogger,
   type AttemptRecord,
@@ -30,16 +21,18 @@ import {
   type ObjectStore,
   type RetryPolicy,
 } from "@lifeboat/core";
-import { classifyPgMessage, toAttemptError } from "./pg/classify.js";
+import { storeJson } from "./catalog.js";
 import { Digest } from "./digest.js";
-import { completeBackup, manifestOrNothing, manifestRun } from "./complete.js";
-import { conninfo, type ConnectionInfo } from "./pg/connection.js";
-import { toolEnv } from "./pg/connection.js";
-import { preflight, type ServerInfo } from "./pg/psql.js";
-import { findTool } from "./pg/tools.js";
-import { PsqlSession, literal } from "./pg/session.js";
-import { backupSqlite } from "./sqlite.js";
-import { parseToc, summarizeToc, type TocSummary } from "./pg/toc.js";
+import { engineFor, type Snapshot, type SnapshotStream, type StoredStream } from "./engines/index.js";
+import { toAttemptError } from "./pg/classify.js";
+import type { ConnectionInfo } from "./pg/connection.js";
+
+/**
+ * The backup pipeline, top to bottom: runBackup retries attempts and publishes the outcome; an attempt asks the
+ * source's engine (engines/: PostgreSQL, SQLite) for a snapshot and its streams, sends each stream through SHA-256
+ * into the store (several at once for a parallel set; the first failure stops the others and removes what was
+ * stored), then writes the manifest, last: from then on the backup exists. Nothing here knows an engine.
+ */
 
 export interface Progress {
   bytes: number;
@@ -76,260 +69,83 @@ export interface BackupResult {
   attempts: AttemptRecord[];
 }
 
-/**
- * pg_dump arguments from validated dump options and the pg_dump that runs (its version decides the default
- * compression and how --compress is spelled): every value is one argv item, no shell ever sees them.
- */
-export function pgDumpArgs(dump: DumpOptions, pgDump: { major: number; version: string }): string[] {
-  const compress = pgDumpCompressArg(dumpCompression(dump, pgDump.major), pgDump);
-  const args = [`--format=${dump.format}`, compress, "--no-password", `--lock-wait-timeout=${dump.lockWaitTimeoutSeconds}s`];
-  for (const s of dump.schemas) args.push(`--schema=${s}`);
-  for (const s of dump.excludeSchemas) args.push(`--exclude-schema=${s}`);
-  for (const t of dump.tables) args.push(`--table=${t}`);
-  for (const t of dump.excludeTables) args.push(`--exclude-table=${t}`);
-  return args;
-}
-
-/** The compression a dump runs with: the configured one, else the default of this pg_dump. */
-export function dumpCompression(dump: DumpOptions, pgDumpMajor: number): Compression {
-  return dump.compression ?? defaultCompression(pgDumpMajor);
-}
-
-const STDERR_LIMIT = 64 * 1024;
-
-/** One attempt: preflight, pg_dump streamed through SHA-256 into the store, manifest last. */
+/** One attempt: the engine's snapshot, its streams into the store, the manifest last. */
 async function attemptBackup(job: BackupJob, attempt: number, runId: string, secrets: Set<string | undefined>): Promise<BackupResult> {
   const log = job.log ?? silentLogger;
-  if (job.sqlite) return backupSqlite({ ...job, sqlite: job.sqlite }, attempt, runId);
-  const resolved = await job.resolveSource();
-  const conn = job.database ? { ...resolved, database: job.database } : resolved;
-  secrets.add(conn.password);
-  const server = await preflight(conn, job.signal);
-  const pgDump = await findTool(job.globals ? "pg_dumpall" : "pg_dump", { minMajor: server.major });
-  log.log("info", "connected", { target: job.target, server: server.version, pgDump: pgDump.version, attempt });
-
   const started = new Date();
-  const id = newBackupId(started);
-  if (job.globals) {
-    const keys = backupKeys(job.target, id, ".sql", "_globals");
-    const args = ["--globals-only", "--no-password", ...(job.globals.passwords ? [] : ["--no-role-passwords"]), `--dbname=${conninfo(conn)}`];
-    const dumped = await dumpAndStore(job, conn, pgDump.path, args, keys, started, secrets, undefined);
-    return await manifestOrNothing(job, keys.dump, () => completeBackup(job, keys, {
-      ...manifestRun(job, attempt, runId, id, started, new Date()),
-      database: postgresDatabase(conn, server, "globals"),
-      pgDump: { version: pgDump.version, major: pgDump.major },
-      format: "plain",
-      compression: 0,
-      object: { key: keys.dump, size: dumped.bytes, sha256: dumped.sha256 },
-      kind: "globals",
-    }));
-  }
-  const compression = dumpCompression(job.dump, pgDump.major);
-  let compressArgs: string[];
+  const snapshot = await engineFor(job).snapshot({
+    target: job.target,
+    dump: job.dump,
+    resolveSource: job.resolveSource,
+    database: job.database,
+    globals: job.globals,
+    sqlite: job.sqlite,
+    signal: job.signal,
+    log,
+    secrets,
+  });
   try {
-    compressArgs = pgDumpArgs(job.dump, pgDump);
-  } catch (err) {
-    // a method this pg_dump lacks (zstd on pg_dump 15): the user's to fix, not retried
-    throw new AttemptError(CONFIG_ERROR, "permanent", (err as Error).message, { hint: "set dump.compression (or --compression) to gzip[:1-9] or none" });
-  }
-  const keys = backupKeys(job.target, id, dumpExtension(job.dump.format, compression.method !== "none"), job.database);
-
-  // A read-only repeatable-read transaction exports its snapshot; every pg_dump of the attempt dumps exactly that
-  // snapshot (--snapshot), and the same transaction counts the dumped tables afterwards (row counts).
-  const counting = job.dump.format === "custom" && job.dump.rowCounts;
-  const jobs = job.dump.format === "custom" ? dumpJobs(job.dump) : 1;
-  const session = counting || jobs > 1 ? await PsqlSession.open(conn) : undefined;
-  // the session's own reads (table sizes, row counts) lock tables as pg_dump does: they wait for a lock no longer than
-  // pg_dump may, and an aborted run (SIGTERM, maxRunMinutes) ends the session at once
-  const killSession = () => session?.kill();
-  if (session) job.signal?.addEventListener("abort", killSession, { once: true });
-  try {
-    if (job.signal?.aborted) throw abortedAttempt(job.signal.reason);
-    const snapshot = session
-      ? (await session.query(`set lock_timeout = '${job.dump.lockWaitTimeoutSeconds}s'; begin isolation level repeatable read, read only; select pg_export_snapshot();`))[0]?.[0]
-      : undefined;
-    const compressed = compression.method !== "none";
-    const tail = [...(snapshot ? [`--snapshot=${snapshot}`] : []), `--dbname=${conninfo(conn)}`];
-    // parallel: the largest tables' data each as a part of its own, the rest in the base archive
-    const planned = session && jobs > 1 ? await planParts(session, job.dump, jobs, log, job.target) : [];
-    const streams: Stream[] = [
-      { key: keys.dump, args: [...compressArgs, ...planned.map((p) => `--exclude-table-data=${p.pattern}`), ...tail], bound: dumpSizeBound(server.sizeBytes, compressed) },
-      ...planned.map((p, i) => ({ key: partKey(keys.dump, i + 1), table: p.table, args: [...compressArgs, "--data-only", `--table=${p.pattern}`, ...tail], bound: dumpSizeBound(p.bytes, compressed) })),
-    ];
-    if (planned.length) log.log("info", "parallel dump", { target: job.target, jobs, parts: planned.map((p) => p.table) });
+    const id = newBackupId(started);
+    const keys = backupKeys(job.target, id, snapshot.extension, snapshot.folder);
+    const streamKeys = snapshot.streams.map((_, i) => (i === 0 ? keys.dump : partKey(keys.dump, i)));
     const stored: string[] = [];
-    const dumped = await dumpStreams(job, conn, pgDump, streams, Math.max(1, jobs), started, secrets, counting, stored);
+    const [base, ...parts] = await storeStreams(job, snapshot, streamKeys, started, secrets, stored);
+    const finished = new Date();
     return await manifestOrNothing(job, stored, async () => {
-      const finished = new Date();
-      let tables: Manifest["tables"];
-      let tocSummary: TocSummary | undefined;
-      let rowCountMs: number | undefined;
-      if (session && counting) {
-        const t0 = Date.now();
-        const entries = (await Promise.all(dumped.map((d) => d.toc!.listing()))).flatMap((listing) => parseToc(listing));
-        tocSummary = summarizeToc(entries);
-        tables = await countRows(session, entries.filter((e) => e.type === "TABLE DATA").map((e) => e.oid));
-        rowCountMs = Date.now() - t0;
-        log.log("info", "rows counted in the dump's snapshot", { target: job.target, tables: tables.length, ms: rowCountMs });
-      }
-      if (session) await session.query("commit");
-      const [base, ...parts] = dumped.map((d, i) => ({ key: streams[i]!.key, size: d.bytes, sha256: d.sha256, table: streams[i]!.table }));
-      return await completeBackup(job, keys, {
-        ...manifestRun(job, attempt, runId, id, started, finished),
-        ...(parts.length ? { manifestVersion: MANIFEST_VERSION_SET } : {}),
-        database: postgresDatabase(conn, server),
-        pgDump: { version: pgDump.version, major: pgDump.major },
-        format: job.dump.format,
-        compression: compressionText(compression),
-        object: { key: base!.key, size: base!.size, sha256: base!.sha256 },
-        ...(parts.length ? { parts: parts.map((p) => ({ key: p.key, size: p.size, sha256: p.sha256, table: p.table! })) } : {}),
-        ...(snapshot ? { snapshot } : {}),
-        ...(tables ? { tables } : {}),
-        ...(rowCountMs !== undefined ? { rowCountMs } : {}),
-        ...(tocSummary ? { toc: tocSummary } : {}),
-      });
+      const described = await snapshot.describe([base!, ...parts]);
+      const manifest: Manifest = {
+        manifestVersion: parts.length ? MANIFEST_VERSION_SET : 1,
+        id,
+        target: job.target,
+        runId,
+        trigger: job.trigger ?? "manual",
+        attempt,
+        startedAt: started.toISOString(),
+        finishedAt: finished.toISOString(),
+        durationMs: finished.getTime() - started.getTime(),
+        lifeboatVersion: LIFEBOAT_VERSION,
+        ...described,
+        object: base!,
+        ...(parts.length ? { parts: parts.map((p, i) => ({ ...p, table: snapshot.streams[i + 1]!.table ?? "" })) } : {}),
+      };
+      await storeJson(job.store, keys.manifest, manifest);
+      log.log("info", "backup stored", { target: job.target, key: keys.dump, bytes: backupSize(manifest), sha256: manifest.object.sha256 });
+      return { manifest, location: job.store.location(keys.dump), manifestLocation: job.store.location(keys.manifest), attempts: [] };
     });
-  } catch (err) {
-    throw job.signal?.aborted ? abortedAttempt(job.signal.reason) : err;
   } finally {
-    job.signal?.removeEventListener("abort", killSession);
-    await session?.close();
+    await snapshot.close();
   }
-}
-
-/** `pg_restore --list` fed from the start of the dump stream: it reads the archive's table of contents and exits. */
-async function startTocReader(major: number): Promise<{ feed: (chunk: Buffer) => void; listing: () => Promise<string> }> {
-  const pgRestore = await findTool("pg_restore", { minMajor: major });
-  const child = spawn(pgRestore.path, ["--list"], { stdio: ["pipe", "pipe", "pipe"] });
-  let out = "";
-  let err = "";
-  let open = true;
-  child.stdout.on("data", (d: Buffer) => (out += d.toString("utf8")));
-  child.stderr.on("data", (d: Buffer) => (err += d.toString("utf8")));
-  child.stdin.on("error", () => (open = false));
-  const closed = new Promise<number | null>((r) => child.on("close", (code) => r(code)));
-  child.on("close", () => (open = false));
-  const LIMIT = 16 * 1024 * 1024; // the TOC comes first; never buffer more than this for a reader that stopped reading
-  return {
-    feed(chunk) {
-      if (!open) return;
-      if (child.stdin.writableLength > LIMIT) {
-        open = false;
-        child.stdin.end();
-        return;
-      }
-      child.stdin.write(chunk);
-    },
-    async listing() {
-      if (open) child.stdin.end();
-      const code = await closed;
-      if (code !== 0 && !out.includes("TOC Entries")) throw new AttemptError("toc_failed", "transient", `pg_restore --list could not read the archive: ${err.trim()}`);
-      return out;
-    },
-  };
-}
-
-/** Exact counts, in the session's transaction (the dump's snapshot), of the tables the TOC says were dumped. */
-async function countRows(session: PsqlSession, oids: number[]): Promise<NonNullable<Manifest["tables"]>> {
-  if (oids.length === 0) return [];
-  const names = await session.query(
-    `select c.oid, format('%I.%I', n.nspname, c.relname) from pg_class c join pg_namespace n on n.oid = c.relnamespace where c.oid in (${oids.map(Number).join(",")}) order by 2`,
-  );
-  const out: NonNullable<Manifest["tables"]> = [];
-  for (let i = 0; i < names.length; i += 50) {
-    const batch = names.slice(i, i + 50);
-    const rows = await session.query(batch.map(([, name]) => `select ${literal(name!)}, count(*) from only ${name}`).join(" union all "));
-    for (const [name, count] of rows) out.push({ name: name!, rows: Number(count) });
-  }
-  return out;
-}
-
-/** How many pg_dump processes a custom-format dump may run: dump.jobs, else the CPUs available, at most 4. */
-export function dumpJobs(dump: DumpOptions): number {
-  return dump.jobs ?? Math.min(4, availableParallelism());
-}
-
-/** A table whose data is dumped as a part of its own. */
-export interface PlannedPart {
-  /** schema.name, quoted where needed (as format('%I.%I')). */
-  table: string;
-  /** The pg_dump pattern that names exactly this table: "schema"."name" with quotes doubled. */
-  pattern: string;
-  oid: number;
-  bytes: number;
 }
 
 /**
- * The tables worth a stream of their own, largest first: ordinary tables of at least dump.parallelMinTableMB, not
- * belonging to an extension, at most 4 per job. Read in the dump's snapshot transaction. Only when the dump selects
- * everything: with schema or table filters, pg_dump's own pattern matching decides what is dumped, and one archive is
- * made (logged).
+ * Runs the snapshot's streams, at most `snapshot.concurrency` at once, each into the store under its key. Progress is
+ * their sum. When one fails, the others are stopped, what was stored is deleted, and its error is the attempt's.
+ * Keys of the stored objects are added to `stored` as they complete.
  */
-export async function planParts(session: PsqlSession, dump: DumpOptions, jobs: number, log: Logger, target: string): Promise<PlannedPart[]> {
-  if (dump.schemas.length || dump.excludeSchemas.length || dump.tables.length || dump.excludeTables.length) {
-    log.log("info", "one archive: parallel dumps need a dump without schema or table filters", { target });
-    return [];
-  }
-  const minBytes = Math.round(dump.parallelMinTableMB * 1024 * 1024);
-  const rows = await session.query(
-    `select c.oid, format('%I.%I', n.nspname, c.relname), n.nspname, c.relname, pg_table_size(c.oid)
-     from pg_class c join pg_namespace n on n.oid = c.relnamespace
-     where c.relkind = 'r' and n.nspname not in ('pg_catalog', 'information_schema') and n.nspname not like 'pg_toast%' and n.nspname not like 'pg_temp%'
-       and not exists (select 1 from pg_depend d where d.classid = 'pg_class'::regclass and d.objid = c.oid and d.deptype = 'e')
-       and pg_table_size(c.oid) >= ${minBytes}
-     order by 5 desc, 2 limit ${jobs * 4}`,
-  );
-  const quote = (name: string) => `"${name.replace(/"/g, '""')}"`;
-  return rows.map(([oid, table, schema, name, bytes]) => ({ oid: Number(oid), table: table!, pattern: `${quote(schema!)}.${quote(name!)}`, bytes: Number(bytes) }));
-}
-
-interface Stream {
-  key: string;
-  args: string[];
-  /** An upper bound on the stream's size (multipart part sizes). */
-  bound: number;
-  /** A part's table. */
-  table?: string | undefined;
-}
-
-/**
- * Runs the streams of one attempt, at most `jobs` at once, each pg_dump -> SHA-256 -> store. Progress is their sum.
- * When one fails, the others are stopped, what was stored is deleted, and its error is the attempt's. Keys of the
- * stored objects are added to `stored` as they complete.
- */
-async function dumpStreams(
-  job: BackupJob,
-  conn: ConnectionInfo,
-  pgDump: { path: string; major: number },
-  streams: Stream[],
-  jobs: number,
-  started: Date,
-  secrets: Set<string | undefined>,
-  counting: boolean,
-  stored: string[],
-): Promise<(Dumped & { toc?: Awaited<ReturnType<typeof startTocReader>> })[]> {
+async function storeStreams(job: BackupJob, snapshot: Snapshot, keys: string[], started: Date, secrets: Set<string | undefined>, stored: string[]): Promise<StoredStream[]> {
   const inner = new AbortController();
   const onOuterAbort = () => inner.abort(job.signal?.reason);
   if (job.signal?.aborted) onOuterAbort();
   job.signal?.addEventListener("abort", onOuterAbort, { once: true });
-  const bytes = streams.map(() => 0);
-  const out: (Dumped & { toc?: Awaited<ReturnType<typeof startTocReader>> })[] = [];
+  const bytes = snapshot.streams.map(() => 0);
+  let lastReport = 0;
+  const report = () => job.onProgress?.({ bytes: bytes.reduce((a, b) => a + b, 0), elapsedMs: Date.now() - started.getTime() });
+  const onBytes = (i: number) => (n: number) => {
+    bytes[i] = n;
+    if (Date.now() - lastReport >= 200) {
+      lastReport = Date.now();
+      report();
+    }
+  };
+  const out: StoredStream[] = [];
   let failure: { err: unknown } | undefined;
   let next = 0;
   const worker = async () => {
-    while (next < streams.length && !failure) {
+    while (next < snapshot.streams.length && !failure) {
       const i = next++;
-      const s = streams[i]!;
       try {
-        const toc = counting ? await startTocReader(pgDump.major) : undefined;
-        const streamJob: BackupJob = {
-          ...job,
-          signal: inner.signal,
-          onProgress: job.onProgress && ((p) => ((bytes[i] = p.bytes), job.onProgress!({ bytes: bytes.reduce((a, b) => a + b, 0), elapsedMs: p.elapsedMs }))),
-        };
-        const d = await dumpAndStore(streamJob, conn, pgDump.path, s.args, { dump: s.key }, started, secrets, toc?.feed, s.bound);
-        stored.push(s.key);
-        out[i] = { ...d, ...(toc ? { toc } : {}) };
+        out[i] = await storeStream(job.store, snapshot.streams[i]!, keys[i]!, inner.signal, secrets, onBytes(i));
+        stored.push(keys[i]!);
       } catch (err) {
         if (!failure) {
           failure = { err };
@@ -339,105 +155,69 @@ async function dumpStreams(
     }
   };
   try {
-    await Promise.all(Array.from({ length: Math.min(jobs, streams.length) }, worker));
+    await Promise.all(Array.from({ length: Math.min(snapshot.concurrency, snapshot.streams.length) }, worker));
   } finally {
     job.signal?.removeEventListener("abort", onOuterAbort);
   }
   if (failure) {
     if (stored.length) await job.store.delete(stored.splice(0)).catch(() => {});
-    throw failure.err;
+    throw job.signal?.aborted ? abortedAttempt(job.signal.reason) : failure.err;
   }
+  report();
   return out;
 }
 
-interface Dumped {
-  bytes: number;
-  sha256: string;
-}
-
-/** pg_dump (or pg_dumpall) streamed through SHA-256 into the store. */
-async function dumpAndStore(
-  job: BackupJob,
-  conn: ConnectionInfo,
-  program: string,
-  args: string[],
-  keys: { dump: string },
-  started: Date,
-  secrets: Set<string | undefined>,
-  tee: ((chunk: Buffer) => void) | undefined,
-  expectedBytes?: number,
-): Promise<Dumped> {
-  const log = job.log ?? silentLogger;
-  const child = spawn(program, args, {
-    env: toolEnv(conn),
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  log.log("info", "pg_dump started", { target: job.target, pid: child.pid, key: keys.dump });
-  if (tee) child.stdout.on("data", tee);
-
-  let stderr = "";
-  child.stderr.on("data", (d: Buffer) => {
-    if (stderr.length < STDERR_LIMIT) stderr += d.toString("utf8");
-  });
-
-  let lastReport = 0;
-  const digest = new Digest((bytes) => {
-    const now = Date.now();
-    if (job.onProgress && now - lastReport >= 200) {
-      lastReport = now;
-      job.onProgress({ bytes, elapsedMs: now - started.getTime() });
-    }
-  });
-
-  // The body ends only when pg_dump has exited 0. Any other exit makes the body fail, so the store never completes
-  // the object: a dump that stopped half way is never stored.
-  let dumpError: AttemptError | undefined;
-  const fail = (err: AttemptError) => {
-    dumpError ??= err;
-    if (!digest.destroyed) digest.destroy(err);
-    if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
+/**
+ * One stream through SHA-256 into the store. The store completes the object only if the stream ends: a stream that
+ * fails (its source stopped half way) or is stopped (`signal`) makes the upload fail, and nothing is stored.
+ */
+async function storeStream(store: ObjectStore, stream: SnapshotStream, key: string, signal: AbortSignal, secrets: Set<string | undefined>, onBytes: (n: number) => void): Promise<StoredStream> {
+  if (signal.aborted) throw abortedAttempt(signal.reason);
+  const source = await stream.open();
+  const digest = new Digest(onBytes);
+  let failed: unknown;
+  const fail = (err: unknown) => {
+    failed ??= err;
+    if (!digest.destroyed) digest.destroy(err as Error);
+    source.destroy();
   };
-  child.stdout.pipe(digest, { end: false });
-  child.on("error", (err) => fail(toAttemptError(err, secrets)));
-  child.on("close", (code, signal) => {
-    if (code === 0) {
-      digest.end();
-      return;
-    }
-    const why = signal ? `pg_dump was killed by ${signal}` : `pg_dump exited with code ${code}`;
-    const err = stderr.trim() ? classifyPgMessage(`${why}: ${stderr.trim()}`, secrets, "pg_dump_failed") : new AttemptError("pg_dump_failed", "transient", why);
-    fail(err);
-  });
-  const onAbort = () => fail(abortedAttempt(job.signal?.reason));
-  if (job.signal?.aborted) onAbort();
-  job.signal?.addEventListener("abort", onAbort, { once: true });
-
+  source.on("error", fail);
+  const onAbort = () => fail(abortedAttempt(signal.reason));
+  signal.addEventListener("abort", onAbort, { once: true });
+  if (signal.aborted) onAbort();
+  source.pipe(digest);
   try {
-    await job.store.put(keys.dump, digest, { contentType: "application/octet-stream", ...(expectedBytes ? { expectedBytes } : {}) });
+    await store.put(key, digest, { contentType: stream.contentType, ...(stream.bound ? { expectedBytes: stream.bound } : {}) });
   } catch (err) {
-    fail(toAttemptError(err, secrets));
-    throw dumpError ?? toAttemptError(err, secrets);
+    fail(err);
+    throw toAttemptError(failed, secrets);
   } finally {
-    job.signal?.removeEventListener("abort", onAbort);
+    signal.removeEventListener("abort", onAbort);
   }
-  if (dumpError) {
-    // stopped (another part failed, SIGTERM) just as the store completed the object: it must not stay behind
-    await job.store.delete([keys.dump]).catch(() => {});
-    throw dumpError;
+  if (failed) {
+    // stopped (another stream failed, SIGTERM) just as the store completed the object: it must not stay behind
+    await store.delete([key]).catch(() => {});
+    throw toAttemptError(failed, secrets);
   }
-  job.onProgress?.({ bytes: digest.bytes, elapsedMs: Date.now() - started.getTime() });
-  return { bytes: digest.bytes, sha256: digest.hex() };
+  return { key, size: digest.bytes, sha256: digest.hex() };
 }
 
-function postgresDatabase(conn: ConnectionInfo, server: ServerInfo, name = server.database): Manifest["database"] {
-  return {
-    name,
-    host: conn.host,
-    port: conn.port,
-    serverVersion: server.version,
-    serverVersionNum: server.versionNum,
-    ...(server.systemIdentifier ? { systemIdentifier: server.systemIdentifier } : {}),
-  };
+/**
+ * The steps between the stored streams and the manifest (the engine's counts, the manifest itself): if any fails,
+ * the objects are deleted, so that no dump is left without a manifest (one that no list, restore or prune would see).
+ */
+async function manifestOrNothing<T>(job: BackupJob, keys: string[], steps: () => Promise<T>): Promise<T> {
+  try {
+    return await steps();
+  } catch (err) {
+    try {
+      await job.store.delete(keys);
+      (job.log ?? silentLogger).log("warn", "the dump was removed: its manifest could not be written", { target: job.target, key: keys[0], parts: keys.length - 1 });
+    } catch (cleanup) {
+      (job.log ?? silentLogger).log("error", "a dump without a manifest is left behind (lifeboat list --all shows it)", { target: job.target, key: keys[0], error: (cleanup as Error).message });
+    }
+    throw err;
+  }
 }
 
 /**

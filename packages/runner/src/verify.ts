@@ -10,7 +10,7 @@ import { ident } from "./pg/session.js";
 import { diffToc, parseToc, summarizeToc } from "./pg/toc.js";
 import { findTool, runTool } from "./pg/tools.js";
 import { restoreInto, verifiedDump } from "./restore.js";
-import { integrityProblems, sqliteTables } from "./sqlite.js";
+import { integrityProblems, sqliteTables } from "./engines/sqlite.js";
 import { listBackups, storeJson } from "./catalog.js";
 
 /**

@@ -3,12 +3,10 @@ import { copyFile, mkdtemp, rename, rm, stat } from "node:fs/promises";
 import { randomBytes } from "node:crypto";
 import { hostname, tmpdir } from "node:os";
 import { basename, dirname, join, resolve } from "node:path";
-import { AttemptError, LifeboatError, backupKeys, newBackupId, silentLogger, type Logger, type Manifest, type ObjectStore } from "@lifeboat/core";
-import type { BackupJob, BackupResult } from "./backup.js";
-import { downloadVerified } from "./restore.js";
-import { completeBackup, manifestOrNothing, manifestRun } from "./complete.js";
-import { Digest } from "./digest.js";
-import { runTool } from "./pg/tools.js";
+import { AttemptError, LifeboatError, type Logger, type Manifest, type ObjectStore } from "@lifeboat/core";
+import { downloadVerified } from "../restore.js";
+import { runTool } from "../pg/tools.js";
+import type { Engine, Snapshot, SnapshotRequest } from "./engine.js";
 
 /**
  * SQLite targets. Copying a live SQLite file can capture a torn write; Lifeboat takes a consistent snapshot with
@@ -61,49 +59,53 @@ async function sqliteVersion(): Promise<string> {
   return (await runTool(await sqlite3(), ["-version"])).stdout.split(" ")[0]!.trim();
 }
 
-export async function backupSqlite(job: BackupJob & { sqlite: { path: string } }, attempt: number, runId: string): Promise<BackupResult> {
-  const log = job.log ?? silentLogger;
-  const live = resolve(job.sqlite.path);
-  if (!existsSync(live)) throw new AttemptError("sqlite_missing", "permanent", `${live} does not exist`, { hint: "check database.path" });
-  const dir = await mkdtemp(join(tmpdir(), "lifeboat-sqlite-"));
-  try {
-    const started = new Date();
-    const snapshot = join(dir, "snapshot.db");
-    // .timeout waits for writers' locks instead of failing; VACUUM INTO needs one read transaction
-    const quoted = snapshot.replace(/'/g, "''");
+/**
+ * SQLite: the snapshot is a file that VACUUM INTO writes in a private temporary directory, checked with PRAGMA
+ * integrity_check and counted before it streams (one stream), removed when the attempt ends.
+ */
+export const sqliteEngine: Engine = {
+  name: "sqlite",
+  async snapshot(req: SnapshotRequest): Promise<Snapshot> {
+    const live = resolve(req.sqlite!.path);
+    if (!existsSync(live)) throw new AttemptError("sqlite_missing", "permanent", `${live} does not exist`, { hint: "check database.path" });
+    const dir = await mkdtemp(join(tmpdir(), "lifeboat-sqlite-"));
+    const close = () => rm(dir, { recursive: true, force: true });
     try {
-      await shell(live, `.timeout 30000\nvacuum into '${quoted}';\n`);
+      const snapshot = join(dir, "snapshot.db");
+      // .timeout waits for writers' locks instead of failing; VACUUM INTO needs one read transaction
+      const quoted = snapshot.replace(/'/g, "''");
+      try {
+        await shell(live, `.timeout 30000\nvacuum into '${quoted}';\n`);
+      } catch (err) {
+        if (!/near "into"|syntax error/i.test((err as Error).message)) throw err;
+        req.log.log("warn", "this SQLite has no VACUUM INTO (before 3.27): using the online backup API", { target: req.target });
+        await shell(live, `.timeout 30000\n.backup '${quoted}'\n`);
+      }
+      const problems = await integrityProblems(snapshot);
+      if (problems.length) throw new AttemptError("sqlite_integrity", "transient", `the snapshot failed PRAGMA integrity_check: ${problems.join("; ")}`);
+      const tables = await sqliteTables(snapshot);
+      const version = await sqliteVersion();
+      req.log.log("info", "sqlite snapshot taken", { target: req.target, bytes: (await stat(snapshot)).size, tables: tables.length });
+      const [maj, min, pat] = version.split(".").map(Number);
+      return {
+        extension: ".sqlite",
+        concurrency: 1,
+        streams: [{ contentType: "application/vnd.sqlite3", open: async () => createReadStream(snapshot) }],
+        describe: async () => ({
+          database: { name: basename(live), host: hostname(), port: 0, serverVersion: `SQLite ${version}`, serverVersionNum: (maj ?? 0) * 1_000_000 + (min ?? 0) * 1000 + (pat ?? 0) },
+          pgDump: { version: `sqlite3 ${version}`, major: maj ?? 3 },
+          format: "sqlite",
+          compression: 0,
+          tables,
+        }),
+        close,
+      };
     } catch (err) {
-      if (!/near "into"|syntax error/i.test((err as Error).message)) throw err;
-      log.log("warn", "this SQLite has no VACUUM INTO (before 3.27): using the online backup API", { target: job.target });
-      await shell(live, `.timeout 30000\n.backup '${quoted}'\n`);
+      await close();
+      throw err;
     }
-    const problems = await integrityProblems(snapshot);
-    if (problems.length) throw new AttemptError("sqlite_integrity", "transient", `the snapshot failed PRAGMA integrity_check: ${problems.join("; ")}`);
-    const tables = await sqliteTables(snapshot);
-    const version = await sqliteVersion();
-    log.log("info", "sqlite snapshot taken", { target: job.target, bytes: (await stat(snapshot)).size, tables: tables.length });
-
-    const id = newBackupId(started);
-    const keys = backupKeys(job.target, id, ".sqlite");
-    const meter = new Digest((bytes) => job.onProgress?.({ bytes, elapsedMs: Date.now() - started.getTime() }));
-    const body = createReadStream(snapshot);
-    body.on("error", (err) => meter.destroy(err));
-    await job.store.put(keys.dump, body.pipe(meter), { contentType: "application/vnd.sqlite3", ...(job.signal ? { signal: job.signal } : {}) });
-    const [maj, min, pat] = version.split(".").map(Number);
-    return await manifestOrNothing(job, keys.dump, () => completeBackup(job, keys, {
-      ...manifestRun(job, attempt, runId, id, started, new Date()),
-      database: { name: basename(live), host: hostname(), port: 0, serverVersion: `SQLite ${version}`, serverVersionNum: (maj ?? 0) * 1_000_000 + (min ?? 0) * 1000 + (pat ?? 0) },
-      pgDump: { version: `sqlite3 ${version}`, major: maj ?? 3 },
-      format: "sqlite",
-      compression: 0,
-      object: { key: keys.dump, size: meter.bytes, sha256: meter.hex() },
-      tables,
-    }));
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-}
+  },
+};
 
 /**
  * Restores a SQLite backup to a file: verified download, integrity check, then written beside the destination and

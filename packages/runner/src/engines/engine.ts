@@ -1,0 +1,72 @@
+import type { Readable } from "node:stream";
+import type { DumpOptions, Logger, Manifest } from "@lifeboat/core";
+import type { ConnectionInfo } from "../pg/connection.js";
+
+/**
+ * A database engine, as the backup pipeline sees it: for one attempt it opens a consistent snapshot of the source and
+ * says which byte streams carry it (one, or a base and parts read in parallel from the same snapshot); once the
+ * pipeline has stored them all, it describes them for the manifest (server, tool, format, row counts, table of
+ * contents); then it is closed. The pipeline (backup.ts: retries, stream -> SHA-256 -> store, manifest, events) knows
+ * nothing else of PostgreSQL or SQLite. Engines are picked in one place: engines/index.ts.
+ */
+export interface Engine {
+  readonly name: "postgresql" | "sqlite";
+  snapshot(source: SnapshotRequest): Promise<Snapshot>;
+}
+
+/** What an engine is asked to back up, for one attempt. */
+export interface SnapshotRequest {
+  target: string;
+  dump: DumpOptions;
+  /** Resolves the connection for each attempt (secrets and RDS endpoints are looked up again on a retry). */
+  resolveSource: () => Promise<ConnectionInfo>;
+  /** This database of the server instead of the connection's (targets with several databases). */
+  database?: string | undefined;
+  /** Roles and tablespaces (pg_dumpall --globals-only) instead of a database. */
+  globals?: { passwords: boolean } | undefined;
+  /** A SQLite database file instead of PostgreSQL (resolveSource is not called). */
+  sqlite?: { path: string } | undefined;
+  /** Aborted when the attempt must stop (SIGTERM, maximum run time, another stream failed). */
+  signal?: AbortSignal | undefined;
+  log: Logger;
+  /** Secrets in use (passwords): the engine adds those it resolves; every message is redacted of them. */
+  secrets: Set<string | undefined>;
+}
+
+export interface Snapshot {
+  /** The dump's extension (".dump", ".sql.gz", ".sqlite"). */
+  extension: string;
+  /** A folder below the target for the keys (a database of a target with several; "_globals"). */
+  folder?: string | undefined;
+  /** The streams that carry the snapshot: the first is the dump (a set's base archive), the others its parts. */
+  streams: SnapshotStream[];
+  /** How many streams may run at once. */
+  concurrency: number;
+  /** The manifest's engine fields, once every stream is stored (counts read in the snapshot happen here). */
+  describe(stored: StoredStream[]): Promise<EngineManifest>;
+  /** Ends the snapshot (its transaction, its temporary files): always called, after describe or a failure. */
+  close(): Promise<void>;
+}
+
+export interface SnapshotStream {
+  /** A part's table (parts only). */
+  table?: string | undefined;
+  /** An upper bound on the stream's size (multipart part sizes), when the engine can tell. */
+  bound?: number | undefined;
+  contentType: string;
+  /**
+   * Starts the stream. It ends only when the source has produced all of it, and fails (an AttemptError) otherwise;
+   * destroying it (the pipeline does, when the attempt stops) stops the source.
+   */
+  open(): Promise<Readable>;
+}
+
+export interface StoredStream {
+  key: string;
+  size: number;
+  sha256: string;
+}
+
+/** The fields of a manifest that only the engine knows. */
+export type EngineManifest = Pick<Manifest, "database" | "pgDump" | "format" | "compression"> &
+  Partial<Pick<Manifest, "kind" | "snapshot" | "tables" | "rowCountMs" | "toc">>;

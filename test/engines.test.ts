@@ -1,0 +1,60 @@
+import { readFileSync, readdirSync } from "node:fs";
+import { dirname, join, relative, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { describe, expect, it } from "vitest";
+import { engineFor } from "@lifeboat/runner";
+
+/**
+ * The engine boundary: the backup pipeline (backup.ts) reaches PostgreSQL and SQLite only through engines/, and the
+ * runner's modules import each other without a cycle.
+ */
+const src = fileURLToPath(new URL("../packages/runner/src/", import.meta.url));
+
+function modules(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? modules(join(dir, e.name)) : e.name.endsWith(".ts") ? [join(dir, e.name)] : []));
+}
+
+/** The runner's own modules a module imports at run time (`import type` left out: it is erased). */
+function imports(file: string): string[] {
+  const text = readFileSync(file, "utf8");
+  const out: string[] = [];
+  for (const m of text.matchAll(/^(?:import|export)\s+(?!type\b)[^;]*?from\s+"(\.[^"]+)"/gms)) out.push(resolve(dirname(file), m[1]!.replace(/\.js$/, ".ts")));
+  return out;
+}
+
+describe("the engine boundary", () => {
+  const graph = new Map(modules(src).map((f) => [f, imports(f)]));
+
+  it("the runner's modules import each other without a cycle", () => {
+    const cycles: string[] = [];
+    const state = new Map<string, "open" | "done">();
+    const visit = (f: string, path: string[]) => {
+      if (state.get(f) === "done") return;
+      if (state.get(f) === "open") {
+        cycles.push([...path.slice(path.indexOf(f)), f].map((p) => relative(src, p)).join(" -> "));
+        return;
+      }
+      state.set(f, "open");
+      for (const g of graph.get(f) ?? []) visit(g, [...path, f]);
+      state.set(f, "done");
+    };
+    for (const f of graph.keys()) visit(f, []);
+    expect(graph.size).toBeGreaterThan(20);
+    expect(cycles).toEqual([]);
+  });
+
+  it("the pipeline knows no engine: backup.ts imports no PostgreSQL or SQLite module but the engines' one entry", () => {
+    const pipeline = (graph.get(join(src, "backup.ts")) ?? []).map((f) => relative(src, f)).sort();
+    expect(pipeline).toContain("engines/index.ts");
+    expect(pipeline.filter((f) => f.startsWith("engines/") && f !== "engines/index.ts")).toEqual([]);
+    // the one pg/ module it uses turns any error into a retry decision (transient or permanent), for every engine
+    expect(pipeline.filter((f) => f.startsWith("pg/"))).toEqual(["pg/classify.ts"]);
+    const text = readFileSync(join(src, "backup.ts"), "utf8").replace(/\/\*[\s\S]*?\*\/|\/\/.*$/gm, "");
+    expect(text).not.toMatch(/pg_dump|spawn\(|sqlite3|psql/i);
+  });
+
+  it("engines are picked in one place: a SQLite file, else PostgreSQL", () => {
+    expect(engineFor({ sqlite: { path: "/srv/app.db" } }).name).toBe("sqlite");
+    expect(engineFor({}).name).toBe("postgresql");
+  });
+});
