@@ -51,6 +51,26 @@ describe("deploy plan", () => {
     expect(deployPlan(parseConfig(base), "production").drills).toBe(false);
   });
 
+  it("an encrypted target's drills read its age identity from SSM: granted only where a drill needs it, required there, never from the environment", () => {
+    const recipient = "age1hvyrnertaeyw9wld93kcalhwd7juxxzgq5nnuuyunfq5x65ey44q5e5s3f";
+    const identity = { ssm: "/lifeboat/prod/age-identity" };
+    const withEncryption = (prod: Record<string, unknown>) => parseConfig({ ...base, targets: { ...base.targets, prod: { ...base.targets.prod, ...prod } } });
+    // drilled: the runner may read the identity
+    expect(deployPlan(withEncryption({ verify: { schedule: "rate(7 days)" }, encryption: { recipients: [recipient], identity } }), "production").runnerParameters).toEqual(["/lifeboat/prod/age-identity", "/lifeboat/prod/pw", "/lifeboat/staging/url"]);
+    // not drilled: backups need only the public key, and the runner gets no read of the identity
+    expect(deployPlan(withEncryption({ encryption: { recipients: [recipient], identity } }), "production").runnerParameters).toEqual(["/lifeboat/prod/pw", "/lifeboat/staging/url"]);
+    const problems = (prod: Record<string, unknown>) => {
+      try {
+        deployPlan(withEncryption(prod), "production");
+        return [];
+      } catch (err) {
+        return (err as ConfigError).problems.map((p) => `${p.path}: ${p.message}`);
+      }
+    };
+    expect(problems({ verify: { schedule: "rate(7 days)" }, encryption: { recipients: [recipient] } })).toEqual([expect.stringMatching(/^targets\.prod\.encryption\.identity: is required: this target's backups are encrypted and it schedules restore drills/)]);
+    expect(problems({ verify: { schedule: "rate(7 days)" }, encryption: { recipients: [recipient], identity: { env: "AGE_ID" } } })).toEqual([expect.stringMatching(/^targets\.prod\.encryption\.identity: reads the environment variable AGE_ID, which a Fargate task does not have/)]);
+  });
+
   it("SQLite targets are left to the machine that holds the file: no schedule, no parameter", () => {
     const plan = deployPlan(parseConfig({ ...base, targets: { ...base.targets, blog: { engine: "sqlite", database: { path: "/srv/blog.db" }, schedule: "rate(1 hour)" } } }), "production");
     expect(plan.schedules.map((s) => s.target)).toEqual(["prod", "staging-eu"]);

@@ -1,21 +1,22 @@
 import { createServer, type Server } from "node:http";
 import { execFileSync } from "node:child_process";
-import { rmSync, writeFileSync } from "node:fs";
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { mockClient } from "aws-sdk-client-mock";
 import { DescribeTasksCommand, ECSClient, ListTasksCommand, RunTaskCommand } from "@aws-sdk/client-ecs";
 import { DescribeDBInstancesCommand, RDSClient } from "@aws-sdk/client-rds";
 import { PublishCommand, SNSClient } from "@aws-sdk/client-sns";
+import { GetObjectCommand } from "@aws-sdk/client-s3";
 import { GetParameterCommand, SSMClient } from "@aws-sdk/client-ssm";
 import { Logger } from "@aws-lambda-powertools/logger";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { launchClientToken, parseConfig, runIdFor, type LifeboatEvent } from "@lifeboat/core";
-import { S3Store, backupMetrics, runTargetBackups, runnerMain, snsPublisher } from "@lifeboat/runner";
+import { S3Store, backupMetrics, generateIdentity, runTargetBackups, runnerMain, snsPublisher } from "@lifeboat/runner";
 import { createFreshnessCheck, createLauncher, createSlackHandler, createWatcher, createWebhookHandler } from "@lifeboat/functions";
 import { recordAwsCalls } from "./support/aws-calls.js";
-import { SETTINGS, TOPIC, cloudConfig } from "./support/cloud-fixture.js";
-import { conn, createDatabase, pg, s3, s3Keys, unique, tempDir } from "./support/helpers.js";
+import { SETTINGS, TEST_BUCKET, TOPIC, cloudConfig } from "./support/cloud-fixture.js";
+import { conn, createDatabase, pg, s3, s3Client, s3Keys, unique, tempDir } from "./support/helpers.js";
 
 const ecs = mockClient(ECSClient);
 const rds = mockClient(RDSClient);
@@ -500,17 +501,32 @@ describe("the runner container entry point", () => {
     expect(lines).toContain("the run's result could not be published");
   });
 
-  it("in verify mode, drills the target's latest backup in a throwaway cluster and publishes backup.verified", async () => {
+  it("in verify mode, drills the target's latest (encrypted) backup in a throwaway cluster, with the identity from SSM, and publishes backup.verified", async () => {
     const db = unique("drill");
     await createDatabase(db, "create table t as select g from generate_series(1, 250) g;");
     password("drill");
+    const { identity, recipient } = await generateIdentity();
     const file = configFile("drill", local(db));
+    writeFileSync(file, readFileSync(file, "utf8").replace(cloudConfig.targets.drill.encryption.recipients[0], recipient));
     const quiet = { log: () => {} };
     expect(await runnerMain(runEnv(file, "drill"), quiet)).toBe(0);
+    // the backup reads no identity: only the drill does
+    expect(ssm.commandCalls(GetParameterCommand).map((c) => c.args[0].input.Name)).toEqual(["/lifeboat/drill/pw"]);
+    const [stored] = (await s3Keys("pg/drill/")).filter((k) => k.endsWith(".dump"));
+    const body = await s3Client().send(new GetObjectCommand({ Bucket: TEST_BUCKET, Key: stored! }));
+    expect(Buffer.from(await body.Body!.transformToByteArray()).subarray(0, 21).toString()).toBe("age-encryption.org/v1");
+
+    // without the identity in SSM the drill fails and says so (a person is told: backup.verify_failed)
+    ssm.on(GetParameterCommand, { Name: "/lifeboat/drill/age-identity", WithDecryption: true }).rejects(Object.assign(new Error("Parameter /lifeboat/drill/age-identity not found."), { name: "ParameterNotFound" }));
+    expect(await runnerMain(runEnv(file, "drill", { LIFEBOAT_MODE: "verify", LIFEBOAT_RUN_ID: "drill-0" }), quiet)).toBe(1);
+
+    ssm.on(GetParameterCommand, { Name: "/lifeboat/drill/age-identity", WithDecryption: true }).resolves({ Parameter: { Value: `# lifeboat drill identity\n${identity}\n` } });
     expect(await runnerMain(runEnv(file, "drill", { LIFEBOAT_MODE: "verify", LIFEBOAT_RUN_ID: "drill-1" }), quiet)).toBe(0);
     const events = published().map((p) => JSON.parse(p.Message!));
-    expect(events.map((e) => e.type)).toEqual(["backup.succeeded", "backup.verified"]);
-    expect(events[1]).toMatchObject({ target: "drill", runId: "drill-1", verification: { tables: 1, failures: [] } });
+    expect(events.map((e) => e.type)).toEqual(["backup.succeeded", "backup.verify_failed", "backup.verified"]);
+    expect(events[1].verification.failures).toEqual([expect.stringMatching(/^decrypt: .*\/lifeboat\/drill\/age-identity.*an identity is needed/)]);
+    expect(events.at(-1)).toMatchObject({ type: "backup.verified", target: "drill", runId: "drill-1", verification: { tables: 1, failures: [] } });
+    expect(JSON.stringify(events)).not.toContain("AGE-SECRET-KEY");
     expect((await s3Keys("pg/drill/")).filter((k) => k.endsWith(".verify.json"))).toHaveLength(1);
   });
 

@@ -32,7 +32,12 @@ export const cloudConfig = {
     },
     staging: { database: { host: "staging.internal", database: "app", user: "backup", password: pw("staging") }, schedule: "rate(6 hours)", retries: { attempts: 2 } },
     entry: { database: { host: "entry.internal", database: "entry", user: "postgres", password: pw("entry") } },
-    drill: { database: { host: "drill.internal", database: "drill", user: "postgres", password: pw("drill") }, verify: { schedule: "rate(7 days)" } },
+    drill: {
+      database: { host: "drill.internal", database: "drill", user: "postgres", password: pw("drill") },
+      verify: { schedule: "rate(7 days)" },
+      // encrypted backups (a public key: not a secret); the drills' identity lives in SSM
+      encryption: { recipients: ["age1hvyrnertaeyw9wld93kcalhwd7juxxzgq5nnuuyunfq5x65ey44q5e5s3f"], identity: { ssm: "/lifeboat/drill/age-identity" } },
+    },
     kept: { database: { host: "kept.internal", database: "kept", user: "postgres", password: pw("kept") }, retention: { keepLast: 2 } },
     rdsprod: { database: { rds: { instance: "acme-orders" }, database: "orders", user: "postgres", password: pw("rdsprod") }, retries: { attempts: 1 } },
   },

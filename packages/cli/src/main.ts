@@ -18,7 +18,11 @@ const commands = {
   schedule: () => import("./commands/schedule.js"),
   prune: () => import("./commands/prune.js"),
   demo: () => import("./commands/demo.js"),
+  keys: () => import("./commands/keys.js"),
 };
+
+/** Repeatable options (--recipient, --identity): every value, in order. */
+const collect = (value: string, previous: string[] = []) => [...previous, value];
 
 /** Environment variables, by what reads them; each command's --help lists the groups it uses. */
 const ENV: Record<string, [string, string][]> = {
@@ -91,6 +95,7 @@ export async function main(argv: string[]): Promise<number> {
       .option("--compression <method>", "none, gzip[:1-9], zstd[:1-22], lz4[:1-12] (zstd, lz4: pg_dump 16+) or a gzip level 0-9 (default: the target's dump.compression, else zstd:3 with pg_dump 16+, gzip:1 before)")
       .option("--attempts <n>", "attempts before giving up, transient failures only (default: the target's retries.attempts, else 3)")
       .option("--jobs <n>", "parallel pg_dump processes for custom-format dumps, 1 to 16 (default: the target's dump.jobs, else the CPUs available, at most 4)")
+      .option("--recipient <age1...>", "encrypt the backup (age) for this public key; repeat for several (default: the target's encryption.recipients, else none)", collect)
       .option("--remote", "run the target in the AWS deployment (invokes the launcher, follows the Fargate task)")
       .option("--launcher <name>", "with --remote: the launcher function (default: $LIFEBOAT_LAUNCHER or .sst/outputs.json)")
       .option("--reason <text>", "with --remote: why, for the logs")
@@ -134,6 +139,7 @@ export async function main(argv: string[]): Promise<number> {
       .option("--no-owner", "do not restore object ownership (for servers without the original roles)")
       .option("--jobs <n>", `parallel pg_restore jobs for custom archives into an empty database (default: the CPUs available, ${availableParallelism()} here)`)
       .option("--swap", "blue-green: restore into a shadow database beside --to, check it, then swap it in under the live name (the old one is kept)")
+      .option("--identity <file>", "encrypted backups: an age identity file (age-keygen, lifeboat keygen); repeatable (default: the config's encryption.identity of the backup's target)", collect)
       .addHelpText(
         "after",
         "\nThe target database is checked (reachable, not the backup's source) before anything is downloaded.\n\nExamples:\n  createdb -h localhost app_restored\n  lifeboat restore prod --backup latest --to postgres://postgres@localhost/app_restored\n  lifeboat restore prod --to postgres://postgres@localhost/app --swap     # replace the live database, keep the old one\n" +
@@ -151,6 +157,7 @@ export async function main(argv: string[]): Promise<number> {
       .option("--database <name>", "for targets with several databases: whose latest backup")
       .option("--scratch <database>", "restore into a new database on this server instead of a throwaway cluster (it is dropped afterwards; default: a throwaway cluster)")
       .option("--jobs <n>", `parallel pg_restore jobs (default: the CPUs available, ${availableParallelism()} here)`)
+      .option("--identity <file>", "encrypted backups: an age identity file; repeatable (default: the config's encryption.identity of the backup's target; without one only the checksum is checked and the drill fails)", collect)
       .addHelpText("after", "\nExit code 0 when every check passed, 1 when one failed. The result is stored beside the manifest (<id>.verify.json).\n" + envHelp("config", "aws", "pg", "tools", "cluster")),
   ).action(action(async (c, target: string | undefined, opts: Parameters<typeof verifyCommand>[2]) => (await commands.verify()).verifyCommand(c, target, opts)));
 
@@ -185,6 +192,14 @@ export async function main(argv: string[]): Promise<number> {
         "\nWith --from, prune works on the targets found in that store, with the overrides given (or the retention of a config given with --config).\n" + envHelp("config", "aws"),
       ),
   ).action(action(async (c, target: string | undefined, opts: Parameters<typeof pruneCommand>[2]) => (await commands.prune()).pruneCommand(c, target, opts)));
+
+  common(
+    program
+      .command("keygen")
+      .description("create an age identity for encrypted backups: the identity into --output (mode 0600), its public key (a recipient) on stdout")
+      .option("-o, --output <file>", "where to write the identity (never overwritten; no default: it is a secret)")
+      .addHelpText("after", "\nThe file is the `age` tool's format: `age -d -i FILE` decrypts any backup made for its public key.\nKeep it away from the backups (a password manager, a secrets store): without it, encrypted backups cannot be restored.\n"),
+  ).action(action(async (c, opts: { output?: string }) => (await commands.keys()).keygenCommand(c, opts)));
 
   common(
     program

@@ -24,6 +24,29 @@ export const secretRefSchema = z
   });
 export type SecretRef = z.infer<typeof secretRefSchema>;
 
+/**
+ * An age recipient: a public key, `age1` and 58 bech32 characters (age-keygen, lifeboat keygen). Public keys are not
+ * secrets; the identity (AGE-SECRET-KEY-1...) is, and is never a config value.
+ */
+export const AGE_RECIPIENT = /^age1[02-9ac-hj-np-z]{58}$/;
+
+export const encryptionSchema = z
+  .object({
+    /** Backups are encrypted for each of these public keys: any one of their identities decrypts them. */
+    recipients: z
+      .array(
+        z.string().superRefine((r, ctx) => {
+          if (/^AGE-SECRET-KEY-/i.test(r)) ctx.addIssue({ code: "custom", message: "is a private key (an identity): put its public key here (age-keygen -y FILE), and the identity in a secret" });
+          else if (!AGE_RECIPIENT.test(r)) ctx.addIssue({ code: "custom", message: "is not an age public key (age1 and 58 more characters, from age-keygen or lifeboat keygen)" });
+        }),
+      )
+      .min(1, "give at least one recipient (age1...)"),
+    /** Where restore drills (verify) read the identity that decrypts: { ssm } on AWS, { env } elsewhere. */
+    identity: secretRefSchema.optional(),
+  })
+  .strict();
+export type EncryptionConfig = z.infer<typeof encryptionSchema>;
+
 const sslmode = z.enum(["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]);
 
 /** A backup schedule fires at least once a year: one that never fires, or fires further out, is a mistake. */
@@ -252,6 +275,8 @@ export const targetSchema = z
     freshness: z.object({ graceMinutes: z.number().positive().max(30 * 24 * 60) }).strict().optional(),
     /** AWS deployment only: the Fargate task size for this target (RunTask overrides). */
     aws: targetAwsSchema.optional(),
+    /** Client-side encryption of this target's backups (age); replaces the top-level `encryption`. */
+    encryption: encryptionSchema.optional(),
   })
   .strict()
   .refine((t) => !(t.databases && t.all), { message: "give databases: [...] or all: true, not both", path: ["all"] })
@@ -407,6 +432,8 @@ export const configSchema = z
       .record(z.string().regex(TARGET_NAME, "target names are lowercase letters, digits, - and _ (max 63)"), targetSchema)
       .refine((t) => Object.keys(t).length > 0, "define at least one target"),
     notifications: notificationsSchema.default({}),
+    /** Client-side encryption (age) of every target's backups, unless a target sets its own. */
+    encryption: encryptionSchema.optional(),
     aws: awsSchema.optional(),
   })
   .strict()
@@ -434,6 +461,7 @@ export function defineConfig(config: LifeboatConfigInput): LifeboatConfigInput {
 }
 
 const HINTS: Array<[RegExp, string]> = [
+  [/encryption\.identity/, 'the identity is a secret: { env: "LIFEBOAT_AGE_IDENTITY" } or { ssm: "/lifeboat/age-identity" }, never the key itself'],
   [/contains a password/, 'use url: { env: "DATABASE_URL" }, or host/user/database with password: { env: "PGPASSWORD" }'],
   [/schedule/, "EventBridge syntax: cron(minutes hours day-of-month month day-of-week year) or rate(1 day)"],
 ];
@@ -468,7 +496,9 @@ export function parseConfig(raw: unknown, source = "the config"): LifeboatConfig
   if (!result.success) throw new ConfigError(source, formatIssues(result.error));
   // targets are looked up by name from the command line and from events: only the config's own names may answer
   // (a plain object would answer "constructor" or "toString" from its prototype)
-  return { ...result.data, targets: Object.assign(Object.create(null) as LifeboatConfig["targets"], result.data.targets) };
+  // a target without encryption of its own takes the top level's
+  const targets = Object.fromEntries(Object.entries(result.data.targets).map(([name, t]) => [name, t.encryption || !result.data.encryption ? t : { ...t, encryption: result.data.encryption }]));
+  return { ...result.data, targets: Object.assign(Object.create(null) as LifeboatConfig["targets"], targets) };
 }
 
 export function parseTarget(raw: unknown, source: string): TargetConfig {

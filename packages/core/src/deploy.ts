@@ -33,7 +33,7 @@ export interface DeployPlan {
   aws: AwsConfig;
   schedules: SchedulePlan[];
   lifecycle: LifecycleRulePlan[];
-  /** Every SSM parameter the runner may read (database passwords and URLs). */
+  /** Every SSM parameter the runner may read (database passwords and URLs; the age identity of targets that drill encrypted backups). */
   runnerParameters: string[];
   /** Some target schedules restore drills: the runner must read dumps, not only manifests. */
   drills: boolean;
@@ -127,6 +127,12 @@ export function deployPlan(config: LifeboatConfig, stage: string, source = "life
       ["database.password", t.database.password],
       ["database.url", typeof t.database.url === "object" ? t.database.url : undefined],
     ];
+    // an encrypted target's scheduled drills decrypt with the identity, which the runner reads (in drill mode only)
+    if (t.verify && t.encryption) {
+      if (!t.encryption.identity) {
+        problems.push({ path: `targets.${name}.encryption.identity`, message: "is required: this target's backups are encrypted and it schedules restore drills, which decrypt them", hint: `store the identity in SSM (aws ssm put-parameter --type SecureString --name /lifeboat/${name}/age-identity --value file://identity.txt) and use { ssm: "/lifeboat/${name}/age-identity" }` });
+      } else refs.push(["encryption.identity", t.encryption.identity]);
+    }
     for (const [path, ref] of refs) {
       if (ref?.env) {
         problems.push({ path: `targets.${name}.${path}`, message: `reads the environment variable ${ref.env}, which a Fargate task does not have`, hint: `store it in SSM: aws ssm put-parameter --type SecureString --name /lifeboat/${name}/... and use { ssm: "/lifeboat/${name}/..." }` });

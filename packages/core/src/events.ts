@@ -117,8 +117,8 @@ export interface BackupMissedEvent {
 export type LifeboatEvent = BackupSucceededEvent | BackupFailedEvent | BackupVerifyEvent | BackupMissedEvent;
 
 /** How a person restores one backup: `prefix` is the command up to its options (e.g. `lifeboat restore prod`). */
-export function restoreCommandFor(prefix: string, backup: { id: string; format: string }): string {
-  return `${prefix} --backup ${backup.id} ${backup.format === "sqlite" ? "--to-file <path>" : "--to <postgres-url>"}`;
+export function restoreCommandFor(prefix: string, backup: { id: string; format: string; encryption?: unknown }): string {
+  return `${prefix} --backup ${backup.id} ${backup.format === "sqlite" ? "--to-file <path>" : "--to <postgres-url>"}${backup.encryption ? " --identity <age-identity-file>" : ""}`;
 }
 
 export function eventAttributes(e: LifeboatEvent): Record<string, string> {

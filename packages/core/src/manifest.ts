@@ -56,6 +56,11 @@ export const manifestSchema = z.object({
   tables: z.array(z.object({ name: z.string(), rows: z.number().int().min(0) })).optional(),
   /** How long counting took, after the dump (ms). */
   rowCountMs: z.number().int().min(0).optional(),
+  /**
+   * Client-side encryption: every object of the backup is an age file (https://age-encryption.org/v1) for these
+   * recipients (public keys). Sizes and SHA-256 are of the stored, encrypted bytes. Never the identity.
+   */
+  encryption: z.object({ format: z.literal("age"), recipients: z.array(z.string()).min(1) }).optional(),
   /** The archive's table of contents: number of entries, and entries by type (pg_restore --list). */
   toc: z.object({ entries: z.number().int(), byType: z.record(z.string(), z.number().int()) }).optional(),
 });

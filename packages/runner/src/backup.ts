@@ -23,6 +23,7 @@ import {
 } from "@lifeboat/core";
 import { storeJson } from "./catalog.js";
 import { Digest } from "./digest.js";
+import { encryptStream } from "./encryption.js";
 import { engineFor, type Snapshot, type SnapshotStream, type StoredStream } from "./engines/index.js";
 import { toAttemptError } from "./pg/classify.js";
 import type { ConnectionInfo } from "./pg/connection.js";
@@ -60,6 +61,8 @@ export interface BackupJob {
   globals?: { passwords: boolean };
   /** A SQLite database file instead of PostgreSQL (resolveSource is not called). */
   sqlite?: { path: string };
+  /** Client-side encryption: every stream is an age file for these recipients before it is hashed and stored. */
+  encryption?: { recipients: string[] } | undefined;
 }
 
 export interface BackupResult {
@@ -107,6 +110,7 @@ async function attemptBackup(job: BackupJob, attempt: number, runId: string, sec
         ...described,
         object: base!,
         ...(parts.length ? { parts: parts.map((p, i) => ({ ...p, table: snapshot.streams[i + 1]!.table ?? "" })) } : {}),
+        ...(job.encryption?.recipients.length ? { encryption: { format: "age" as const, recipients: job.encryption.recipients } } : {}),
       };
       await storeJson(job.store, keys.manifest, manifest);
       log.log("info", "backup stored", { target: job.target, key: keys.dump, bytes: backupSize(manifest), sha256: manifest.object.sha256 });
@@ -144,7 +148,7 @@ async function storeStreams(job: BackupJob, snapshot: Snapshot, keys: string[], 
     while (next < snapshot.streams.length && !failure) {
       const i = next++;
       try {
-        out[i] = await storeStream(job.store, snapshot.streams[i]!, keys[i]!, inner.signal, secrets, onBytes(i));
+        out[i] = await storeStream(job.store, snapshot.streams[i]!, keys[i]!, inner.signal, secrets, onBytes(i), job.encryption?.recipients);
         stored.push(keys[i]!);
       } catch (err) {
         if (!failure) {
@@ -168,18 +172,33 @@ async function storeStreams(job: BackupJob, snapshot: Snapshot, keys: string[], 
 }
 
 /**
- * One stream through SHA-256 into the store. The store completes the object only if the stream ends: a stream that
- * fails (its source stopped half way) or is stopped (`signal`) makes the upload fail, and nothing is stored.
+ * One stream (encrypted for `recipients`, if any) through SHA-256 into the store. The store completes the object only
+ * if the stream ends: a stream that fails (its source stopped half way) or is stopped (`signal`) makes the upload
+ * fail, and nothing is stored. Encrypted, the plaintext exists only in memory, a chunk at a time.
  */
-async function storeStream(store: ObjectStore, stream: SnapshotStream, key: string, signal: AbortSignal, secrets: Set<string | undefined>, onBytes: (n: number) => void): Promise<StoredStream> {
+async function storeStream(
+  store: ObjectStore,
+  stream: SnapshotStream,
+  key: string,
+  signal: AbortSignal,
+  secrets: Set<string | undefined>,
+  onBytes: (n: number) => void,
+  recipients: string[] | undefined,
+): Promise<StoredStream> {
   if (signal.aborted) throw abortedAttempt(signal.reason);
-  const source = await stream.open();
-  const digest = new Digest(onBytes);
+  const plain = await stream.open();
   let failed: unknown;
+  plain.on("error", (err) => (failed ??= err));
+  const source = recipients?.length ? await encryptStream(plain, recipients) : plain;
+  const digest = new Digest(onBytes);
+  // the store's upload reports the digest's failure; `failed` keeps the cause (an error event seen by nobody else
+  // would end the process)
+  digest.on("error", () => {});
   const fail = (err: unknown) => {
     failed ??= err;
     if (!digest.destroyed) digest.destroy(err as Error);
     source.destroy();
+    plain.destroy();
   };
   source.on("error", fail);
   const onAbort = () => fail(abortedAttempt(signal.reason));

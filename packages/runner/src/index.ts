@@ -17,6 +17,7 @@ export * from "./aws/ecs.js";
 export * from "./aws/metrics.js";
 export { runnerMain, UNREPORTED } from "./main.js";
 export * from "./verify.js";
+export * from "./encryption.js";
 export * from "./pg/session.js";
 export * from "./pg/toc.js";
 export * from "./swap.js";

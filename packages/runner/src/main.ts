@@ -16,6 +16,7 @@ import { LifeboatError, LocalEventBus, UsageError, errorMessage, prunedByRunner,
 import { pruneTarget } from "./prune.js";
 import { runTargetBackups } from "./target-run.js";
 import { latestToDrill, verifyBackup } from "./verify.js";
+import { identitiesFromSecret } from "./encryption.js";
 import { findConfigFile, loadConfig } from "./config-file.js";
 import { subscribeNotifications } from "./notify/index.js";
 import { DefaultSecretResolver } from "./secrets.js";
@@ -69,9 +70,23 @@ export async function runnerMain(env: NodeJS.ProcessEnv = process.env, log: Logg
       const store = openStore(storage);
       const manifest = await latestToDrill(store, target, log);
       if (!manifest) throw new LifeboatError(`no backup of "${target}" to drill in ${store.url}`);
+      // an encrypted target's identity is read here, for a drill, and nowhere else
+      // (a secret that cannot be read fails the drill's decrypt check: reported like any failed drill)
+      const identity = t.encryption?.identity;
+      let identities: string[] | undefined;
+      let identityUnavailable: string | undefined;
+      if (manifest.encryption && identity) {
+        try {
+          identities = await identitiesFromSecret(identity, secrets, `targets.${target}.encryption.identity`);
+        } catch (err) {
+          identityUnavailable = redact(errorMessage(err));
+        }
+      }
       const result = await verifyBackup({
         store,
         manifest,
+        identities,
+        ...(identityUnavailable ? { identityUnavailable } : {}),
         log,
         bus,
         trigger: env.LIFEBOAT_TRIGGER ?? "manual",

@@ -12,6 +12,7 @@ import { conninfo, displayUrl, sameEndpoint, toolEnv, type ConnectionInfo } from
 import { preflight, query } from "./pg/psql.js";
 import { findTool } from "./pg/tools.js";
 import { Digest } from "./digest.js";
+import { checkIdentities, decryptStream } from "./encryption.js";
 
 export interface RestoreOptions {
   store: ObjectStore;
@@ -23,6 +24,8 @@ export interface RestoreOptions {
   noOwner?: boolean;
   /** Parallel pg_restore jobs for custom archives restored into an empty database (default: the CPUs available). */
   jobs?: number;
+  /** Identities that decrypt an encrypted backup (checked against its recipients before anything else). */
+  identities?: string[] | undefined;
   signal?: AbortSignal;
   log?: Logger;
   onProgress?: (p: { phase: "download" | "restore"; done: number; total: number }) => void;
@@ -37,16 +40,32 @@ export interface RestoreResult {
 }
 
 type Progress = { signal?: AbortSignal | undefined; onProgress?: ((done: number, total: number) => void) | undefined };
+/** Identities (AGE-SECRET-KEY-1...) that decrypt an encrypted backup. */
+type Decrypting = { identities?: string[] | undefined };
 type StoredObject = { key: string; size: number; sha256: string };
 
 /**
  * Fetches the dump (the base archive of a set) into a private temporary directory while hashing it and refuses it
  * unless its SHA-256 and size match the manifest. The caller removes `dir`.
  */
-export async function downloadVerified(store: ObjectStore, manifest: Manifest, dir: string, opts: Progress = {}): Promise<{ file: string; ms: number }> {
+export async function downloadVerified(store: ObjectStore, manifest: Manifest, dir: string, opts: Progress & Decrypting = {}): Promise<{ file: string; ms: number }> {
   const t0 = Date.now();
-  const file = await downloadObject(store, manifest.object, join(dir, "dump"), opts);
+  await checkIdentities(manifest, opts.identities);
+  let file = await downloadObject(store, manifest.object, join(dir, "dump"), opts);
+  if (manifest.encryption) file = await decryptFile(file, join(dir, "dump.plain"), opts.identities!, true, opts.signal);
   return { file, ms: Date.now() - t0 };
+}
+
+/**
+ * The plaintext of a checked age file, written beside the other temporary files of the restore (0600, in its private
+ * directory) for pg_restore, which needs a file it can seek in for parallel jobs. `removeSource`: the encrypted copy
+ * was a download, not the stored file.
+ */
+async function decryptFile(file: string, out: string, identities: string[], removeSource: boolean, signal: AbortSignal | undefined): Promise<string> {
+  const plain = await decryptStream(createReadStream(file), identities);
+  await pipeline(plain, createWriteStream(out, { flags: "wx", mode: 0o600 }), signal ? { signal } : {});
+  if (removeSource) await rm(file, { force: true });
+  return out;
 }
 
 /** One stored object into `file`, hashed; a mismatch with its recorded SHA-256 or size is a ChecksumMismatchError. */
@@ -144,7 +163,7 @@ const sameFile = (a: FileIdentity, b: FileIdentity) => a.dev === b.dev && a.ino 
  * change times) is taken before its check and compared after it and again by `unchanged()` after the restore, so a
  * file replaced or rewritten in between is refused. Any other store's objects are downloaded into `dir` and hashed.
  */
-export async function verifiedDump(store: ObjectStore, manifest: Manifest, dir: string, opts: Progress = {}): Promise<VerifiedDump> {
+export async function verifiedDump(store: ObjectStore, manifest: Manifest, dir: string, opts: Progress & Decrypting = {}): Promise<VerifiedDump> {
   const t0 = Date.now();
   const total = backupSize(manifest);
   let before = 0;
@@ -153,6 +172,13 @@ export async function verifiedDump(store: ObjectStore, manifest: Manifest, dir: 
     const sub: Progress = { signal: opts.signal, onProgress: (done) => opts.onProgress?.(before + done, total) };
     checked.push(await verifiedObject(store, manifest, object, join(dir, i === 0 ? "dump" : `part-${i}`), sub));
     before += object.size;
+  }
+  if (manifest.encryption) {
+    // checked as stored (the SHA-256 is of the encrypted bytes: no key needed), then decrypted for pg_restore
+    await checkIdentities(manifest, opts.identities);
+    const plain: string[] = [];
+    for (const [i, c] of checked.entries()) plain.push(await decryptFile(c.file, join(dir, `plain-${i}`), opts.identities!, !c.inPlace, opts.signal));
+    return { file: plain[0]!, files: plain, ms: Date.now() - t0, inPlace: false, unchanged: async () => {} };
   }
   return {
     file: checked[0]!.file,
@@ -296,6 +322,8 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreResult
   const log = opts.log ?? silentLogger;
   const { manifest, to } = opts;
   if (manifest.format === "sqlite") throw new LifeboatError(`backup ${manifest.id} is a SQLite database`, { exitCode: 2, hint: "restore it to a file: --to-file <path>" });
+  // an encrypted backup: the identity first, before the target is even connected to
+  await checkIdentities(manifest, opts.identities);
   // the target first: a missing database, a wrong password or the source itself is refused before any download
   const server = await preflight(to, opts.signal).catch((err: Error) => {
     throw new LifeboatError(`cannot connect to the restore target ${displayUrl(to)}: ${redact(err.message, [to.password])}`, {
@@ -323,6 +351,7 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreResult
   const dir = await mkdtemp(join(tmpdir(), "lifeboat-restore-"));
   try {
     const dump = await verifiedDump(opts.store, manifest, dir, {
+      identities: opts.identities,
       signal: opts.signal,
       onProgress: (done, total) => opts.onProgress?.({ phase: "download", done, total }),
     });

@@ -5,6 +5,7 @@ import { LifeboatError, silentLogger, type Logger, type Manifest, type ObjectSto
 import { displayUrl, type ConnectionInfo } from "./pg/connection.js";
 import { query } from "./pg/psql.js";
 import { PsqlSession, ident, literal } from "./pg/session.js";
+import { checkIdentities } from "./encryption.js";
 import { restoreInto, verifiedDump } from "./restore.js";
 import { checkRowCounts } from "./verify.js";
 
@@ -19,6 +20,8 @@ export interface SwapOptions {
   manifest: Manifest;
   live: ConnectionInfo;
   jobs?: number;
+  /** Identities that decrypt an encrypted backup. */
+  identities?: string[] | undefined;
   /** Database to run the renames from (default: postgres). */
   maintenanceDb?: string;
   log?: Logger;
@@ -57,6 +60,7 @@ export async function swapRestore(opts: SwapOptions): Promise<SwapResult> {
   const shadow = derivedName(name, `_lifeboat_shadow_${ts}`);
   const previous = derivedName(name, `_before_${ts}`);
   const warnings: string[] = [];
+  await checkIdentities(manifest, opts.identities);
 
   const [info] = await query(
     admin,
@@ -77,7 +81,7 @@ export async function swapRestore(opts: SwapOptions): Promise<SwapResult> {
   const dir = await mkdtemp(join(tmpdir(), "lifeboat-swap-"));
   let restoreMs = 0;
   try {
-    const dump = await verifiedDump(opts.store, manifest, dir, { signal: opts.signal, onProgress: (d, t) => opts.onProgress?.({ phase: "download", done: d, total: t }) });
+    const dump = await verifiedDump(opts.store, manifest, dir, { identities: opts.identities, signal: opts.signal, onProgress: (d, t) => opts.onProgress?.({ phase: "download", done: d, total: t }) });
     const jobs = manifest.format === "custom" ? Math.max(1, opts.jobs ?? availableParallelism()) : 1;
     log.log("info", `restoring into the shadow database "${shadow}"`, { jobs });
     restoreMs = (await restoreInto(dump.files, manifest, shadowConn, { jobs, signal: opts.signal, log, onProgress: (d, t) => opts.onProgress?.({ phase: "restore", done: d, total: t }) })).ms;

@@ -70,7 +70,14 @@ async function recordLastRun(job: Omit<BackupJob, "dump" | "retries">, run: Last
 }
 
 async function runTargetUnits(t: TargetConfig, job: Omit<BackupJob, "dump" | "retries">): Promise<TargetRunResult> {
-  const base: BackupJob = { ...job, dump: t.dump, retries: t.retries, ...(t.engine === "sqlite" ? { sqlite: { path: t.database.path! } } : {}) };
+  const base: BackupJob = {
+    ...job,
+    dump: t.dump,
+    retries: t.retries,
+    ...(t.engine === "sqlite" ? { sqlite: { path: t.database.path! } } : {}),
+    // the job's own recipients (lifeboat run --recipient) come before the target's
+    ...(job.encryption ? {} : t.encryption ? { encryption: { recipients: t.encryption.recipients } } : {}),
+  };
   if (!isMultiDatabase(t)) {
     const result = await runBackup(base);
     return { results: [{ database: result.manifest.database.name, result }] };

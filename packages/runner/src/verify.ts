@@ -9,6 +9,7 @@ import { query } from "./pg/psql.js";
 import { ident } from "./pg/session.js";
 import { diffToc, parseToc, summarizeToc } from "./pg/toc.js";
 import { findTool, runTool } from "./pg/tools.js";
+import { DecryptionError } from "./encryption.js";
 import { restoreInto, verifiedDump } from "./restore.js";
 import { integrityProblems, sqliteTables } from "./engines/sqlite.js";
 import { listBackups, storeJson } from "./catalog.js";
@@ -22,6 +23,10 @@ import { listBackups, storeJson } from "./catalog.js";
 export interface VerifyOptions {
   store: ObjectStore;
   manifest: Manifest;
+  /** Identities that decrypt an encrypted backup (the drill restores its plaintext). */
+  identities?: string[] | undefined;
+  /** Why the identity could not be read (a secret that is missing): told in the failed decrypt check. */
+  identityUnavailable?: string;
   /** A server to restore into (a new database is created there and dropped afterwards); default: a throwaway cluster. */
   scratch?: ConnectionInfo;
   jobs?: number;
@@ -34,7 +39,7 @@ export interface VerifyOptions {
 }
 
 export interface VerifyCheck {
-  check: "sha256" | "toc" | "restore" | "tables";
+  check: "sha256" | "decrypt" | "toc" | "restore" | "tables";
   ok: boolean;
   detail: string;
 }
@@ -73,7 +78,7 @@ export async function verifyBackup(opts: VerifyOptions): Promise<VerifyResult> {
     let files: string[];
     let unchanged = async () => {};
     try {
-      const dump = await verifiedDump(opts.store, manifest, dir, { signal: opts.signal, onProgress: (d, t) => opts.onProgress?.({ phase: "download", done: d, total: t }) });
+      const dump = await verifiedDump(opts.store, manifest, dir, { identities: opts.identities, signal: opts.signal, onProgress: (d, t) => opts.onProgress?.({ phase: "download", done: d, total: t }) });
       file = dump.file;
       files = dump.files;
       unchanged = dump.unchanged;
@@ -84,7 +89,14 @@ export async function verifyBackup(opts: VerifyOptions): Promise<VerifyResult> {
           ? `sha256 and size of all ${files.length} archives of the set (${backupSize(manifest)} bytes) match the manifest`
           : `sha256 ${manifest.object.sha256} and size ${manifest.object.size} match the manifest`,
       });
+      if (manifest.encryption) checks.push({ check: "decrypt", ok: true, detail: `decrypted (age, for ${manifest.encryption.recipients.join(", ")})` });
     } catch (err) {
+      if (err instanceof DecryptionError) {
+        // every archive's checksum passed (it is of the encrypted bytes); reading them needs the identity
+        checks.push({ check: "sha256", ok: true, detail: `sha256 and size of the encrypted archive${manifest.parts?.length ? "s" : ""} match the manifest` });
+        checks.push({ check: "decrypt", ok: false, detail: opts.identityUnavailable ? `${opts.identityUnavailable}; ${err.message}` : err.message });
+        return await finish();
+      }
       if (!(err instanceof ChecksumMismatchError)) throw err;
       checks.push({ check: "sha256", ok: false, detail: err.message });
       return await finish();

@@ -1,6 +1,7 @@
 import { UsageError, formatBytes, formatDuration } from "@lifeboat/core";
 import { displayUrl, findBackup, restoreBackup, restoreSqlite, swapRestore } from "@lifeboat/runner";
 import { connectionArg, type Context } from "../context.js";
+import { identitiesFor } from "./keys.js";
 import { jobsOption } from "./verify.js";
 
 export interface RestoreCliOptions {
@@ -13,6 +14,7 @@ export interface RestoreCliOptions {
   owner: boolean;
   jobs?: string;
   swap?: boolean;
+  identity?: string[];
 }
 
 export async function restoreCommand(ctx: Context, target: string | undefined, opts: RestoreCliOptions): Promise<number> {
@@ -23,10 +25,11 @@ export async function restoreCommand(ctx: Context, target: string | undefined, o
   }
   const store = await ctx.store(opts.from, "--from");
   const manifest = await findBackup(store, target, opts.backup, ctx.out, opts.database);
+  const identities = await identitiesFor(ctx, opts.identity, manifest, opts.from !== undefined);
   if (manifest.format === "sqlite" || opts.toFile) {
     if (manifest.format !== "sqlite") throw new UsageError(`backup ${manifest.id} is a PostgreSQL dump: restore it with --to <postgres-url>`);
     if (!opts.toFile) throw new UsageError(`backup ${manifest.id} is a SQLite database: restore it with --to-file <path>`);
-    const res = await restoreSqlite({ store, manifest, toFile: opts.toFile, force: Boolean(opts.force), log: ctx.out });
+    const res = await restoreSqlite({ store, manifest, toFile: opts.toFile, force: Boolean(opts.force), log: ctx.out, identities });
     ctx.out.result(`restored SQLite backup ${manifest.id} of "${manifest.target}" to ${res.path} (sha256 and integrity_check verified)`, { status: "restored", backup: manifest.id, path: res.path });
     return 0;
   }
@@ -39,7 +42,7 @@ export async function restoreCommand(ctx: Context, target: string | undefined, o
   };
   if (opts.swap) {
     const jobs = jobsOption(opts.jobs);
-    const res = await swapRestore({ store, manifest, live: to, ...(jobs ? { jobs } : {}), log: ctx.out, onProgress });
+    const res = await swapRestore({ store, manifest, live: to, identities, ...(jobs ? { jobs } : {}), log: ctx.out, onProgress });
     ctx.out.result(
       [
         `swapped in backup ${manifest.id} of "${manifest.target}" as "${res.live}"`,
@@ -60,6 +63,7 @@ export async function restoreCommand(ctx: Context, target: string | undefined, o
     store,
     manifest,
     to,
+    identities,
     force: Boolean(opts.force),
     noOwner: !opts.owner,
     ...(jobsOption(opts.jobs) ? { jobs: jobsOption(opts.jobs)! } : {}),

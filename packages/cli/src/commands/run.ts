@@ -1,4 +1,4 @@
-import { UsageError, compressionText, manifestCompression, parseCompression, restoreCommandFor, dumpSchema, type Compression, formatBytes, formatDuration, parseStoreUrl, retriesSchema, type DumpOptions, type RetryPolicy, backupSize } from "@lifeboat/core";
+import { AGE_RECIPIENT, UsageError, compressionText, manifestCompression, parseCompression, restoreCommandFor, dumpSchema, type Compression, formatBytes, formatDuration, parseStoreUrl, retriesSchema, type DumpOptions, type RetryPolicy, backupSize } from "@lifeboat/core";
 import { DefaultSecretResolver, isMultiDatabase, openStore, resolveDatabase, runBackup, runTargetBackups, type ConnectionInfo } from "@lifeboat/runner";
 import { connectionArg, type Context } from "../context.js";
 import { runRemote } from "./remote.js";
@@ -14,6 +14,7 @@ export interface RunOptions {
   compression?: string;
   attempts?: string;
   jobs?: string;
+  recipient?: string[];
 }
 
 function intOption(v: string | undefined, flag: string, min: number, max: number): number | undefined {
@@ -47,6 +48,11 @@ export async function runCommand(ctx: Context, target: string | undefined, opts:
   const attempts = intOption(opts.attempts, "--attempts", 1, 10);
   const jobs = intOption(opts.jobs, "--jobs", 1, 16);
   const compression = compressionOption(opts.compression);
+  for (const r of opts.recipient ?? []) {
+    if (/^AGE-SECRET-KEY-/i.test(r)) throw new UsageError("--recipient takes a public key (age1...), and this is a private key (an identity): it must not be used on a command line", "age-keygen -y IDENTITY_FILE prints its public key");
+    if (!AGE_RECIPIENT.test(r)) throw new UsageError(`--recipient "${r}" is not an age public key (age1 and 58 more characters)`, "lifeboat keygen --output FILE (or age-keygen) prints one");
+  }
+  const encryption = opts.recipient?.length ? { recipients: [...new Set(opts.recipient)] } : undefined;
   if (opts.format !== undefined && opts.format !== "custom" && opts.format !== "plain") {
     throw new UsageError(`--format must be custom or plain, not "${opts.format}"`);
   }
@@ -102,6 +108,7 @@ export async function runCommand(ctx: Context, target: string | undefined, opts:
       bus,
       restoreHint,
       onProgress: (p: { bytes: number; elapsedMs: number }) => out.progress("dumping", p.bytes, p.elapsedMs),
+      ...(encryption ? { encryption } : {}),
     };
     // config targets go through the target run (engine, several databases); ad hoc runs are one backup
     const t = target ? config!.targets[target]! : undefined;
@@ -122,6 +129,7 @@ export async function runCommand(ctx: Context, target: string | undefined, opts:
         `  location  ${result.location}`,
         `  size      ${formatBytes(backupSize(m))} (${backupSize(m)} bytes${m.parts ? ` in ${m.parts.length + 1} archives` : ""}, ${m.format}, compression ${typeof m.compression === "number" ? compressionText(manifestCompression(m.compression)) : m.compression})`,
         `  sha256    ${m.object.sha256}`,
+        ...(m.encryption ? [`  encrypted age, for ${m.encryption.recipients.join(", ")}`] : []),
         `  duration  ${formatDuration(m.durationMs)} (attempt ${m.attempt})`,
         `  restore   ${restoreCommandFor(restoreHint, m)}`,
       ].join("\n"),

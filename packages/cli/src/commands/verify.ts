@@ -1,6 +1,7 @@
 import { UsageError, formatDuration, backupSize } from "@lifeboat/core";
 import { findBackup, verifyBackup, verifyKey } from "@lifeboat/runner";
 import { connectionArg, type Context } from "../context.js";
+import { identitiesFor } from "./keys.js";
 
 export interface VerifyCliOptions {
   database?: string;
@@ -8,6 +9,7 @@ export interface VerifyCliOptions {
   backup: string;
   scratch?: string;
   jobs?: string;
+  identity?: string[];
 }
 
 export function jobsOption(v: string | undefined): number | undefined {
@@ -30,9 +32,11 @@ export async function verifyCommand(ctx: Context, target: string | undefined, op
   const bus = await ctx.bus(opts.from ? undefined : config);
   ctx.out.log("info", `verifying ${manifest.target} backup ${manifest.id}`, { size: backupSize(manifest) });
   const t0 = Date.now();
+  const identities = await identitiesFor(ctx, opts.identity, manifest, opts.from !== undefined);
   const result = await verifyBackup({
     store,
     manifest,
+    identities,
     ...(scratch ? { scratch } : {}),
     ...(jobs ? { jobs } : {}),
     log: ctx.out,

@@ -68,8 +68,11 @@ export const postgresEngine: Engine = {
     // than pg_dump may, and an aborted attempt (SIGTERM, maxRunMinutes) ends the session at once
     const killSession = () => session?.kill();
     if (session) req.signal?.addEventListener("abort", killSession, { once: true });
+    // with row counts, each archive's table of contents is read from its stream as it passes (pg_restore --list)
+    const tocs: TocReader[] = [];
     const close = async () => {
       req.signal?.removeEventListener("abort", killSession);
+      for (const t of tocs) t.stop();
       await session?.close();
     };
     try {
@@ -85,8 +88,6 @@ export const postgresEngine: Engine = {
         { args: [...dumpArgs, ...planned.map((p) => `--exclude-table-data=${p.pattern}`), ...tail], bound: dumpSizeBound(server.sizeBytes, compressed), table: undefined as string | undefined },
         ...planned.map((p) => ({ args: [...dumpArgs, "--data-only", `--table=${p.pattern}`, ...tail], bound: dumpSizeBound(p.bytes, compressed), table: p.table })),
       ];
-      // with row counts, each archive's table of contents is read from its stream as it passes (pg_restore --list)
-      const tocs: TocReader[] = [];
       const streams: SnapshotStream[] = specs.map((s, i) => ({
         contentType: "application/octet-stream",
         table: s.table,
@@ -192,6 +193,8 @@ function pgDumpStream(program: string, args: string[], conn: ConnectionInfo, req
 interface TocReader {
   feed: (chunk: Buffer) => void;
   listing: () => Promise<string>;
+  /** Ends the reader if it still runs (an attempt that failed before its listing was read). */
+  stop: () => void;
 }
 
 /** `pg_restore --list` fed from the start of the dump stream: it reads the archive's table of contents and exits. */
@@ -222,6 +225,11 @@ async function startTocReader(major: number): Promise<TocReader> {
       const code = await closed;
       if (code !== 0 && !out.includes("TOC Entries")) throw new AttemptError("toc_failed", "transient", `pg_restore --list could not read the archive: ${err.trim()}`);
       return out;
+    },
+    stop() {
+      open = false;
+      child.stdin.destroy();
+      if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
     },
   };
 }

@@ -4,6 +4,7 @@ import { randomBytes } from "node:crypto";
 import { hostname, tmpdir } from "node:os";
 import { basename, dirname, join, resolve } from "node:path";
 import { AttemptError, LifeboatError, type Logger, type Manifest, type ObjectStore } from "@lifeboat/core";
+import { checkIdentities } from "../encryption.js";
 import { downloadVerified } from "../restore.js";
 import { runTool } from "../pg/tools.js";
 import type { Engine, Snapshot, SnapshotRequest } from "./engine.js";
@@ -111,7 +112,8 @@ export const sqliteEngine: Engine = {
  * Restores a SQLite backup to a file: verified download, integrity check, then written beside the destination and
  * renamed into place. An existing file (the live database) is never replaced without `force`.
  */
-export async function restoreSqlite(opts: { store: ObjectStore; manifest: Manifest; toFile: string; force?: boolean; log?: Logger }): Promise<{ path: string; tables: number }> {
+export async function restoreSqlite(opts: { store: ObjectStore; manifest: Manifest; toFile: string; force?: boolean; log?: Logger; identities?: string[] | undefined }): Promise<{ path: string; tables: number }> {
+  await checkIdentities(opts.manifest, opts.identities);
   const dest = resolve(opts.toFile);
   if (existsSync(dest) && !opts.force) {
     throw new LifeboatError(`refusing to replace ${dest}: it exists (it may be the live database)`, {
@@ -121,7 +123,7 @@ export async function restoreSqlite(opts: { store: ObjectStore; manifest: Manife
   }
   const dir = await mkdtemp(join(tmpdir(), "lifeboat-sqlite-restore-"));
   try {
-    const { file } = await downloadVerified(opts.store, opts.manifest, dir);
+    const { file } = await downloadVerified(opts.store, opts.manifest, dir, { identities: opts.identities });
     const problems = await integrityProblems(file);
     if (problems.length) throw new LifeboatError(`the backup failed PRAGMA integrity_check: ${problems.join("; ")}`);
     const temp = join(dirname(dest), `.${basename(dest)}.lifeboat-${randomBytes(4).toString("hex")}`);
