@@ -9,7 +9,8 @@
  * (pg_dump's default compression, uploaded to S3 with lib-storage, as a script would); `pg_dump -Fc` at each gzip level
  * Lifeboat might default to; `pg_dump -Fd -jN` (local disk); Lifeboat's default backup into S3 (the compiled CLI in its
  * own process: time, output size, peak RSS); then restores: `pg_restore -jN` from a local file of Lifeboat's dump
- * against `lifeboat restore --jobs N` from a directory store and from S3. S3 is s3rver on loopback, in its own process.
+ * against `lifeboat restore --jobs N` from a directory store and from S3; and the cost of encryption (age) as a ratio
+ * to the same backup unencrypted. S3 is s3rver on loopback, in its own process.
  */
 import { fork, spawn } from "node:child_process";
 import { availableParallelism } from "node:os";
@@ -20,7 +21,7 @@ import { pipeline } from "node:stream/promises";
 import { fileURLToPath } from "node:url";
 import { GetObjectCommand, HeadObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import { backupObjects, backupSize, formatBytes, type Manifest } from "@lifeboat/core";
-import { findTool, query, s3ClientConfig, startEphemeralPostgres } from "@lifeboat/runner";
+import { findTool, generateIdentity, query, s3ClientConfig, startEphemeralPostgres } from "@lifeboat/runner";
 
 const COMPILED = fileURLToPath(new URL("../dist/package/", import.meta.url));
 const JOBS = Math.min(4, availableParallelism());
@@ -131,6 +132,12 @@ if (process.argv[2] === "--s3-server") {
     const lb = await lifeboat(["run", "--db", db, "--to", "s3://bench/lifeboat", "--name", "bench", "--attempts", "1", "--json"]);
     const m = JSON.parse(lb.stdout).manifest as Manifest;
     row(`lifeboat run, defaults (${m.compression}, jobs ${JOBS}: ${(m.parts?.length ?? 0) + 1} archives) -> S3`, lb.secs, backupSize(m), base.secs, baseBytes, lb.peakRss);
+    // the cost of client-side encryption (age): the same defaults, encrypted for one recipient
+    const { recipient } = await generateIdentity();
+    const enc = await lifeboat(["run", "--db", db, "--to", "s3://bench/lifeboat-enc", "--name", "bench", "--attempts", "1", "--recipient", recipient, "--json"]);
+    const me = JSON.parse(enc.stdout).manifest as Manifest;
+    row(`lifeboat run, defaults, encrypted (age) -> S3`, enc.secs, backupSize(me), base.secs, baseBytes, enc.peakRss);
+    const encryptionCost = `encryption (age) costs ${(enc.secs / lb.secs).toFixed(2)}x the time of the same unencrypted backup, ${(backupSize(me) / backupSize(m)).toFixed(4)}x its size`;
 
     // restores of Lifeboat's dump: pg_restore from a local file, lifeboat from a directory store and from S3
     const dirStore = join(work, "store");
@@ -158,6 +165,7 @@ if (process.argv[2] === "--s3-server") {
     console.log(`\nbackup (base: pg_dump -Fc | upload)`);
     for (const r of all) console.log(r.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  "));
     if (m.rowCountMs !== undefined) console.log(`\n(lifeboat's row counts took ${m.rowCountMs} ms of its time)`);
+    console.log(encryptionCost);
   } finally {
     rmSync(work, { recursive: true, force: true });
     await pg.stop();

@@ -10,6 +10,12 @@ describe("multipart arithmetic", () => {
     expect(partPlan(dumpSizeBound(10 * 1024 * MiB, true))).toEqual(partPlan(undefined)); // 10 GiB database
   });
 
+  it("the uploads of a parallel set share the memory for parts in flight: one part each when two or more run at once", () => {
+    expect(partPlan(undefined, {}, 1).queueSize).toBe(2);
+    expect(partPlan(undefined, {}, 2).queueSize).toBe(1);
+    expect(partPlan(undefined, {}, 4)).toEqual({ partSize: DEFAULT_PART_SIZE, queueSize: 1, capacity: DEFAULT_PART_SIZE * S3_MAX_PARTS });
+  });
+
   it("any dump up to S3's 5 TiB object limit fits in 10,000 parts; memory stays near 16 MiB of parts in flight", () => {
     for (const gib of [78, 79, 500, 1024, 4096, 5120]) {
       const bytes = gib * 1024 * MiB;

@@ -34,11 +34,14 @@ export interface PartPlan {
   capacity: number;
 }
 
-/** Parts for an object of at most `expectedBytes` (unknown: the default part size). */
-export function partPlan(expectedBytes: number | undefined, limits: { maxParts?: number; minPartSize?: number } = {}): PartPlan {
+/**
+ * Parts for an object of at most `expectedBytes` (unknown: the default part size). `concurrent`: how many uploads run
+ * at once (a parallel backup set), which share the memory budget of parts in flight (one part each at least).
+ */
+export function partPlan(expectedBytes: number | undefined, limits: { maxParts?: number; minPartSize?: number } = {}, concurrent = 1): PartPlan {
   const maxParts = limits.maxParts ?? S3_MAX_PARTS;
   const minPartSize = limits.minPartSize ?? DEFAULT_PART_SIZE;
   const needed = expectedBytes ? Math.ceil(expectedBytes / maxParts / MiB) * MiB : 0;
   const partSize = Math.min(S3_MAX_PART_SIZE, Math.max(minPartSize, needed));
-  return { partSize, queueSize: Math.max(1, Math.min(2, Math.floor(PARTS_IN_FLIGHT_BUDGET / partSize))), capacity: partSize * maxParts };
+  return { partSize, queueSize: Math.max(1, Math.min(2, Math.floor(PARTS_IN_FLIGHT_BUDGET / Math.max(1, concurrent) / partSize))), capacity: partSize * maxParts };
 }

@@ -17,8 +17,11 @@ export interface ObjectStore {
   location(key: string): string;
   /** The store's own URL (what --from/--to accept). */
   readonly url: string;
-  /** expectedBytes: an upper bound on the body's size, when known (S3 sizes its multipart parts from it). */
-  put(key: string, body: Readable, opts?: { contentType?: string; signal?: AbortSignal; expectedBytes?: number }): Promise<{ size?: number }>;
+  /**
+   * expectedBytes: an upper bound on the body's size, when known (S3 sizes its multipart parts from it); concurrent:
+   * how many uploads of one backup run at once (S3 divides its memory for parts in flight among them).
+   */
+  put(key: string, body: Readable, opts?: { contentType?: string; signal?: AbortSignal; expectedBytes?: number; concurrent?: number }): Promise<{ size?: number }>;
   get(key: string): Promise<Readable>;
   /** Bytes start..end (inclusive) of an object: S3's ranged GET, so that large downloads run as parallel requests. */
   getRange?(key: string, start: number, end: number): Promise<Readable>;

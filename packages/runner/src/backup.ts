@@ -142,13 +142,14 @@ async function storeStreams(job: BackupJob, snapshot: Snapshot, keys: string[], 
     }
   };
   const out: StoredStream[] = [];
+  const workers = Math.min(snapshot.concurrency, snapshot.streams.length);
   let failure: { err: unknown } | undefined;
   let next = 0;
   const worker = async () => {
     while (next < snapshot.streams.length && !failure) {
       const i = next++;
       try {
-        out[i] = await storeStream(job.store, snapshot.streams[i]!, keys[i]!, inner.signal, secrets, onBytes(i), job.encryption?.recipients);
+        out[i] = await storeStream(job.store, snapshot.streams[i]!, keys[i]!, inner.signal, secrets, onBytes(i), job.encryption?.recipients, workers);
         stored.push(keys[i]!);
       } catch (err) {
         if (!failure) {
@@ -159,7 +160,7 @@ async function storeStreams(job: BackupJob, snapshot: Snapshot, keys: string[], 
     }
   };
   try {
-    await Promise.all(Array.from({ length: Math.min(snapshot.concurrency, snapshot.streams.length) }, worker));
+    await Promise.all(Array.from({ length: workers }, worker));
   } finally {
     job.signal?.removeEventListener("abort", onOuterAbort);
   }
@@ -184,6 +185,7 @@ async function storeStream(
   secrets: Set<string | undefined>,
   onBytes: (n: number) => void,
   recipients: string[] | undefined,
+  concurrent: number,
 ): Promise<StoredStream> {
   if (signal.aborted) throw abortedAttempt(signal.reason);
   const plain = await stream.open();
@@ -206,7 +208,7 @@ async function storeStream(
   if (signal.aborted) onAbort();
   source.pipe(digest);
   try {
-    await store.put(key, digest, { contentType: stream.contentType, ...(stream.bound ? { expectedBytes: stream.bound } : {}) });
+    await store.put(key, digest, { contentType: stream.contentType, concurrent, ...(stream.bound ? { expectedBytes: stream.bound } : {}) });
   } catch (err) {
     fail(err);
     throw toAttemptError(failed, secrets);

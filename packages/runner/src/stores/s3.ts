@@ -73,9 +73,9 @@ export class S3Store implements ObjectStore {
     return `s3://${this.bucket}/${this.full(key)}`;
   }
 
-  async put(key: string, body: Readable, opts: { contentType?: string; signal?: AbortSignal; expectedBytes?: number } = {}): Promise<{ size?: number }> {
+  async put(key: string, body: Readable, opts: { contentType?: string; signal?: AbortSignal; expectedBytes?: number; concurrent?: number } = {}): Promise<{ size?: number }> {
     const Key = this.full(key);
-    const parts = partPlan(opts.expectedBytes, this.limits);
+    const parts = partPlan(opts.expectedBytes, this.limits, opts.concurrent);
     const upload = new Upload({
       client: this.client,
       params: { Bucket: this.bucket, Key, Body: body, ContentType: opts.contentType ?? "application/octet-stream" },
