@@ -19,7 +19,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { S3Client } from "@aws-sdk/client-s3";
-import { dumpSchema, retriesSchema, formatBytes } from "@lifeboat/core";
+import { backupSize, dumpSchema, retriesSchema, formatBytes } from "@lifeboat/core";
 import { S3Store, findTool, query, runBackup, s3ClientConfig, startEphemeralPostgres } from "@lifeboat/runner";
 
 const COMPILED = fileURLToPath(new URL("../dist/package/", import.meta.url));
@@ -97,7 +97,7 @@ if (process.argv[2] === "--s3-server") {
       });
       const secs = (performance.now() - t0) / 1000;
       clearInterval(timer);
-      const bytes = r.manifest.object.size;
+      const bytes = backupSize(r.manifest); // every archive of a parallel set
       console.log(
         `${String(mb).padEnd(9)} ${(rowCounts ? "exact" : "off").padEnd(7)} ${String(bytes).padEnd(17)} ${secs.toFixed(2).padEnd(8)} ${(bytes / 1e6 / secs).toFixed(1).padEnd(7)} ${formatBytes(peakRss).padEnd(11)} ${formatBytes(peakHeap).padEnd(11)} ${r.manifest.rowCountMs ?? "-"}`,
       );

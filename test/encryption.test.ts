@@ -76,6 +76,11 @@ describe("encrypted backups (age)", () => {
     expect(bytes.length).toBe(m.object.size);
     expectNoPlaintext(bytes);
     const manifestText = readFileSync(join(store, m.object.key.replace(/\.dump$/, ".manifest.json")), "utf8");
+    // list needs no key, and says the backup is encrypted
+    const listed = await cli(["list", "--from", `file://${store}`, "--json"]);
+    expect(listed.code, listed.stderr).toBe(0);
+    expect(JSON.parse(listed.stdout).backups[0]).toMatchObject({ id: m.id, format: "custom", encryption: { format: "age", recipients: [keys[0]!.recipient] } });
+    expect((await cli(["list", "--from", `file://${store}`])).stdout).toContain("custom+age");
     expectNoIdentity(run.stdout, run.stderr, manifestText);
     // nothing unencrypted was left anywhere in the store
     for (const f of readdirSync(store, { recursive: true }).map(String).filter((f) => f.endsWith(".dump"))) expectNoPlaintext(readFileSync(join(store, f)));

@@ -7,7 +7,7 @@ export async function listCommand(ctx: Context, target: string | undefined, opts
   const backups = await listBackups(store, target, ctx.out);
   const drills = await drillResults(store, target);
   const drillText = (id: string) => drills.get(id)?.outcome ?? "-";
-  const rows = backups.map((m) => [m.id, m.target, m.startedAt.replace(/\.\d+Z$/, "Z"), formatBytes(backupSize(m)), m.format, drillText(m.id), m.object.sha256]);
+  const rows = backups.map((m) => [m.id, m.target, m.startedAt.replace(/\.\d+Z$/, "Z"), formatBytes(backupSize(m)), m.encryption ? `${m.format}+age` : m.format, drillText(m.id), m.object.sha256]);
   const header = ["ID", "TARGET", "STARTED (UTC)", "SIZE", "FORMAT", "DRILL", "SHA-256"];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (r: string[]) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join("  ");
@@ -24,7 +24,7 @@ export async function listCommand(ctx: Context, target: string | undefined, opts
   ctx.out.result(human + leftoverText, {
     ...(leftovers ? { leftovers } : {}),
     store: store.url,
-    backups: backups.map((m) => ({ id: m.id, target: m.target, startedAt: m.startedAt, finishedAt: m.finishedAt, size: backupSize(m), ...(m.parts ? { parts: m.parts.length } : {}), sha256: m.object.sha256, format: m.format, key: m.object.key, location: store.location(m.object.key), drill: drills.get(m.id) ?? null })),
+    backups: backups.map((m) => ({ id: m.id, target: m.target, startedAt: m.startedAt, finishedAt: m.finishedAt, size: backupSize(m), ...(m.parts ? { parts: m.parts.length } : {}), sha256: m.object.sha256, format: m.format, ...(m.encryption ? { encryption: m.encryption } : {}), key: m.object.key, location: store.location(m.object.key), drill: drills.get(m.id) ?? null })),
   });
   return 0;
 }
