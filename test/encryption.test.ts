@@ -1,6 +1,6 @@
 import { execFileSync, spawn } from "node:child_process";
 import { readFileSync, readdirSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { GetObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3";
 import { LocalEventBus, dumpSchema, parseConfig, retriesSchema, type LifeboatEvent, type Manifest } from "@lifeboat/core";
@@ -60,6 +60,10 @@ describe("encrypted backups (age)", () => {
     expect(keys[0]!.recipient).toMatch(/^age1[02-9ac-hj-np-z]{58}$/);
     // age-keygen -y derives the same public key: the file is the age tool's own format
     expect(execFileSync("age-keygen", ["-y", keys[0]!.file]).toString().trim()).toBe(keys[0]!.recipient);
+    // a folder that does not exist yet is made, private
+    const nested = join(dir, "new", "folder", "identity.txt");
+    expect((await cli(["keygen", "--output", nested])).code).toBe(0);
+    expect(execFileSync("stat", ["-c", "%a", dirname(nested)]).toString().trim()).toBe("700");
     const again = await cli(["keygen", "--output", keys[0]!.file]);
     expect(again.code).toBe(2);
     expect(again.stderr).toContain("refusing to overwrite");

@@ -1,5 +1,6 @@
 import { existsSync } from "node:fs";
-import { writeFile } from "node:fs/promises";
+import { mkdir, writeFile } from "node:fs/promises";
+import { dirname } from "node:path";
 import { LifeboatError, UsageError, type Manifest } from "@lifeboat/core";
 import { DefaultSecretResolver, generateIdentity, identitiesFromSecret, readIdentityFile } from "@lifeboat/runner";
 import type { Context } from "../context.js";
@@ -21,6 +22,7 @@ export async function keygenCommand(ctx: Context, opts: { output?: string }): Pr
   if (!opts.output) throw new UsageError("lifeboat keygen needs --output <file>: the identity is a secret and is never printed", "lifeboat keygen --output ~/.config/lifeboat/identity.txt");
   if (existsSync(opts.output)) throw new LifeboatError(`refusing to overwrite ${opts.output}: it exists (it may be the only key to older backups)`, { exitCode: 2, hint: "choose a new file name" });
   const { identity, recipient } = await generateIdentity();
+  await mkdir(dirname(opts.output), { recursive: true, mode: 0o700 });
   await writeFile(opts.output, `# created: ${new Date().toISOString()} by lifeboat keygen\n# public key: ${recipient}\n${identity}\n`, { mode: 0o600, flag: "wx" });
   ctx.out.result(
     [
