@@ -530,14 +530,17 @@ describe("the runner container entry point", () => {
     expect((await s3Keys("pg/drill/")).filter((k) => k.endsWith(".verify.json"))).toHaveLength(1);
   });
 
-  it("in verify mode, a target with no backup yet is a clear failure (exit 1)", async () => {
+  it("in verify mode, a target with no backup yet is a clear failure (exit 1), published as backup.verify_failed", async () => {
     const dir = tempDir("lifeboat-entry-");
     dirs.push(dir);
     const file = join(dir, "lifeboat.config.ts");
     writeFileSync(file, `export default { storage: { directory: ${JSON.stringify(join(dir, "store"))} }, targets: { empty: { database: { url: "postgres://u@h/d" } } } };`);
     const lines: string[] = [];
-    expect(await runnerMain({ LIFEBOAT_CONFIG: file, LIFEBOAT_TARGET: "empty", LIFEBOAT_MODE: "verify" }, { log: (_l, m) => void lines.push(m) })).toBe(1);
-    expect(lines).toEqual([`no backup of "empty" to drill in ${pathToFileURL(join(dir, "store")).href}`]);
+    const message = `no backup of "empty" to drill in ${pathToFileURL(join(dir, "store")).href}`;
+    expect(await runnerMain({ LIFEBOAT_CONFIG: file, LIFEBOAT_TARGET: "empty", LIFEBOAT_MODE: "verify", LIFEBOAT_TOPIC_ARN: TOPIC, LIFEBOAT_RUN_ID: "drill-none" }, { log: (_l, m) => void lines.push(m) })).toBe(1);
+    expect(lines).toEqual([message]);
+    const events = published().map((p) => JSON.parse(p.Message!));
+    expect(events).toEqual([expect.objectContaining({ type: "backup.verify_failed", status: "failed", target: "empty", runId: "drill-none", verification: expect.objectContaining({ failures: [message] }) })]);
   });
 
   it("an unknown target exits 2", async () => {

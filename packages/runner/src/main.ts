@@ -23,6 +23,7 @@ import { DefaultSecretResolver } from "./secrets.js";
 import { resolveDatabase } from "./source.js";
 import { openStore } from "./stores/index.js";
 import { existsSync } from "node:fs";
+import { randomUUID } from "node:crypto";
 
 /** The run ended, but publishing its result failed (the watcher reports it instead). */
 export const UNREPORTED = 3;
@@ -69,7 +70,23 @@ export async function runnerMain(env: NodeJS.ProcessEnv = process.env, log: Logg
     if (env.LIFEBOAT_MODE === "verify") {
       const store = openStore(storage);
       const manifest = await latestToDrill(store, target, log);
-      if (!manifest) throw new LifeboatError(`no backup of "${target}" to drill in ${store.url}`);
+      if (!manifest) {
+        // nothing to drill is a failed drill, told like one (exit 1 alone would reach nobody: the watcher reports only
+        // runners that could not report)
+        const message = `no backup of "${target}" to drill in ${store.url}`;
+        await bus.publish({
+          version: 1,
+          type: "backup.verify_failed",
+          status: "failed",
+          time: new Date().toISOString(),
+          target,
+          runId: env.LIFEBOAT_RUN_ID ?? randomUUID(),
+          trigger: env.LIFEBOAT_TRIGGER ?? "manual",
+          attempt: 1,
+          verification: { backupId: "none", location: store.url, durationMs: 0, restoreMs: 0, tables: 0, failures: [message] },
+        });
+        throw new LifeboatError(message);
+      }
       // an encrypted target's identity is read here, for a drill, and nowhere else
       // (a secret that cannot be read fails the drill's decrypt check: reported like any failed drill)
       const identity = t.encryption?.identity;
