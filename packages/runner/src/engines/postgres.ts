@@ -94,7 +94,7 @@ export const postgresEngine: Engine = {
         bound: s.bound,
         open: async () => {
           const toc = counting ? (tocs[i] = await startTocReader(pgDump.major)) : undefined;
-          return pgDumpStream(pgDump.path, s.args, conn, req, toc?.feed);
+          return pgDumpStream(pgDump.path, s.args, conn, req, toc?.feed, s.table);
         },
       }));
       return {
@@ -163,9 +163,9 @@ const STDERR_LIMIT = 64 * 1024;
  * start makes the stream fail with a classified AttemptError (stderr redacted of the secrets), so the store never
  * completes the object: a dump that stopped half way is never stored. Destroying the stream stops pg_dump.
  */
-function pgDumpStream(program: string, args: string[], conn: ConnectionInfo, req: SnapshotRequest, tee?: (chunk: Buffer) => void): Readable {
+function pgDumpStream(program: string, args: string[], conn: ConnectionInfo, req: SnapshotRequest, tee?: (chunk: Buffer) => void, table?: string): Readable {
   const child = spawn(program, args, { env: toolEnv(conn), stdio: ["ignore", "pipe", "pipe"] });
-  req.log.log("info", "pg_dump started", { target: req.target, pid: child.pid });
+  req.log.log("info", "pg_dump started", { target: req.target, pid: child.pid, ...(table ? { part: table } : {}) });
   const out = new PassThrough();
   let stderr = "";
   child.stderr.on("data", (d: Buffer) => {
