@@ -20,6 +20,9 @@ beforeAll(async () => {
   );
 });
 
+/** Every file below a directory, by name. */
+const walk = (d: string): string[] => readdirSync(d, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(join(d, e.name)) : [e.name]));
+
 /** Runs a backup and, once `afterBytes` have streamed, freezes pg_dump (SIGSTOP), looks, then kills it (SIGKILL). */
 async function killMidStream(store: ObjectStore, look: () => Promise<void>, jobs = 1) {
   let pid: number | undefined;
@@ -71,7 +74,6 @@ describe("pg_dump killed mid-stream", () => {
   it("directory: the temporary file is removed, nothing is left", async () => {
     const dir = tempDir("lifeboat-kill-");
     const partials: string[] = [];
-    const walk = (d: string): string[] => readdirSync(d, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(join(d, e.name)) : [e.name]));
     await killMidStream(new DirectoryStore(dir), async () => {
       partials.push(...walk(dir));
     });
@@ -83,7 +85,6 @@ describe("pg_dump killed mid-stream", () => {
   it("directory, parallel dump: the part being written and the base archive already stored are both removed", async () => {
     const dir = tempDir("lifeboat-kill-set-");
     const seen: string[] = [];
-    const walk = (d: string): string[] => readdirSync(d, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(join(d, e.name)) : [e.name]));
     await killMidStream(new DirectoryStore(dir), async () => {
       seen.push(...walk(dir));
     }, 2);

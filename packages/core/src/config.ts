@@ -30,14 +30,21 @@ export type SecretRef = z.infer<typeof secretRefSchema>;
  */
 export const AGE_RECIPIENT = /^age1[02-9ac-hj-np-z]{58}$/;
 
+/** What is wrong with a recipient (config or --recipient), never quoting it: a private key must not be echoed. */
+export function recipientProblem(r: string): string | undefined {
+  if (/^AGE-SECRET-KEY-/i.test(r)) return "is a private key (an identity): put its public key here (age-keygen -y FILE), and the identity in a secret";
+  if (!AGE_RECIPIENT.test(r)) return "is not an age public key (age1 and 58 more characters, from age-keygen or lifeboat keygen)";
+  return undefined;
+}
+
 export const encryptionSchema = z
   .object({
     /** Backups are encrypted for each of these public keys: any one of their identities decrypts them. */
     recipients: z
       .array(
         z.string().superRefine((r, ctx) => {
-          if (/^AGE-SECRET-KEY-/i.test(r)) ctx.addIssue({ code: "custom", message: "is a private key (an identity): put its public key here (age-keygen -y FILE), and the identity in a secret" });
-          else if (!AGE_RECIPIENT.test(r)) ctx.addIssue({ code: "custom", message: "is not an age public key (age1 and 58 more characters, from age-keygen or lifeboat keygen)" });
+          const problem = recipientProblem(r);
+          if (problem) ctx.addIssue({ code: "custom", message: problem });
         }),
       )
       .min(1, "give at least one recipient (age1...)"),

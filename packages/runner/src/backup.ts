@@ -95,7 +95,7 @@ async function attemptBackup(job: BackupJob, attempt: number, runId: string, sec
     const [base, ...parts] = await storeStreams(job, snapshot, streamKeys, started, secrets, stored);
     const finished = new Date();
     return await manifestOrNothing(job, stored, async () => {
-      const described = await snapshot.describe([base!, ...parts]);
+      const described = await snapshot.describe();
       const manifest: Manifest = {
         manifestVersion: parts.length ? MANIFEST_VERSION_SET : 1,
         id,

@@ -50,21 +50,26 @@ type StoredObject = { key: string; size: number; sha256: string };
  */
 export async function downloadVerified(store: ObjectStore, manifest: Manifest, dir: string, opts: Progress & Decrypting = {}): Promise<{ file: string; ms: number }> {
   const t0 = Date.now();
-  await checkIdentities(manifest, opts.identities);
-  let file = await downloadObject(store, manifest.object, join(dir, "dump"), opts);
-  if (manifest.encryption) file = await decryptFile(file, join(dir, "dump.plain"), opts.identities!, true, opts.signal);
-  return { file, ms: Date.now() - t0 };
+  const file = await downloadObject(store, manifest.object, join(dir, "dump"), opts);
+  const [plain] = manifest.encryption ? await decrypted(manifest, [{ file, inPlace: false }], dir, opts) : [file];
+  return { file: plain!, ms: Date.now() - t0 };
 }
 
 /**
- * The plaintext of a checked age file, written beside the other temporary files of the restore (0600, in its private
- * directory) for pg_restore, which needs a file it can seek in for parallel jobs. `removeSource`: the encrypted copy
- * was a download, not the stored file.
+ * The plaintext of checked age files (checked as stored: the SHA-256 is of the encrypted bytes, no key needed),
+ * once the identities are known to be the backup's, written beside the other temporary files of the restore (0600,
+ * in its private directory) for pg_restore, which needs a file it can seek in for parallel jobs. Downloaded
+ * encrypted copies are removed; stored files used in place are left alone.
  */
-async function decryptFile(file: string, out: string, identities: string[], removeSource: boolean, signal: AbortSignal | undefined): Promise<string> {
-  const plain = await decryptStream(createReadStream(file), identities);
-  await pipeline(plain, createWriteStream(out, { flags: "wx", mode: 0o600 }), signal ? { signal } : {});
-  if (removeSource) await rm(file, { force: true });
+async function decrypted(manifest: Manifest, checked: { file: string; inPlace: boolean }[], dir: string, opts: Progress & Decrypting): Promise<string[]> {
+  await checkIdentities(manifest, opts.identities);
+  const out: string[] = [];
+  for (const [i, c] of checked.entries()) {
+    const file = join(dir, `plain-${i}`);
+    await pipeline(await decryptStream(createReadStream(c.file), opts.identities!), createWriteStream(file, { flags: "wx", mode: 0o600 }), opts.signal ? { signal: opts.signal } : {});
+    if (!c.inPlace) await rm(c.file, { force: true });
+    out.push(file);
+  }
   return out;
 }
 
@@ -174,10 +179,7 @@ export async function verifiedDump(store: ObjectStore, manifest: Manifest, dir: 
     before += object.size;
   }
   if (manifest.encryption) {
-    // checked as stored (the SHA-256 is of the encrypted bytes: no key needed), then decrypted for pg_restore
-    await checkIdentities(manifest, opts.identities);
-    const plain: string[] = [];
-    for (const [i, c] of checked.entries()) plain.push(await decryptFile(c.file, join(dir, `plain-${i}`), opts.identities!, !c.inPlace, opts.signal));
+    const plain = await decrypted(manifest, checked, dir, opts);
     return { file: plain[0]!, files: plain, ms: Date.now() - t0, inPlace: false, unchanged: async () => {} };
   }
   return {

@@ -1,4 +1,4 @@
-import { AGE_RECIPIENT, UsageError, compressionText, manifestCompression, parseCompression, restoreCommandFor, dumpSchema, type Compression, formatBytes, formatDuration, parseStoreUrl, retriesSchema, type DumpOptions, type RetryPolicy, backupSize } from "@lifeboat/core";
+import { UsageError, recipientProblem, compressionText, manifestCompression, parseCompression, restoreCommandFor, dumpSchema, type Compression, formatBytes, formatDuration, parseStoreUrl, retriesSchema, type DumpOptions, type RetryPolicy, backupSize } from "@lifeboat/core";
 import { DefaultSecretResolver, isMultiDatabase, openStore, resolveDatabase, runBackup, runTargetBackups, type ConnectionInfo } from "@lifeboat/runner";
 import { connectionArg, type Context } from "../context.js";
 import { runRemote } from "./remote.js";
@@ -48,9 +48,10 @@ export async function runCommand(ctx: Context, target: string | undefined, opts:
   const attempts = intOption(opts.attempts, "--attempts", 1, 10);
   const jobs = intOption(opts.jobs, "--jobs", 1, 16);
   const compression = compressionOption(opts.compression);
-  for (const r of opts.recipient ?? []) {
-    if (/^AGE-SECRET-KEY-/i.test(r)) throw new UsageError("--recipient takes a public key (age1...), and this is a private key (an identity): it must not be used on a command line", "age-keygen -y IDENTITY_FILE prints its public key");
-    if (!AGE_RECIPIENT.test(r)) throw new UsageError(`--recipient "${r}" is not an age public key (age1 and 58 more characters)`, "lifeboat keygen --output FILE (or age-keygen) prints one");
+  for (const [i, r] of (opts.recipient ?? []).entries()) {
+    // never quoted back: a private key given by mistake must not reach the logs as well
+    const problem = recipientProblem(r);
+    if (problem) throw new UsageError(`--recipient${opts.recipient!.length > 1 ? ` #${i + 1}` : ""} ${problem}`, "lifeboat keygen --output FILE (or age-keygen) prints a key pair's public key");
   }
   const encryption = opts.recipient?.length ? { recipients: [...new Set(opts.recipient)] } : undefined;
   if (opts.format !== undefined && opts.format !== "custom" && opts.format !== "plain") {

@@ -43,7 +43,7 @@ export interface Snapshot {
   /** How many streams may run at once. */
   concurrency: number;
   /** The manifest's engine fields, once every stream is stored (counts read in the snapshot happen here). */
-  describe(stored: StoredStream[]): Promise<EngineManifest>;
+  describe(): Promise<EngineManifest>;
   /** Ends the snapshot (its transaction, its temporary files): always called, after describe or a failure. */
   close(): Promise<void>;
 }

@@ -10,7 +10,6 @@ import {
   dumpExtension,
   dumpSizeBound,
   pgDumpCompressArg,
-  silentLogger,
   type Compression,
   type DumpOptions,
   type Logger,
@@ -265,7 +264,7 @@ export interface PlannedPart {
  * everything: with schema or table filters, pg_dump's own pattern matching decides what is dumped, and one archive is
  * made (logged).
  */
-export async function planParts(session: PsqlSession, dump: DumpOptions, jobs: number, log: Logger = silentLogger, target = ""): Promise<PlannedPart[]> {
+export async function planParts(session: PsqlSession, dump: DumpOptions, jobs: number, log: Logger, target: string): Promise<PlannedPart[]> {
   if (dump.schemas.length || dump.excludeSchemas.length || dump.tables.length || dump.excludeTables.length) {
     log.log("info", "one archive: parallel dumps need a dump without schema or table filters", { target });
     return [];
