@@ -1,9 +1,13 @@
-import { mkdtempSync, rmSync } from "node:fs";
-import { readdir, readFile, rm, stat } from "node:fs/promises";
+import { createReadStream, createWriteStream, mkdtempSync, rmSync } from "node:fs";
+import { mkdir, readdir, readFile, rename, rm, stat } from "node:fs/promises";
+import { createHash } from "node:crypto";
+import { dirname } from "node:path";
+import { pipeline } from "node:stream/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { AddressInfo } from "node:net";
 import S3rver from "s3rver";
+import S3Error from "s3rver/lib/models/error.js";
 
 /**
  * An S3-compatible server on loopback (the s3rver package), for the demo and the tests. It speaks the real S3 API
@@ -12,6 +16,11 @@ import S3rver from "s3rver";
  * s3rver does not implement AbortMultipartUpload or ListMultipartUploads (it answers 405 / 501), so an aborted
  * upload's parts would stay on its disk forever. This twin adds both calls on top of s3rver's own storage layout
  * (<dir>/<bucket>/._S3rver_uploads/<uploadId>/{key,1,2,...}), so that Lifeboat's abort path is exercised for real.
+ *
+ * CompleteMultipartUpload is also done as S3 does it rather than as s3rver does: each listed part must exist with the
+ * ETag the client gives (else InvalidPart), and the object's ETag is the MD5 of the parts' MD5s plus "-<parts>".
+ * s3rver re-read and re-hashed the whole object on completion, which on a two-core machine took CPU from the backup
+ * it was receiving (measured: about a quarter of s3rver's CPU during a 1 GB backup).
  */
 export interface EmbeddedS3 {
   endpoint: string;
@@ -49,6 +58,43 @@ async function pending(directory: string, bucket: string): Promise<Array<{ key: 
     }
   }
   return out;
+}
+
+interface MultipartStore {
+  getResourcePath(bucket: string, key: string | undefined, resource: string): string;
+  putMetadata(bucket: string, key: string, metadata: unknown, md5: string): Promise<void>;
+  putObjectMultipart(bucket: string, uploadId: string, parts: Array<{ number: number; etag: string }>): Promise<{ md5: string; size: number }>;
+}
+
+function invalidPart(number: number): Error {
+  return new S3Error("InvalidPart", "One or more of the specified parts could not be found. The part might not have been uploaded, or the specified entity tag might not have matched the part's entity tag.", { PartNumber: String(number) });
+}
+
+function completeAsS3(server: { store: MultipartStore }, directory: string): void {
+  const store = server.store;
+  store.putObjectMultipart = async (bucket, uploadId, parts) => {
+    const uploadDir = join(directory, bucket, UPLOADS, uploadId);
+    const [key, metadata] = await Promise.all([readFile(join(uploadDir, "key"), "utf8"), readFile(join(uploadDir, "metadata"), "utf8").then(JSON.parse)]);
+    const sorted = [...parts].sort((a, b) => a.number - b.number);
+    const md5s: Buffer[] = [];
+    for (const part of sorted) {
+      const md5 = await readFile(join(uploadDir, `${part.number}.md5`), "utf8").catch(() => undefined);
+      if (md5 === undefined || md5 !== part.etag) throw invalidPart(part.number);
+      md5s.push(Buffer.from(md5, "hex"));
+    }
+    const objectPath = store.getResourcePath(bucket, key, "object");
+    await mkdir(dirname(objectPath), { recursive: true });
+    const assembling = join(uploadDir, "object");
+    // the first part becomes the object file; the others are appended to it, unread by anything else
+    await rename(join(uploadDir, String(sorted[0]!.number)), assembling);
+    for (const part of sorted.slice(1)) await pipeline(createReadStream(join(uploadDir, String(part.number))), createWriteStream(assembling, { flags: "a" }));
+    const size = (await stat(assembling)).size;
+    const md5 = `${createHash("md5").update(Buffer.concat(md5s)).digest("hex")}-${sorted.length}`;
+    await rename(assembling, objectPath);
+    await store.putMetadata(bucket, key, metadata, md5);
+    await rm(uploadDir, { recursive: true, force: true });
+    return { md5, size };
+  };
 }
 
 export async function startEmbeddedS3(opts: { bucket?: string; port?: number } = {}): Promise<EmbeddedS3> {
@@ -99,6 +145,7 @@ export async function startEmbeddedS3(opts: { bucket?: string; port?: number } =
     return next();
   };
   (server as unknown as { middleware: unknown[] }).middleware.splice(1, 0, multipartCalls);
+  completeAsS3(server as unknown as { store: MultipartStore }, directory);
 
   const address = (await server.run()) as AddressInfo;
   return {

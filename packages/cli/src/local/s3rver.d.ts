@@ -15,3 +15,11 @@ declare module "s3rver" {
     close(): Promise<void>;
   }
 }
+declare module "s3rver/lib/models/error.js" {
+  /** s3rver's S3 error: rendered as S3's XML error body with the status S3 gives the code. */
+  export default class S3Error extends Error {
+    constructor(code: string, message: string, detail?: Record<string, string>);
+    code: string;
+    status: number;
+  }
+}
