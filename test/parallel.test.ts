@@ -2,6 +2,7 @@ import { existsSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { Readable } from "node:stream";
+import { GetObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3";
 import { beforeAll, describe, expect, it } from "vitest";
 import { MANIFEST_VERSION_SET, backupObjects, dumpSchema, retriesSchema, type Manifest, type ObjectStore } from "@lifeboat/core";
 import { DirectoryStore, S3Store, fingerprint, listBackups, query, runBackup } from "@lifeboat/runner";
@@ -65,6 +66,35 @@ describe("a parallel backup set", () => {
     expect(result.outcome).toBe("passed");
     expect(result.checks.map((c) => [c.check, c.ok])).toEqual([["sha256", true], ["toc", true], ["restore", true], ["tables", true]]);
     expect(result.checks[0]!.detail).toContain("all 3 archives of the set");
+  });
+
+  it("through S3, a part whose stored bytes changed is refused as it streams: no data committed, the part named", async () => {
+    const prefix = unique("parbad");
+    const store = new S3Store({ bucket: s3().bucket, prefix, endpoint: s3().endpoint, region: s3().region }, s3Client());
+    const m = await backup(store, "parbad");
+    const orders = m.parts!.find((p) => p.table === "public.orders")!;
+    const Key = `${prefix}/${orders.key}`;
+    const original = Buffer.from(await (await s3Client().send(new GetObjectCommand({ Bucket: s3().bucket, Key }))).Body!.transformToByteArray());
+    // near the end (pg_restore waits for the held-back last bytes), and in its header (pg_restore fails before the
+    // part is read to its end: the rest is read to tell a changed part from a pg_restore failure)
+    for (const at of [original.length - 3, 1]) {
+      const changed = Buffer.from(original);
+      changed[at] = changed[at]! ^ 0xff;
+      await s3Client().send(new PutObjectCommand({ Bucket: s3().bucket, Key, Body: changed }));
+      const target = unique("parbad_restored");
+      await createDatabase(target);
+      const res = await cli(["restore", "--from", `s3://${s3().bucket}/${prefix}`, "--to", url(target), "--jobs", "2", "--json"]);
+      expect(res.code, res.stderr).toBe(1);
+      const error = JSON.parse(res.stdout).error as string;
+      expect(error).toContain(`checksum mismatch for s3://${s3().bucket}/${Key}`);
+      expect(error).toContain("no data of this backup was committed");
+      expect(res.stderr).toContain("the data parts are checked as they stream into pg_restore");
+      // the schema is there (large objects are created empty in pre-data), and not one row: the other part, the
+      // base's small tables and the large object's contents were rolled back
+      const counts = await query(conn(target), `select (select count(*) from customers), (select count(*) from orders), (select count(*) from "Events ""raw"""), (select count(*) from tiny), (select count(*) from pg_largeobject)`);
+      expect(counts).toEqual([["0", "0", "0", "0", "0"]]);
+      expect(await query(conn(), `select count(*) from pg_stat_activity where datname = '${target}'`)).toEqual([["0"]]);
+    }
   });
 
   it("through a directory store: listed as one backup, restored in place, pruned whole", async () => {

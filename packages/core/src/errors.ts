@@ -83,10 +83,10 @@ export class BackupFailedError extends LifeboatError {
 
 /** The downloaded dump does not match its manifest. Nothing was restored. */
 export class ChecksumMismatchError extends LifeboatError {
-  constructor(key: string, expected: string, actual: string, expectedSize: number, actualSize: number) {
+  constructor(key: string, expected: string, actual: string, expectedSize: number, actualSize: number, outcome = "nothing was restored") {
     super(
       `checksum mismatch for ${key}: the manifest says sha256 ${expected} (${expectedSize} bytes) but the stored ` +
-        `object has sha256 ${actual} (${actualSize} bytes). The object was corrupted or modified; nothing was restored.`,
+        `object has sha256 ${actual} (${actualSize} bytes). The object was corrupted or modified; ${outcome}.`,
       { hint: "restore an older backup with --backup <id> (see `lifeboat list`)" },
     );
   }

@@ -1,5 +1,5 @@
 import { createReadStream, createWriteStream, type Stats } from "node:fs";
-import { Writable } from "node:stream";
+import { Readable, Writable } from "node:stream";
 import { mkdtemp, open, rm, stat } from "node:fs/promises";
 import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
@@ -11,7 +11,7 @@ import { ChecksumMismatchError, LifeboatError, backupObjects, backupSize, manife
 import { conninfo, displayUrl, sameEndpoint, toolEnv, type ConnectionInfo } from "./pg/connection.js";
 import { preflight, query } from "./pg/psql.js";
 import { findTool } from "./pg/tools.js";
-import { Digest } from "./digest.js";
+import { Digest, hashFile } from "./digest.js";
 import { checkIdentities, decryptStream } from "./encryption.js";
 
 export interface RestoreOptions {
@@ -171,13 +171,21 @@ const sameFile = (a: FileIdentity, b: FileIdentity) => a.dev === b.dev && a.ino 
 export async function verifiedDump(store: ObjectStore, manifest: Manifest, dir: string, opts: Progress & Decrypting = {}): Promise<VerifiedDump> {
   const t0 = Date.now();
   const total = backupSize(manifest);
-  let before = 0;
+  const objects = backupObjects(manifest);
+  const progress = objects.map(() => 0);
   const checked: { file: string; inPlace: boolean; unchanged: () => Promise<void> }[] = [];
-  for (const [i, object] of backupObjects(manifest).entries()) {
-    const sub: Progress = { signal: opts.signal, onProgress: (done) => opts.onProgress?.(before + done, total) };
-    checked.push(await verifiedObject(store, manifest, object, join(dir, i === 0 ? "dump" : `part-${i}`), sub));
-    before += object.size;
-  }
+  // files used in place are hashed several at once, each on its own core; downloads one after the other (each is
+  // already parallel, in ranges)
+  const inPlace = manifest.format !== "sqlite" && objects.every((o) => store.localPath?.(o.key));
+  const order = objects.map((o, i) => ({ o, i })).sort((a, b) => b.o.size - a.o.size);
+  const worker = async () => {
+    for (let next = order.shift(); next; next = order.shift()) {
+      const { o, i } = next;
+      const sub: Progress = { signal: opts.signal, onProgress: (done) => ((progress[i] = done), opts.onProgress?.(progress.reduce((a, b) => a + b, 0), total)) };
+      checked[i] = await verifiedObject(store, manifest, o, join(dir, i === 0 ? "dump" : `part-${i}`), sub);
+    }
+  };
+  await Promise.all(Array.from({ length: inPlace ? Math.min(objects.length, availableParallelism(), 4) : 1 }, worker));
   if (manifest.encryption) {
     const plain = await decrypted(manifest, checked, dir, opts);
     return { file: plain[0]!, files: plain, ms: Date.now() - t0, inPlace: false, unchanged: async () => {} };
@@ -199,10 +207,8 @@ async function verifiedObject(store: ObjectStore, manifest: Manifest, object: St
   if (!local) return { file: await downloadObject(store, object, download, opts), inPlace: false, unchanged: async () => {} };
   const location = store.location(object.key);
   const before = await stat(local);
-  const meter = new Digest((done) => opts.onProgress?.(done, object.size));
-  await pipeline(createReadStream(local), meter, new Writable({ write: (_c, _e, cb) => cb() }), opts.signal ? { signal: opts.signal } : {});
-  const actual = meter.hex();
-  if (actual !== object.sha256 || meter.bytes !== object.size) throw new ChecksumMismatchError(location, object.sha256, actual, object.size, meter.bytes);
+  const actual = await hashFile(local, (done) => opts.onProgress?.(done, object.size), opts.signal);
+  if (actual.sha256 !== object.sha256 || actual.bytes !== object.size) throw new ChecksumMismatchError(location, object.sha256, actual.sha256, object.size, actual.bytes);
   const changed = async (when: string) => {
     const now = await stat(local).catch(() => undefined);
     if (!now || !sameFile(before, now)) {
@@ -213,6 +219,95 @@ async function verifiedObject(store: ObjectStore, manifest: Manifest, object: St
   };
   await changed("while its checksum was computed");
   return { file: local, inPlace: true, unchanged: () => changed("while it was being restored") };
+}
+
+/**
+ * A data part of a backup set, read from the store while pg_restore loads it, with no copy on local disk. The bytes
+ * are hashed as they pass; the last chunk is held back until `release` resolves, so the part's pg_restore (one
+ * transaction) cannot reach its end and commit before its SHA-256 and size have matched the manifest, and - because
+ * `release` is shared - before those of every other part have too. A mismatch makes the stream fail instead.
+ */
+export interface StreamedArchive {
+  location: string;
+  /** Opens the stored part (decrypted, when the backup is encrypted). `read` is called once every byte matched. */
+  open(release: Promise<void>, read: () => void): Promise<Readable>;
+}
+
+/** An archive to restore: a checked file on local disk, or a set's data part checked as it streams. */
+export type Archive = string | StreamedArchive;
+
+/** The chunks of `source`, the last held back until `release` resolves; `check` (at the end of the source) may refuse. */
+async function* heldChunks(source: Readable, release: Promise<void>, read: () => void, onChunk: (chunk: Buffer) => void = () => {}, check: () => void = () => {}): AsyncGenerator<Buffer> {
+  let held: Buffer | undefined;
+  for await (const chunk of source as AsyncIterable<Buffer>) {
+    onChunk(chunk);
+    if (held) yield held;
+    held = chunk;
+  }
+  check();
+  read();
+  await release;
+  if (held) yield held;
+}
+
+/** A stored object's checks as it streams: SHA-256 and size, compared with the manifest when the source ends. */
+function streamCheck(object: StoredObject, location: string, onBytes: (n: number) => void): { onChunk: (chunk: Buffer) => void; check: () => void } {
+  const hash = createHash("sha256");
+  let bytes = 0;
+  return {
+    onChunk(chunk) {
+      hash.update(chunk);
+      bytes += chunk.length;
+      onBytes(chunk.length);
+    },
+    check() {
+      const actual = hash.digest("hex");
+      if (actual !== object.sha256 || bytes !== object.size) {
+        throw new ChecksumMismatchError(location, object.sha256, actual, object.size, bytes, "no data of this backup was committed, but the target database now holds its schema (empty tables): drop and recreate it before restoring another backup");
+      }
+    },
+  };
+}
+
+async function* checkedChunks(source: Readable, checks: { onChunk: (chunk: Buffer) => void; check: () => void }): AsyncGenerator<Buffer> {
+  for await (const chunk of source as AsyncIterable<Buffer>) {
+    checks.onChunk(chunk);
+    yield chunk;
+  }
+  checks.check();
+}
+
+/**
+ * A backup set for restoreBackup, without copying its data parts: the base archive (schema, small tables) is checked
+ * like any dump (verifiedDump); each part is a StreamedArchive, checked while it streams into its pg_restore.
+ */
+async function streamedSet(store: ObjectStore, manifest: Manifest, dir: string, opts: Progress & Decrypting): Promise<VerifiedDump & { archives: Archive[] }> {
+  const t0 = Date.now();
+  const [base, ...parts] = backupObjects(manifest);
+  const total = backupSize(manifest);
+  let done = 0;
+  const onBytes = (n: number) => opts.onProgress?.((done += n), total);
+  const checked = await verifiedObject(store, manifest, base!, join(dir, "dump"), { signal: opts.signal, onProgress: (d) => opts.onProgress?.(d, total) });
+  done = base!.size;
+  const [file] = manifest.encryption ? await decrypted(manifest, [checked], dir, opts) : [checked.file];
+  const archives: Archive[] = [
+    file!,
+    ...parts.map(
+      (object): StreamedArchive => ({
+        location: store.location(object.key),
+        async open(release, read) {
+          const source = await store.get(object.key);
+          const checks = streamCheck(object, store.location(object.key), onBytes);
+          if (!manifest.encryption) return Readable.from(heldChunks(source, release, read, checks.onChunk, checks.check), { objectMode: false });
+          // the ciphertext is checked as it streams (a mismatch fails the plaintext stream too); the plaintext's last
+          // chunk is held, since age reads ahead (its header first) before it gives any
+          const plain = await decryptStream(Readable.from(checkedChunks(source, checks), { objectMode: false }), opts.identities!);
+          return Readable.from(heldChunks(plain, release, read), { objectMode: false });
+        },
+      }),
+    ),
+  ];
+  return { file: file!, files: [file!], archives, ms: Date.now() - t0, inPlace: checked.inPlace, unchanged: checked.unchanged };
 }
 
 /** Does the database hold any user relation (table, view, sequence, ...)? */
@@ -239,12 +334,15 @@ export interface RestoreIntoOptions {
  * Restores a verified local dump into a database. Custom archives: pg_restore, with --jobs when jobs > 1, else in
  * one transaction. Plain dumps: psql in one transaction (streamed, gunzipped when compressed).
  */
-export async function restoreInto(files: string | string[], manifest: Manifest, to: ConnectionInfo, opts: RestoreIntoOptions): Promise<{ ms: number }> {
+export async function restoreInto(files: string | Archive[], manifest: Manifest, to: ConnectionInfo, opts: RestoreIntoOptions): Promise<{ ms: number }> {
   const log = opts.log ?? silentLogger;
   const t1 = Date.now();
-  const file = typeof files === "string" ? files : files[0]!;
+  const archives = typeof files === "string" ? [files] : files;
+  const file = archives[0];
   if (manifest.parts?.length) {
-    await restoreSet(typeof files === "string" ? [files] : files, manifest, to, opts);
+    await restoreSet(archives, manifest, to, opts);
+  } else if (typeof file !== "string") {
+    throw new LifeboatError(`backup ${manifest.id} is a single archive: it is restored from a checked file`);
   } else if (manifest.format === "custom") {
     const tool = await findTool("pg_restore", { minMajor: manifest.pgDump.major, for: "the archive (written by pg_dump " + manifest.pgDump.version + ")" });
     const args = ["--no-password", "--exit-on-error", "--verbose", `--dbname=${conninfo(to)}`];
@@ -290,29 +388,86 @@ function tableCounter(total: number, onProgress: ((done: number, total: number) 
 /**
  * A backup set into an empty database: the base archive's schema (pre-data, one transaction), then every table's
  * data at once, up to `jobs` pg_restore processes (the base's data section: small tables, sequences, large objects;
- * and each part, --data-only), then the base's indexes, constraints and triggers (post-data, with --jobs).
+ * and each part, --data-only, one transaction each), then the base's indexes, constraints and triggers (post-data,
+ * with --jobs). Parts given as StreamedArchive are piped into their pg_restore as they are read and checked: each
+ * waits, its last bytes held back, until every part has matched the manifest, so a part that fails its check leaves
+ * no data committed (every part's transaction is rolled back); a part's slot is free for the next as soon as it has
+ * been read.
  */
-async function restoreSet(files: string[], manifest: Manifest, to: ConnectionInfo, opts: RestoreIntoOptions): Promise<void> {
+async function restoreSet(files: Archive[], manifest: Manifest, to: ConnectionInfo, opts: RestoreIntoOptions): Promise<void> {
   const log = opts.log ?? silentLogger;
   const parts = manifest.parts ?? [];
-  if (files.length !== parts.length + 1) throw new LifeboatError(`backup ${manifest.id} is a set of ${parts.length + 1} archives, but ${files.length} were given`);
+  const base = files[0];
+  if (files.length !== parts.length + 1 || typeof base !== "string") throw new LifeboatError(`backup ${manifest.id} is a set of ${parts.length + 1} archives, but ${files.length} were given`);
   const tool = await findTool("pg_restore", { minMajor: manifest.pgDump.major, for: "the archive (written by pg_dump " + manifest.pgDump.version + ")" });
   const common = ["--no-password", "--exit-on-error", "--verbose", `--dbname=${conninfo(to)}`, ...(opts.noOwner ? ["--no-owner"] : []), ...(opts.noAcl ? ["--no-acl"] : [])];
   const jobs = Math.max(1, opts.jobs);
-  log.log("info", "pg_restore of a backup set started", { to: displayUrl(to), pgRestore: tool.version, archives: files.length, jobs });
-  await runRestoreTool(tool.path, [...common, "--section=pre-data", "--single-transaction", files[0]!], to, undefined, opts.signal);
+  log.log("info", "pg_restore of a backup set started", { to: displayUrl(to), pgRestore: tool.version, archives: files.length, jobs, streamed: files.filter((f) => typeof f !== "string").length });
+  await runRestoreTool(tool.path, [...common, "--section=pre-data", "--single-transaction", base], to, undefined, opts.signal);
   const total = manifest.toc?.byType["TABLE DATA"] ?? manifest.tables?.length ?? 0;
   const onLine = tableCounter(total, opts.onProgress);
-  const data = [[...common, "--section=data", files[0]!], ...files.slice(1).map((f) => [...common, "--data-only", "--single-transaction", f])];
+  const partArgs = [...common, "--data-only", "--single-transaction"];
+  // with streamed parts, the base's data (small tables, sequences, large objects) is held back with theirs
+  const held = files.some((f) => typeof f !== "string");
+  const baseData: Archive = held ? { location: base, open: async (release, read) => Readable.from(heldChunks(createReadStream(base), release, read)) } : base;
+  const data: Archive[] = [baseData, ...files.slice(1)];
+  const argsFor = (i: number) => (i === 0 ? [...common, "--section=data", ...(held ? ["--single-transaction"] : [])] : partArgs);
+  let release!: () => void;
+  let refuse!: (err: unknown) => void;
+  const released = new Promise<void>((res, rej) => ((release = res), (refuse = rej)));
+  released.catch(() => {}); // seen by every held stream
+  const loading: Array<{ done: Promise<void>; input: Readable }> = [];
+  let failure: { err: unknown } | undefined;
+  // the first failure stops every part still loading: their pg_restore is killed, their transaction rolled back
+  const fail = (err: unknown) => {
+    if (failure) return;
+    failure = { err };
+    refuse(err);
+    for (const l of loading) if (!l.input.destroyed) l.input.destroy(err as Error);
+  };
   let next = 0;
   const worker = async () => {
-    while (next < data.length) {
-      const args = data[next++]!;
-      await runRestoreTool(tool.path, args, to, undefined, opts.signal, onLine);
+    while (next < data.length && !failure) {
+      const i = next++;
+      const archive = data[i]!;
+      if (typeof archive === "string") {
+        await runRestoreTool(tool.path, [...argsFor(i), archive], to, undefined, opts.signal, onLine);
+        continue;
+      }
+      let fullyRead = false;
+      let read!: () => void;
+      const allRead = new Promise<void>((r) => (read = () => ((fullyRead = true), r())));
+      const input = await archive.open(released, read);
+      const done = runRestoreTool(tool.path, argsFor(i), to, input, opts.signal, onLine).catch((err) => (fullyRead ? Promise.reject(err) : diagnosed(err, input, allRead)));
+      done.catch(fail);
+      loading.push({ done, input });
+      const stopped = failure as { err: unknown } | undefined; // another part failed while this one was opened
+      if (stopped) input.destroy(stopped.err as Error);
+      await Promise.race([allRead, done]);
     }
   };
-  await Promise.all(Array.from({ length: Math.min(jobs, data.length) }, worker));
-  await runRestoreTool(tool.path, [...common, "--section=post-data", jobs > 1 ? `--jobs=${jobs}` : "--single-transaction", files[0]!], to, undefined, opts.signal);
+  await Promise.all(Array.from({ length: Math.min(jobs, data.length) }, () => worker().catch(fail)));
+  if (!failure) release();
+  await Promise.allSettled(loading.map((l) => l.done));
+  const failed = failure as { err: unknown } | undefined; // set by the workers
+  if (failed) throw failed.err;
+  await runRestoreTool(tool.path, [...common, "--section=post-data", jobs > 1 ? `--jobs=${jobs}` : "--single-transaction", base], to, undefined, opts.signal);
+}
+
+/**
+ * pg_restore failed on a streamed part: a corrupted part can make it fail before the end of the part is read (bad
+ * compressed data) - the rest is read and hashed, so that a checksum mismatch is reported as what it is.
+ */
+async function diagnosed(err: unknown, input: Readable, allRead: Promise<void>): Promise<never> {
+  if (!input.destroyed && !(err instanceof ChecksumMismatchError)) {
+    const verdict = await new Promise<unknown>((resolve) => {
+      input.once("error", resolve);
+      void allRead.then(() => resolve(undefined)); // every byte matched: pg_restore's own error stands
+      input.resume();
+    });
+    if (verdict instanceof ChecksumMismatchError) throw verdict;
+  }
+  throw err;
 }
 
 /**
@@ -352,13 +507,22 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreResult
   }
   const dir = await mkdtemp(join(tmpdir(), "lifeboat-restore-"));
   try {
-    const dump = await verifiedDump(opts.store, manifest, dir, {
+    const checking: Progress & Decrypting = {
       identities: opts.identities,
       signal: opts.signal,
       onProgress: (done, total) => opts.onProgress?.({ phase: "download", done, total }),
-    });
-    const { files, ms: downloadMs } = dump;
-    log.log("info", dump.inPlace ? "checksum verified; restoring from the stored file where it lies" : "checksum verified", { sha256: manifest.object.sha256, bytes: backupSize(manifest), archives: files.length });
+    };
+    // from a store without local files (S3), a set's data parts are not copied: each streams from the store into its
+    // pg_restore, checked as it goes; a directory store's files are checked first and used where they lie
+    const set = manifest.parts?.length && manifest.format === "custom" && !opts.store.localPath ? await streamedSet(opts.store, manifest, dir, checking) : undefined;
+    const dump = set ?? (await verifiedDump(opts.store, manifest, dir, checking));
+    const files: Archive[] = set ? set.archives : dump.files;
+    const downloadMs = dump.ms;
+    if (set) {
+      log.log("info", "base archive verified; the data parts are checked as they stream into pg_restore, and none is committed until all match", { sha256: manifest.object.sha256, bytes: backupSize(manifest), archives: files.length });
+    } else {
+      log.log("info", dump.inPlace ? "checksum verified; restoring from the stored file where it lies" : "checksum verified", { sha256: manifest.object.sha256, bytes: backupSize(manifest), archives: files.length });
+    }
 
     const jobs = manifest.format === "custom" && empty ? Math.max(1, opts.jobs ?? availableParallelism()) : 1;
     if (!empty) log.log("warn", "the target database is not empty: restoring in one transaction (no parallel jobs)", { to: displayUrl(to) });
