@@ -1,6 +1,6 @@
 import { UploadPartCommand } from "@aws-sdk/client-s3";
 import { describe, expect, it } from "vitest";
-import { BackupFailedError, DEFAULT_PART_SIZE, MiB, S3_MAX_OBJECT_SIZE, S3_MAX_PARTS, dumpSchema, dumpSizeBound, partPlan, retriesSchema, type ObjectStore } from "@lifeboat/core";
+import { BackupFailedError, DEFAULT_PART_SIZE, MiB, S3_MAX_OBJECT_SIZE, S3_MAX_PARTS, S3_MIN_PART_SIZE, dumpSchema, dumpSizeBound, partPlan, retriesSchema, type ObjectStore } from "@lifeboat/core";
 import { S3Store, runBackup } from "@lifeboat/runner";
 import { conn, createDatabase, s3, s3Client, s3PendingUploads, unique } from "./support/helpers.js";
 
@@ -10,10 +10,14 @@ describe("multipart arithmetic", () => {
     expect(partPlan(dumpSizeBound(10 * 1024 * MiB, true))).toEqual(partPlan(undefined)); // 10 GiB database
   });
 
-  it("the uploads of a parallel set share the memory for parts in flight: one part each when two or more run at once", () => {
-    expect(partPlan(undefined, {}, 1).queueSize).toBe(2);
-    expect(partPlan(undefined, {}, 2).queueSize).toBe(1);
-    expect(partPlan(undefined, {}, 4)).toEqual({ partSize: DEFAULT_PART_SIZE, queueSize: 1, capacity: DEFAULT_PART_SIZE * S3_MAX_PARTS });
+  it("the uploads of a parallel set share the memory for parts in flight: one part each of 5 MiB when two or more run at once", () => {
+    expect(partPlan(undefined, {}, 1)).toEqual({ partSize: DEFAULT_PART_SIZE, queueSize: 2, capacity: DEFAULT_PART_SIZE * S3_MAX_PARTS });
+    expect(partPlan(undefined, {}, 2)).toEqual({ partSize: S3_MIN_PART_SIZE, queueSize: 1, capacity: S3_MIN_PART_SIZE * S3_MAX_PARTS });
+    expect(partPlan(undefined, {}, 4)).toEqual({ partSize: S3_MIN_PART_SIZE, queueSize: 1, capacity: S3_MIN_PART_SIZE * S3_MAX_PARTS });
+    // a large table's archive still fits: its bound raises the part size
+    const big = 200 * 1024 * MiB;
+    expect(partPlan(big, {}, 2).capacity).toBeGreaterThanOrEqual(big);
+    expect(partPlan(big, {}, 2).queueSize).toBe(1);
   });
 
   it("any dump up to S3's 5 TiB object limit fits in 10,000 parts; memory stays near 16 MiB of parts in flight", () => {

@@ -14,6 +14,8 @@ export const S3_MAX_OBJECT_SIZE = 5 * 1024 * 1024 * MiB;
  * gathers it, then it waits for S3), so more would only raise the peak RSS.
  */
 export const DEFAULT_PART_SIZE = 8 * MiB;
+/** S3's smallest part (but the last): the part size of the archives of a parallel set, uploaded at once. */
+export const S3_MIN_PART_SIZE = 5 * MiB;
 const PARTS_IN_FLIGHT_BUDGET = 2 * DEFAULT_PART_SIZE;
 
 /**
@@ -36,11 +38,12 @@ export interface PartPlan {
 
 /**
  * Parts for an object of at most `expectedBytes` (unknown: the default part size). `concurrent`: how many uploads run
- * at once (a parallel backup set), which share the memory budget of parts in flight (one part each at least).
+ * at once (a parallel backup set), which share the memory budget of parts in flight (one part each at least), with
+ * parts of S3's minimum size, 5 MiB, unless the bound needs larger.
  */
 export function partPlan(expectedBytes: number | undefined, limits: { maxParts?: number; minPartSize?: number } = {}, concurrent = 1): PartPlan {
   const maxParts = limits.maxParts ?? S3_MAX_PARTS;
-  const minPartSize = limits.minPartSize ?? DEFAULT_PART_SIZE;
+  const minPartSize = limits.minPartSize ?? (concurrent > 1 ? S3_MIN_PART_SIZE : DEFAULT_PART_SIZE);
   const needed = expectedBytes ? Math.ceil(expectedBytes / maxParts / MiB) * MiB : 0;
   const partSize = Math.min(S3_MAX_PART_SIZE, Math.max(minPartSize, needed));
   return { partSize, queueSize: Math.max(1, Math.min(2, Math.floor(PARTS_IN_FLIGHT_BUDGET / Math.max(1, concurrent) / partSize))), capacity: partSize * maxParts };
