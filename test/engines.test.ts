@@ -2,11 +2,11 @@ import { readFileSync, readdirSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
-import { engineFor } from "@lifeboat/runner";
+import { engineFor, engineOf } from "@lifeboat/runner";
 
 /**
- * The engine boundary: the backup pipeline (backup.ts) reaches PostgreSQL and SQLite only through engines/, and the
- * runner's modules import each other without a cycle.
+ * The engine boundary: the backup pipeline (backup.ts) and the restore drill (verify.ts) reach PostgreSQL and SQLite
+ * only through engines/, and the runner's modules import each other without a cycle.
  */
 const src = fileURLToPath(new URL("../packages/runner/src/", import.meta.url));
 
@@ -53,8 +53,18 @@ describe("the engine boundary", () => {
     expect(text).not.toMatch(/pg_dump|spawn\(|sqlite3|psql/i);
   });
 
-  it("engines are picked in one place: a SQLite file, else PostgreSQL", () => {
+  it("the drill knows no engine: verify.ts checks the stored bytes, and leaves the restore and the counts to the engine", () => {
+    const drill = (graph.get(join(src, "verify.ts")) ?? []).map((f) => relative(src, f)).sort();
+    expect(drill).toContain("engines/index.ts");
+    expect(drill.filter((f) => (f.startsWith("engines/") && f !== "engines/index.ts") || f.startsWith("pg/"))).toEqual([]);
+    const text = readFileSync(join(src, "verify.ts"), "utf8").replace(/\/\*[\s\S]*?\*\/|\/\/.*$/gm, "");
+    expect(text).not.toMatch(/pg_restore|psql|sqlite|ephemeral|manifest\.format/i);
+  });
+
+  it("engines are picked in one place: a SQLite file, else PostgreSQL; a backup by its format", () => {
     expect(engineFor({ sqlite: { path: "/srv/app.db" } }).name).toBe("sqlite");
     expect(engineFor({}).name).toBe("postgresql");
+    expect(engineOf({ format: "sqlite" }).name).toBe("sqlite");
+    for (const format of ["custom", "plain"] as const) expect(engineOf({ format }).name).toBe("postgresql");
   });
 });

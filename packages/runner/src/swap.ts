@@ -7,7 +7,7 @@ import { query } from "./pg/psql.js";
 import { PsqlSession, ident, literal } from "./pg/session.js";
 import { checkIdentities } from "./encryption.js";
 import { restoreInto, verifiedDump } from "./restore.js";
-import { checkRowCounts } from "./verify.js";
+import { checkRowCounts } from "./engines/postgres.js";
 
 /**
  * Blue-green restore on one server: restore into a shadow database, check it against the manifest, then in one short

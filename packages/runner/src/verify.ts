@@ -1,18 +1,15 @@
 import { mkdtemp, rm } from "node:fs/promises";
-import { randomBytes, randomUUID } from "node:crypto";
-import { availableParallelism, tmpdir } from "node:os";
+import { randomUUID } from "node:crypto";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ChecksumMismatchError, VERIFY_SUFFIX, backupSize, besideDump, errorMessage, redact, silentLogger, type BackupVerifyEvent, type LocalEventBus, type Logger, type Manifest, type ObjectStore } from "@lifeboat/core";
-import { displayUrl, type ConnectionInfo } from "./pg/connection.js";
-import { startEphemeralPostgres, type EphemeralPostgres } from "./pg/ephemeral.js";
-import { query } from "./pg/psql.js";
-import { ident } from "./pg/session.js";
-import { diffToc, parseToc, summarizeToc } from "./pg/toc.js";
-import { findTool, runTool } from "./pg/tools.js";
+import { ChecksumMismatchError, VERIFY_SUFFIX, backupSize, besideDump, silentLogger, type BackupVerifyEvent, type LocalEventBus, type Logger, type Manifest, type ObjectStore } from "@lifeboat/core";
+import type { ConnectionInfo } from "./pg/connection.js";
 import { DecryptionError } from "./encryption.js";
-import { restoreInto, verifiedDump } from "./restore.js";
-import { integrityProblems, sqliteTables } from "./engines/sqlite.js";
+import { verifiedDump } from "./restore.js";
+import { engineOf, type RowMismatch, type VerifyCheck } from "./engines/index.js";
 import { listBackups, storeJson } from "./catalog.js";
+
+export type { VerifyCheck } from "./engines/index.js";
 
 /**
  * A restore drill. Fetches the dump and checks its SHA-256; compares the archive's table of contents with the
@@ -38,11 +35,6 @@ export interface VerifyOptions {
   onProgress?: (p: { phase: "download" | "restore"; done: number; total: number }) => void;
 }
 
-export interface VerifyCheck {
-  check: "sha256" | "decrypt" | "toc" | "restore" | "tables";
-  ok: boolean;
-  detail: string;
-}
 
 export interface VerifyResult {
   verifyVersion: 1;
@@ -55,7 +47,7 @@ export interface VerifyResult {
   server: { where: "throwaway" | "scratch"; version: string };
   checks: VerifyCheck[];
   /** Tables whose row count differs from the manifest, or that are missing. */
-  mismatches: Array<{ table: string; expected: number; actual: number | null }>;
+  mismatches: RowMismatch[];
 }
 
 export function verifyKey(manifest: Manifest): string {
@@ -71,15 +63,11 @@ export async function verifyBackup(opts: VerifyOptions): Promise<VerifyResult> {
   let restoreMs = 0;
   let serverVersion = "";
   const dir = await mkdtemp(join(tmpdir(), "lifeboat-verify-"));
-  let ephemeral: EphemeralPostgres | undefined;
-  let scratchDb: string | undefined;
   try {
-    let file: string;
     let files: string[];
     let unchanged = async () => {};
     try {
       const dump = await verifiedDump(opts.store, manifest, dir, { identities: opts.identities, signal: opts.signal, onProgress: (d, t) => opts.onProgress?.({ phase: "download", done: d, total: t }) });
-      file = dump.file;
       files = dump.files;
       unchanged = dump.unchanged;
       checks.push({
@@ -102,73 +90,23 @@ export async function verifyBackup(opts: VerifyOptions): Promise<VerifyResult> {
       return await finish();
     }
 
-    if (manifest.format === "sqlite") {
-      const problems = await integrityProblems(file);
-      checks.push({ check: "restore", ok: problems.length === 0, detail: `PRAGMA integrity_check: ${problems.length ? problems.join("; ") : "ok"}` });
-      const counted = compareRowCounts(manifest, new Map((await sqliteTables(file)).map((t) => [t.name, t.rows])));
-      mismatches.push(...counted.mismatches);
-      checks.push(counted.check);
-      serverVersion = manifest.database.serverVersion;
-      return await finish();
-    }
-
-    if (manifest.format === "custom") {
-      const pgRestore = await findTool("pg_restore", { minMajor: manifest.pgDump.major });
-      // a set's table of contents is that of all its archives together
-      const entries = [];
-      for (const f of files) {
-        const listed = await runTool(pgRestore.path, ["--list", f]);
-        if (listed.code !== 0) {
-          checks.push({ check: "toc", ok: false, detail: `pg_restore --list failed: ${listed.stderr.trim()}` });
-          return await finish();
-        }
-        entries.push(...parseToc(listed.stdout));
-      }
-      const actual = summarizeToc(entries);
-      if (manifest.toc) {
-        const diff = diffToc(manifest.toc, actual);
-        checks.push({ check: "toc", ok: diff.length === 0, detail: diff.length ? `the archive's table of contents differs from the manifest: ${diff.join("; ")}` : `${actual.entries} entries, as recorded` });
-      } else {
-        checks.push({ check: "toc", ok: true, detail: `${actual.entries} entries (the manifest records no table of contents to compare)` });
-      }
-    }
-
-    // where to restore
-    let target: ConnectionInfo;
-    if (opts.scratch) {
-      scratchDb = `lifeboat_verify_${manifest.id.toLowerCase().replace(/[^a-z0-9]/g, "_")}_${randomBytes(2).toString("hex")}`;
-      await query(opts.scratch, `create database ${ident(scratchDb)} template template0;`);
-      target = { ...opts.scratch, database: scratchDb };
-      const [[v]] = (await query(target, "show server_version;")) as [[string]];
-      serverVersion = v;
-      log.log("info", "restoring into a scratch database", { to: displayUrl(target) });
-    } else {
-      log.log("info", "starting a throwaway PostgreSQL for the drill");
-      ephemeral = await startEphemeralPostgres();
-      await query(ephemeral.connection(), "create database verify template template0;");
-      target = ephemeral.connection("verify");
-      serverVersion = ephemeral.version;
-    }
-
-    try {
-      const jobs = manifest.format === "custom" ? Math.max(1, opts.jobs ?? availableParallelism()) : 1;
-      restoreMs = (
-        await restoreInto(files, manifest, target, { jobs, noOwner: true, noAcl: true, signal: opts.signal, log, onProgress: (d, t) => opts.onProgress?.({ phase: "restore", done: d, total: t }) })
-      ).ms;
-      await unchanged();
-      checks.push({ check: "restore", ok: true, detail: `restored without errors in ${restoreMs} ms (${jobs} job${jobs > 1 ? "s" : ""})` });
-    } catch (err) {
-      checks.push({ check: "restore", ok: false, detail: redact(errorMessage(err)) });
-      return await finish();
-    }
-
-    const counted = await checkRowCounts(target, manifest);
-    mismatches.push(...counted.mismatches);
-    checks.push(counted.check);
+    // the engine's part: its own checks of the archive, a restore somewhere thrown away, the row counts there
+    const drilled = await engineOf(manifest).drill({
+      manifest,
+      files,
+      unchanged,
+      scratch: opts.scratch,
+      jobs: opts.jobs,
+      signal: opts.signal,
+      log,
+      onProgress: (d, t) => opts.onProgress?.({ phase: "restore", done: d, total: t }),
+    });
+    checks.push(...drilled.checks);
+    mismatches.push(...drilled.mismatches);
+    restoreMs = drilled.restoreMs;
+    serverVersion = drilled.serverVersion;
     return await finish();
   } finally {
-    if (scratchDb && opts.scratch) await query(opts.scratch, `drop database if exists ${ident(scratchDb)} with (force);`).catch(() => {});
-    await ephemeral?.stop().catch(() => {});
     await rm(dir, { recursive: true, force: true });
   }
 
@@ -208,44 +146,6 @@ export async function verifyBackup(opts: VerifyOptions): Promise<VerifyResult> {
     log.log(result.outcome === "passed" ? "info" : "error", `restore drill ${result.outcome}`, { backup: manifest.id, durationMs: result.durationMs });
     return result;
   }
-}
-
-/** Every table of the manifest exists in `db` with its recorded row count. */
-export async function checkRowCounts(db: ConnectionInfo, manifest: Manifest): Promise<{ check: VerifyCheck; mismatches: VerifyResult["mismatches"] }> {
-  const actual = new Map<string, number>();
-  if (manifest.tables) {
-    const present = new Set(
-      (await query(db, `select format('%I.%I', n.nspname, c.relname) from pg_class c join pg_namespace n on n.oid = c.relnamespace where c.relkind in ('r','p')`)).map((r) => r[0]!),
-    );
-    for (const { name } of manifest.tables) {
-      if (!present.has(name)) continue;
-      const [[n]] = (await query(db, `select count(*) from only ${name};`)) as [[string]];
-      actual.set(name, Number(n));
-    }
-  }
-  return compareRowCounts(manifest, actual);
-}
-
-/** The manifest's row counts against the counts found (a table absent from `actual` is missing). */
-export function compareRowCounts(manifest: Manifest, actual: Map<string, number>): { check: VerifyCheck; mismatches: VerifyResult["mismatches"] } {
-  const mismatches: VerifyResult["mismatches"] = [];
-  if (!manifest.tables) {
-    return { check: { check: "tables", ok: true, detail: "the manifest records no row counts (plain format, or dump.rowCounts: false): only the restore was checked" }, mismatches };
-  }
-  for (const { name, rows } of manifest.tables) {
-    const n = actual.get(name);
-    if (n !== rows) mismatches.push({ table: name, expected: rows, actual: n ?? null });
-  }
-  return {
-    check: {
-      check: "tables",
-      ok: mismatches.length === 0,
-      detail: mismatches.length
-        ? mismatches.map((m) => (m.actual === null ? `${m.table} is missing (manifest: ${m.expected} rows)` : `${m.table} has ${m.actual} rows, the manifest says ${m.expected}`)).join("; ")
-        : `${manifest.tables.length} tables, every row count as recorded`,
-    },
-    mismatches,
-  };
 }
 
 /** What a scheduled drill of a target drills: its newest backup (of any of its databases), if it has one. */

@@ -12,6 +12,48 @@ import type { ConnectionInfo } from "../pg/connection.js";
 export interface Engine {
   readonly name: "postgresql" | "sqlite";
   snapshot(source: SnapshotRequest): Promise<Snapshot>;
+  /**
+   * The engine's part of a restore drill (verify.ts), on a dump whose SHA-256 the drill has checked and which is
+   * decrypted on local disk: the engine's own checks of the archive, a restore of it somewhere that is thrown away
+   * afterwards, and the row counts found there against the manifest's. It stops at the first failed check.
+   */
+  drill(request: DrillRequest): Promise<DrillOutcome>;
+}
+
+/** A drill's check, as stored in <id>.verify.json and told in backup.verify_failed. */
+export interface VerifyCheck {
+  check: "sha256" | "decrypt" | "toc" | "restore" | "tables";
+  ok: boolean;
+  detail: string;
+}
+
+/** A table whose row count differs from the manifest's (actual null: the table is missing). */
+export interface RowMismatch {
+  table: string;
+  expected: number;
+  actual: number | null;
+}
+
+export interface DrillRequest {
+  manifest: Manifest;
+  /** The checked dump on local disk: a set's base archive first, then its parts. */
+  files: string[];
+  /** Throws when a stored file used in place changed since its check. */
+  unchanged: () => Promise<void>;
+  /** A PostgreSQL server to restore into (a new database, dropped afterwards); default: a throwaway cluster. */
+  scratch?: ConnectionInfo | undefined;
+  jobs?: number | undefined;
+  signal?: AbortSignal | undefined;
+  log: Logger;
+  onProgress?: ((done: number, total: number) => void) | undefined;
+}
+
+export interface DrillOutcome {
+  checks: VerifyCheck[];
+  mismatches: RowMismatch[];
+  restoreMs: number;
+  /** The version of what the dump was restored into (or read with). */
+  serverVersion: string;
 }
 
 /** What an engine is asked to back up, for one attempt. */

@@ -1,4 +1,5 @@
 import { spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { availableParallelism } from "node:os";
 import { PassThrough, type Readable } from "node:stream";
 import {
@@ -9,19 +10,24 @@ import {
   defaultCompression,
   dumpExtension,
   dumpSizeBound,
+  errorMessage,
   pgDumpCompressArg,
+  redact,
   type Compression,
   type DumpOptions,
   type Logger,
   type Manifest,
 } from "@lifeboat/core";
 import { classifyPgMessage, toAttemptError } from "../pg/classify.js";
-import { conninfo, toolEnv, type ConnectionInfo } from "../pg/connection.js";
-import { preflight, type ServerInfo } from "../pg/psql.js";
-import { PsqlSession, literal } from "../pg/session.js";
-import { parseToc, summarizeToc, type TocSummary } from "../pg/toc.js";
-import { findTool } from "../pg/tools.js";
-import type { Engine, EngineManifest, Snapshot, SnapshotRequest, SnapshotStream } from "./engine.js";
+import { conninfo, displayUrl, toolEnv, type ConnectionInfo } from "../pg/connection.js";
+import { preflight, query, type ServerInfo } from "../pg/psql.js";
+import { PsqlSession, ident, literal } from "../pg/session.js";
+import { diffToc, parseToc, summarizeToc, type TocSummary } from "../pg/toc.js";
+import { findTool, runTool } from "../pg/tools.js";
+import type { DrillOutcome, DrillRequest, Engine, EngineManifest, RowMismatch, Snapshot, SnapshotRequest, SnapshotStream, VerifyCheck } from "./engine.js";
+import { compareRowCounts } from "./counts.js";
+import { startEphemeralPostgres, type EphemeralPostgres } from "../pg/ephemeral.js";
+import { restoreInto } from "../restore.js";
 
 /**
  * PostgreSQL: pg_dump, or pg_dumpall --globals-only for roles and tablespaces. With row counts or parallel jobs, a
@@ -129,6 +135,7 @@ export const postgresEngine: Engine = {
       throw req.signal?.aborted ? abortedAttempt(req.signal.reason) : err;
     }
   },
+  drill: drillPostgres,
 };
 
 /**
@@ -291,4 +298,88 @@ function postgresDatabase(conn: ConnectionInfo, server: ServerInfo, name = serve
     serverVersionNum: server.versionNum,
     ...(server.systemIdentifier ? { systemIdentifier: server.systemIdentifier } : {}),
   };
+}
+
+/**
+ * The PostgreSQL drill: the table of contents of every archive against the manifest's, a restore into a new database
+ * on the scratch server (dropped afterwards) or into a throwaway cluster started here (stopped afterwards), then every
+ * table of the manifest counted there.
+ */
+async function drillPostgres(req: DrillRequest): Promise<DrillOutcome> {
+  const { manifest, log } = req;
+  const checks: VerifyCheck[] = [];
+  const outcome = (more: Partial<DrillOutcome> = {}): DrillOutcome => ({ checks, mismatches: [], restoreMs: 0, serverVersion: "", ...more });
+  if (manifest.format === "custom") {
+    const pgRestore = await findTool("pg_restore", { minMajor: manifest.pgDump.major });
+    // a set's table of contents is that of all its archives together
+    const entries = [];
+    for (const f of req.files) {
+      const listed = await runTool(pgRestore.path, ["--list", f]);
+      if (listed.code !== 0) {
+        checks.push({ check: "toc", ok: false, detail: `pg_restore --list failed: ${listed.stderr.trim()}` });
+        return outcome();
+      }
+      entries.push(...parseToc(listed.stdout));
+    }
+    const actual = summarizeToc(entries);
+    if (manifest.toc) {
+      const diff = diffToc(manifest.toc, actual);
+      checks.push({ check: "toc", ok: diff.length === 0, detail: diff.length ? `the archive's table of contents differs from the manifest: ${diff.join("; ")}` : `${actual.entries} entries, as recorded` });
+    } else {
+      checks.push({ check: "toc", ok: true, detail: `${actual.entries} entries (the manifest records no table of contents to compare)` });
+    }
+  }
+
+  let ephemeral: EphemeralPostgres | undefined;
+  let scratchDb: string | undefined;
+  try {
+    let target: ConnectionInfo;
+    let serverVersion: string;
+    if (req.scratch) {
+      scratchDb = `lifeboat_verify_${manifest.id.toLowerCase().replace(/[^a-z0-9]/g, "_")}_${randomBytes(2).toString("hex")}`;
+      await query(req.scratch, `create database ${ident(scratchDb)} template template0;`);
+      target = { ...req.scratch, database: scratchDb };
+      const [[v]] = (await query(target, "show server_version;")) as [[string]];
+      serverVersion = v;
+      log.log("info", "restoring into a scratch database", { to: displayUrl(target) });
+    } else {
+      log.log("info", "starting a throwaway PostgreSQL for the drill");
+      ephemeral = await startEphemeralPostgres();
+      await query(ephemeral.connection(), "create database verify template template0;");
+      target = ephemeral.connection("verify");
+      serverVersion = ephemeral.version;
+    }
+    let restoreMs: number;
+    const jobs = manifest.format === "custom" ? Math.max(1, req.jobs ?? availableParallelism()) : 1;
+    try {
+      restoreMs = (await restoreInto(req.files, manifest, target, { jobs, noOwner: true, noAcl: true, signal: req.signal, log, onProgress: req.onProgress })).ms;
+      await req.unchanged();
+      checks.push({ check: "restore", ok: true, detail: `restored without errors in ${restoreMs} ms (${jobs} job${jobs > 1 ? "s" : ""})` });
+    } catch (err) {
+      checks.push({ check: "restore", ok: false, detail: redact(errorMessage(err)) });
+      return outcome({ serverVersion });
+    }
+    const counted = await checkRowCounts(target, manifest);
+    checks.push(counted.check);
+    return outcome({ mismatches: counted.mismatches, restoreMs, serverVersion });
+  } finally {
+    if (scratchDb && req.scratch) await query(req.scratch, `drop database if exists ${ident(scratchDb)} with (force);`).catch(() => {});
+    await ephemeral?.stop().catch(() => {});
+  }
+}
+
+/** Every table of the manifest exists in `db` with its recorded row count. */
+export async function checkRowCounts(db: ConnectionInfo, manifest: Manifest): Promise<{ check: VerifyCheck; mismatches: RowMismatch[] }> {
+  const actual = new Map<string, number>();
+  if (manifest.tables) {
+    const present = new Set(
+      (await query(db, `select format('%I.%I', n.nspname, c.relname) from pg_class c join pg_namespace n on n.oid = c.relnamespace where c.relkind in ('r','p')`)).map((r) => r[0]!),
+    );
+    for (const { name } of manifest.tables) {
+      if (!present.has(name)) continue;
+      const [[n]] = (await query(db, `select count(*) from only ${name};`)) as [[string]];
+      actual.set(name, Number(n));
+    }
+  }
+  return compareRowCounts(manifest, actual);
 }

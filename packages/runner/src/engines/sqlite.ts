@@ -7,7 +7,8 @@ import { AttemptError, LifeboatError, type Logger, type Manifest, type ObjectSto
 import { checkIdentities } from "../encryption.js";
 import { downloadVerified } from "../restore.js";
 import { runTool } from "../pg/tools.js";
-import type { Engine, Snapshot, SnapshotRequest } from "./engine.js";
+import type { DrillOutcome, DrillRequest, Engine, Snapshot, SnapshotRequest, VerifyCheck } from "./engine.js";
+import { compareRowCounts } from "./counts.js";
 
 /**
  * SQLite targets. Copying a live SQLite file can capture a torn write; Lifeboat takes a consistent snapshot with
@@ -105,6 +106,16 @@ export const sqliteEngine: Engine = {
       await close();
       throw err;
     }
+  },
+
+  /** The checked file itself is the restore: PRAGMA integrity_check, then its row counts against the manifest's. */
+  async drill(req: DrillRequest): Promise<DrillOutcome> {
+    const file = req.files[0]!;
+    const problems = await integrityProblems(file);
+    const checks: VerifyCheck[] = [{ check: "restore", ok: problems.length === 0, detail: `PRAGMA integrity_check: ${problems.length ? problems.join("; ") : "ok"}` }];
+    const counted = compareRowCounts(req.manifest, new Map((await sqliteTables(file)).map((t) => [t.name, t.rows])));
+    checks.push(counted.check);
+    return { checks, mismatches: counted.mismatches, restoreMs: 0, serverVersion: req.manifest.database.serverVersion };
   },
 };
 
