@@ -10,7 +10,8 @@
  * Lifeboat might default to; `pg_dump -Fd -jN` (local disk); Lifeboat's default backup into S3 (the compiled CLI in its
  * own process: time, output size, peak RSS); then restores: `pg_restore -jN` from a local file of Lifeboat's dump
  * against `lifeboat restore --jobs N` from a directory store and from S3; and the cost of encryption (age) as a ratio
- * to the same backup unencrypted. S3 is s3rver on loopback, in its own process.
+ * to the same backup unencrypted. S3 is s3rver on loopback, in its own process, on the same cores: the last column is
+ * the CPU it used during each step (work a real S3 does elsewhere). Each step starts after a sync.
  */
 import { fork, spawn } from "node:child_process";
 import { availableParallelism } from "node:os";
@@ -31,10 +32,28 @@ interface Measured {
   secs: number;
   peakRss: number;
   stdout: string;
+  s3cpu: number;
 }
 
-/** Runs a command to its end: wall time, peak RSS of the process itself (VmHWM, read from /proc while it runs). */
-function measured(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<Measured> {
+/** CPU seconds used so far by a process (user + system, from /proc): the local S3 server's share of the two cores. */
+function cpuSeconds(pid: number | undefined): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return 0;
+  }
+}
+let s3ServerPid: number | undefined;
+
+/**
+ * Runs a command to its end: wall time, peak RSS of the process itself (VmHWM, read from /proc while it runs), and
+ * the CPU the S3 server used meanwhile. Dirty pages are written out first (sync), so that one step's writes are not
+ * flushed during the next.
+ */
+async function measured(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<Measured> {
+  await new Promise((r) => spawn("sync").on("close", r));
+  const s3cpu = cpuSeconds(s3ServerPid);
   return new Promise((resolve, reject) => {
     const t0 = performance.now();
     const child = spawn(cmd, args, { env, stdio: ["ignore", "pipe", "pipe"] });
@@ -54,7 +73,7 @@ function measured(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.
     child.on("close", (code) => {
       clearInterval(timer);
       if (code !== 0) process.stderr.write(`${cmd} ${args.slice(0, 3).join(" ")} failed (exit ${code}):\n${stderr}\n`);
-      resolve({ code, secs: (performance.now() - t0) / 1000, peakRss: peak, stdout });
+      resolve({ code, secs: (performance.now() - t0) / 1000, peakRss: peak, stdout, s3cpu: cpuSeconds(s3ServerPid) - s3cpu });
     });
   });
 }
@@ -91,13 +110,15 @@ if (process.argv[2] === "--s3-server") {
   const gb = gbArg > 0 ? Number(process.argv[gbArg + 1]) : 1.5;
   const server = fork(fileURLToPath(import.meta.url), ["--s3-server"], { execArgv: process.execArgv, stdio: "ignore" });
   const endpoint = await new Promise<string>((r) => server.once("message", (m) => r(String(m))));
+  s3ServerPid = server.pid;
   const pg = await startEphemeralPostgres({ settings: { shared_buffers: "512MB", max_wal_size: "8GB", checkpoint_timeout: "30min" } });
   const work = mkdtempSync(join(tmpdir(), "lifeboat-bench-"));
   const s3env = { ...process.env, AWS_ENDPOINT_URL_S3: endpoint, AWS_ACCESS_KEY_ID: "S3RVER", AWS_SECRET_ACCESS_KEY: "S3RVER", AWS_REGION: "us-east-1", CI: "true" };
   const lifeboat = (args: string[]) => measured(process.execPath, [join(COMPILED, "bin/lifeboat.js"), ...args], s3env);
   const rows: string[][] = [];
-  const row = (what: string, secs: number | undefined, bytes: number | undefined, vsSecs: number | undefined, vsBytes: number | undefined, rss?: number) =>
-    rows.push([what, secs === undefined ? "" : `${secs.toFixed(1)} s`, bytes === undefined ? "" : formatBytes(bytes), vsSecs && secs ? `${(secs / vsSecs).toFixed(2)}x` : "", vsBytes && bytes ? `${(bytes / vsBytes).toFixed(2)}x` : "", rss ? formatBytes(rss) : ""]);
+  const cpu = (secs?: number) => (secs && secs >= 0.05 ? `${secs.toFixed(1)} s` : "");
+  const row = (what: string, secs: number | undefined, bytes: number | undefined, vsSecs: number | undefined, vsBytes: number | undefined, rss?: number, s3cpu?: number) =>
+    rows.push([what, secs === undefined ? "" : `${secs.toFixed(1)} s`, bytes === undefined ? "" : formatBytes(bytes), vsSecs && secs ? `${(secs / vsSecs).toFixed(2)}x` : "", vsBytes && bytes ? `${(bytes / vsBytes).toFixed(2)}x` : "", rss ? formatBytes(rss) : "", cpu(s3cpu)]);
   try {
     const pgDump = await findTool("pg_dump");
     const pgRestore = await findTool("pg_restore");
@@ -117,7 +138,7 @@ if (process.argv[2] === "--s3-server") {
     const base = await sh(`"${dumpBin}" -Fc --dbname="${db}" | ${upload} plain/base.dump`);
     const client = new S3Client({ ...s3ClientConfig({ bucket: "bench", endpoint }), credentials: { accessKeyId: "S3RVER", secretAccessKey: "S3RVER" } });
     const baseBytes = (await client.send(new HeadObjectCommand({ Bucket: "bench", Key: "plain/base.dump" }))).ContentLength!;
-    row("pg_dump -Fc | upload (pg_dump's default: gzip 6)", base.secs, baseBytes, base.secs, baseBytes);
+    row("pg_dump -Fc | upload (pg_dump's default: gzip 6)", base.secs, baseBytes, base.secs, baseBytes, undefined, base.s3cpu);
     for (const level of [1, 3]) {
       const r = await sh(`"${dumpBin}" -Fc -Z${level} --dbname="${db}" | wc -c`);
       row(`pg_dump -Fc -Z${level} > /dev/null`, r.secs, Number(r.stdout), base.secs, baseBytes);
@@ -128,15 +149,15 @@ if (process.argv[2] === "--s3-server") {
 
     const one = await lifeboat(["run", "--db", db, "--to", "s3://bench/lifeboat-one", "--name", "bench", "--attempts", "1", "--jobs", "1", "--json"]);
     const m1 = JSON.parse(one.stdout).manifest as Manifest;
-    row(`lifeboat run --jobs 1 (${m1.compression}, row counts) -> S3`, one.secs, backupSize(m1), base.secs, baseBytes, one.peakRss);
+    row(`lifeboat run --jobs 1 (${m1.compression}, row counts) -> S3`, one.secs, backupSize(m1), base.secs, baseBytes, one.peakRss, one.s3cpu);
     const lb = await lifeboat(["run", "--db", db, "--to", "s3://bench/lifeboat", "--name", "bench", "--attempts", "1", "--json"]);
     const m = JSON.parse(lb.stdout).manifest as Manifest;
-    row(`lifeboat run, defaults (${m.compression}, jobs ${JOBS}: ${(m.parts?.length ?? 0) + 1} archives) -> S3`, lb.secs, backupSize(m), base.secs, baseBytes, lb.peakRss);
+    row(`lifeboat run, defaults (${m.compression}, jobs ${JOBS}: ${(m.parts?.length ?? 0) + 1} archives) -> S3`, lb.secs, backupSize(m), base.secs, baseBytes, lb.peakRss, lb.s3cpu);
     // the cost of client-side encryption (age): the same defaults, encrypted for one recipient
     const { recipient } = await generateIdentity();
     const enc = await lifeboat(["run", "--db", db, "--to", "s3://bench/lifeboat-enc", "--name", "bench", "--attempts", "1", "--recipient", recipient, "--json"]);
     const me = JSON.parse(enc.stdout).manifest as Manifest;
-    row(`lifeboat run, defaults, encrypted (age) -> S3`, enc.secs, backupSize(me), base.secs, baseBytes, enc.peakRss);
+    row(`lifeboat run, defaults, encrypted (age) -> S3`, enc.secs, backupSize(me), base.secs, baseBytes, enc.peakRss, enc.s3cpu);
     const encryptionCost = `encryption (age) costs ${(enc.secs / lb.secs).toFixed(2)}x the time of the same unencrypted backup, ${(backupSize(me) / backupSize(m)).toFixed(4)}x its size`;
 
     // restores of Lifeboat's dump: pg_restore from a local file, lifeboat from a directory store and from S3
@@ -154,13 +175,13 @@ if (process.argv[2] === "--s3-server") {
     await query(pg.connection(), "create database r_pg; create database r_dir; create database r_s3;");
     const restoreRows: string[][] = [];
     const pr = await measured(pgRestore.path, [`--jobs=${JOBS}`, "--no-owner", `--dbname=${pg.url("r_pg")}`, local]);
-    const rrow = (what: string, r: Measured) => restoreRows.push([what, `${r.secs.toFixed(1)} s`, "", `${(r.secs / pr.secs).toFixed(2)}x`, "", r.peakRss && what.startsWith("lifeboat") ? formatBytes(r.peakRss) : ""]);
+    const rrow = (what: string, r: Measured) => restoreRows.push([what, `${r.secs.toFixed(1)} s`, "", `${(r.secs / pr.secs).toFixed(2)}x`, "", r.peakRss && what.startsWith("lifeboat") ? formatBytes(r.peakRss) : "", cpu(r.s3cpu)]);
     rrow(`pg_restore -j${JOBS} from a local file (${formatBytes(statSync(local).size)})`, pr);
     rrow(`lifeboat restore --jobs ${JOBS} from the directory store`, await lifeboat(["restore", "--from", `file://${dirStore}`, "--to", pg.url("r_dir"), "--jobs", String(JOBS), "--no-owner", "--json"]));
     rrow(`lifeboat restore --jobs ${JOBS} from S3`, await lifeboat(["restore", "--from", "s3://bench/lifeboat", "--to", pg.url("r_s3"), "--jobs", String(JOBS), "--no-owner", "--json"]));
 
-    const header = ["", "wall", "output", "time vs base", "size vs base", "peak RSS"];
-    const all = [header, ...rows, ["restore", "", "", "vs pg_restore", "", ""], ...restoreRows];
+    const header = ["", "wall", "output", "time vs base", "size vs base", "peak RSS", "S3 server CPU"];
+    const all = [header, ...rows, ["restore", "", "", "vs pg_restore", "", "", ""], ...restoreRows];
     const widths = header.map((_, i) => Math.max(...all.map((r) => r[i]!.length)));
     console.log(`\nbackup (base: pg_dump -Fc | upload)`);
     for (const r of all) console.log(r.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  "));
