@@ -11,7 +11,7 @@
  * own process: time, output size, peak RSS); then restores: `pg_restore -jN` from a local file of Lifeboat's dump
  * against `lifeboat restore --jobs N` from a directory store and from S3; and the cost of encryption (age) as a ratio
  * to the same backup unencrypted. S3 is s3rver on loopback, in its own process, on the same cores: the last column is
- * the CPU it used during each step (work a real S3 does elsewhere). Each step starts after a sync.
+ * the CPU it used during each step (work a real S3 does elsewhere). Each step starts after a checkpoint and a sync.
  */
 import { fork, spawn } from "node:child_process";
 import { availableParallelism } from "node:os";
@@ -45,13 +45,16 @@ function cpuSeconds(pid: number | undefined): number {
   }
 }
 let s3ServerPid: number | undefined;
+/** Before each step: PostgreSQL's checkpoint (so that none falls inside a measured restore), then a sync. */
+let settle = async () => {};
 
 /**
  * Runs a command to its end: wall time, peak RSS of the process itself (VmHWM, read from /proc while it runs), and
- * the CPU the S3 server used meanwhile. Dirty pages are written out first (sync), so that one step's writes are not
- * flushed during the next.
+ * the CPU the S3 server used meanwhile. PostgreSQL checkpoints and dirty pages are written out first (sync), so that
+ * one step's writes (the database's build, a restore) are not flushed during the next.
  */
 async function measured(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<Measured> {
+  await settle();
   await new Promise((r) => spawn("sync").on("close", r));
   const s3cpu = cpuSeconds(s3ServerPid);
   return new Promise((resolve, reject) => {
@@ -113,6 +116,7 @@ if (process.argv[2] === "--s3-server") {
   s3ServerPid = server.pid;
   const pg = await startEphemeralPostgres({ settings: { shared_buffers: "512MB", max_wal_size: "8GB", checkpoint_timeout: "30min" } });
   const work = mkdtempSync(join(tmpdir(), "lifeboat-bench-"));
+  settle = async () => void (await query(pg.connection(), "checkpoint;"));
   const s3env = { ...process.env, AWS_ENDPOINT_URL_S3: endpoint, AWS_ACCESS_KEY_ID: "S3RVER", AWS_SECRET_ACCESS_KEY: "S3RVER", AWS_REGION: "us-east-1", CI: "true" };
   const lifeboat = (args: string[]) => measured(process.execPath, [join(COMPILED, "bin/lifeboat.js"), ...args], s3env);
   const rows: string[][] = [];
