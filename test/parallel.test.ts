@@ -5,7 +5,7 @@ import { Readable } from "node:stream";
 import { GetObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3";
 import { beforeAll, describe, expect, it } from "vitest";
 import { MANIFEST_VERSION_SET, backupObjects, dumpSchema, retriesSchema, type Manifest, type ObjectStore } from "@lifeboat/core";
-import { DirectoryStore, S3Store, fingerprint, listBackups, query, runBackup } from "@lifeboat/runner";
+import { DirectoryStore, S3Store, fingerprint, listBackups, query, restoreBackup, runBackup } from "@lifeboat/runner";
 import { cli, conn, createDatabase, pg, s3, s3Client, s3Keys, tempDir, unique, url } from "./support/helpers.js";
 
 /**
@@ -95,6 +95,37 @@ describe("a parallel backup set", () => {
       expect(counts).toEqual([["0", "0", "0", "0", "0"]]);
       expect(await query(conn(), `select count(*) from pg_stat_activity where datname = '${target}'`)).toEqual([["0"]]);
     }
+  });
+
+  it("through S3, a restore stopped while a part still streams (SIGTERM's signal) commits no data and leaves no pg_restore", async () => {
+    const prefix = unique("parstop");
+    const store = new S3Store({ bucket: s3().bucket, prefix, endpoint: s3().endpoint, region: s3().region }, s3Client());
+    const m = await backup(store, "parstop");
+    const last = m.parts![m.parts!.length - 1]!.key;
+    // the last part stalls after its first bytes: every other part is read and held, waiting for it
+    const get = store.get.bind(store);
+    let stalled!: () => void;
+    const reached = new Promise<void>((r) => (stalled = r));
+    store.get = async (key: string) => {
+      const body = await get(key);
+      if (key !== last) return body;
+      body.destroy();
+      stalled();
+      const stuck = new Readable({ read() {} });
+      stuck.push(Buffer.from("PGDMP")); // then nothing more, ever
+      return stuck;
+    };
+    const target = unique("parstop_restored");
+    await createDatabase(target);
+    const stop = new AbortController();
+    const restoring = restoreBackup({ store, manifest: m, to: conn(target), jobs: 2, signal: stop.signal });
+    await reached;
+    await new Promise((r) => setTimeout(r, 1000));
+    stop.abort(new Error("SIGTERM"));
+    await expect(restoring).rejects.toThrow();
+    const counts = await query(conn(target), `select (select count(*) from customers), (select count(*) from orders), (select count(*) from "Events ""raw"""), (select count(*) from tiny)`);
+    expect(counts).toEqual([["0", "0", "0", "0"]]);
+    expect(await query(conn(), `select count(*) from pg_stat_activity where datname = '${target}'`)).toEqual([["0"]]);
   });
 
   it("through a directory store: listed as one backup, restored in place, pruned whole", async () => {

@@ -438,7 +438,7 @@ async function restoreSet(files: Archive[], manifest: Manifest, to: ConnectionIn
       let read!: () => void;
       const allRead = new Promise<void>((r) => (read = () => ((fullyRead = true), r())));
       const input = await archive.open(released, read);
-      const done = runRestoreTool(tool.path, argsFor(i), to, input, opts.signal, onLine).catch((err) => (fullyRead ? Promise.reject(err) : diagnosed(err, input, allRead)));
+      const done = runRestoreTool(tool.path, argsFor(i), to, input, opts.signal, onLine).catch((err) => (fullyRead || opts.signal?.aborted ? Promise.reject(err) : diagnosed(err, input, allRead)));
       done.catch(fail);
       loading.push({ done, input });
       const stopped = failure as { err: unknown } | undefined; // another part failed while this one was opened
@@ -456,13 +456,16 @@ async function restoreSet(files: Archive[], manifest: Manifest, to: ConnectionIn
 
 /**
  * pg_restore failed on a streamed part: a corrupted part can make it fail before the end of the part is read (bad
- * compressed data) - the rest is read and hashed, so that a checksum mismatch is reported as what it is.
+ * compressed data) - the rest is read and hashed (for a minute at most), so that a checksum mismatch is reported as
+ * what it is. Not when the restore was stopped (its signal): then the stop is the answer.
  */
 async function diagnosed(err: unknown, input: Readable, allRead: Promise<void>): Promise<never> {
   if (!input.destroyed && !(err instanceof ChecksumMismatchError)) {
     const verdict = await new Promise<unknown>((resolve) => {
       input.once("error", resolve);
       void allRead.then(() => resolve(undefined)); // every byte matched: pg_restore's own error stands
+      // a source that stalls does not hold the failure back: after a minute, pg_restore's error is the answer
+      setTimeout(() => resolve(undefined), 60_000).unref();
       input.resume();
     });
     if (verdict instanceof ChecksumMismatchError) throw verdict;
