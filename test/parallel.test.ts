@@ -59,6 +59,12 @@ describe("a parallel backup set", () => {
     expect(await query(conn(target), "select count(*) from pg_largeobject_metadata")).toEqual([["1"]]);
     // identity columns continue where the source stopped (the base's sequences restored)
     expect(await query(conn(target), "insert into orders(customer_id) values (1) returning id")).toEqual([["30001"]]);
+    // one job: the parts stream one after the other, each held until all are read
+    const single = unique("par_restored_1");
+    await createDatabase(single);
+    const one = await cli(["restore", "--from", `s3://${s3().bucket}/${prefix}`, "--to", url(single), "--jobs", "1", "--json"]);
+    expect(one.code, one.stderr).toBe(0);
+    expect((await fingerprint(conn(single))).tables).toEqual(a.tables);
 
     const drill = await cli(["verify", "--from", `s3://${s3().bucket}/${prefix}`, "--json"]);
     expect(drill.code, drill.stderr).toBe(0);

@@ -24,6 +24,8 @@ export async function restoreCommand(ctx: Context, target: string | undefined, o
     if (!config.targets[target]) throw new UsageError(`unknown target "${target}"`, `known targets: ${Object.keys(config.targets).join(", ")}`);
   }
   const store = await ctx.store(opts.from, "--from");
+  // a directory store's files are checked where they lie: nothing is downloaded
+  const fetching = store.localPath ? "checking" : "downloading";
   const manifest = await findBackup(store, target, opts.backup, ctx.out, opts.database);
   const identities = await identitiesFor(ctx, opts.identity, manifest, opts.from !== undefined);
   if (manifest.format === "sqlite" || opts.toFile) {
@@ -37,7 +39,7 @@ export async function restoreCommand(ctx: Context, target: string | undefined, o
   ctx.out.log("info", `restoring ${manifest.target} backup ${manifest.id} into ${displayUrl(to)}`, { size: manifest.object.size });
   const t0 = Date.now();
   const onProgress = (p: { phase: "download" | "restore"; done: number; total: number }) => {
-    if (p.phase === "download") ctx.out.progress("downloading", p.done, Date.now() - t0, p.total);
+    if (p.phase === "download") ctx.out.progress(fetching, p.done, Date.now() - t0, p.total);
     else ctx.out.progressItems("restoring", p.done, p.total, "tables");
   };
   if (opts.swap) {
@@ -69,7 +71,7 @@ export async function restoreCommand(ctx: Context, target: string | undefined, o
     ...(jobsOption(opts.jobs) ? { jobs: jobsOption(opts.jobs)! } : {}),
     log: ctx.out,
     onProgress: (p) => {
-      if (p.phase === "download") ctx.out.progress("downloading", p.done, Date.now() - t0, p.total);
+      if (p.phase === "download") ctx.out.progress(fetching, p.done, Date.now() - t0, p.total);
       else {
         if (p.done === 1) ctx.out.endProgress();
         ctx.out.progressItems("restoring", p.done, p.total, "tables");

@@ -27,6 +27,8 @@ export async function verifyCommand(ctx: Context, target: string | undefined, op
     throw new UsageError(`unknown target "${target}"`, `known targets: ${Object.keys(config.targets).join(", ")}`);
   }
   const store = await ctx.store(opts.from, "--from");
+  // a directory store's files are checked where they lie: nothing is downloaded
+  const fetching = store.localPath ? "checking" : "downloading";
   const manifest = await findBackup(store, target, opts.backup, ctx.out, opts.database);
   // ad hoc (--from) drills notify nobody, like ad hoc runs; a config target uses the config's notifications
   const bus = await ctx.bus(opts.from ? undefined : config);
@@ -42,7 +44,7 @@ export async function verifyCommand(ctx: Context, target: string | undefined, op
     log: ctx.out,
     bus,
     onProgress: (p) => {
-      if (p.phase === "download") ctx.out.progress("downloading", p.done, Date.now() - t0, p.total);
+      if (p.phase === "download") ctx.out.progress(fetching, p.done, Date.now() - t0, p.total);
       else ctx.out.progressItems("restoring", p.done, p.total, "tables");
     },
   });
