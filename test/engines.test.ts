@@ -2,6 +2,7 @@ import { readFileSync, readdirSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
+import type { Manifest, ObjectStore } from "@lifeboat/core";
 import { engineFor, engineOf } from "@lifeboat/runner";
 
 /**
@@ -59,6 +60,25 @@ describe("the engine boundary", () => {
     expect(drill.filter((f) => (f.startsWith("engines/") && f !== "engines/index.ts") || f.startsWith("pg/"))).toEqual([]);
     const text = readFileSync(join(src, "verify.ts"), "utf8").replace(/\/\*[\s\S]*?\*\/|\/\/.*$/gm, "");
     expect(text).not.toMatch(/pg_restore|psql|sqlite|ephemeral|manifest\.format/i);
+  });
+
+  it("the restore command reaches the engines only through engineOf: no restore function of an engine is named", () => {
+    const cli = readFileSync(fileURLToPath(new URL("../packages/cli/src/commands/restore.ts", import.meta.url)), "utf8").replace(/\/\*[\s\S]*?\*\/|\/\/.*$/gm, "");
+    expect(cli).toContain("engineOf(manifest)");
+    expect(cli).not.toMatch(/restoreBackup|restoreSqlite|manifest\.format/);
+  });
+
+  it("each engine refuses the other kind of destination (exit 2), naming the option to use", async () => {
+    const manifest = (format: "custom" | "sqlite") => ({ id: "20261130T000000Z-abcd", format }) as unknown as Manifest;
+    const store = {} as ObjectStore;
+    await expect(engineOf({ format: "sqlite" }).restore({ store, manifest: manifest("sqlite"), to: { database: { host: "h", port: 5432, user: "u", database: "d", params: {} } } })).rejects.toMatchObject({
+      exitCode: 2,
+      message: "backup 20261130T000000Z-abcd is a SQLite database: restore it with --to-file <path>",
+    });
+    await expect(engineOf({ format: "custom" }).restore({ store, manifest: manifest("custom"), to: { file: "/tmp/x.db" } })).rejects.toMatchObject({
+      exitCode: 2,
+      message: "backup 20261130T000000Z-abcd is a PostgreSQL dump: restore it with --to <postgres-url>",
+    });
   });
 
   it("engines are picked in one place: a SQLite file, else PostgreSQL; a backup by its format", () => {

@@ -67,6 +67,14 @@ describe("SQLite targets", () => {
     expect(refused.stderr).toContain(`refusing to replace ${live}: it exists`);
     expect(Number(sql(live, "select count(*) from posts;").stdout.trim())).toBeGreaterThan(rowsInSnapshot - 1);
 
+    // a SQLite backup has no PostgreSQL destination, plain or swapped: refused before --to is used (exit 2)
+    for (const extra of [[], ["--swap"]]) {
+      const wrong = await cli(["restore", "blog", "--config", config, "--to", "postgres://nobody@127.0.0.1:1/nothing", ...extra]);
+      expect(wrong.code).toBe(2);
+      expect(wrong.stderr).toMatch(/backup \d{8}T\d{6}Z-[0-9a-f]{4} is a SQLite database: restore it with --to-file <path>/);
+      expect(wrong.stderr).not.toContain("restoring blog backup");
+    }
+
     // list, and a drill
     const list = JSON.parse((await cli(["list", "blog", "--config", config, "--json"])).stdout);
     expect(list.backups.map((b: { format: string }) => b.format)).toEqual(["sqlite"]);

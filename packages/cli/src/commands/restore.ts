@@ -1,5 +1,5 @@
 import { UsageError, formatBytes, formatDuration } from "@lifeboat/core";
-import { displayUrl, findBackup, restoreBackup, restoreSqlite, swapRestore } from "@lifeboat/runner";
+import { displayUrl, engineOf, findBackup, restoresToFileOnly, swapRestore } from "@lifeboat/runner";
 import { connectionArg, type Context } from "../context.js";
 import { identitiesFor } from "./keys.js";
 import { jobsOption } from "./verify.js";
@@ -28,13 +28,14 @@ export async function restoreCommand(ctx: Context, target: string | undefined, o
   const fetching = store.localPath ? "checking" : "downloading";
   const manifest = await findBackup(store, target, opts.backup, ctx.out, opts.database);
   const identities = await identitiesFor(ctx, opts.identity, manifest, opts.from !== undefined);
-  if (manifest.format === "sqlite" || opts.toFile) {
-    if (manifest.format !== "sqlite") throw new UsageError(`backup ${manifest.id} is a PostgreSQL dump: restore it with --to <postgres-url>`);
-    if (!opts.toFile) throw new UsageError(`backup ${manifest.id} is a SQLite database: restore it with --to-file <path>`);
-    const res = await restoreSqlite({ store, manifest, toFile: opts.toFile, force: Boolean(opts.force), log: ctx.out, identities });
-    ctx.out.result(`restored SQLite backup ${manifest.id} of "${manifest.target}" to ${res.path} (sha256 and integrity_check verified)`, { status: "restored", backup: manifest.id, path: res.path });
+  // the backup's engine restores it: a PostgreSQL dump into --to, a SQLite database to --to-file (each refuses the other)
+  const engine = engineOf(manifest);
+  if (opts.toFile) {
+    const res = await engine.restore({ store, manifest, to: { file: opts.toFile }, force: Boolean(opts.force), log: ctx.out, identities });
+    if (res.into === "file") ctx.out.result(`restored SQLite backup ${manifest.id} of "${manifest.target}" to ${res.path} (sha256 and integrity_check verified)`, { status: "restored", backup: manifest.id, path: res.path });
     return 0;
   }
+  if (engine.name !== "postgresql") throw restoresToFileOnly(manifest); // before --to is read, and for --swap too
   const to = connectionArg(opts.to, "--to");
   ctx.out.log("info", `restoring ${manifest.target} backup ${manifest.id} into ${displayUrl(to)}`, { size: manifest.object.size });
   const t0 = Date.now();
@@ -61,10 +62,10 @@ export async function restoreCommand(ctx: Context, target: string | undefined, o
     );
     return 0;
   }
-  const res = await restoreBackup({
+  const res = await engine.restore({
     store,
     manifest,
-    to,
+    to: { database: to },
     identities,
     force: Boolean(opts.force),
     noOwner: !opts.owner,
@@ -78,6 +79,7 @@ export async function restoreCommand(ctx: Context, target: string | undefined, o
       }
     },
   });
+  if (res.into !== "database") return 0; // a PostgreSQL engine restores into a database
   ctx.out.result(
     [
       `restored backup ${manifest.id} of "${manifest.target}" into ${displayUrl(to)}`,

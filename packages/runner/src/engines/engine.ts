@@ -1,6 +1,7 @@
 import type { Readable } from "node:stream";
-import type { DumpOptions, Logger, Manifest } from "@lifeboat/core";
+import type { DumpOptions, Logger, Manifest, ObjectStore } from "@lifeboat/core";
 import type { ConnectionInfo } from "../pg/connection.js";
+import type { RestoreResult } from "../restore.js";
 
 /**
  * A database engine, as the backup pipeline sees it: for one attempt it opens a consistent snapshot of the source and
@@ -18,7 +19,28 @@ export interface Engine {
    * afterwards, and the row counts found there against the manifest's. It stops at the first failed check.
    */
   drill(request: DrillRequest): Promise<DrillOutcome>;
+  /**
+   * `lifeboat restore`: the backup into a PostgreSQL database (PostgreSQL dumps) or a file (SQLite), checked by
+   * SHA-256 first. An engine given the other kind of destination refuses it (exit 2), naming the option to use.
+   */
+  restore(request: RestoreRequest): Promise<RestoreOutcome>;
 }
+
+export interface RestoreRequest {
+  store: ObjectStore;
+  manifest: Manifest;
+  to: { database: ConnectionInfo } | { file: string };
+  /** Into the database the backup was taken from / over an existing file. */
+  force?: boolean | undefined;
+  noOwner?: boolean | undefined;
+  jobs?: number | undefined;
+  identities?: string[] | undefined;
+  signal?: AbortSignal | undefined;
+  log?: Logger | undefined;
+  onProgress?: ((p: { phase: "download" | "restore"; done: number; total: number }) => void) | undefined;
+}
+
+export type RestoreOutcome = ({ into: "database" } & RestoreResult) | { into: "file"; path: string; tables: number };
 
 /** A drill's check, as stored in <id>.verify.json and told in backup.verify_failed. */
 export interface VerifyCheck {

@@ -3,7 +3,7 @@ import type { Engine, SnapshotRequest } from "./engine.js";
 import { postgresEngine } from "./postgres.js";
 import { sqliteEngine } from "./sqlite.js";
 
-export type { DrillOutcome, DrillRequest, Engine, EngineManifest, RowMismatch, Snapshot, SnapshotRequest, SnapshotStream, StoredStream, VerifyCheck } from "./engine.js";
+export type { DrillOutcome, DrillRequest, Engine, EngineManifest, RestoreOutcome, RestoreRequest, RowMismatch, Snapshot, SnapshotRequest, SnapshotStream, StoredStream, VerifyCheck } from "./engine.js";
 
 /** The engine that backs up a source: the one place where PostgreSQL and SQLite are told apart for a backup. */
 export function engineFor(source: Pick<SnapshotRequest, "sqlite">): Engine {

@@ -13,6 +13,7 @@ import {
   errorMessage,
   pgDumpCompressArg,
   redact,
+  UsageError,
   type Compression,
   type DumpOptions,
   type Logger,
@@ -24,10 +25,10 @@ import { preflight, query, type ServerInfo } from "../pg/psql.js";
 import { PsqlSession, ident, literal } from "../pg/session.js";
 import { diffToc, parseToc, summarizeToc, type TocSummary } from "../pg/toc.js";
 import { findTool, runTool } from "../pg/tools.js";
-import type { DrillOutcome, DrillRequest, Engine, EngineManifest, RowMismatch, Snapshot, SnapshotRequest, SnapshotStream, VerifyCheck } from "./engine.js";
+import type { DrillOutcome, DrillRequest, Engine, EngineManifest, RestoreOutcome, RestoreRequest, RowMismatch, Snapshot, SnapshotRequest, SnapshotStream, VerifyCheck } from "./engine.js";
 import { compareRowCounts } from "./counts.js";
 import { startEphemeralPostgres, type EphemeralPostgres } from "../pg/ephemeral.js";
-import { restoreInto } from "../restore.js";
+import { restoreBackup, restoreInto } from "../restore.js";
 
 /**
  * PostgreSQL: pg_dump, or pg_dumpall --globals-only for roles and tablespaces. With row counts or parallel jobs, a
@@ -136,6 +137,11 @@ export const postgresEngine: Engine = {
     }
   },
   drill: drillPostgres,
+  async restore(req: RestoreRequest): Promise<RestoreOutcome> {
+    if (!("database" in req.to)) throw new UsageError(`backup ${req.manifest.id} is a PostgreSQL dump: restore it with --to <postgres-url>`);
+    const { to, ...rest } = req;
+    return { into: "database", ...(await restoreBackup({ ...rest, to: to.database })) };
+  },
 };
 
 /**

@@ -3,11 +3,11 @@ import { copyFile, mkdtemp, rename, rm, stat } from "node:fs/promises";
 import { randomBytes } from "node:crypto";
 import { hostname, tmpdir } from "node:os";
 import { basename, dirname, join, resolve } from "node:path";
-import { AttemptError, LifeboatError, type Logger, type Manifest, type ObjectStore } from "@lifeboat/core";
+import { AttemptError, LifeboatError, UsageError, type Logger, type Manifest, type ObjectStore } from "@lifeboat/core";
 import { checkIdentities } from "../encryption.js";
 import { downloadVerified } from "../restore.js";
 import { runTool } from "../pg/tools.js";
-import type { DrillOutcome, DrillRequest, Engine, Snapshot, SnapshotRequest, VerifyCheck } from "./engine.js";
+import type { DrillOutcome, DrillRequest, Engine, RestoreOutcome, RestoreRequest, Snapshot, SnapshotRequest, VerifyCheck } from "./engine.js";
 import { compareRowCounts } from "./counts.js";
 
 /**
@@ -61,6 +61,11 @@ async function sqliteVersion(): Promise<string> {
   return (await runTool(await sqlite3(), ["-version"])).stdout.split(" ")[0]!.trim();
 }
 
+/** A SQLite backup restores to a file, not into a database server (exit 2). */
+export function restoresToFileOnly(manifest: Pick<Manifest, "id">): UsageError {
+  return new UsageError(`backup ${manifest.id} is a SQLite database: restore it with --to-file <path>`);
+}
+
 /**
  * SQLite: the snapshot is a file that VACUUM INTO writes in a private temporary directory, checked with PRAGMA
  * integrity_check and counted before it streams (one stream), removed when the attempt ends.
@@ -106,6 +111,12 @@ export const sqliteEngine: Engine = {
       await close();
       throw err;
     }
+  },
+
+  async restore(req: RestoreRequest): Promise<RestoreOutcome> {
+    if (!("file" in req.to)) throw restoresToFileOnly(req.manifest);
+    const res = await restoreSqlite({ store: req.store, manifest: req.manifest, toFile: req.to.file, force: Boolean(req.force), identities: req.identities, ...(req.log ? { log: req.log } : {}) });
+    return { into: "file", ...res };
   },
 
   /** The checked file itself is the restore: PRAGMA integrity_check, then its row counts against the manifest's. */
