@@ -1,3 +1,4 @@
+import { connect } from "node:net";
 import { describe, expect, it } from "vitest";
 import { cli, tempDir } from "./support/helpers.js";
 
@@ -13,6 +14,29 @@ describe("lifeboat demo", () => {
     expect(out.manifest.object.size).toBeGreaterThan(100_000);
     const logs = res.stderr.trim().split("\n").map((l) => JSON.parse(l).msg);
     expect(logs).toContain("cleaning up");
+  });
+
+  it("SIGTERM while it runs stops its PostgreSQL and S3 server, removes their directories and exits 143", async () => {
+    let port: number | undefined;
+    const res = await cli(["demo", "--json"], {
+      onStderr: (chunk, child) => {
+        const up = /"msg":"PostgreSQL [^"]+ is up","port":(\d+)/.exec(chunk);
+        if (up && port === undefined) {
+          port = Number(up[1]);
+          child.kill("SIGTERM");
+        }
+      },
+    });
+    expect(port).toBeDefined();
+    expect(res.code, res.stderr).toBe(143);
+    expect(res.stderr).toContain("SIGTERM: stopping the demo and cleaning up");
+    // nothing listens on its port any more (the run's teardown also checks that no lifeboat-* directory is left)
+    const refused = await new Promise<boolean>((resolve) => {
+      const socket = connect(port!, "127.0.0.1");
+      socket.once("connect", () => (socket.destroy(), resolve(false)));
+      socket.once("error", () => resolve(true));
+    });
+    expect(refused).toBe(true);
   });
 
   it("without PostgreSQL binaries, says how to install them and exits 2", async () => {

@@ -74,6 +74,27 @@ export interface CliResult {
 }
 
 /** Runs the real `lifeboat` entry point in a child process (no terminal, as in CI). */
+/** `lifeboat` processes started by cli() that have not exited yet (a test that timed out leaves its own behind). */
+const cliChildren = new Set<ReturnType<typeof spawn>>();
+
+/**
+ * Stops what cli() started and is still running, as an operator would (SIGTERM: Lifeboat stops its pg_dump or
+ * pg_restore and cleans up), then SIGKILL after 5 s. Called when each test file ends (test/support/setup-env.ts).
+ */
+export async function stopCliChildren(): Promise<void> {
+  await Promise.all(
+    [...cliChildren].map(
+      (child) =>
+        new Promise<void>((resolve) => {
+          if (child.exitCode !== null || child.signalCode !== null) return resolve();
+          const kill = setTimeout(() => child.kill("SIGKILL"), 5000);
+          child.once("close", () => (clearTimeout(kill), resolve()));
+          child.kill("SIGTERM");
+        }),
+    ),
+  );
+}
+
 export function cli(args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string; onStderr?: (chunk: string, child: ReturnType<typeof spawn>) => void } = {}): Promise<CliResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [BIN, ...args], {
@@ -81,6 +102,8 @@ export function cli(args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: strin
       env: { ...process.env, CI: "", ...opts.env },
       stdio: ["ignore", "pipe", "pipe"],
     });
+    cliChildren.add(child);
+    child.once("close", () => cliChildren.delete(child));
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));

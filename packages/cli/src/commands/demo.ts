@@ -17,6 +17,15 @@ export async function demoCommand(ctx: Context, opts: { keep?: boolean; scale?: 
 
   let pg: EphemeralPostgres | undefined;
   let s3: EmbeddedS3 | undefined;
+  // Ctrl-C or SIGTERM while the demo runs: the throwaway server and the S3 directory go too, then exit 130 / 143
+  const interrupted = (sig: NodeJS.Signals) => {
+    out.log("warn", `${sig}: stopping the demo and cleaning up`);
+    void Promise.allSettled([s3?.stop(), pg?.stop()]).then(() => process.exit(sig === "SIGINT" ? 130 : 143));
+  };
+  const stopOnSignal = (on: boolean) => {
+    for (const sig of ["SIGINT", "SIGTERM"] as const) (on ? process.once : process.off).call(process, sig, interrupted);
+  };
+  stopOnSignal(true);
   try {
     out.log("info", "starting a throwaway PostgreSQL");
     pg = await startEphemeralPostgres();
@@ -92,6 +101,7 @@ export async function demoCommand(ctx: Context, opts: { keep?: boolean; scale?: 
       ...(opts.keep ? { kept: { postgres: pg.url("shop"), s3: { endpoint: s3.endpoint, bucket: s3.bucket }, tryIt } } : {}),
     });
     if (opts.keep) {
+      stopOnSignal(false); // from here a signal ends the wait, and the cleanup below runs
       out.log("info", "kept running: press Ctrl-C to stop and clean up", { postgres: pg.url("shop"), s3: s3.endpoint });
       await new Promise<void>((resolve) => {
         process.once("SIGINT", () => resolve());
@@ -100,6 +110,7 @@ export async function demoCommand(ctx: Context, opts: { keep?: boolean; scale?: 
     }
     return schemaEqual && tablesEqual ? 0 : 1;
   } finally {
+    stopOnSignal(false);
     out.log("info", "cleaning up");
     await s3?.stop().catch(() => {});
     await pg?.stop().catch(() => {});
