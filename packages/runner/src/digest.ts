@@ -20,12 +20,7 @@ export class Digest extends Transform {
   }
 }
 
-
-/**
- * Hashes a file in a worker thread (SHA-256 and size), reading 1 MiB at a time into one buffer: several files are
- * hashed at once on several cores, which is how a directory store's archives are checked before a restore uses them
- * where they lie. Progress comes every 64 MiB. `signal` stops the worker.
- */
+/** hashFile's worker: reads 1 MiB at a time into one buffer, reports progress every 64 MiB. */
 const HASH_FILE_WORKER = `
 const { parentPort, workerData } = require("node:worker_threads");
 const { openSync, readSync, closeSync } = require("node:fs");
@@ -46,6 +41,10 @@ try {
 parentPort.postMessage({ bytes, sha256: hash.digest("hex") });
 `;
 
+/**
+ * SHA-256 and size of a file, computed in a worker thread: several files are hashed at once on several cores, which
+ * is how a directory store's archives are checked before a restore uses them where they lie. `signal` stops it.
+ */
 export function hashFile(path: string, onBytes: (bytes: number) => void = () => {}, signal?: AbortSignal): Promise<{ sha256: string; bytes: number }> {
   return new Promise((resolve, reject) => {
     if (signal?.aborted) return reject(signal.reason);

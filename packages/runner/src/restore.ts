@@ -1,5 +1,5 @@
 import { createReadStream, createWriteStream, type Stats } from "node:fs";
-import { Readable, Writable } from "node:stream";
+import { Readable } from "node:stream";
 import { mkdtemp, open, rm, stat } from "node:fs/promises";
 import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
@@ -176,7 +176,6 @@ export async function verifiedDump(store: ObjectStore, manifest: Manifest, dir: 
   const checked: { file: string; inPlace: boolean; unchanged: () => Promise<void> }[] = [];
   // files used in place are hashed several at once, each on its own core; downloads one after the other (each is
   // already parallel, in ranges)
-  const inPlace = manifest.format !== "sqlite" && objects.every((o) => store.localPath?.(o.key));
   const order = objects.map((o, i) => ({ o, i })).sort((a, b) => b.o.size - a.o.size);
   const worker = async () => {
     for (let next = order.shift(); next; next = order.shift()) {
@@ -185,7 +184,7 @@ export async function verifiedDump(store: ObjectStore, manifest: Manifest, dir: 
       checked[i] = await verifiedObject(store, manifest, o, join(dir, i === 0 ? "dump" : `part-${i}`), sub);
     }
   };
-  await Promise.all(Array.from({ length: inPlace ? Math.min(objects.length, availableParallelism(), 4) : 1 }, worker));
+  await Promise.all(Array.from({ length: store.localPath ? Math.min(objects.length, availableParallelism(), 4) : 1 }, worker));
   if (manifest.encryption) {
     const plain = await decrypted(manifest, checked, dir, opts);
     return { file: plain[0]!, files: plain, ms: Date.now() - t0, inPlace: false, unchanged: async () => {} };
@@ -236,52 +235,39 @@ export interface StreamedArchive {
 /** An archive to restore: a checked file on local disk, or a set's data part checked as it streams. */
 export type Archive = string | StreamedArchive;
 
-/** The chunks of `source`, the last held back until `release` resolves; `check` (at the end of the source) may refuse. */
-async function* heldChunks(source: Readable, release: Promise<void>, read: () => void, onChunk: (chunk: Buffer) => void = () => {}, check: () => void = () => {}): AsyncGenerator<Buffer> {
+/** The chunks of `source`, the last one held back until `release` resolves (`read` says the source has ended). */
+async function* heldChunks(source: Readable, release: Promise<void>, read: () => void): AsyncGenerator<Buffer> {
   let held: Buffer | undefined;
   for await (const chunk of source as AsyncIterable<Buffer>) {
-    onChunk(chunk);
     if (held) yield held;
     held = chunk;
   }
-  check();
   read();
   await release;
   if (held) yield held;
 }
 
-/** A stored object's checks as it streams: SHA-256 and size, compared with the manifest when the source ends. */
-function streamCheck(object: StoredObject, location: string, onBytes: (n: number) => void): { onChunk: (chunk: Buffer) => void; check: () => void } {
+/** A stored object's chunks, hashed as they pass; at the end, a SHA-256 or size other than the manifest's fails it. */
+async function* checkedChunks(source: Readable, object: StoredObject, location: string, onBytes: (n: number) => void): AsyncGenerator<Buffer> {
   const hash = createHash("sha256");
   let bytes = 0;
-  return {
-    onChunk(chunk) {
-      hash.update(chunk);
-      bytes += chunk.length;
-      onBytes(chunk.length);
-    },
-    check() {
-      const actual = hash.digest("hex");
-      if (actual !== object.sha256 || bytes !== object.size) {
-        throw new ChecksumMismatchError(location, object.sha256, actual, object.size, bytes, "no data of this backup was committed, but the target database now holds its schema (empty tables): drop and recreate it before restoring another backup");
-      }
-    },
-  };
-}
-
-async function* checkedChunks(source: Readable, checks: { onChunk: (chunk: Buffer) => void; check: () => void }): AsyncGenerator<Buffer> {
   for await (const chunk of source as AsyncIterable<Buffer>) {
-    checks.onChunk(chunk);
+    hash.update(chunk);
+    bytes += chunk.length;
+    onBytes(chunk.length);
     yield chunk;
   }
-  checks.check();
+  const actual = hash.digest("hex");
+  if (actual !== object.sha256 || bytes !== object.size) {
+    throw new ChecksumMismatchError(location, object.sha256, actual, object.size, bytes, "no data of this backup was committed, but the target database now holds its schema (empty tables): drop and recreate it before restoring another backup");
+  }
 }
 
 /**
  * A backup set for restoreBackup, without copying its data parts: the base archive (schema, small tables) is checked
  * like any dump (verifiedDump); each part is a StreamedArchive, checked while it streams into its pg_restore.
  */
-async function streamedSet(store: ObjectStore, manifest: Manifest, dir: string, opts: Progress & Decrypting): Promise<VerifiedDump & { archives: Archive[] }> {
+async function streamedSet(store: ObjectStore, manifest: Manifest, dir: string, opts: Progress & Decrypting): Promise<{ archives: Archive[]; ms: number; unchanged: () => Promise<void> }> {
   const t0 = Date.now();
   const [base, ...parts] = backupObjects(manifest);
   const total = backupSize(manifest);
@@ -290,24 +276,19 @@ async function streamedSet(store: ObjectStore, manifest: Manifest, dir: string, 
   const checked = await verifiedObject(store, manifest, base!, join(dir, "dump"), { signal: opts.signal, onProgress: (d) => opts.onProgress?.(d, total) });
   done = base!.size;
   const [file] = manifest.encryption ? await decrypted(manifest, [checked], dir, opts) : [checked.file];
-  const archives: Archive[] = [
-    file!,
-    ...parts.map(
-      (object): StreamedArchive => ({
-        location: store.location(object.key),
-        async open(release, read) {
-          const source = await store.get(object.key);
-          const checks = streamCheck(object, store.location(object.key), onBytes);
-          if (!manifest.encryption) return Readable.from(heldChunks(source, release, read, checks.onChunk, checks.check), { objectMode: false });
-          // the ciphertext is checked as it streams (a mismatch fails the plaintext stream too); the plaintext's last
-          // chunk is held, since age reads ahead (its header first) before it gives any
-          const plain = await decryptStream(Readable.from(checkedChunks(source, checks), { objectMode: false }), opts.identities!);
-          return Readable.from(heldChunks(plain, release, read), { objectMode: false });
-        },
-      }),
-    ),
-  ];
-  return { file: file!, files: [file!], archives, ms: Date.now() - t0, inPlace: checked.inPlace, unchanged: checked.unchanged };
+  const streamed = parts.map(
+    (object): StreamedArchive => ({
+      location: store.location(object.key),
+      async open(release, read) {
+        // the stored bytes are checked as they stream (a mismatch fails the plaintext stream too); the last chunk
+        // held back is the plaintext's, since age reads ahead (its header first) before it gives any
+        const stored = Readable.from(checkedChunks(await store.get(object.key), object, store.location(object.key), onBytes), { objectMode: false });
+        const plain = manifest.encryption ? await decryptStream(stored, opts.identities!) : stored;
+        return Readable.from(heldChunks(plain, release, read), { objectMode: false });
+      },
+    }),
+  );
+  return { archives: [file!, ...streamed], ms: Date.now() - t0, unchanged: checked.unchanged };
 }
 
 /** Does the database hold any user relation (table, view, sequence, ...)? */
@@ -409,7 +390,7 @@ async function restoreSet(files: Archive[], manifest: Manifest, to: ConnectionIn
   const partArgs = [...common, "--data-only", "--single-transaction"];
   // with streamed parts, the base's data (small tables, sequences, large objects) is held back with theirs
   const held = files.some((f) => typeof f !== "string");
-  const baseData: Archive = held ? { location: base, open: async (release, read) => Readable.from(heldChunks(createReadStream(base), release, read)) } : base;
+  const baseData: Archive = held ? { location: base, open: async (release, read) => Readable.from(heldChunks(createReadStream(base), release, read), { objectMode: false }) } : base;
   const data: Archive[] = [baseData, ...files.slice(1)];
   const argsFor = (i: number) => (i === 0 ? [...common, "--section=data", ...(held ? ["--single-transaction"] : [])] : partArgs);
   let release!: () => void;
@@ -517,11 +498,10 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreResult
     };
     // from a store without local files (S3), a set's data parts are not copied: each streams from the store into its
     // pg_restore, checked as it goes; a directory store's files are checked first and used where they lie
-    const set = manifest.parts?.length && manifest.format === "custom" && !opts.store.localPath ? await streamedSet(opts.store, manifest, dir, checking) : undefined;
-    const dump = set ?? (await verifiedDump(opts.store, manifest, dir, checking));
-    const files: Archive[] = set ? set.archives : dump.files;
+    const dump = manifest.parts?.length && manifest.format === "custom" && !opts.store.localPath ? await streamedSet(opts.store, manifest, dir, checking) : await verifiedDump(opts.store, manifest, dir, checking);
+    const files: Archive[] = "archives" in dump ? dump.archives : dump.files;
     const downloadMs = dump.ms;
-    if (set) {
+    if ("archives" in dump) {
       log.log("info", "base archive verified; the data parts are checked as they stream into pg_restore, and none is committed until all match", { sha256: manifest.object.sha256, bytes: backupSize(manifest), archives: files.length });
     } else {
       log.log("info", dump.inPlace ? "checksum verified; restoring from the stored file where it lies" : "checksum verified", { sha256: manifest.object.sha256, bytes: backupSize(manifest), archives: files.length });

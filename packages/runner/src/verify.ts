@@ -35,7 +35,6 @@ export interface VerifyOptions {
   onProgress?: (p: { phase: "download" | "restore"; done: number; total: number }) => void;
 }
 
-
 export interface VerifyResult {
   verifyVersion: 1;
   backupId: string;
