@@ -10,8 +10,8 @@ export const S3_MAX_PART_SIZE = 5 * 1024 * MiB;
 export const S3_MAX_OBJECT_SIZE = 5 * 1024 * 1024 * MiB;
 /**
  * The part size of an ordinary database, and the memory budget of the parts in flight (2 x 8 MiB): two concurrent
- * part uploads keep up with pg_dump's output (bench), and each part in flight costs its size twice over (lib-storage
- * gathers it, then it waits for S3), so more would only raise the peak RSS.
+ * part uploads keep up with pg_dump's output (bench), and each part in flight holds its buffer until S3 has it (one
+ * more part fills meanwhile), so more would only raise the peak RSS.
  */
 export const DEFAULT_PART_SIZE = 8 * MiB;
 /** S3's smallest part (but the last): the part size of the archives of a parallel set, uploaded at once. */

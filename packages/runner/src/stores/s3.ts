@@ -8,8 +8,8 @@ import {
   paginateListObjectsV2,
   type S3ClientConfig,
 } from "@aws-sdk/client-s3";
-import { Upload } from "@aws-sdk/lib-storage";
-import { DEFAULT_PART_SIZE, joinKey, partPlan, type IncompleteUpload, type ObjectStore, type StoredObject } from "@lifeboat/core";
+import { DEFAULT_PART_SIZE, S3_MAX_PARTS, joinKey, partPlan, type IncompleteUpload, type ObjectStore, type StoredObject } from "@lifeboat/core";
+import { uploadStream } from "./multipart.js";
 
 export interface S3StoreOptions {
   /** S3's limits, lowered only by tests that prove the part arithmetic at small scale. */
@@ -76,31 +76,28 @@ export class S3Store implements ObjectStore {
   async put(key: string, body: Readable, opts: { contentType?: string; signal?: AbortSignal; expectedBytes?: number; concurrent?: number } = {}): Promise<{ size?: number }> {
     const Key = this.full(key);
     const parts = partPlan(opts.expectedBytes, this.limits, opts.concurrent);
-    const upload = new Upload({
-      client: this.client,
-      params: { Bucket: this.bucket, Key, Body: body, ContentType: opts.contentType ?? "application/octet-stream" },
-      partSize: parts.partSize,
-      queueSize: parts.queueSize,
-      leavePartsOnError: false,
-    });
-    // lib-storage enforces S3's 10,000 parts itself; a lowered limit (tests) is enforced the same way
-    if (this.limits?.maxParts) (upload as unknown as { MAX_PARTS: number }).MAX_PARTS = this.limits.maxParts;
-    const onAbort = () => void upload.abort();
-    opts.signal?.addEventListener("abort", onAbort, { once: true });
     try {
-      await upload.done();
+      await uploadStream({
+        client: this.client,
+        Bucket: this.bucket,
+        Key,
+        ContentType: opts.contentType ?? "application/octet-stream",
+        body,
+        partSize: parts.partSize,
+        queueSize: parts.queueSize,
+        maxParts: this.limits?.maxParts ?? S3_MAX_PARTS,
+        signal: opts.signal,
+      });
       return {};
     } catch (err) {
       await this.abortPendingUploads(Key);
       throw err;
-    } finally {
-      opts.signal?.removeEventListener("abort", onAbort);
     }
   }
 
   /**
-   * lib-storage aborts its multipart upload when the body fails; this makes sure, because an orphaned upload is
-   * invisible storage that is billed. Errors here are not the user's problem and are ignored.
+   * uploadStream aborts its multipart upload when it fails; this makes sure (that abort may itself have failed),
+   * because an orphaned upload is invisible storage that is billed. Errors here are not the user's problem and are ignored.
    */
   private async abortPendingUploads(Key: string): Promise<void> {
     try {
