@@ -10,3 +10,14 @@ import { setFlagsFromString } from "node:v8";
  * read whenever V8 resizes the young generation, so it applies when set at run time (unlike --max-semi-space-size).
  */
 setFlagsFromString("--semi-space-growth-factor=1");
+
+/**
+ * A restore trades that memory back for CPU (called by `lifeboat restore` before it downloads). Its chunks wait in
+ * the pipes to pg_restore long enough that a young generation held small promotes them, and V8 then collected its old
+ * generation about 110 times in a 1 GB restore from S3; with V8's default growth (2): 3 times, 3.8 s less CPU (of the
+ * restoring process and its pg_restores) on cores that PostgreSQL needs, for a peak RSS of 124 MiB instead of 103 MiB
+ * (lab runs, 2 cores). A backup keeps the flat memory above: its bound on peak RSS is a promise; a restore's is not.
+ */
+export function heapForThroughput(): void {
+  setFlagsFromString("--semi-space-growth-factor=2");
+}

@@ -1,5 +1,6 @@
 import { UsageError, formatBytes, formatDuration } from "@lifeboat/core";
 import { displayUrl, engineOf, findBackup, restoresToFileOnly, swapRestore } from "@lifeboat/runner";
+import { heapForThroughput } from "@lifeboat/runner/heap";
 import { connectionArg, type Context } from "../context.js";
 import { identitiesFor } from "./keys.js";
 import { jobsOption } from "./verify.js";
@@ -23,6 +24,7 @@ export async function restoreCommand(ctx: Context, target: string | undefined, o
     const { config } = await ctx.requireConfig(`lifeboat restore ${target}`);
     if (!config.targets[target]) throw new UsageError(`unknown target "${target}"`, `known targets: ${Object.keys(config.targets).join(", ")}`);
   }
+  heapForThroughput(); // a restore's CPU before its memory (packages/runner/src/heap.ts)
   const store = await ctx.store(opts.from, "--from");
   // a directory store's files are checked where they lie: nothing is downloaded
   const fetching = store.localPath ? "checking" : "downloading";
