@@ -1,6 +1,8 @@
 import { createHash, randomBytes } from "node:crypto";
 import { PassThrough, Readable } from "node:stream";
-import { DeleteObjectCommand, GetObjectCommand, UploadPartCommand, type S3Client } from "@aws-sdk/client-s3";
+import { crc32 } from "node:zlib";
+import { DeleteObjectCommand, GetObjectCommand, S3Client, UploadPartCommand } from "@aws-sdk/client-s3";
+import { s3ClientConfig } from "@lifeboat/runner";
 import { describe, expect, it } from "vitest";
 import { uploadStream } from "../packages/runner/src/stores/multipart.js";
 import { s3, s3Client, s3Keys, s3PendingUploads, unique } from "./support/helpers.js";
@@ -112,5 +114,35 @@ describe("uploadStream: a stream into one S3 object through reused part buffers"
     expect((err as Error).message).toContain("Exceeded 3 parts");
     expect(await s3Keys(prefix)).toEqual([]);
     expect(await s3PendingUploads(prefix)).toEqual([]);
+  });
+
+  it("with the SDK's default request checksums (AWS): created with CRC32, every part sends its own CRC32, stored whole", async () => {
+    const prefix = unique("mpu");
+    const Key = `${prefix}/object.bin`;
+    const t = s3();
+    const client = new S3Client({ ...s3ClientConfig({ bucket: t.bucket, endpoint: t.endpoint, region: t.region }), requestChecksumCalculation: "WHEN_SUPPORTED", credentials: { accessKeyId: t.accessKeyId, secretAccessKey: t.secretAccessKey } });
+    const created: Array<Record<string, unknown>> = [];
+    const partChecksums: string[] = [];
+    client.middlewareStack.add(
+      (next, context) => async (args) => {
+        if (context.commandName === "CreateMultipartUploadCommand") created.push(args.input as Record<string, unknown>);
+        const headers = (args.request as { headers?: Record<string, string> }).headers ?? {};
+        if (context.commandName === "UploadPartCommand") partChecksums[(args.input as { PartNumber: number }).PartNumber - 1] = headers["x-amz-checksum-crc32"] ?? "none";
+        return next(args);
+      },
+      { step: "finalizeRequest", name: "recordChecksums" },
+    );
+    const data = randomBytes(2 * MiB + 777);
+    await uploadStream({ client, Bucket: t.bucket, Key, ContentType: "application/octet-stream", body: chunked(data), partSize: MiB, queueSize: 2, maxParts: 10_000 });
+    expect(created.map((c) => c.ChecksumAlgorithm)).toEqual(["CRC32"]);
+    const expected = [data.subarray(0, MiB), data.subarray(MiB, 2 * MiB), data.subarray(2 * MiB)].map((p) => {
+      const b = Buffer.alloc(4);
+      b.writeUInt32BE(crc32(p));
+      return b.toString("base64");
+    });
+    expect(partChecksums).toEqual(expected);
+    expect(sha(await stored(Key))).toBe(sha(data));
+    expect(await s3PendingUploads(prefix)).toEqual([]);
+    await s3Client().send(new DeleteObjectCommand({ Bucket: t.bucket, Key }));
   });
 });
