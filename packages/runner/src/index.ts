@@ -18,6 +18,7 @@ export * from "./aws/metrics.js";
 export { runnerMain, UNREPORTED } from "./main.js";
 export * from "./verify.js";
 export * from "./encryption.js";
+export { wholeBuffers } from "./buffers.js";
 export * from "./pg/session.js";
 export * from "./pg/toc.js";
 export * from "./swap.js";

@@ -6,6 +6,7 @@ import type { Readable } from "node:stream";
 import { tmpdir } from "node:os";
 import type { AddressInfo } from "node:net";
 import S3rver from "s3rver";
+import { wholeBuffers } from "@lifeboat/runner";
 import S3Error from "s3rver/lib/models/error.js";
 
 /**
@@ -65,7 +66,8 @@ async function pending(directory: string, bucket: string): Promise<Array<{ key: 
   return out;
 }
 
-interface MultipartStore {
+/** The parts of s3rver's filesystem store that this twin replaces or uses. */
+interface S3rverStore {
   getResourcePath(bucket: string, key: string | undefined, resource: string): string;
   putMetadata(bucket: string, key: string, metadata: unknown, md5: string): Promise<void>;
   putPart(bucket: string, uploadId: string, partNumber: string | number, content: Readable): Promise<{ size: number; md5: string }>;
@@ -90,22 +92,13 @@ async function writeHashed(path: string, content: Readable, buf: Buffer): Promis
   const md5 = createHash("md5");
   const file = await open(path, "w");
   let size = 0;
-  let fill = 0;
   try {
-    for await (const chunk of content as AsyncIterable<Buffer>) {
-      md5.update(chunk);
-      size += chunk.length;
-      for (let at = 0; at < chunk.length; ) {
-        const n = chunk.copy(buf, fill, at);
-        fill += n;
-        at += n;
-        if (fill === buf.length) {
-          await file.write(buf, 0, fill);
-          fill = 0;
-        }
-      }
+    // one buffer: each is written before the next is filled
+    for await (const { length } of wholeBuffers(content as AsyncIterable<Buffer>, () => buf)) {
+      md5.update(buf.subarray(0, length));
+      size += length;
+      if (length > 0) await file.write(buf, 0, length);
     }
-    if (fill > 0) await file.write(buf, 0, fill);
   } finally {
     await file.close();
   }
@@ -130,7 +123,8 @@ function invalidPart(number: number): Error {
   return new S3Error("InvalidPart", "One or more of the specified parts could not be found. The part might not have been uploaded, or the specified entity tag might not have matched the part's entity tag.", { PartNumber: String(number) });
 }
 
-function completeAsS3(server: { store: MultipartStore }, directory: string): void {
+/** Replaces s3rver's GetObject, UploadPart and CompleteMultipartUpload storage with the ones described at the top. */
+function asS3(server: { store: S3rverStore }, directory: string): void {
   const store = server.store;
   const getObject = store.getObject.bind(store);
   store.getObject = async (bucket, key, options) => {
@@ -228,7 +222,7 @@ export async function startEmbeddedS3(opts: { bucket?: string; port?: number } =
     return next();
   };
   (server as unknown as { middleware: unknown[] }).middleware.splice(1, 0, multipartCalls);
-  completeAsS3(server as unknown as { store: MultipartStore }, directory);
+  asS3(server as unknown as { store: S3rverStore }, directory);
 
   const address = (await server.run()) as AddressInfo;
   return {

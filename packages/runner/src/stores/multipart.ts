@@ -9,6 +9,7 @@ import {
   type CompletedPart,
   type S3Client,
 } from "@aws-sdk/client-s3";
+import { wholeBuffers } from "../buffers.js";
 
 export interface StreamUpload {
   client: S3Client;
@@ -53,8 +54,6 @@ export async function uploadStream(u: StreamUpload): Promise<void> {
   let uploadId: string | undefined;
   let failure: { err: unknown } | undefined;
   let partNumber = 0;
-  let part: Buffer = Buffer.allocUnsafeSlow(u.partSize);
-  let fill = 0;
 
   const send = async (buf: Buffer, length: number) => {
     const PartNumber = ++partNumber;
@@ -82,25 +81,14 @@ export async function uploadStream(u: StreamUpload): Promise<void> {
   };
 
   try {
-    for await (const chunk of u.body as AsyncIterable<Buffer>) {
-      for (let at = 0; at < chunk.length; ) {
-        const n = Math.min(u.partSize - fill, chunk.length - at);
-        chunk.copy(part, fill, at, at + n);
-        fill += n;
-        at += n;
-        if (fill === u.partSize) {
-          await send(part, fill);
-          part = pool.pop() ?? Buffer.allocUnsafeSlow(u.partSize);
-          fill = 0;
-        }
-      }
+    for await (const { buf, length, last } of wholeBuffers(u.body as AsyncIterable<Buffer>, () => pool.pop() ?? Buffer.allocUnsafeSlow(u.partSize))) {
+      if (stop.signal.aborted) throw stop.signal.reason;
+      if (!last) await send(buf, length);
+      else if (partNumber === 0) {
+        await client.send(new PutObjectCommand({ Bucket, Key, ContentType, Body: buf.subarray(0, length) }), { abortSignal: stop.signal });
+        return;
+      } else if (length > 0) await send(buf, length);
     }
-    if (stop.signal.aborted) throw stop.signal.reason;
-    if (partNumber === 0) {
-      await client.send(new PutObjectCommand({ Bucket, Key, ContentType, Body: part.subarray(0, fill) }), { abortSignal: stop.signal });
-      return;
-    }
-    if (fill > 0) await send(part, fill);
     await Promise.all(inFlight);
     if (failure) throw failure.err;
     done.sort((a, b) => a.PartNumber! - b.PartNumber!);
