@@ -49,4 +49,62 @@ describe("embedded S3: CompleteMultipartUpload", () => {
     expect(await s3PendingUploads(Key)).toEqual([]);
     await client.send(new DeleteObjectCommand({ Bucket: Bucket(), Key }));
   });
+
+  const MiB = 1024 * 1024;
+  async function complete(client: ReturnType<typeof s3Client>, Key: string, UploadId: string, parts: Array<{ ETag: string; PartNumber: number }>) {
+    await client.send(new CompleteMultipartUploadCommand({ Bucket: Bucket(), Key, UploadId, MultipartUpload: { Parts: parts } }));
+    const got = Buffer.from(await (await client.send(new GetObjectCommand({ Bucket: Bucket(), Key }))).Body!.transformToByteArray());
+    expect(await s3PendingUploads(Key)).toEqual([]);
+    await client.send(new DeleteObjectCommand({ Bucket: Bucket(), Key }));
+    return got;
+  }
+  async function start(Key: string) {
+    const client = s3Client();
+    const { UploadId } = await client.send(new CreateMultipartUploadCommand({ Bucket: Bucket(), Key }));
+    const put = async (PartNumber: number, Body: Buffer) => (await client.send(new UploadPartCommand({ Bucket: Bucket(), Key, UploadId, PartNumber, Body }))).ETag!;
+    return { client, UploadId: UploadId!, put };
+  }
+
+  // parts of part 1's size are written in place in one data file; these cases must land whole all the same
+  it("stores parts that arrive at once and out of order", async () => {
+    const Key = `${unique("twin")}/object.bin`;
+    const parts = [randomBytes(5 * MiB), randomBytes(5 * MiB), randomBytes(5 * MiB), randomBytes(777)];
+    const { client, UploadId, put } = await start(Key);
+    const first = await put(1, parts[0]!);
+    const rest = await Promise.all([put(4, parts[3]!), put(3, parts[2]!), put(2, parts[1]!)]);
+    const etags = [first, rest[2]!, rest[1]!, rest[0]!];
+    const got = await complete(client, Key, UploadId, etags.map((ETag, i) => ({ ETag, PartNumber: i + 1 })));
+    expect(got.equals(Buffer.concat(parts))).toBe(true);
+  });
+
+  it("keeps the last upload of a part number, and refuses the earlier one's ETag", async () => {
+    const Key = `${unique("twin")}/object.bin`;
+    const [a, b1, b2, c] = [randomBytes(5 * MiB), randomBytes(5 * MiB), randomBytes(5 * MiB), randomBytes(10)];
+    const { client, UploadId, put } = await start(Key);
+    const ea = await put(1, a);
+    const eb1 = await put(2, b1);
+    const eb2 = await put(2, b2);
+    const ec = await put(3, c);
+    const stale = { Bucket: Bucket(), Key, UploadId, MultipartUpload: { Parts: [{ ETag: ea, PartNumber: 1 }, { ETag: eb1, PartNumber: 2 }, { ETag: ec, PartNumber: 3 }] } };
+    await expect(client.send(new CompleteMultipartUploadCommand(stale))).rejects.toMatchObject({ name: "InvalidPart" });
+    const got = await complete(client, Key, UploadId, [{ ETag: ea, PartNumber: 1 }, { ETag: eb2, PartNumber: 2 }, { ETag: ec, PartNumber: 3 }]);
+    expect(got.equals(Buffer.concat([a, b2, c]))).toBe(true);
+  });
+
+  it("completes with a list that skips parts, and with parts of other sizes than part 1", async () => {
+    const Key = `${unique("twin")}/object.bin`;
+    const parts = [randomBytes(5 * MiB), randomBytes(5 * MiB), randomBytes(5 * MiB)];
+    const { client, UploadId, put } = await start(Key);
+    const etags = [await put(1, parts[0]!), await put(2, parts[1]!), await put(3, parts[2]!)];
+    const skipped = await complete(client, Key, UploadId, [{ ETag: etags[0]!, PartNumber: 1 }, { ETag: etags[2]!, PartNumber: 3 }]);
+    expect(skipped.equals(Buffer.concat([parts[0]!, parts[2]!]))).toBe(true);
+
+    const Key2 = `${unique("twin")}/object.bin`;
+    const sized = [randomBytes(5 * MiB), randomBytes(6 * MiB), randomBytes(5 * MiB), randomBytes(3)];
+    const second = await start(Key2);
+    const etags2 = [];
+    for (const [i, body] of sized.entries()) etags2.push(await second.put(i + 1, body));
+    const got = await complete(second.client, Key2, second.UploadId, etags2.map((ETag, i) => ({ ETag, PartNumber: i + 1 })));
+    expect(got.equals(Buffer.concat(sized))).toBe(true);
+  });
 });
