@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import { Worker } from "node:worker_threads";
 import { Transform, type TransformCallback } from "node:stream";
+import { streamed } from "./heap.js";
 
 /** SHA-256 and byte count of everything that passes through. */
 export class Digest extends Transform {
@@ -13,6 +14,7 @@ export class Digest extends Transform {
     this.hash.update(chunk);
     this.bytes += chunk.length;
     this.onChunk(this.bytes);
+    streamed(chunk.length);
     cb(null, chunk);
   }
   hex(): string {

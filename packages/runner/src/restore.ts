@@ -12,6 +12,7 @@ import { conninfo, displayUrl, sameEndpoint, toolEnv, type ConnectionInfo } from
 import { preflight, query } from "./pg/psql.js";
 import { findTool } from "./pg/tools.js";
 import { Digest, hashFile } from "./digest.js";
+import { streamed } from "./heap.js";
 import { checkIdentities, decryptStream } from "./encryption.js";
 
 export interface RestoreOptions {
@@ -255,6 +256,7 @@ async function* checkedChunks(source: Readable, object: StoredObject, location: 
     hash.update(chunk);
     bytes += chunk.length;
     onBytes(chunk.length);
+    streamed(chunk.length);
     yield chunk;
   }
   const actual = hash.digest("hex");
