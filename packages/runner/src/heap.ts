@@ -23,10 +23,19 @@ let collectYoung: (() => void) | undefined;
  * 124 MiB against 103 MiB, while the bench's VmHWM of the restore stayed at 111-113 MiB). A backup keeps the flat
  * memory above: its bound on peak RSS is a promise; a restore's is not.
  *
- * It also makes young-generation collections callable (see `streamed`).
+ * It also collects the young generation as the restore streams (see `streamed`).
  */
 export function heapForThroughput(): void {
   setFlagsFromString("--semi-space-growth-factor=2");
+  collectYoungWhileStreaming();
+}
+
+/**
+ * Makes young-generation collections callable, so that `streamed` runs them: by `lifeboat restore` (above) and by the
+ * embedded S3 server, which receives every byte of a backup the same way.
+ */
+export function collectYoungWhileStreaming(): void {
+  if (collectYoung) return;
   try {
     // V8 gives the collector to contexts made after the flag is set; a Node that refuses leaves V8's own schedule
     setFlagsFromString("--expose-gc");
@@ -48,7 +57,8 @@ let sinceCollected = 0;
  * collections instead. Lab, a 1 GB set restored from S3 with two jobs (2 cores): 69-82 full collections without this,
  * 53 collecting every 8 MiB, 1 every 4 MiB (about 280 young collections of well under a millisecond each); the
  * restoring process's CPU 14.3 -> 12.3 s (with its pg_restores), wall 18.4-18.7 -> 17.1-17.3 s. Does nothing unless
- * heapForThroughput ran (backups and drills keep V8's own schedule).
+ * collectYoungWhileStreaming ran (backups and drills keep V8's own schedule, unless the embedded S3 server runs in the
+ * same process: `lifeboat demo`).
  */
 export function streamed(bytes: number): void {
   if (!collectYoung) return;
