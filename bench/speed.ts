@@ -12,7 +12,8 @@
  * against `lifeboat restore --jobs N` from a directory store and from S3; and the cost of encryption (age) as a ratio
  * to the same backup unencrypted. S3 is s3rver on loopback, in its own process, on the same cores: the last column is
  * the CPU it used during each step (work a real S3 does elsewhere). Each step starts after a checkpoint and a sync;
- * autovacuum is off (the database is vacuumed once, when built), so that no step runs beside another's vacuum.
+ * autovacuum is off (the database is vacuumed once, when built), so that no step runs beside another's vacuum; each
+ * restored database is dropped once its restore is measured.
  */
 import { fork, spawn } from "node:child_process";
 import { availableParallelism } from "node:os";
@@ -182,11 +183,17 @@ if (process.argv[2] === "--s3-server") {
     await sh(`"${dumpBin}" -Fc -Z${level} -f "${local}" --dbname="${db}"`);
     await query(pg.connection(), "create database r_pg; create database r_dir; create database r_s3;");
     const restoreRows: string[][] = [];
-    const pr = await measured(pgRestore.path, [`--jobs=${JOBS}`, "--no-owner", `--dbname=${pg.url("r_pg")}`, local]);
+    // each restored database is dropped once measured, so that none holds disk or page cache during the next restore
+    const dropped = async <T>(name: string, step: Promise<T>) => {
+      const result = await step;
+      await query(pg.connection(), `drop database ${name};`);
+      return result;
+    };
+    const pr = await dropped("r_pg", measured(pgRestore.path, [`--jobs=${JOBS}`, "--no-owner", `--dbname=${pg.url("r_pg")}`, local]));
     const rrow = (what: string, r: Measured) => restoreRows.push([what, `${r.secs.toFixed(1)} s`, "", `${(r.secs / pr.secs).toFixed(2)}x`, "", r.peakRss && what.startsWith("lifeboat") ? formatBytes(r.peakRss) : "", cpu(r.s3cpu)]);
     rrow(`pg_restore -j${JOBS} from a local file (${formatBytes(statSync(local).size)})`, pr);
-    rrow(`lifeboat restore --jobs ${JOBS} from the directory store`, await lifeboat(["restore", "--from", `file://${dirStore}`, "--to", pg.url("r_dir"), "--jobs", String(JOBS), "--no-owner", "--json"]));
-    rrow(`lifeboat restore --jobs ${JOBS} from S3`, await lifeboat(["restore", "--from", "s3://bench/lifeboat", "--to", pg.url("r_s3"), "--jobs", String(JOBS), "--no-owner", "--json"]));
+    rrow(`lifeboat restore --jobs ${JOBS} from the directory store`, await dropped("r_dir", lifeboat(["restore", "--from", `file://${dirStore}`, "--to", pg.url("r_dir"), "--jobs", String(JOBS), "--no-owner", "--json"])));
+    rrow(`lifeboat restore --jobs ${JOBS} from S3`, await dropped("r_s3", lifeboat(["restore", "--from", "s3://bench/lifeboat", "--to", pg.url("r_s3"), "--jobs", String(JOBS), "--no-owner", "--json"])));
 
     const header = ["", "wall", "output", "time vs base", "size vs base", "peak RSS", "S3 server CPU"];
     const all = [header, ...rows, ["restore", "", "", "vs pg_restore", "", "", ""], ...restoreRows];
