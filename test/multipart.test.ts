@@ -107,6 +107,25 @@ describe("uploadStream: a stream into one S3 object through reused part buffers"
     expect(await s3PendingUploads(prefix)).toEqual([]);
   });
 
+  it("an UploadPart answer without an ETag (a broken S3-compatible store): the part named, the upload aborted, nothing stored", async () => {
+    const prefix = unique("mpu");
+    const Key = `${prefix}/object.bin`;
+    const client = s3Client();
+    // the twin stores the part and answers; the answer loses its ETag on the way back, as a broken store's would
+    client.middlewareStack.add(
+      (next, context) => async (args) => {
+        const out = await next(args);
+        if (context.commandName === "UploadPartCommand" && (args.input as { PartNumber?: number }).PartNumber === 2) delete (out.output as { ETag?: string }).ETag;
+        return out;
+      },
+      { step: "initialize", name: "dropEtagOfPart2" },
+    );
+    const err = await uploadStream({ client, Bucket: s3().bucket, Key, ContentType: "application/octet-stream", body: chunked(randomBytes(3 * MiB + 1)), partSize: MiB, queueSize: 2, maxParts: 10_000 }).catch((e: unknown) => e);
+    expect((err as Error).message).toBe(`Part 2 of ${Key}: the store's UploadPart response has no ETag.`);
+    expect(await s3Keys(prefix)).toEqual([]);
+    expect(await s3PendingUploads(prefix)).toEqual([]);
+  });
+
   it("more parts than allowed: refused with S3's limit named, the upload aborted, nothing stored", async () => {
     const prefix = unique("mpu");
     const Key = `${prefix}/object.bin`;
