@@ -91,6 +91,22 @@ describe("embedded S3: CompleteMultipartUpload", () => {
     expect(got.equals(Buffer.concat([a, b2, c]))).toBe(true);
   });
 
+  it("one part number uploaded twice at once: the object holds exactly the bytes of the upload whose ETag completes it", async () => {
+    const Key = `${unique("twin")}/object.bin`;
+    const [a, b1, b2, c] = [randomBytes(5 * MiB), randomBytes(5 * MiB), randomBytes(5 * MiB), randomBytes(10)];
+    const { client, UploadId, put } = await start(Key);
+    const ea = await put(1, a);
+    const [e1, e2] = await Promise.all([put(2, b1), put(2, b2)]);
+    const ec = await put(3, c);
+    const parts = (e: string) => ({ Bucket: Bucket(), Key, UploadId, MultipartUpload: { Parts: [{ ETag: ea, PartNumber: 1 }, { ETag: e, PartNumber: 2 }, { ETag: ec, PartNumber: 3 }] } });
+    // the part kept is the one stored last; the other's ETag is refused
+    const won = await client.send(new CompleteMultipartUploadCommand(parts(e1))).then(() => b1, () => client.send(new CompleteMultipartUploadCommand(parts(e2))).then(() => b2));
+    const got = Buffer.from(await (await client.send(new GetObjectCommand({ Bucket: Bucket(), Key }))).Body!.transformToByteArray());
+    expect(got.equals(Buffer.concat([a, won, c]))).toBe(true);
+    expect(await s3PendingUploads(Key)).toEqual([]);
+    await client.send(new DeleteObjectCommand({ Bucket: Bucket(), Key }));
+  });
+
   it("completes with a list that skips parts, and with parts of other sizes than part 1", async () => {
     const Key = `${unique("twin")}/object.bin`;
     const parts = [randomBytes(5 * MiB), randomBytes(5 * MiB), randomBytes(5 * MiB)];

@@ -164,9 +164,11 @@ function asS3(server: { store: S3rverStore }, directory: string): void {
     if (number === 1 && upload.stride === undefined && length > 0) upload.stride = length;
     const recordPath = join(uploadDir, `${number}.json`);
     // in place only the first time this part number arrives, at the size of part 1: then its offset is certain
-    const inPlace = upload.stride !== undefined && length === upload.stride && !upload.writing.has(number) && !(await stat(recordPath).catch(() => null));
+    // (claimed before any await, so that two uploads of one part number at once never both write in place)
+    const claimed = upload.stride !== undefined && length === upload.stride && !upload.writing.has(number);
+    if (claimed) upload.writing.add(number);
+    const inPlace = claimed && !(await stat(recordPath).catch(() => null));
     const at = inPlace ? (number - 1) * upload.stride! : null;
-    if (inPlace) upload.writing.add(number);
     // a part of its own is written aside and renamed: a part uploaded again replaces the earlier one only if it arrives whole
     const partPath = join(uploadDir, String(number));
     const writing = at === null ? `${partPath}.${randomBytes(4).toString("hex")}` : join(uploadDir, "data");
@@ -186,7 +188,7 @@ function asS3(server: { store: S3rverStore }, directory: string): void {
       await writeFile(recordPath, JSON.stringify(record));
       return written;
     } finally {
-      if (inPlace) upload.writing.delete(number);
+      if (claimed) upload.writing.delete(number);
     }
   };
   store.putObjectMultipart = async (bucket, uploadId, parts) => {
