@@ -184,8 +184,11 @@ function asS3(server: { store: S3rverStore }, directory: string): void {
         await file.close();
       }
       if (at === null) await rename(writing, partPath);
+      // the record replaces any earlier one whole (two uploads of one part at once must not mix their records)
       const record: PartRecord = { ...written, at };
-      await writeFile(recordPath, JSON.stringify(record));
+      const recordTemp = `${recordPath}.${randomBytes(4).toString("hex")}`;
+      await writeFile(recordTemp, JSON.stringify(record));
+      await rename(recordTemp, recordPath);
       return written;
     } finally {
       if (claimed) upload.writing.delete(number);
