@@ -12,18 +12,19 @@ import { runInNewContext } from "node:vm";
  */
 setFlagsFromString("--semi-space-growth-factor=1");
 
-/** A young-generation collection, once heapForThroughput has made one callable. */
+/** A young-generation collection, once collectYoungWhileStreaming has made one callable. */
 let collectYoung: (() => void) | undefined;
 
 /**
  * A restore trades that memory back for CPU (called by `lifeboat restore` before it downloads). Its chunks wait in
  * the pipes to pg_restore long enough that a young generation held small promotes them, and V8 then collected its old
- * generation about 110 times in a 1 GB restore from S3; with V8's default growth (2): 3 times, 3.8 s less CPU (of the
- * restoring process and its pg_restores) on cores that PostgreSQL needs (lab probes, 2 cores; /usr/bin/time's max RSS
- * 124 MiB against 103 MiB, while the bench's VmHWM of the restore stayed at 111-113 MiB). A backup keeps the flat
- * memory above: its bound on peak RSS is a promise; a restore's is not.
+ * generation about 110 times in a 1 GB restore from S3 (an earlier lab probe); with V8's default growth (2): 3
+ * times, 3.8 s less CPU (of the restoring process and its pg_restores) on cores that PostgreSQL needs (2 cores). A
+ * backup keeps the flat memory above: its bound on peak RSS is a promise; a restore's is not.
  *
- * It also collects the young generation as the restore streams (see `streamed`).
+ * A parallel set streamed from S3 into its pg_restores still had 69-82 full collections with that growth (later lab
+ * probes), for another reason (external memory, see `streamed`), so a restore also collects the young generation as
+ * it streams.
  */
 export function heapForThroughput(): void {
   setFlagsFromString("--semi-space-growth-factor=2");

@@ -204,24 +204,27 @@ function asS3(server: { store: S3rverStore }, directory: string): void {
       if (record === undefined || record.md5 !== part.etag) throw invalidPart(part.number);
       records.push(record);
     }
-    const offsets = records.map((_, i) => records.slice(0, i).reduce((sum, r) => sum + r.size, 0));
-    const size = records.reduce((sum, r) => sum + r.size, 0);
+    // where each part goes in the object (`to`), in the order listed
+    let size = 0;
+    const placed = records.map((r, i) => {
+      const to = size;
+      size += r.size;
+      return { ...r, to, file: join(uploadDir, String(sorted[i]!.number)) };
+    });
     const md5 = `${createHash("md5").update(Buffer.concat(records.map((r) => Buffer.from(r.md5, "hex")))).digest("hex")}-${sorted.length}`;
     const dataPath = join(uploadDir, "data");
-    const source = (i: number) => (records[i]!.at === null ? { path: join(uploadDir, String(sorted[i]!.number)), from: 0 } : { path: dataPath, from: records[i]!.at! });
     // usually every part but the last already lies where the object needs it, in the data file: only the last part
     // is copied (if it was smaller) and the file cut to the object's size; otherwise the object is assembled anew
-    const inPlace = records.every((r, i) => r.at === offsets[i] || (i === records.length - 1 && r.at === null));
+    const inPlace = placed.every((p, i) => p.at === p.to || (i === placed.length - 1 && p.at === null));
     const assembling = inPlace ? dataPath : join(uploadDir, "object");
     await withBuffer(async (buf) => {
       const out = await open(assembling, constants.O_RDWR | constants.O_CREAT);
       try {
-        for (const [i, record] of records.entries()) {
-          if (record.at === offsets[i] && inPlace) continue;
-          const { path, from } = source(i);
-          const src = await open(path, "r");
+        for (const p of placed) {
+          if (inPlace && p.at === p.to) continue;
+          const src = await open(p.at === null ? p.file : dataPath, "r");
           try {
-            await copyRange(src, from, record.size, out, offsets[i]!, buf);
+            await copyRange(src, p.at ?? 0, p.size, out, p.to, buf);
           } finally {
             await src.close();
           }
