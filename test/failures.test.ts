@@ -101,7 +101,7 @@ describe("retries", () => {
         retries: retriesSchema.parse({ attempts: 3, delaySeconds: 0.05, maxDelaySeconds: 0.2 }),
         log: {
           log: (_l, msg) => {
-            if (msg === "attempt failed" && !forwarder) {
+            if (msg.startsWith("attempt 1 failed") && !forwarder) {
               forwarder = createServer((client) => {
                 const up = connect(upstream.port, upstream.host);
                 client.pipe(up).pipe(client);

@@ -45,7 +45,8 @@ export class AttemptError extends LifeboatError {
   readonly kind: FailureKind;
   readonly code: string;
   constructor(code: string, kind: FailureKind, message: string, opts: { hint?: string; cause?: unknown } = {}) {
-    super(message, opts);
+    // a configuration error met outside a backup run (lifeboat list with no region) exits 2 as well
+    super(message, { ...opts, exitCode: CONFIG_CODES.has(code) ? 2 : 1 });
     this.code = code;
     this.kind = kind;
   }
@@ -63,6 +64,8 @@ export interface AttemptRecord {
 /** Every attempt failed (or a permanent failure stopped the run). Lists every attempt. Exit code 1. */
 /** The attempt code of a configuration error met during a run: permanent, and the run exits 2. */
 export const CONFIG_ERROR = "config_error";
+/** Attempt codes that are the user's configuration to fix (exit code 2, never retried). */
+export const CONFIG_CODES: ReadonlySet<string> = new Set([CONFIG_ERROR, "s3_credentials", "s3_region"]);
 
 export class BackupFailedError extends LifeboatError {
   readonly target: string;
@@ -74,7 +77,7 @@ export class BackupFailedError extends LifeboatError {
       `backup of "${target}" failed after ${attempts.length} attempt${attempts.length === 1 ? "" : "s"}` +
         `${last && last.kind === "permanent" ? " (not retried: the failure is permanent)" : ""}:\n${lines.join("\n")}`,
       // a configuration error (an unset secret variable, a missing CA bundle) is the user's to fix: exit code 2
-      { exitCode: last?.code === CONFIG_ERROR ? 2 : 1, ...(hint === undefined ? {} : { hint }) },
+      { exitCode: last && CONFIG_CODES.has(last.code) ? 2 : 1, ...(hint === undefined ? {} : { hint }) },
     );
     this.target = target;
     this.attempts = attempts;
@@ -109,4 +112,23 @@ export class DeadlineExceeded extends Error {
 export function abortedAttempt(reason: unknown): AttemptError {
   if (reason instanceof DeadlineExceeded) return new AttemptError("deadline_exceeded", "permanent", reason.message, { hint: "raise maxRunMinutes, or look for what holds the dump up (locks, a slow network)" });
   return new AttemptError("cancelled", "permanent", `backup cancelled (${String(reason ?? "aborted")})`);
+}
+
+/**
+ * A store answered that it does not implement a call Lifeboat uses only for housekeeping (ListMultipartUploads on
+ * plain s3rver and some S3-compatible providers). Callers that can do without it warn once and go on.
+ */
+export class UnsupportedStoreFeature extends LifeboatError {
+  constructor(readonly feature: string, readonly store: string, detail: string) {
+    super(`${store} does not support ${feature} (${detail})`, { hint: `pending uploads cannot be listed or cleaned up by Lifeboat here: set a lifecycle rule on the bucket that aborts incomplete multipart uploads` });
+  }
+}
+
+/** Warns once per process, store and feature, that a housekeeping call is unsupported. */
+const warnedUnsupported = new Set<string>();
+export function warnUnsupportedOnce(err: UnsupportedStoreFeature, log: { log: (level: "warn", msg: string, fields?: Record<string, unknown>) => void }): void {
+  const key = `${err.store}\0${err.feature}`;
+  if (warnedUnsupported.has(key)) return;
+  warnedUnsupported.add(key);
+  log.log("warn", `${err.message}: skipped (${err.hint})`, { store: err.store, feature: err.feature });
 }

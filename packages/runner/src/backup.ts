@@ -1,5 +1,4 @@
 import { randomUUID } from "node:crypto";
-import pRetry from "p-retry";
 import {
   BackupFailedError,
   LIFEBOAT_VERSION,
@@ -26,6 +25,7 @@ import { Digest } from "./digest.js";
 import { encryptStream } from "./encryption.js";
 import { engineFor, type Snapshot, type SnapshotStream, type StoredStream } from "./engines/index.js";
 import { toAttemptError } from "./pg/classify.js";
+import { failedEvent, withRetries } from "./retry.js";
 import type { ConnectionInfo } from "./pg/connection.js";
 
 /**
@@ -242,90 +242,49 @@ async function manifestOrNothing<T>(job: BackupJob, keys: string[], steps: () =>
 }
 
 /**
- * Runs a backup with the target's retries: transient failures are retried with capped exponential backoff and
- * jitter (p-retry), permanent ones stop at once. Publishes backup.succeeded or backup.failed on the bus.
+ * Runs a backup with the target's retries (retry.ts: transient failures retried with capped exponential backoff and
+ * jitter, permanent ones stop at once). Publishes backup.succeeded or backup.failed on the bus.
  */
 export async function runBackup(job: BackupJob): Promise<BackupResult> {
   const log = job.log ?? silentLogger;
   const runId = job.runId ?? randomUUID();
   const trigger = job.trigger ?? "manual";
   const secrets = new Set<string | undefined>();
-  const attempts: AttemptRecord[] = [];
-  let attemptStarted = new Date();
-  let current = 0;
+  let run: { value: BackupResult; attempts: AttemptRecord[] };
   try {
-    const result = await pRetry(
-      async (n: number) => {
-        current = n;
-        attemptStarted = new Date();
+    run = await withRetries(
+      (n) => {
         if (n > 1) log.log("info", "retrying", { target: job.target, attempt: n });
         return attemptBackup(job, n, runId, secrets);
       },
-      {
-        retries: job.retries.attempts - 1,
-        factor: 2,
-        minTimeout: job.retries.delaySeconds * 1000,
-        maxTimeout: job.retries.maxDelaySeconds * 1000,
-        randomize: true,
-        ...(job.signal ? { signal: job.signal } : {}),
-        onFailedAttempt: ({ error, attemptNumber }) => {
-          const e = toAttemptError(error, secrets);
-          attempts.push({
-            attempt: attemptNumber,
-            code: e.code,
-            kind: e.kind,
-            message: e.message,
-            startedAt: attemptStarted.toISOString(),
-            finishedAt: new Date().toISOString(),
-          });
-          log.log("warn", "attempt failed", { target: job.target, attempt: attemptNumber, code: e.code, kind: e.kind, error: e.message });
-        },
-        shouldRetry: ({ error }) => toAttemptError(error, secrets).kind === "transient" && !job.signal?.aborted,
-      },
+      { target: job.target, policy: job.retries, signal: job.signal, log, secrets },
     );
-    result.attempts = attempts;
-    const event: BackupSucceededEvent = {
-      version: 1,
-      type: "backup.succeeded",
-      status: "succeeded",
-      time: new Date().toISOString(),
-      target: job.target,
-      runId,
-      trigger,
-      attempt: result.manifest.attempt,
-      backup: {
-        id: result.manifest.id,
-        location: result.location,
-        key: result.manifest.object.key,
-        size: backupSize(result.manifest),
-        sha256: result.manifest.object.sha256,
-        durationMs: result.manifest.durationMs,
-        format: result.manifest.format,
-      },
-      restoreCommand: restoreCommandFor(job.restoreHint ?? `lifeboat restore ${job.target}`, result.manifest),
-    };
-    await job.bus?.publish(event);
-    return result;
   } catch (err) {
-    const lastErr = job.signal?.aborted ? abortedAttempt(job.signal.reason) : toAttemptError(err, secrets);
-    if (attempts.length === 0 || attempts[attempts.length - 1]!.attempt !== current) {
-      // p-retry does not call onFailedAttempt when it is aborted by the signal
-      attempts.push({ attempt: current || 1, code: lastErr.code, kind: lastErr.kind, message: lastErr.message, startedAt: attemptStarted.toISOString(), finishedAt: new Date().toISOString() });
-    }
-    const last = attempts[attempts.length - 1]!;
-    const failed = new BackupFailedError(job.target, attempts, lastErr.hint);
-    const event: BackupFailedEvent = {
-      version: 1,
-      type: "backup.failed",
-      status: "failed",
-      time: new Date().toISOString(),
-      target: job.target,
-      runId,
-      trigger,
-      attempt: last.attempt,
-      error: { message: last.message, code: last.code, kind: last.kind, attempts },
-    };
-    await job.bus?.publish(event);
-    throw failed;
+    if (err instanceof BackupFailedError) await job.bus?.publish(failedEvent(job.target, runId, trigger, err.attempts));
+    throw err;
   }
+  const result = run.value;
+  result.attempts = run.attempts;
+  const event: BackupSucceededEvent = {
+    version: 1,
+    type: "backup.succeeded",
+    status: "succeeded",
+    time: new Date().toISOString(),
+    target: job.target,
+    runId,
+    trigger,
+    attempt: result.manifest.attempt,
+    backup: {
+      id: result.manifest.id,
+      location: result.location,
+      key: result.manifest.object.key,
+      size: backupSize(result.manifest),
+      sha256: result.manifest.object.sha256,
+      durationMs: result.manifest.durationMs,
+      format: result.manifest.format,
+    },
+    restoreCommand: restoreCommandFor(job.restoreHint ?? `lifeboat restore ${job.target}`, result.manifest),
+  };
+  await job.bus?.publish(event);
+  return result;
 }

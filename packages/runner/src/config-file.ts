@@ -1,6 +1,6 @@
 import { existsSync } from "node:fs";
 import Module, { register } from "node:module";
-import { resolve } from "node:path";
+import { dirname, isAbsolute, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { ConfigError, UsageError, parseConfig, type LifeboatConfig } from "@lifeboat/core";
 
@@ -31,13 +31,32 @@ export async function loadConfig(file: string): Promise<LifeboatConfig> {
           lifeboatResolvesToItself();
           return (await import("tsx/esm/api")).tsImport(pathToFileURL(file).href, import.meta.url); // tsx loads for .ts configs only
         })();
-    raw = (mod as { default?: unknown }).default ?? mod;
+    if (!file.endsWith(".json") && (mod as { default?: unknown }).default === undefined) {
+      const named = Object.keys(mod as object).filter((k) => k !== "default" && k !== "module.exports");
+      throw new ConfigError(file, [{ path: "", message: `has no default export${named.length ? ` (it exports ${named.join(", ")})` : ""}`, hint: "end the file with `export default defineConfig({ ... })` (or `export default { ... }`)" }]);
+    }
+    raw = (mod as { default?: unknown }).default;
     // a file without "type": "module" around it comes back CommonJS-wrapped: { default: { default: config } }
     if (raw && typeof raw === "object" && Object.keys(raw).length === 1 && "default" in raw) raw = (raw as { default: unknown }).default;
   } catch (err) {
+    if (err instanceof ConfigError) throw err;
     throw new ConfigError(file, [{ path: "", message: `cannot be loaded: ${(err as Error).message}`, hint: loadHint(err) }]);
   }
-  return parseConfig(raw, file);
+  return relativeToFile(parseConfig(raw, file), file);
+}
+
+/**
+ * Relative paths in a config (a directory store, a SQLite file) are relative to the config file's folder,
+ * not to the working directory: systemd and a shell in another folder must see the same store and database.
+ */
+function relativeToFile(config: LifeboatConfig, file: string): LifeboatConfig {
+  const base = dirname(file);
+  const fix = (p: string | undefined) => (p === undefined || isAbsolute(p) ? p : resolve(base, p));
+  if (config.storage.directory !== undefined) config.storage.directory = fix(config.storage.directory)!;
+  for (const t of Object.values(config.targets)) {
+    if (t.database.path !== undefined) t.database.path = fix(t.database.path)!;
+  }
+  return config;
 }
 
 /** What to do about a config that does not load: a missing package is not a syntax error. */

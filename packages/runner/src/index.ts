@@ -34,3 +34,4 @@ export * from "./notify/index.js";
 export * from "./lease.js";
 export * from "./freshness.js";
 export * from "./status.js";
+export * from "./retry.js";

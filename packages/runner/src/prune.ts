@@ -1,4 +1,4 @@
-import { MANIFEST_SUFFIX, VERIFY_SUFFIX, backupObjects, besideDump, planRetention, silentLogger, targetPrefix, type Logger, type Manifest, type ObjectStore, type RetentionDecision, type RetentionPolicy } from "@lifeboat/core";
+import { UnsupportedStoreFeature, warnUnsupportedOnce, MANIFEST_SUFFIX, VERIFY_SUFFIX, backupObjects, besideDump, planRetention, silentLogger, targetPrefix, type Logger, type Manifest, type ObjectStore, type RetentionDecision, type RetentionPolicy } from "@lifeboat/core";
 import { listBackups } from "./catalog.js";
 import { DirectoryStore } from "./stores/directory.js";
 import { verifyKey } from "./verify.js";
@@ -53,12 +53,14 @@ const DAY_MS = 86_400_000;
 const incompleteKind = (store: ObjectStore): Leftover["kind"] => (store instanceof DirectoryStore ? "partial file" : "pending upload");
 
 /** Every leftover under a target's prefix (or the whole store): what `list --all` shows. */
-export async function findLeftovers(store: ObjectStore, target?: string): Promise<Leftover[]> {
+export async function findLeftovers(store: ObjectStore, target?: string, log: Logger = silentLogger): Promise<Leftover[]> {
   const prefix = target ? targetPrefix(target) : "";
   const out: Leftover[] = [];
-  for await (const u of store.incomplete(prefix)) {
-    out.push({ kind: incompleteKind(store), key: u.key, startedAt: u.startedAt.toISOString() });
-  }
+  await optional(log, async () => {
+    for await (const u of store.incomplete(prefix)) {
+      out.push({ kind: incompleteKind(store), key: u.key, startedAt: u.startedAt.toISOString() });
+    }
+  });
   const dumps = new Map<string, number>();
   for await (const o of store.list(prefix)) {
     // manifests, drill results, and Lifeboat's own bookkeeping (the lease, missed-backup markers: ".lifeboat-*")
@@ -78,12 +80,24 @@ export async function cleanLeftovers(store: ObjectStore, target: string | undefi
   const log = opts.log ?? silentLogger;
   const before = (opts.now ?? new Date()).getTime() - DAY_MS;
   const removed: Leftover[] = [];
-  for await (const u of store.incomplete(target ? targetPrefix(target) : "")) {
-    if (u.startedAt.getTime() > before) continue;
-    if (!opts.dryRun) await store.removeIncomplete(u);
-    const leftover: Leftover = { kind: incompleteKind(store), key: u.key, startedAt: u.startedAt.toISOString() };
-    removed.push(leftover);
-    log.log("info", opts.dryRun ? "would remove a leftover" : "removed a leftover", { ...leftover });
-  }
+  await optional(log, async () => {
+    for await (const u of store.incomplete(target ? targetPrefix(target) : "")) {
+      if (u.startedAt.getTime() > before) continue;
+      if (!opts.dryRun) await store.removeIncomplete(u);
+      const leftover: Leftover = { kind: incompleteKind(store), key: u.key, startedAt: u.startedAt.toISOString() };
+      removed.push(leftover);
+      log.log("info", opts.dryRun ? "would remove a leftover" : "removed a leftover", { ...leftover });
+    }
+  });
   return removed;
+}
+
+/** Housekeeping a store may not support (ListMultipartUploads): warned about once, then skipped. */
+async function optional(log: Logger, work: () => Promise<void>): Promise<void> {
+  try {
+    await work();
+  } catch (err) {
+    if (!(err instanceof UnsupportedStoreFeature)) throw err;
+    warnUnsupportedOnce(err, log);
+  }
 }

@@ -85,11 +85,23 @@ export class Scheduler {
     return this.entries.map((e) => e.label);
   }
 
+  /**
+   * Reads each target's last run. One that cannot be read (the store is down) counts as never run: the target is due
+   * at once, and its run meets the outage, is retried and reported like any failed run, instead of the daemon
+   * waiting silently or exiting.
+   */
   async init(): Promise<void> {
     for (const e of this.entries) {
-      e.last = await this.opts.lastRun(e.name, e.mode);
+      let unknown = false;
+      try {
+        e.last = await this.opts.lastRun(e.name, e.mode);
+      } catch (err) {
+        e.last = undefined;
+        unknown = true;
+        this.log.log("debug", "the last run could not be read", { target: e.name, mode: e.mode, error: errorMessage(err) });
+      }
       const next = nextRun(e.schedule, e.timezone, e.last, this.clock.now());
-      this.log.log("info", "scheduled", { target: e.name, mode: e.mode, schedule: e.schedule.expression, timezone: e.timezone, lastRun: e.last?.toISOString() ?? null, nextRun: next?.toISOString() ?? null });
+      this.log.log("info", "scheduled", { target: e.name, mode: e.mode, schedule: e.schedule.expression, timezone: e.timezone, lastRun: unknown ? "unknown (the store cannot be read): due now" : (e.last?.toISOString() ?? null), nextRun: next?.toISOString() ?? null });
     }
   }
 

@@ -15,7 +15,7 @@ export async function listCommand(ctx: Context, target: string | undefined, opts
     ? [line(header), ...rows.map(line)].join("\n")
     : `no backups in ${store.url}${target ? ` for target "${target}"` : ""}`;
   // --all: also what runs left behind (pending uploads, partial files, dumps without a manifest)
-  const leftovers = opts.all ? await findLeftovers(store, target) : undefined;
+  const leftovers = opts.all ? await findLeftovers(store, target, ctx.out) : undefined;
   const leftoverText = leftovers
     ? leftovers.length
       ? `\n\nleftovers (not backups; \`lifeboat prune\` removes pending uploads and partial files older than a day):\n${leftovers.map((l) => `  ${l.kind.padEnd(21)} ${l.key}${l.startedAt ? `  started ${l.startedAt}` : ""}${l.size !== undefined ? `  ${formatBytes(l.size)}` : ""}`).join("\n")}`

@@ -1,5 +1,6 @@
 import { UsageError, retentionSchema, type LifeboatConfig, type RetentionPolicy } from "@lifeboat/core";
 import { cleanLeftovers, listBackups, pruneTarget } from "@lifeboat/runner";
+import { wholeNumber } from "../options.js";
 import type { Context } from "../context.js";
 
 export interface PruneCliOptions {
@@ -31,8 +32,11 @@ export async function pruneCommand(ctx: Context, target: string | undefined, opt
     );
     return 0;
   }
+  // the bounds of the config's retention schema: a flag that is not a number in them is refused, never ignored
+  const bounds = { days: [1, 36500], keepLast: [1, 10000], daily: [1, 3650], weekly: [1, 520], monthly: [1, 1200] } as const;
+  const flagName = (k: string) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
   const flags = Object.fromEntries(
-    (["days", "keepLast", "daily", "weekly", "monthly"] as const).filter((k) => opts[k] !== undefined).map((k) => [k, Number(opts[k])]),
+    (Object.keys(bounds) as Array<keyof typeof bounds>).filter((k) => opts[k] !== undefined).map((k) => [k, wholeNumber(opts[k], flagName(k), bounds[k][0], bounds[k][1])]),
   );
   const store = await ctx.store(opts.from, "--from");
   // the config's targets for its own storage; for a store named with --from, the targets found in that store

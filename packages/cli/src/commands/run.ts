@@ -1,6 +1,7 @@
 import { UsageError, recipientProblem, compressionText, manifestCompression, parseCompression, restoreCommandFor, dumpSchema, type Compression, formatBytes, formatDuration, parseStoreUrl, retriesSchema, type DumpOptions, type RetryPolicy, backupSize } from "@lifeboat/core";
 import { DefaultSecretResolver, isMultiDatabase, openStore, resolveDatabase, runBackup, runTargetBackups, type ConnectionInfo } from "@lifeboat/runner";
 import { connectionArg, type Context } from "../context.js";
+import { wholeNumber } from "../options.js";
 import { runRemote } from "./remote.js";
 
 export interface RunOptions {
@@ -15,13 +16,6 @@ export interface RunOptions {
   attempts?: string;
   jobs?: string;
   recipient?: string[];
-}
-
-function intOption(v: string | undefined, flag: string, min: number, max: number): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < min || n > max) throw new UsageError(`${flag} must be a whole number from ${min} to ${max}, not "${v}"`);
-  return n;
 }
 
 function compressionOption(v: string | undefined): Compression | undefined {
@@ -45,8 +39,8 @@ export async function runCommand(ctx: Context, target: string | undefined, opts:
   let retries: RetryPolicy;
   const storeUrl = opts.to;
   let restoreHint: string;
-  const attempts = intOption(opts.attempts, "--attempts", 1, 10);
-  const jobs = intOption(opts.jobs, "--jobs", 1, 16);
+  const attempts = wholeNumber(opts.attempts, "--attempts", 1, 10);
+  const jobs = wholeNumber(opts.jobs, "--jobs", 1, 16);
   const compression = compressionOption(opts.compression);
   for (const [i, r] of (opts.recipient ?? []).entries()) {
     // never quoted back: a private key given by mistake must not reach the logs as well

@@ -1,5 +1,7 @@
+import { randomUUID } from "node:crypto";
 import { UsageError, type LifeboatConfig } from "@lifeboat/core";
-import { DefaultSecretResolver, Scheduler, acquireLease, checkFreshness, cleanLeftovers, lastVerifiedAt, latestToDrill, listBackups, openStore, pruneTarget, resolveDatabase, runTargetBackups, verifyBackup, type RunOutcome } from "@lifeboat/runner";
+import { BackupFailedError, errorMessage } from "@lifeboat/core";
+import { DefaultSecretResolver, Scheduler, StoreWatch, acquireLease, checkFreshness, cleanLeftovers, failedEvent, lastVerifiedAt, latestToDrill, listBackups, openStore, pruneTarget, resolveDatabase, runTargetBackups, verifyBackup, withRetries, type RunOutcome } from "@lifeboat/runner";
 import type { Context } from "../context.js";
 import { lifecycleManaged } from "./prune.js";
 
@@ -30,18 +32,34 @@ export async function scheduleCommand(ctx: Context, opts: ScheduleCliOptions): P
   const bus = await ctx.bus(config, stop.signal);
   const secrets = new DefaultSecretResolver();
   const log = ctx.out;
+  // the store is a dependency like the database: when it cannot be reached, runs are retried, then reported as failed;
+  // the daemon keeps going and says once per outage that the store is down, and once that it is back
+  const storeWatch = new StoreWatch(store, log);
   const scheduler = new Scheduler({
     config,
     ...(only ? { only } : {}),
     log,
-    lastRun: async (name, mode) => {
-      if (mode === "verify") return lastVerifiedAt(store, name);
-      const newest = (await listBackups(store, name, log))[0];
-      return newest ? new Date(newest.startedAt) : undefined;
-    },
+    lastRun: (name, mode) =>
+      storeWatch.call("reading the newest backup", async () => {
+        if (mode === "verify") return lastVerifiedAt(store, name);
+        const newest = (await listBackups(store, name, log))[0];
+        return newest ? new Date(newest.startedAt) : undefined;
+      }),
     runTarget: async (name, signal, mode) => {
-      // one run per target across schedulers sharing this store (two daemons, a daemon and a cron --once)
-      const lease = await acquireLease(store, name, { log });
+      // one run per target across schedulers sharing this store (two daemons, a daemon and a cron --once); taking
+      // the lease is the run's first use of the store: retried like an attempt, and a failure is the run's, reported
+      const t = config.targets[name]!;
+      const runId = randomUUID();
+      let lease;
+      try {
+        lease = (await withRetries(() => storeWatch.call("taking the run's lease", () => acquireLease(store, name, { log })), { target: name, policy: t.retries, signal, log })).value;
+      } catch (err) {
+        const attempts = err instanceof BackupFailedError ? err.attempts : [];
+        log.log("error", `${mode === "verify" ? "drill" : "backup"} of "${name}" failed: the store cannot be used`, { target: name, mode, error: errorMessage(err) });
+        // a drill's failure to start is reported by the target's backups, which meet the same store; a backup's here
+        if (mode === "backup" && attempts.length) await bus.publish(failedEvent(name, runId, "schedule", attempts));
+        return "failed";
+      }
       if (!lease.taken) {
         log.log("info", "skipped: another scheduler runs this target", { target: name, mode, heldBy: `${lease.heldBy.host} pid ${lease.heldBy.pid}`, until: lease.heldBy.expiresAt });
         return "skipped";
@@ -73,9 +91,9 @@ export async function scheduleCommand(ctx: Context, opts: ScheduleCliOptions): P
   // backup.missed: fire times that produced no backup, also those missed while no scheduler ran
   const freshness = async () => {
     try {
-      await checkFreshness(config, store, { log, ...(only ? { only } : {}), publish: (e) => bus.publish(e) });
-    } catch (err) {
-      log.log("error", "the freshness check failed", { error: (err as Error).message });
+      await storeWatch.call("checking for missed backups", () => checkFreshness(config, store, { log, ...(only ? { only } : {}), publish: (e) => bus.publish(e) }));
+    } catch {
+      /* said once per outage by storeWatch; the check runs again at its next interval */
     }
   };
   await freshness();
@@ -127,11 +145,16 @@ async function runScheduledTarget(
     return "failed";
   }
   if (!lifecycleManaged(config, undefined)) {
-    if (t.retention) {
-      const pruned = await pruneTarget(deps.store, name, t.retention, { log: deps.log });
-      if (pruned.deleted.length) deps.log.log("info", "retention applied", { target: name, deleted: pruned.deleted });
+    // housekeeping after a stored and reported backup: its failure is a warning, never the run's
+    try {
+      if (t.retention) {
+        const pruned = await pruneTarget(deps.store, name, t.retention, { log: deps.log });
+        if (pruned.deleted.length) deps.log.log("info", "retention applied", { target: name, deleted: pruned.deleted });
+      }
+      await cleanLeftovers(deps.store, name, { log: deps.log });
+    } catch (err) {
+      deps.log.log("warn", "the backup is stored, but retention or the cleanup of leftovers failed (tried again after the next backup)", { target: name, error: (err as Error).message });
     }
-    await cleanLeftovers(deps.store, name, { log: deps.log });
   }
   return "succeeded";
 }

@@ -1,6 +1,7 @@
 import { UsageError, formatDuration, backupSize } from "@lifeboat/core";
 import { findBackup, verifyBackup, verifyKey } from "@lifeboat/runner";
 import { connectionArg, type Context } from "../context.js";
+import { wholeNumber } from "../options.js";
 import { identitiesFor } from "./keys.js";
 
 export interface VerifyCliOptions {
@@ -13,10 +14,7 @@ export interface VerifyCliOptions {
 }
 
 export function jobsOption(v: string | undefined): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1 || n > 64) throw new UsageError(`--jobs must be a whole number from 1 to 64, not "${v}"`);
-  return n;
+  return wholeNumber(v, "--jobs", 1, 64);
 }
 
 export async function verifyCommand(ctx: Context, target: string | undefined, opts: VerifyCliOptions): Promise<number> {

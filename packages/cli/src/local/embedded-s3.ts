@@ -244,7 +244,11 @@ function asS3(server: { store: S3rverStore }, directory: string): void {
   };
 }
 
-export async function startEmbeddedS3(opts: { bucket?: string; port?: number } = {}): Promise<EmbeddedS3> {
+/**
+ * `withoutUploadListing`: answer ListMultipartUploads as plain s3rver and several S3-compatible providers do (501
+ * NotImplemented), for tests of the stores that lack it.
+ */
+export async function startEmbeddedS3(opts: { bucket?: string; port?: number; withoutUploadListing?: boolean } = {}): Promise<EmbeddedS3> {
   const bucket = opts.bucket ?? "lifeboat";
   // the request bodies' chunks would otherwise set off V8's full collections (see streamed, in the runner's heap.ts)
   collectYoungWhileStreaming();
@@ -277,7 +281,7 @@ export async function startEmbeddedS3(opts: { bucket?: string; port?: number } =
       ctx.body = null;
       return;
     }
-    if (ctx.method === "GET" && rest.length === 0 && url.searchParams.has("uploads")) {
+    if (ctx.method === "GET" && rest.length === 0 && url.searchParams.has("uploads") && !opts.withoutUploadListing) {
       const prefix = url.searchParams.get("prefix") ?? "";
       const uploads = (await pending(directory, b)).filter((u) => u.key.startsWith(prefix));
       ctx.status = 200;

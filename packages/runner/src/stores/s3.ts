@@ -8,7 +8,7 @@ import {
   paginateListObjectsV2,
   type S3ClientConfig,
 } from "@aws-sdk/client-s3";
-import { DEFAULT_PART_SIZE, S3_MAX_PARTS, joinKey, partPlan, type IncompleteUpload, type ObjectStore, type StoredObject } from "@lifeboat/core";
+import { DEFAULT_PART_SIZE, S3_MAX_PARTS, UnsupportedStoreFeature, joinKey, partPlan, type IncompleteUpload, type ObjectStore, type StoredObject } from "@lifeboat/core";
 import { uploadStream } from "./multipart.js";
 
 export interface S3StoreOptions {
@@ -44,6 +44,19 @@ export function s3ClientConfig(opts: S3StoreOptions, env: NodeJS.ProcessEnv = pr
     config.forcePathStyle = opts.forcePathStyle;
   }
   return config;
+}
+
+/**
+ * An answer that says the server does not implement a call (501 NotImplemented, 405 MethodNotAllowed: plain s3rver,
+ * some S3-compatible providers), as UnsupportedStoreFeature; anything else (a network error, a 5xx) is not.
+ */
+export function unsupported(err: unknown, feature: string, store: string): UnsupportedStoreFeature | undefined {
+  const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
+  const status = e?.$metadata?.httpStatusCode;
+  if (e?.name === "NotImplemented" || e?.name === "MethodNotAllowed" || status === 501 || status === 405) {
+    return new UnsupportedStoreFeature(feature, store, `${e.name ?? "error"}${status ? `, HTTP ${status}` : ""}`);
+  }
+  return undefined;
 }
 
 /** Multipart parts of an ordinary dump: memory use is about partSize x queueSize whatever the size of the dump. */
@@ -122,7 +135,12 @@ export class S3Store implements ObjectStore {
     let KeyMarker: string | undefined;
     let UploadIdMarker: string | undefined;
     do {
-      const res = await this.client.send(new ListMultipartUploadsCommand({ Bucket: this.bucket, Prefix: this.full(prefix) + (prefix.endsWith("/") ? "/" : ""), KeyMarker, UploadIdMarker }));
+      let res;
+      try {
+        res = await this.client.send(new ListMultipartUploadsCommand({ Bucket: this.bucket, Prefix: this.full(prefix) + (prefix.endsWith("/") ? "/" : ""), KeyMarker, UploadIdMarker }));
+      } catch (err) {
+        throw unsupported(err, "ListMultipartUploads", this.url) ?? err;
+      }
       for (const u of res.Uploads ?? []) {
         if (u.Key && u.UploadId) yield { key: u.Key.slice(strip), id: u.UploadId, startedAt: u.Initiated ?? new Date(0) };
       }
