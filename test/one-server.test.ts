@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { S3Store, StoreWatch, listBackups } from "@lifeboat/runner";
 import { startEmbeddedS3 } from "@lifeboat/cli";
-import { cli, createDatabase, pg, tempDir, unique } from "./support/helpers.js";
+import { cli, createDatabase, pg, tempDir, unique, url } from "./support/helpers.js";
 
 /**
  * Lifeboat on one server (issue "On one server too, every failure reaches a person"): a store that is down under the
@@ -125,5 +125,78 @@ describe("a store that cannot be reached", () => {
     } finally {
       await s3.stop();
     }
+  });
+});
+
+describe("optional calls stay optional", () => {
+  it("against a store without ListMultipartUploads, a scheduled backup succeeds (warned once), and list --all and prune work", async () => {
+    const s3 = await startEmbeddedS3({ withoutUploadListing: true });
+    try {
+      const dir = tempDir("lifeboat-nolist-");
+      const config = writeConfig(dir, s3Storage(s3.endpoint, s3.bucket), "retention: { keepLast: 1 },");
+      const env = { TEST_WEBHOOK_URL: hookUrl, TEST_DB_PASSWORD: pg().password, AWS_ACCESS_KEY_ID: s3.accessKeyId, AWS_SECRET_ACCESS_KEY: s3.secretAccessKey };
+      posted.length = 0;
+      const once = await cli(["schedule", "--once", "--config", config], { env });
+      expect(once.code, once.stderr).toBe(0);
+      expect(once.stderr).not.toMatch(/run failed/);
+      expect(once.stderr.match(/does not support ListMultipartUploads/g)).toHaveLength(1);
+      expect(posted.filter((e) => e.type === "backup.failed")).toEqual([]);
+
+      const list = await cli(["list", "--all", "--config", config, "--json"], { env });
+      expect(list.code, list.stderr).toBe(0);
+      expect(JSON.parse(list.stdout).backups).toHaveLength(1);
+      expect(list.stderr).toMatch(/does not support ListMultipartUploads/);
+
+      const prune = await cli(["prune", "--config", config, "--json"], { env });
+      expect(prune.code, prune.stderr).toBe(0);
+      expect(JSON.parse(prune.stdout).results[0].decisions).toHaveLength(1);
+    } finally {
+      await s3.stop();
+    }
+  }, 60_000);
+});
+
+describe("configuration and numbers", () => {
+  it("prune refuses --keep-last abc, 0 and -1 (exit 2, naming the flag), and --days 1.5", async () => {
+    const dir = tempDir("lifeboat-prunenum-");
+    for (const [flag, v] of [["--keep-last", "abc"], ["--keep-last", "0"], ["--keep-last=-1", undefined], ["--days", "1.5"]] as const) {
+      const args = ["prune", "--from", `file://${dir}`, flag, ...(v === undefined ? [] : [v])];
+      const r = await cli(args);
+      expect(r.code, `${args.join(" ")}: ${r.stderr}`).toBe(2);
+      expect(r.stderr).toMatch(new RegExp(`${flag.replace(/=.*/, "")} must be a whole number from 1 to \\d+, not "${v ?? "-1"}"`));
+    }
+  });
+
+  it("an S3 store with no region and no endpoint is a configuration error: exit 2, one attempt", async () => {
+    const r = await cli(["run", "--db", url(db), "--to", "s3://some-bucket/x", "--json"], {
+      env: { AWS_REGION: "", AWS_DEFAULT_REGION: "", AWS_ENDPOINT_URL_S3: "", AWS_ENDPOINT_URL: "", AWS_CONFIG_FILE: "/nonexistent", AWS_SHARED_CREDENTIALS_FILE: "/nonexistent" },
+    });
+    expect(r.code, r.stderr).toBe(2);
+    const out = JSON.parse(r.stdout);
+    expect(out.attempts).toHaveLength(1);
+    expect(out.attempts[0].code).toBe("s3_region");
+    expect(out.hint).toMatch(/region/);
+  });
+
+  it("a relative storage.directory is relative to the config file, whatever the working directory", async () => {
+    const dir = tempDir("lifeboat-rel-");
+    mkdirSync(join(dir, "etc"));
+    const config = writeConfig(join(dir, "etc"), `{ directory: "backups" }`);
+    const elsewhere = tempDir("lifeboat-cwd-");
+    const run = await cli(["run", "app", "--config", config, "--json"], { cwd: elsewhere, env: { TEST_WEBHOOK_URL: hookUrl, TEST_DB_PASSWORD: pg().password } });
+    expect(run.code, run.stderr).toBe(0);
+    expect(JSON.parse(run.stdout).location).toContain(join(dir, "etc", "backups"));
+    const list = await cli(["list", "--config", config, "--json"], { cwd: join(dir, "etc") });
+    expect(JSON.parse(list.stdout).backups).toHaveLength(1);
+  }, 60_000);
+
+  it("a config without a default export is reported as such", async () => {
+    const dir = tempDir("lifeboat-nodefault-");
+    const file = join(dir, "lifeboat.config.ts");
+    writeFileSync(file, `export const config = { storage: { directory: "/tmp/x" }, targets: {} };\n`);
+    const r = await cli(["list", "--config", file]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("has no default export (it exports config)");
+    expect(r.stderr).not.toContain("storage: is required");
   });
 });

@@ -31,8 +31,12 @@ export async function loadConfig(file: string): Promise<LifeboatConfig> {
           lifeboatResolvesToItself();
           return (await import("tsx/esm/api")).tsImport(pathToFileURL(file).href, import.meta.url); // tsx loads for .ts configs only
         })();
-    if (!file.endsWith(".json") && (mod as { default?: unknown }).default === undefined) {
-      const named = Object.keys(mod as object).filter((k) => k !== "default" && k !== "module.exports");
+    const named = Object.keys(mod as object).filter((k) => k !== "default" && k !== "module.exports");
+    const dflt = (mod as { default?: unknown }).default;
+    // an ES module without `export default` (a .ts file comes back CommonJS-wrapped: its default is then an object of
+    // its named exports, not { default })
+    const noDefault = dflt === undefined || (/\.(ts|mts|mjs)$/.test(file) && named.length > 0 && typeof dflt === "object" && dflt !== null && !("default" in dflt) && Object.keys(dflt).sort().join() === [...named].sort().join());
+    if (!file.endsWith(".json") && noDefault) {
       throw new ConfigError(file, [{ path: "", message: `has no default export${named.length ? ` (it exports ${named.join(", ")})` : ""}`, hint: "end the file with `export default defineConfig({ ... })` (or `export default { ... }`)" }]);
     }
     raw = (mod as { default?: unknown }).default;

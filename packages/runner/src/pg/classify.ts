@@ -75,7 +75,7 @@ export function toAttemptError(err: unknown, secrets: Iterable<string | undefine
     return new AttemptError(`s3_${name}`, transient ? "transient" : "permanent", `object store: ${name}${status ? ` (HTTP ${status})` : ""}: ${message}`, hint ? { hint } : {});
   }
   // the SDK's configuration errors (no region, no credentials) come without $metadata: no request was made
-  if (/Region is missing/i.test(e?.message ?? "")) {
+  if (/Region is missing|Region not accepted/i.test(e?.message ?? "")) {
     return new AttemptError("s3_region", "permanent", `object store: ${message}`, { hint: "set storage.s3.region (or AWS_REGION), or storage.s3.endpoint for an S3-compatible store" });
   }
   if (e?.name === "CredentialsProviderError") {

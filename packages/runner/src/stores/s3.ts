@@ -31,9 +31,10 @@ export interface S3StoreOptions {
  * servers reject; integrity is kept end to end by the manifest's SHA-256, which restore and verify check.
  */
 export function s3ClientConfig(opts: S3StoreOptions, env: NodeJS.ProcessEnv = process.env): S3ClientConfig {
-  const endpoint = opts.endpoint ?? env.AWS_ENDPOINT_URL_S3 ?? env.AWS_ENDPOINT_URL;
+  // an empty variable is an unset one (systemd's Environment=AWS_REGION= , a shell's export AWS_REGION=)
+  const endpoint = opts.endpoint || env.AWS_ENDPOINT_URL_S3 || env.AWS_ENDPOINT_URL || undefined;
   const config: S3ClientConfig = {};
-  const region = opts.region ?? env.AWS_REGION ?? env.AWS_DEFAULT_REGION ?? (endpoint ? "us-east-1" : undefined);
+  const region = opts.region || env.AWS_REGION || env.AWS_DEFAULT_REGION || (endpoint ? "us-east-1" : undefined);
   if (region) config.region = region;
   if (endpoint) {
     config.endpoint = endpoint;
