@@ -95,32 +95,37 @@ describe("pg_dump killed mid-stream", () => {
     expect(walk(dir)).toEqual([]);
   });
 
-  it("SIGTERM to `lifeboat run` aborts the upload, stops pg_dump and exits 1", async () => {
+  it("SIGTERM to `lifeboat run` while a multipart upload is in flight aborts it, stops pg_dump and exits 143", async () => {
     const prefix = unique("term");
     let pid: number | undefined;
-    let sent = false;
+    let inFlight: string[] = [];
+    let watching = false;
     const res = await cli(["run", "--db", url(db), "--to", `s3://${s3().bucket}/${prefix}`, "--compression", "0", "--json"], {
       onStderr: (chunk, child) => {
         for (const line of chunk.split("\n")) {
           if (!line.startsWith("{")) continue;
           const entry = JSON.parse(line);
-          if (entry.msg === "pg_dump started") pid = entry.pid;
-          if (entry.msg === "dumping" || (entry.msg === "pg_dump started" && !sent)) {
-            if (!sent) {
-              sent = true;
-              setTimeout(() => child.kill("SIGTERM"), 300);
-            }
-          }
+          if (entry.msg !== "pg_dump started" || watching) continue;
+          pid = entry.pid;
+          watching = true;
+          // the signal goes once the store holds a pending multipart upload of this backup: parts are in flight
+          const poll = async () => {
+            inFlight = await s3PendingUploads(prefix + "/");
+            if (inFlight.length) child.kill("SIGTERM");
+            else setTimeout(() => void poll(), 20);
+          };
+          void poll();
         }
       },
     });
-    expect(sent).toBe(true);
-    expect(res.code).toBe(1);
+    expect(inFlight.length, "the signal was sent while an upload was in flight").toBeGreaterThan(0);
+    expect(res.code, res.stderr).toBe(143);
     const out = JSON.parse(res.stdout);
     expect(out.status).toBe("error");
+    expect(out.error).toMatch(/^interrupted by SIGTERM: stopped the backup of/);
     expect(out.attempts).toHaveLength(1);
     expect(out.attempts[0].code).toBe("cancelled");
-    expect(res.stderr).toContain("received SIGTERM");
+    expect(res.stderr).toContain("SIGTERM: stopping the backup");
     expect(pid).toBeGreaterThan(0);
     expect(() => process.kill(pid!, 0)).toThrow(/ESRCH/); // pg_dump is gone
     expect(await s3PendingUploads(prefix + "/")).toEqual([]);

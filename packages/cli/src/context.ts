@@ -17,10 +17,16 @@ export function connectionArg(text: string | undefined, flag: string, env: NodeJ
   return parseConnectionArg(text, env, flag);
 }
 
+/** Exit codes of a command stopped by a signal (128 + the signal's number, as shells report it). */
+export const SIGNAL_EXIT: Record<"SIGINT" | "SIGTERM", number> = { SIGINT: 130, SIGTERM: 143 };
+/** After a stop signal, how long a command may take to stop its children and remove its files before it is ended. */
+const STOP_GRACE_MS = 30_000;
+
 /** What every command needs: output, and the config when there is one. */
 export class Context {
   readonly out: Output;
   private configPromise: Promise<{ file: string; config: LifeboatConfig } | undefined> | undefined;
+  private stop: { controller: AbortController; what: string; by?: "SIGINT" | "SIGTERM"; on: (sig: "SIGINT" | "SIGTERM") => void } | undefined;
   constructor(readonly opts: CommonOptions) {
     this.out = new Output(pickMode(opts), Boolean(opts.json));
   }
@@ -54,6 +60,43 @@ export class Context {
     // say whose store this is: a config found in the working directory is easy to miss
     this.out.log("info", `store ${store.url} (the storage of ${relative(process.cwd(), c.file) || c.file}; ${flag} reads another)`);
     return store;
+  }
+
+  /**
+   * The command's stop signal: SIGINT (Ctrl-C) or SIGTERM aborts it, and the command stops every child process it
+   * started and removes its temporary files on its way out (its finally blocks), then exits 130 / 143 with one line
+   * saying what was stopped (main.ts). `what` names the work in that line; a later call renames it. A command that
+   * does not stop within 30 s of the signal is ended (its exit hooks still stop throwaway clusters).
+   */
+  interruptible(what: string): AbortSignal {
+    if (!this.stop) {
+      const on = (sig: "SIGINT" | "SIGTERM") => {
+        if (stop.by) return; // already stopping: the cleanup is under way
+        stop.by = sig;
+        this.out.log("warn", `${sig}: stopping ${stop.what}`);
+        stop.controller.abort(sig);
+        setTimeout(() => process.exit(SIGNAL_EXIT[sig]), STOP_GRACE_MS).unref();
+      };
+      const stop: NonNullable<Context["stop"]> = { controller: new AbortController(), what, on };
+      this.stop = stop;
+      process.on("SIGINT", on);
+      process.on("SIGTERM", on);
+    }
+    this.stop.what = what;
+    return this.stop.controller.signal;
+  }
+
+  /** From here a signal is the command's own business (demo --keep waits for Ctrl-C as its normal end). */
+  uninterruptible(): void {
+    if (!this.stop || this.stop.by) return;
+    process.removeListener("SIGINT", this.stop.on);
+    process.removeListener("SIGTERM", this.stop.on);
+    this.stop = undefined;
+  }
+
+  /** The signal that stopped the command, and what it stopped, if one did. */
+  get interrupted(): { by: "SIGINT" | "SIGTERM"; what: string } | undefined {
+    return this.stop?.by ? { by: this.stop.by, what: this.stop.what } : undefined;
   }
 
   /** The event bus with the config's notifications; `signal` ends their requests and waits (SIGTERM). */

@@ -137,12 +137,13 @@ export async function main(argv: string[]): Promise<number> {
       .option("--to-file <path>", "SQLite backups: the file to write (an existing file is replaced only with --force)")
       .option("--force", "allow restoring into the database the backup was taken from")
       .option("--no-owner", "do not restore object ownership (for servers without the original roles)")
-      .option("--jobs <n>", `parallel pg_restore jobs for custom archives into an empty database (default: the CPUs available, ${availableParallelism()} here)`)
+      .option("--no-acl", "do not restore privileges (GRANT/REVOKE: for servers without the roles they name)")
+      .option("--jobs <n>", `parallel pg_restore jobs for custom archives into an empty database (default: a parallel backup set, the CPUs available, ${availableParallelism()} here; a single archive, 1: one transaction, so that a failed restore changes nothing)`)
       .option("--swap", "blue-green: restore into a shadow database beside --to, check it, then swap it in under the live name (the old one is kept)")
       .option("--identity <file>", "encrypted backups: an age identity file (age-keygen, lifeboat keygen); repeatable (default: the config's encryption.identity of the backup's target)", collect)
       .addHelpText(
         "after",
-        "\nThe target database is checked (reachable, not the backup's source) before anything is downloaded.\n\nExamples:\n  createdb -h localhost app_restored\n  lifeboat restore prod --backup latest --to postgres://postgres@localhost/app_restored\n  lifeboat restore prod --to postgres://postgres@localhost/app --swap     # replace the live database, keep the old one\n" +
+        "\nThe target database is checked (reachable, not the backup's source) before anything is downloaded, and the roles the backup\nnames (owners, grantees) before anything is written: every missing one is named, with the fix.\n\nExamples:\n  createdb -h localhost app_restored\n  lifeboat restore prod --backup latest --to postgres://postgres@localhost/app_restored\n  lifeboat restore prod --to postgres://postgres@localhost/app --swap     # replace the live database, keep the old one\n" +
           envHelp("config", "pg", "aws", "tools"),
       ),
   ).action(action(async (c, target: string | undefined, opts: Parameters<typeof restoreCommand>[2]) => (await commands.restore()).restoreCommand(c, target, opts)));
@@ -210,10 +211,23 @@ export async function main(argv: string[]): Promise<number> {
       .addHelpText("after", "\nNeeds no AWS account and no database: the PostgreSQL binaries only.\n" + envHelp("tools", "cluster")),
   ).action(action(async (c, opts: { keep?: boolean; scale?: string }) => (await commands.demo()).demoCommand(c, opts)));
 
+  // a command stopped by SIGINT/SIGTERM (Context.interruptible) says what it stopped and exits 130 / 143
+  const stopped = async (err?: unknown): Promise<number | undefined> => {
+    const by = ctx?.interrupted;
+    if (!by) return undefined;
+    const { SIGNAL_EXIT } = await import("./context.js");
+    const report = new LifeboatError(`interrupted by ${by.by}: stopped ${by.what}; its child processes were stopped and its temporary files removed`, { exitCode: SIGNAL_EXIT[by.by] });
+    // a backup's attempts stay in the JSON result (the last one "cancelled")
+    if (err && typeof err === "object" && "attempts" in err) Object.assign(report, { attempts: (err as { attempts: unknown }).attempts });
+    ctx!.out.fail(report);
+    return SIGNAL_EXIT[by.by];
+  };
   try {
     await program.parseAsync(argv);
-    return exitCode;
+    return (await stopped()) ?? exitCode;
   } catch (err) {
+    const code = await stopped(err);
+    if (code !== undefined) return code;
     if (err instanceof CommanderError) {
       const shown = err.code === "commander.helpDisplayed" || err.code === "commander.version" || (err.code === "commander.help" && err.exitCode === 0);
       if (wantsJson) {

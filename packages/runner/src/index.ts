@@ -35,3 +35,4 @@ export * from "./lease.js";
 export * from "./freshness.js";
 export * from "./status.js";
 export * from "./retry.js";
+export * from "./pg/roles.js";

@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { pipeline } from "node:stream/promises";
 import { createGunzip } from "node:zlib";
 import { spawn } from "node:child_process";
+import { missingRoles, missingRolesError, rolesInArchive } from "./pg/roles.js";
 import { createHash } from "node:crypto";
 import { ChecksumMismatchError, LifeboatError, backupObjects, backupSize, manifestCompression, redact, silentLogger, type Logger, type Manifest, type ObjectStore } from "@lifeboat/core";
 import { conninfo, displayUrl, sameEndpoint, toolEnv, type ConnectionInfo } from "./pg/connection.js";
@@ -23,7 +24,13 @@ export interface RestoreOptions {
   force?: boolean;
   /** Skip restoring ownership (pg_restore --no-owner), for servers without the original roles. */
   noOwner?: boolean;
-  /** Parallel pg_restore jobs for custom archives restored into an empty database (default: the CPUs available). */
+  /** Restore no privileges (GRANT/REVOKE): for servers without the roles they name. */
+  noAcl?: boolean;
+  /**
+   * Parallel pg_restore jobs for custom archives restored into an empty database. Default: a backup set, the CPUs
+   * available (its parts load at once; each in one transaction); a single archive, 1: one transaction, so that a
+   * restore that fails changes nothing (pg_restore cannot use --single-transaction with --jobs).
+   */
   jobs?: number;
   /** Identities that decrypt an encrypted backup (checked against its recipients before anything else). */
   identities?: string[] | undefined;
@@ -158,6 +165,11 @@ export interface VerifiedDump {
   inPlace: boolean;
   /** Throws when a file used in place is no longer the one that was checked (replaced, rewritten, truncated). */
   unchanged(): Promise<void>;
+  /**
+   * An encrypted single archive asked for with `streamPlaintext`: its plaintext, decrypted as it is read (a new stream
+   * each call); `file` is then the checked encrypted copy.
+   */
+  plaintext?: () => Promise<Readable>;
 }
 
 type FileIdentity = Pick<Stats, "dev" | "ino" | "size" | "mtimeMs" | "ctimeMs">;
@@ -169,7 +181,7 @@ const sameFile = (a: FileIdentity, b: FileIdentity) => a.dev === b.dev && a.ino 
  * change times) is taken before its check and compared after it and again by `unchanged()` after the restore, so a
  * file replaced or rewritten in between is refused. Any other store's objects are downloaded into `dir` and hashed.
  */
-export async function verifiedDump(store: ObjectStore, manifest: Manifest, dir: string, opts: Progress & Decrypting = {}): Promise<VerifiedDump> {
+export async function verifiedDump(store: ObjectStore, manifest: Manifest, dir: string, opts: Progress & Decrypting & { streamPlaintext?: boolean } = {}): Promise<VerifiedDump> {
   const t0 = Date.now();
   const total = backupSize(manifest);
   const objects = backupObjects(manifest);
@@ -186,6 +198,19 @@ export async function verifiedDump(store: ObjectStore, manifest: Manifest, dir: 
     }
   };
   await Promise.all(Array.from({ length: store.localPath ? Math.min(objects.length, availableParallelism(), 4) : 1 }, worker));
+  if (manifest.encryption && opts.streamPlaintext && checked.length === 1) {
+    // one archive read by one process: its plaintext streams from the checked encrypted file and never lands on disk
+    await checkIdentities(manifest, opts.identities);
+    const encrypted = checked[0]!;
+    return {
+      file: encrypted.file,
+      files: [encrypted.file],
+      ms: Date.now() - t0,
+      inPlace: encrypted.inPlace,
+      unchanged: encrypted.unchanged,
+      plaintext: () => decryptStream(createReadStream(encrypted.file), opts.identities!),
+    };
+  }
   if (manifest.encryption) {
     const plain = await decrypted(manifest, checked, dir, opts);
     return { file: plain[0]!, files: plain, ms: Date.now() - t0, inPlace: false, unchanged: async () => {} };
@@ -324,8 +349,23 @@ export async function restoreInto(files: string | Archive[], manifest: Manifest,
   const file = archives[0];
   if (manifest.parts?.length) {
     await restoreSet(archives, manifest, to, opts);
+  } else if (typeof file !== "string" && (opts.jobs > 1 || manifest.kind === "globals")) {
+    throw new LifeboatError(`backup ${manifest.id} is a single archive: with parallel jobs it is restored from a checked file`);
+  } else if (file === undefined) {
+    throw new LifeboatError(`backup ${manifest.id}: no archive to restore`);
   } else if (typeof file !== "string") {
-    throw new LifeboatError(`backup ${manifest.id} is a single archive: it is restored from a checked file`);
+    // one archive read by one process, in one transaction, from a stream (an encrypted backup's plaintext)
+    const input = await file.open(Promise.resolve(), () => {});
+    if (manifest.format === "custom") {
+      const tool = await findTool("pg_restore", { minMajor: manifest.pgDump.major, for: "the archive (written by pg_dump " + manifest.pgDump.version + ")" });
+      const args = ["--no-password", "--exit-on-error", "--verbose", `--dbname=${conninfo(to)}`, "--single-transaction", ...(opts.noOwner ? ["--no-owner"] : []), ...(opts.noAcl ? ["--no-acl"] : [])];
+      log.log("info", "pg_restore started (reading the decrypted archive as it streams)", { to: displayUrl(to), pgRestore: tool.version, jobs: 1 });
+      await runRestoreTool(tool.path, args, to, input, opts.signal, tableCounter(manifest.toc?.byType["TABLE DATA"] ?? manifest.tables?.length ?? 0, opts.onProgress));
+    } else {
+      const tool = await findTool("psql");
+      log.log("info", "psql restore started (reading the decrypted dump as it streams)", { to: displayUrl(to) });
+      await runRestoreTool(tool.path, PSQL_RESTORE_ARGS(to), to, manifestCompression(manifest.compression).method === "gzip" ? input.pipe(createGunzip()) : input, opts.signal);
+    }
   } else if (manifest.format === "custom") {
     const tool = await findTool("pg_restore", { minMajor: manifest.pgDump.major, for: "the archive (written by pg_dump " + manifest.pgDump.version + ")" });
     const args = ["--no-password", "--exit-on-error", "--verbose", `--dbname=${conninfo(to)}`];
@@ -350,13 +390,22 @@ export async function restoreInto(files: string | Archive[], manifest: Manifest,
     log.log("info", "roles and tablespaces restored (existing ones kept)", { to: displayUrl(to) });
   } else {
     const tool = await findTool("psql");
-    const args = ["-X", "-q", "--no-password", "-v", "ON_ERROR_STOP=1", "--single-transaction", `--dbname=${conninfo(to)}`, "-f", "-"];
+    const args = PSQL_RESTORE_ARGS(to);
     const input = manifestCompression(manifest.compression).method === "gzip" ? createReadStream(file).pipe(createGunzip()) : createReadStream(file);
     log.log("info", "psql restore started", { to: displayUrl(to) });
     await runRestoreTool(tool.path, args, to, input, opts.signal);
   }
   return { ms: Date.now() - t1 };
 }
+
+/** A plain dump's SQL text: a file or a stream, gunzipped when the dump is compressed. */
+export function plainSql(source: string | Readable, manifest: Manifest): Readable {
+  const raw = typeof source === "string" ? createReadStream(source) : source;
+  return manifestCompression(manifest.compression).method === "gzip" ? raw.pipe(createGunzip()) : raw;
+}
+
+/** psql restoring a plain dump from stdin: stop at the first error, all in one transaction. */
+const PSQL_RESTORE_ARGS = (to: ConnectionInfo) => ["-X", "-q", "--no-password", "-v", "ON_ERROR_STOP=1", "--single-transaction", `--dbname=${conninfo(to)}`, "-f", "-"];
 
 /** A pg_restore --verbose line reader that reports tables as their data starts ("processing data for table"). */
 function tableCounter(total: number, onProgress: ((done: number, total: number) => void) | undefined, seen = new Set<string>()): (line: string) => void {
@@ -491,6 +540,8 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreResult
       hint: "restore into a new database (createdb), or use --swap to replace this one",
     });
   }
+  const set = Boolean(manifest.parts?.length);
+  const jobs = manifest.format === "custom" && empty ? Math.max(1, opts.jobs ?? (set ? availableParallelism() : 1)) : 1;
   const dir = await mkdtemp(join(tmpdir(), "lifeboat-restore-"));
   try {
     const checking: Progress & Decrypting = {
@@ -499,21 +550,34 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreResult
       onProgress: (done, total) => opts.onProgress?.({ phase: "download", done, total }),
     };
     // from a store without local files (S3), a set's data parts are not copied: each streams from the store into its
-    // pg_restore, checked as it goes; a directory store's files are checked first and used where they lie
-    const dump = manifest.parts?.length && manifest.format === "custom" && !opts.store.localPath ? await streamedSet(opts.store, manifest, dir, checking) : await verifiedDump(opts.store, manifest, dir, checking);
-    const files: Archive[] = "archives" in dump ? dump.archives : dump.files;
+    // pg_restore, checked as it goes; a directory store's files are checked first and used where they lie. An
+    // encrypted single archive restored by one process is decrypted as it streams into it: no plaintext on disk.
+    const dump = set && manifest.format === "custom" && !opts.store.localPath ? await streamedSet(opts.store, manifest, dir, checking) : await verifiedDump(opts.store, manifest, dir, { ...checking, streamPlaintext: !set && jobs === 1 });
+    const plaintext = "plaintext" in dump ? dump.plaintext : undefined;
+    const files: Archive[] = "archives" in dump ? dump.archives : plaintext ? [{ location: dump.file, open: () => plaintext() }] : dump.files;
     const downloadMs = dump.ms;
     if ("archives" in dump) {
       log.log("info", "base archive verified; the data parts are checked as they stream into pg_restore, and none is committed until all match", { sha256: manifest.object.sha256, bytes: backupSize(manifest), archives: files.length });
     } else {
       log.log("info", dump.inPlace ? "checksum verified; restoring from the stored file where it lies" : "checksum verified", { sha256: manifest.object.sha256, bytes: backupSize(manifest), archives: files.length });
     }
+    // before anything is written: every role a custom archive names must exist on the target (or be left out). Its
+    // table of contents says (read in a moment); a plain dump would have to be read whole, and its restore is one
+    // transaction anyway: a missing role there fails it with nothing changed, and the same hint.
+    if (manifest.kind !== "globals" && manifest.format === "custom") {
+      const base = files[0]!;
+      const source = typeof base === "string" ? base : await base.open(Promise.resolve(), () => {});
+      const roles = await rolesInArchive(source);
+      if (typeof source !== "string") source.destroy();
+      const missing = await missingRoles(to, roles, { noOwner: opts.noOwner, noAcl: opts.noAcl });
+      if (missing.owners.length || missing.grantees.length) throw missingRolesError(missing, `the restore target ${displayUrl(to)}`, manifest.target);
+    }
 
-    const jobs = manifest.format === "custom" && empty ? Math.max(1, opts.jobs ?? availableParallelism()) : 1;
     if (!empty) log.log("warn", "the target database is not empty: restoring in one transaction (no parallel jobs)", { to: displayUrl(to) });
     const { ms: restoreMs } = await restoreInto(files, manifest, to, {
       jobs,
       noOwner: opts.noOwner,
+      noAcl: opts.noAcl,
       signal: opts.signal,
       log,
       onProgress: (done, total) => opts.onProgress?.({ phase: "restore", done, total }),

@@ -2,7 +2,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { randomUUID } from "node:crypto";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ChecksumMismatchError, VERIFY_SUFFIX, backupSize, besideDump, silentLogger, type BackupVerifyEvent, type LocalEventBus, type Logger, type Manifest, type ObjectStore } from "@lifeboat/core";
+import { ChecksumMismatchError, abortedAttempt, VERIFY_SUFFIX, backupSize, besideDump, silentLogger, type BackupVerifyEvent, type LocalEventBus, type Logger, type Manifest, type ObjectStore } from "@lifeboat/core";
 import type { ConnectionInfo } from "./pg/connection.js";
 import { DecryptionError } from "./encryption.js";
 import { verifiedDump } from "./restore.js";
@@ -110,6 +110,8 @@ export async function verifyBackup(opts: VerifyOptions): Promise<VerifyResult> {
   }
 
   async function finish(): Promise<VerifyResult> {
+    // stopped half way: no verdict is stored or published (the drill neither passed nor failed)
+    if (opts.signal?.aborted) throw abortedAttempt(opts.signal.reason);
     const result: VerifyResult = {
       verifyVersion: 1,
       backupId: manifest.id,

@@ -17,23 +17,19 @@ export async function demoCommand(ctx: Context, opts: { keep?: boolean; scale?: 
 
   let pg: EphemeralPostgres | undefined;
   let s3: EmbeddedS3 | undefined;
-  // Ctrl-C or SIGTERM while the demo runs: the throwaway server and the S3 directory go too, then exit 130 / 143
-  const interrupted = (sig: NodeJS.Signals) => {
-    out.log("warn", `${sig}: stopping the demo and cleaning up`);
-    void Promise.allSettled([s3?.stop(), pg?.stop()]).then(() => process.exit(sig === "SIGINT" ? 130 : 143));
-  };
-  const stopOnSignal = (on: boolean) => {
-    for (const sig of ["SIGINT", "SIGTERM"] as const) (on ? process.once : process.off).call(process, sig, interrupted);
-  };
-  stopOnSignal(true);
+  // Ctrl-C or SIGTERM while the demo runs: every step is stopped (a cluster still starting too), the throwaway server
+  // and the S3 directory go (the finally below), then exit 130 / 143 (main.ts)
+  const signal = ctx.interruptible("the demo (its throwaway PostgreSQL and S3 server)");
   try {
     out.log("info", "starting a throwaway PostgreSQL");
-    pg = await startEphemeralPostgres();
+    pg = await startEphemeralPostgres({ signal });
     out.log("info", `PostgreSQL ${pg.version} is up`, { port: pg.port });
+    signal.throwIfAborted();
     await query(pg.connection(), "create database shop; create database shop_restored;");
     out.log("info", "loading the sample shop database (customers, products, orders, order_items)", { scale });
     await query(pg.connection("shop"), sampleDatabaseSql(scale));
 
+    signal.throwIfAborted();
     s3 = await startEmbeddedS3({ bucket: "lifeboat-demo" });
     out.log("info", "S3-compatible server is up", { endpoint: s3.endpoint, bucket: s3.bucket });
     const client = new S3Client({
@@ -49,13 +45,14 @@ export async function demoCommand(ctx: Context, opts: { keep?: boolean; scale?: 
       store,
       dump: dumpSchema.parse({}),
       retries: retriesSchema.parse({ attempts: 1 }),
+      signal,
       log: out,
       onProgress: (p) => out.progress("dumping", p.bytes, p.elapsedMs),
     });
     out.endProgress();
     const m = backup.manifest;
 
-    const restored = await restoreBackup({ store, manifest: m, to: pg.connection("shop_restored"), log: out });
+    const restored = await restoreBackup({ store, manifest: m, to: pg.connection("shop_restored"), log: out, signal });
     const [a, b] = await Promise.all([fingerprint(source), fingerprint(pg.connection("shop_restored"))]);
     const tablesEqual = JSON.stringify(a.tables) === JSON.stringify(b.tables);
     const schemaEqual = a.schema === b.schema;
@@ -101,7 +98,8 @@ export async function demoCommand(ctx: Context, opts: { keep?: boolean; scale?: 
       ...(opts.keep ? { kept: { postgres: pg.url("shop"), s3: { endpoint: s3.endpoint, bucket: s3.bucket }, tryIt } } : {}),
     });
     if (opts.keep) {
-      stopOnSignal(false); // from here a signal ends the wait, and the cleanup below runs
+      // from here a signal ends the wait (exit 0: stopping is how --keep ends), and the cleanup below runs
+      ctx.uninterruptible();
       out.log("info", "kept running: press Ctrl-C to stop and clean up", { postgres: pg.url("shop"), s3: s3.endpoint });
       await new Promise<void>((resolve) => {
         process.once("SIGINT", () => resolve());
@@ -110,7 +108,6 @@ export async function demoCommand(ctx: Context, opts: { keep?: boolean; scale?: 
     }
     return schemaEqual && tablesEqual ? 0 : 1;
   } finally {
-    stopOnSignal(false);
     out.log("info", "cleaning up");
     await s3?.stop().catch(() => {});
     await pg?.stop().catch(() => {});

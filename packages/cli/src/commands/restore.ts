@@ -13,6 +13,7 @@ export interface RestoreCliOptions {
   to?: string;
   force?: boolean;
   owner: boolean;
+  acl: boolean;
   jobs?: string;
   swap?: boolean;
   identity?: string[];
@@ -32,8 +33,9 @@ export async function restoreCommand(ctx: Context, target: string | undefined, o
   const identities = await identitiesFor(ctx, opts.identity, manifest, opts.from !== undefined);
   // the backup's engine restores it: a PostgreSQL dump into --to, a SQLite database to --to-file (each refuses the other)
   const engine = engineOf(manifest);
+  const signal = ctx.interruptible(`the restore of backup ${manifest.id} (pg_restore / psql, and the temporary copy)`);
   if (opts.toFile) {
-    const res = await engine.restore({ store, manifest, to: { file: opts.toFile }, force: Boolean(opts.force), log: ctx.out, identities });
+    const res = await engine.restore({ store, manifest, to: { file: opts.toFile }, force: Boolean(opts.force), log: ctx.out, identities, signal });
     if (res.into === "file") ctx.out.result(`restored SQLite backup ${manifest.id} of "${manifest.target}" to ${res.path} (sha256 and integrity_check verified)`, { status: "restored", backup: manifest.id, path: res.path });
     return 0;
   }
@@ -47,7 +49,7 @@ export async function restoreCommand(ctx: Context, target: string | undefined, o
   };
   if (opts.swap) {
     const jobs = jobsOption(opts.jobs);
-    const res = await swapRestore({ store, manifest, live: to, identities, ...(jobs ? { jobs } : {}), log: ctx.out, onProgress });
+    const res = await swapRestore({ store, manifest, live: to, identities, ...(jobs ? { jobs } : {}), log: ctx.out, onProgress, signal });
     ctx.out.result(
       [
         `swapped in backup ${manifest.id} of "${manifest.target}" as "${res.live}"`,
@@ -71,6 +73,8 @@ export async function restoreCommand(ctx: Context, target: string | undefined, o
     identities,
     force: Boolean(opts.force),
     noOwner: !opts.owner,
+    noAcl: !opts.acl,
+    signal,
     ...(jobsOption(opts.jobs) ? { jobs: jobsOption(opts.jobs)! } : {}),
     log: ctx.out,
     onProgress: (p) => {

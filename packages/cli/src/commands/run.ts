@@ -84,55 +84,46 @@ export async function runCommand(ctx: Context, target: string | undefined, opts:
   const store = storeUrl ? openStore(parseStoreUrl(storeUrl)) : openStore(config!.storage);
   const bus = await ctx.bus(target ? config : undefined);
 
-  const abort = new AbortController();
-  const onSignal = (sig: NodeJS.Signals) => {
-    out.log("warn", `received ${sig}: aborting the backup in flight`);
-    abort.abort(sig);
+  // SIGINT/SIGTERM: pg_dump is stopped, the upload aborted, nothing published as a success; exit 130 / 143 (main.ts)
+  const signal = ctx.interruptible(`the backup of "${name}" (pg_dump, and the upload: nothing is stored)`);
+  out.log("info", `backing up "${name}" to ${store.url}`, { target: name });
+  const job = {
+    target: name,
+    resolveSource,
+    store,
+    trigger: "manual" as const,
+    signal,
+    log: out,
+    bus,
+    restoreHint,
+    onProgress: (p: { bytes: number; elapsedMs: number }) => out.progress("dumping", p.bytes, p.elapsedMs),
+    ...(encryption ? { encryption } : {}),
   };
-  process.once("SIGTERM", onSignal);
-  process.once("SIGINT", onSignal);
-  try {
-    out.log("info", `backing up "${name}" to ${store.url}`, { target: name });
-    const job = {
-      target: name,
-      resolveSource,
-      store,
-      trigger: "manual" as const,
-      signal: abort.signal,
-      log: out,
-      bus,
-      restoreHint,
-      onProgress: (p: { bytes: number; elapsedMs: number }) => out.progress("dumping", p.bytes, p.elapsedMs),
-      ...(encryption ? { encryption } : {}),
-    };
-    // config targets go through the target run (engine, several databases); ad hoc runs are one backup
-    const t = target ? config!.targets[target]! : undefined;
-    const results = t ? (await runTargetBackups({ ...t, dump, retries }, job)).results : [{ database: "", result: await runBackup({ ...job, dump, retries }) }];
-    if (t && isMultiDatabase(t)) {
-      out.result(
-        [`backups of "${name}" stored`, ...results.map((r) => `  ${r.database.padEnd(20)} ${r.result!.manifest.id}  ${formatBytes(backupSize(r.result!.manifest))}  ${r.result!.location}`)].join("\n"),
-        { status: "succeeded", databases: results.map((r) => ({ database: r.database, location: r.result!.location, manifest: r.result!.manifest })) },
-      );
-      return 0;
-    }
-    const result = results[0]!.result!;
-    const m = result.manifest;
+  // config targets go through the target run (engine, several databases); ad hoc runs are one backup
+  const t = target ? config!.targets[target]! : undefined;
+  const results = t ? (await runTargetBackups({ ...t, dump, retries }, job)).results : [{ database: "", result: await runBackup({ ...job, dump, retries }) }];
+  if (t && isMultiDatabase(t)) {
     out.result(
-      [
-        `backup of "${name}" stored`,
-        `  id        ${m.id}`,
-        `  location  ${result.location}`,
-        `  size      ${formatBytes(backupSize(m))} (${backupSize(m)} bytes${m.parts ? ` in ${m.parts.length + 1} archives` : ""}, ${m.format}, compression ${typeof m.compression === "number" ? compressionText(manifestCompression(m.compression)) : m.compression})`,
-        `  sha256    ${m.object.sha256}`,
-        ...(m.encryption ? [`  encrypted age, for ${m.encryption.recipients.join(", ")}`] : []),
-        `  duration  ${formatDuration(m.durationMs)} (attempt ${m.attempt})`,
-        `  restore   ${restoreCommandFor(restoreHint, m)}`,
-      ].join("\n"),
-      { status: "succeeded", location: result.location, manifestLocation: result.manifestLocation, manifest: m, attempts: result.attempts },
+      [`backups of "${name}" stored`, ...results.map((r) => `  ${r.database.padEnd(20)} ${r.result!.manifest.id}  ${formatBytes(backupSize(r.result!.manifest))}  ${r.result!.location}`)].join("\n"),
+      { status: "succeeded", databases: results.map((r) => ({ database: r.database, location: r.result!.location, manifest: r.result!.manifest })) },
     );
     return 0;
-  } finally {
-    process.removeListener("SIGTERM", onSignal);
-    process.removeListener("SIGINT", onSignal);
   }
+  const result = results[0]!.result!;
+  const m = result.manifest;
+  out.result(
+    [
+      `backup of "${name}" stored`,
+      `  id        ${m.id}`,
+      `  location  ${result.location}`,
+      `  size      ${formatBytes(backupSize(m))} (${backupSize(m)} bytes${m.parts ? ` in ${m.parts.length + 1} archives` : ""}, ${m.format}, compression ${typeof m.compression === "number" ? compressionText(manifestCompression(m.compression)) : m.compression})`,
+      `  sha256    ${m.object.sha256}`,
+      ...(m.encryption ? [`  encrypted age, for ${m.encryption.recipients.join(", ")}`] : []),
+      `  duration  ${formatDuration(m.durationMs)} (attempt ${m.attempt})`,
+      `  restore   ${restoreCommandFor(restoreHint, m)}`,
+    ].join("\n"),
+    { status: "succeeded", location: result.location, manifestLocation: result.manifestLocation, manifest: m, attempts: result.attempts },
+  );
+  return 0;
 }
+

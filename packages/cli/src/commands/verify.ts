@@ -33,10 +33,12 @@ export async function verifyCommand(ctx: Context, target: string | undefined, op
   ctx.out.log("info", `verifying ${manifest.target} backup ${manifest.id}`, { size: backupSize(manifest) });
   const t0 = Date.now();
   const identities = await identitiesFor(ctx, opts.identity, manifest, opts.from !== undefined);
+  const signal = ctx.interruptible(`the drill of backup ${manifest.id} (its throwaway PostgreSQL and temporary files)`);
   const result = await verifyBackup({
     store,
     manifest,
     identities,
+    signal,
     ...(scratch ? { scratch } : {}),
     ...(jobs ? { jobs } : {}),
     log: ctx.out,

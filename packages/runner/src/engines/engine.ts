@@ -33,6 +33,7 @@ export interface RestoreRequest {
   /** Into the database the backup was taken from / over an existing file. */
   force?: boolean | undefined;
   noOwner?: boolean | undefined;
+  noAcl?: boolean | undefined;
   jobs?: number | undefined;
   identities?: string[] | undefined;
   signal?: AbortSignal | undefined;

@@ -28,7 +28,8 @@ import { findTool, runTool } from "../pg/tools.js";
 import type { DrillOutcome, DrillRequest, Engine, EngineManifest, RestoreOutcome, RestoreRequest, RowMismatch, Snapshot, SnapshotRequest, SnapshotStream, VerifyCheck } from "./engine.js";
 import { compareRowCounts } from "./counts.js";
 import { startEphemeralPostgres, type EphemeralPostgres } from "../pg/ephemeral.js";
-import { restoreBackup, restoreInto } from "../restore.js";
+import { missingRoles, quoteRole, rolesInArchive, rolesInSql } from "../pg/roles.js";
+import { plainSql, restoreBackup, restoreInto } from "../restore.js";
 
 /**
  * PostgreSQL: pg_dump, or pg_dumpall --globals-only for roles and tablespaces. With row counts or parallel jobs, a
@@ -350,18 +351,32 @@ async function drillPostgres(req: DrillRequest): Promise<DrillOutcome> {
       log.log("info", "restoring into a scratch database", { to: displayUrl(target) });
     } else {
       log.log("info", "starting a throwaway PostgreSQL for the drill");
-      ephemeral = await startEphemeralPostgres();
+      ephemeral = await startEphemeralPostgres({ signal: req.signal });
       await query(ephemeral.connection(), "create database verify template template0;");
       target = ephemeral.connection("verify");
       serverVersion = ephemeral.version;
+      // the roles the backup names (owners, grantees), as empty roles: the drill then restores it as it was, with its
+      // ownership and privileges, whichever roles own its objects
+      const base = req.files[0]!;
+      const roles = manifest.format === "custom" ? await rolesInArchive(base) : await rolesInSql(plainSql(base, manifest));
+      const missing = await missingRoles(target, roles);
+      const create = [...new Set([...missing.owners, ...missing.grantees])];
+      if (create.length) {
+        await query(ephemeral.connection(), create.map((r) => `create role ${quoteRole(r)} nologin;`).join("\n"));
+        log.log("info", "roles the backup names were created (empty) in the throwaway cluster", { roles: create });
+      }
     }
     let restoreMs: number;
     const jobs = manifest.format === "custom" ? Math.max(1, req.jobs ?? availableParallelism()) : 1;
     try {
-      restoreMs = (await restoreInto(req.files, manifest, target, { jobs, noOwner: true, noAcl: true, signal: req.signal, log, onProgress: req.onProgress })).ms;
+      // on a scratch database of a real server no role is created: ownership and privileges are left out there
+      const faithful = !req.scratch;
+      restoreMs = (await restoreInto(req.files, manifest, target, { jobs, noOwner: !faithful, noAcl: !faithful, signal: req.signal, log, onProgress: req.onProgress })).ms;
       await req.unchanged();
       checks.push({ check: "restore", ok: true, detail: `restored without errors in ${restoreMs} ms (${jobs} job${jobs > 1 ? "s" : ""})` });
     } catch (err) {
+      // a drill that was stopped (SIGINT, SIGTERM, a deadline) did not fail: it is not recorded as a failed drill
+      if (req.signal?.aborted) throw abortedAttempt(req.signal.reason);
       checks.push({ check: "restore", ok: false, detail: redact(errorMessage(err)) });
       return outcome({ serverVersion });
     }

@@ -53,12 +53,36 @@ function runAs(): { uid?: number; gid?: number; name?: string } {
 }
 
 /** tls: a server certificate and key (PEM); the cluster then also accepts TLS connections. */
-export async function startEphemeralPostgres(opts: { settings?: Record<string, string>; tls?: { cert: string; key: string } } = {}): Promise<EphemeralPostgres> {
+/**
+ * `signal`: stops a cluster still starting (initdb and pg_ctl are killed, its directory removed; the promise rejects).
+ * Once started, its directory is removed and the server stopped by stop(), or at the latest when the process exits.
+ */
+export async function startEphemeralPostgres(opts: { settings?: Record<string, string>; tls?: { cert: string; key: string }; signal?: AbortSignal } = {}): Promise<EphemeralPostgres> {
   const initdb = await findTool("initdb");
   const pgCtl = await findTool("pg_ctl", { minMajor: initdb.major });
   const as = runAs();
+  if (opts.signal?.aborted) throw new LifeboatError(`not started: ${String(opts.signal.reason)}`);
   const base = mkdtempSync(join(tmpdir(), "lifeboat-pg-"));
   const dataDir = join(base, "data");
+  // from here on, whatever happens (an error, a signal, process.exit), the directory and any server in it go
+  let stopped = false;
+  const stopSync = () => {
+    if (stopped) return;
+    stopped = true;
+    try {
+      execFileSync(pgCtl.path, ["stop", "-m", "immediate", "-w", "-D", dataDir], { stdio: "ignore", cwd: tmpdir(), ...(as.uid !== undefined ? { uid: as.uid, gid: as.gid! } : {}) });
+    } catch {
+      /* not started, or already down */
+    }
+    rmSync(base, { recursive: true, force: true });
+  };
+  process.once("exit", stopSync);
+  const abandon = (why: string): never => {
+    stopSync();
+    process.removeListener("exit", stopSync);
+    throw new LifeboatError(why);
+  };
+  const signal = opts.signal ? { signal: opts.signal } : {};
   const password = randomBytes(18).toString("base64url");
   const user = "postgres";
   const spawnAs = { ...(as.uid !== undefined ? { uid: as.uid, gid: as.gid! } : {}), cwd: base };
@@ -72,13 +96,10 @@ export async function startEphemeralPostgres(opts: { settings?: Record<string, s
   const init = await runTool(
     initdb.path,
     ["-D", dataDir, "-U", user, `--pwfile=${pwfile}`, "--auth-local=trust", "--auth-host=scram-sha-256", "-E", "UTF8", "--no-locale", "--no-sync"],
-    { env, ...spawnAs },
-  );
+    { env, ...spawnAs, ...signal },
+  ).catch((err: Error) => abandon(opts.signal?.aborted ? `stopped while initdb ran: ${String(opts.signal.reason)}` : `initdb failed: ${err.message}`));
   rmSync(pwfile, { force: true });
-  if (init.code !== 0) {
-    rmSync(base, { recursive: true, force: true });
-    throw new LifeboatError(`initdb failed: ${init.stderr.trim() || init.stdout.trim()}`);
-  }
+  if (init.code !== 0) abandon(`initdb failed: ${init.stderr.trim() || init.stdout.trim()}`);
 
   const tls: Record<string, string> = {};
   if (opts.tls) {
@@ -104,7 +125,9 @@ export async function startEphemeralPostgres(opts: { settings?: Record<string, s
     port = await freePort();
     const conf = Object.entries({ ...settings, port: String(port) }).map(([k, v]) => `${k} = '${v}'`).join("\n");
     writeFileSync(join(dataDir, "postgresql.auto.conf"), conf + "\n");
-    const started = await runTool(pgCtl.path, ["start", "-w", "-t", "60", "-D", dataDir, "-l", join(base, "server.log")], { env, ...spawnAs });
+    const started = await runTool(pgCtl.path, ["start", "-w", "-t", "60", "-D", dataDir, "-l", join(base, "server.log")], { env, ...spawnAs, ...signal }).catch((err: Error) =>
+      abandon(opts.signal?.aborted ? `stopped while the server started: ${String(opts.signal.reason)}` : `pg_ctl start failed: ${err.message}`),
+    );
     if (started.code === 0) {
       lastError = "";
       break;
@@ -118,23 +141,7 @@ export async function startEphemeralPostgres(opts: { settings?: Record<string, s
     lastError = `${started.stderr.trim()} ${serverLog}`.trim();
     if (!/could not bind|Address already in use/i.test(lastError)) break;
   }
-  if (lastError) {
-    rmSync(base, { recursive: true, force: true });
-    throw new LifeboatError(`could not start a throwaway PostgreSQL: ${lastError}`);
-  }
-
-  let stopped = false;
-  const stopSync = () => {
-    if (stopped) return;
-    stopped = true;
-    try {
-      execFileSync(pgCtl.path, ["stop", "-m", "immediate", "-w", "-D", dataDir], { stdio: "ignore", ...spawnAs });
-    } catch {
-      /* already down */
-    }
-    rmSync(base, { recursive: true, force: true });
-  };
-  process.once("exit", stopSync);
+  if (lastError) abandon(`could not start a throwaway PostgreSQL: ${lastError}`);
 
   const connection = (database = "postgres"): ConnectionInfo => ({ host: "127.0.0.1", port, user, password, database, params: {} });
   return {
