@@ -17,6 +17,12 @@ const base = {
 };
 
 describe("deploy plan", () => {
+  it("the runner may read the heartbeat's URL from SSM (it pings it itself); one from the environment is refused", () => {
+    const withHeartbeat = (url: object) => parseConfig({ ...base, notifications: { ...base.notifications, heartbeat: { url } } });
+    expect(deployPlan(withHeartbeat({ ssm: "/lifeboat/heartbeat" }), "production").runnerParameters).toEqual(["/lifeboat/heartbeat", "/lifeboat/prod/pw", "/lifeboat/staging/url"]);
+    expect(() => deployPlan(withHeartbeat({ env: "HEARTBEAT_URL" }), "production")).toThrow(/notifications\.heartbeat\.url: reads the environment variable HEARTBEAT_URL/);
+  });
+
   it("derives one schedule per scheduled target, lifecycle rules per retention, parameters and subscriptions", () => {
     const plan = deployPlan(parseConfig(base), "production");
     expect(plan.bucketName).toBe("acme-backups");

@@ -1,10 +1,11 @@
+import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { createServer, type Server } from "node:http";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { S3Store, StoreWatch, listBackups } from "@lifeboat/runner";
+import { DirectoryStore, S3Store, SCHEDULER_FILE, StoreWatch, heartbeatUrl, listBackups, schedulerState, storeJson } from "@lifeboat/runner";
 import { startEmbeddedS3 } from "@lifeboat/cli";
-import { cli, createDatabase, pg, tempDir, unique, url } from "./support/helpers.js";
+import { BIN, cli, createDatabase, pg, tempDir, unique, url } from "./support/helpers.js";
 
 /**
  * Lifeboat on one server (issue "On one server too, every failure reaches a person"): a store that is down under the
@@ -199,4 +200,130 @@ describe("configuration and numbers", () => {
     expect(r.stderr).toContain("has no default export (it exports config)");
     expect(r.stderr).not.toContain("storage: is required");
   });
+});
+
+describe("a dead man's switch", () => {
+  it("heartbeat URLs follow each service's convention (healthchecks.io, Cronitor, Uptime Kuma)", () => {
+    const hc = "https://hc-ping.com/0f3c1d2e-aaaa-bbbb-cccc-123456789abc";
+    expect([heartbeatUrl(hc, "healthchecks", "start"), heartbeatUrl(hc, "healthchecks", "success"), heartbeatUrl(hc, "healthchecks", "fail")]).toEqual([`${hc}/start`, hc, `${hc}/fail`]);
+    const cr = "https://cronitor.link/p/KEY/lifeboat-app";
+    expect(heartbeatUrl(cr, "cronitor", "start")).toBe(`${cr}?state=run`);
+    expect(heartbeatUrl(cr, "cronitor", "success")).toBe(`${cr}?state=complete`);
+    expect(heartbeatUrl(cr, "cronitor", "fail", "no route")).toBe(`${cr}?state=fail&message=no+route`);
+    const kuma = "https://kuma.example.com/api/push/AbCdEf";
+    expect(heartbeatUrl(kuma, "uptime-kuma", "start")).toBeUndefined(); // a push monitor has no "started"
+    expect(heartbeatUrl(kuma, "uptime-kuma", "success", "backup 1")).toBe(`${kuma}?status=up&msg=backup+1`);
+    expect(heartbeatUrl(kuma, "uptime-kuma", "fail")).toBe(`${kuma}?status=down&msg=failed`);
+  });
+
+  it("every run pings it: /start as it starts, then the check itself on success or /fail on failure; the URL is never logged", async () => {
+    const pings: string[] = [];
+    const server = createServer((req, res) => {
+      pings.push(`${req.method} ${req.url}`);
+      res.writeHead(200).end("OK");
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    try {
+      const check = `http://127.0.0.1:${(server.address() as { port: number }).port}/ping/SECRETCHECKKEY`;
+      const dir = tempDir("lifeboat-hb-");
+      const config = writeConfig(dir, `{ directory: "store" }`);
+      writeFileSync(config, readFileSync(config, "utf8").replace(`notifications: {`, `notifications: { heartbeat: { url: { env: "TEST_HEARTBEAT_URL" } },`));
+      const env = { TEST_WEBHOOK_URL: hookUrl, TEST_DB_PASSWORD: pg().password, TEST_HEARTBEAT_URL: check };
+      const ok = await cli(["run", "app", "--config", config], { env });
+      expect(ok.code, ok.stderr).toBe(0);
+      expect(pings).toEqual(["GET /ping/SECRETCHECKKEY/start", "GET /ping/SECRETCHECKKEY"]);
+      pings.length = 0;
+      const failing = await cli(["run", "app", "--config", config, "--attempts", "1"], { env: { ...env, TEST_DB_PASSWORD: "wrong" } });
+      expect(failing.code).toBe(1);
+      expect(pings).toEqual(["GET /ping/SECRETCHECKKEY/start", "GET /ping/SECRETCHECKKEY/fail"]);
+      expect(ok.stderr + failing.stderr + ok.stdout + failing.stdout).not.toContain("SECRETCHECKKEY");
+    } finally {
+      await new Promise<void>((r) => server.close(() => r()));
+    }
+  }, 60_000);
+
+  it("status says when the daemon was last alive, and that it is not running once it stopped (exit 1)", async () => {
+    const dir = tempDir("lifeboat-alive-");
+    const config = writeConfig(dir, `{ directory: "store" }`);
+    const env = { TEST_WEBHOOK_URL: hookUrl, TEST_DB_PASSWORD: pg().password };
+    const never = await cli(["status", "--config", config, "--json"], { env });
+    expect(JSON.parse(never.stdout).scheduler.state).toBe("never seen");
+    let seen = "";
+    let child: { kill: (s: NodeJS.Signals) => boolean } | undefined;
+    const daemon = cli(["schedule", "--config", config], { env, onStderr: (c, ch) => ((seen += c), (child = ch)) });
+    await until("the daemon's first run", () => /run succeeded/.test(seen), 60_000);
+    // "run succeeded" carries what was stored
+    expect(seen).toMatch(/"msg":"run succeeded","target":"app","backup":"[0-9TZ-]+[a-z0-9-]*","size":"[^"]+","duration":"[^"]+"/);
+    const alive = await cli(["status", "--config", config, "--json"], { env });
+    const state = JSON.parse(alive.stdout);
+    expect(state.scheduler.state).toBe("running");
+    expect(state.scheduler.record.pid).toBeGreaterThan(0);
+    expect(state.targets[0].lastRun.runId).toMatch(/^[0-9a-f-]{36}$/);
+    expect(state.targets[0].nextFireTime > new Date().toISOString()).toBe(true);
+    child!.kill("SIGTERM");
+    expect((await daemon).code).toBe(0);
+    const stopped = await cli(["status", "--config", config], { env });
+    expect(stopped.code).toBe(1);
+    expect(stopped.stdout).toMatch(/scheduler NOT RUNNING: last alive .* ago on .* stopped at/);
+  }, 90_000);
+
+  it("a daemon that stopped renewing its record (killed) counts as not running after three renewals", async () => {
+    const dir = tempDir("lifeboat-stale-");
+    const store = new DirectoryStore(dir);
+    const now = Date.parse("2026-12-03T10:00:00Z");
+    const record = { mode: "daemon", host: "h", pid: 1, lifeboatVersion: "x", startedAt: "2026-12-03T09:00:00Z", aliveAt: new Date(now - 2 * 60_000).toISOString() };
+    await storeJson(store, SCHEDULER_FILE, record);
+    expect((await schedulerState(store, new Date(now))).state).toBe("running");
+    expect((await schedulerState(store, new Date(now + 2 * 60_000))).state).toBe("not running");
+    await storeJson(store, SCHEDULER_FILE, { ...record, mode: "once" });
+    expect((await schedulerState(store, new Date(now + 60 * 60_000))).state).toBe("once");
+  });
+});
+
+describe("small things a newcomer meets", () => {
+  it("a closed pipe is no error: `lifeboat run --help | head -2` prints two lines and no EPIPE stack", () => {
+    const out = execFileSync("sh", ["-c", `"${process.execPath}" "${BIN}" run --help | head -2; echo "status=$?"`], { env: { ...process.env, CI: "" }, stdio: ["ignore", "pipe", "pipe"] });
+    const lines = out.toString().trim().split("\n");
+    expect(lines).toHaveLength(3);
+    expect(lines[0]).toMatch(/^Usage: lifeboat run/);
+    expect(lines[2]).toBe("status=0");
+    // a reader that is gone before anything is written (`| true`): the write fails with EPIPE at once
+    for (let i = 0; i < 3; i++) {
+      const gone = spawnSync("sh", ["-c", `"${process.execPath}" "${BIN}" run --help | true`], { env: { ...process.env, CI: "" } });
+      expect(gone.stderr.toString()).not.toMatch(/EPIPE|Unhandled 'error' event/);
+    }
+  });
+
+  it("--config is refused where nothing reads it (demo, keygen), naming what to do instead", async () => {
+    for (const cmd of ["demo", "keygen"]) {
+      const r = await cli([cmd, "--config", "/etc/lifeboat/lifeboat.config.ts"]);
+      expect(r.code, cmd).toBe(2);
+      expect(r.stderr).toContain(`lifeboat ${cmd} reads no config: --config is not used here`);
+    }
+  });
+
+  it("a daemon started by a wrapper that dies (npx without passing SIGTERM on) stops instead of running on as an orphan", async () => {
+    const dir = tempDir("lifeboat-orphan-");
+    const config = writeConfig(dir, `{ directory: "store" }`);
+    // the wrapper starts the daemon (as npx does) and reports its pid; then the wrapper is killed outright
+    const wrapper = spawn(process.execPath, ["-e", `const c = require("node:child_process").spawn(process.execPath, [${JSON.stringify(BIN)}, "schedule", "--config", ${JSON.stringify(config)}], { stdio: ["ignore", "ignore", "inherit"] }); console.log(c.pid); setInterval(() => {}, 1000);`], {
+      env: { ...process.env, CI: "1", TEST_WEBHOOK_URL: hookUrl, TEST_DB_PASSWORD: pg().password },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stderr = "";
+    wrapper.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    const pid = Number(await new Promise<string>((r) => wrapper.stdout.once("data", (d: Buffer) => r(d.toString().trim()))));
+    await until("the daemon's first run", () => /run (succeeded|failed)/.test(stderr), 60_000);
+    wrapper.kill("SIGKILL");
+    const alive = () => {
+      try {
+        process.kill(pid, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    await until("the orphaned daemon to stop", () => !alive(), 20_000);
+    expect(alive()).toBe(false);
+  }, 90_000);
 });

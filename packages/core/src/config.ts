@@ -323,6 +323,10 @@ export type StorageConfig = z.infer<typeof storageSchema>;
 export const OUTCOMES = ["succeeded", "failed"] as const;
 export type Outcome = (typeof OUTCOMES)[number];
 
+/** How a heartbeat service wants its pings (notify/heartbeat.ts in the runner). */
+export const HEARTBEAT_STYLES = ["healthchecks", "cronitor", "uptime-kuma"] as const;
+export type HeartbeatStyle = (typeof HEARTBEAT_STYLES)[number];
+
 export const notificationsSchema = z
   .object({
     slack: z
@@ -340,6 +344,18 @@ export const notificationsSchema = z
       .object({
         url: secretRefSchema,
         on: z.array(z.enum(OUTCOMES)).min(1).default(["succeeded", "failed"]),
+      })
+      .strict()
+      .optional(),
+    /**
+     * A dead man's switch (healthchecks.io, Cronitor, Uptime Kuma): pinged as every run starts and ends, so that an
+     * outside service alarms when the pings stop - a scheduler that died is noticed by nothing else. The URL is a
+     * secret (it carries the check's key).
+     */
+    heartbeat: z
+      .object({
+        url: secretRefSchema,
+        style: z.enum(HEARTBEAT_STYLES).default("healthchecks"),
       })
       .strict()
       .optional(),

@@ -199,6 +199,12 @@ export function deployPlan(config: LifeboatConfig, stage: string, source = "life
   if (webhookRef?.env) {
     problems.push({ path: "notifications.webhook.url", message: `reads the environment variable ${webhookRef.env}; the webhook Lambda reads SSM`, hint: 'use { ssm: "/lifeboat/webhook-url" }' });
   }
+  // the heartbeat is pinged by the runner itself, as each run starts and ends
+  const heartbeatRef = config.notifications.heartbeat?.url;
+  if (heartbeatRef?.env) {
+    problems.push({ path: "notifications.heartbeat.url", message: `reads the environment variable ${heartbeatRef.env}, which a Fargate task does not have`, hint: 'use { ssm: "/lifeboat/heartbeat-url" }' });
+  }
+  if (heartbeatRef?.ssm) runnerParameters.add(heartbeatRef.ssm);
   if (problems.length) throw new ConfigError(source, problems, "cannot be deployed");
 
   const aws = config.aws ?? awsSchema.parse({});

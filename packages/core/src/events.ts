@@ -111,6 +111,8 @@ export interface BackupMissedEvent {
     graceMinutes: number;
     /** The newest backup that exists (none: never backed up since the check started watching). */
     newestBackup: { id: string; startedAt: string; ageMs: number } | null;
+    /** What should have run it: EventBridge Scheduler (the AWS deployment) or a `lifeboat schedule` daemon. */
+    scheduler?: "eventbridge" | "lifeboat schedule";
   };
 }
 

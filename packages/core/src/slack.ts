@@ -91,7 +91,7 @@ export function renderSlackMessage(e: LifeboatEvent): { text: string; blocks: un
       text,
       blocks: [
         { type: "section", text: { type: "mrkdwn", text } },
-        { type: "context", elements: [{ type: "mrkdwn", text: `Reported ${m.graceMinutes} min after the fire time. Check the scheduler, the launcher's logs, or run it now: \`lifeboat run ${e.target}\`` }] },
+        { type: "context", elements: [{ type: "mrkdwn", text: `Reported ${m.graceMinutes} min after the fire time. ${m.scheduler === "lifeboat schedule" ? "Check that `lifeboat schedule` runs on its server (`lifeboat status` says when it was last alive)" : "Check the schedule and the launcher's logs"}, or run it now: \`lifeboat run ${e.target}\`` }] },
       ],
     };
   }

@@ -20,6 +20,7 @@ export interface FreshnessDeps {
 export function createFreshnessCheck(deps: FreshnessDeps) {
   return async (_event?: unknown): Promise<{ missed: Array<{ target: string; fireTime: string }> }> => {
     const raised = await checkFreshness(deps.config, deps.store, {
+      scheduler: "eventbridge",
       publish: deps.publish,
       ...(deps.now ? { now: deps.now() } : {}),
       log: { log: (level, msg, fields) => deps.logger[level](msg, fields ?? {}) },

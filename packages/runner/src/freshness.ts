@@ -41,6 +41,8 @@ export interface FreshnessOptions {
   log?: Logger;
   /** Only these targets (default: every target with a schedule). */
   only?: string[];
+  /** What should have run the targets (said in the event, so that a message points at the right place). */
+  scheduler?: "eventbridge" | "lifeboat schedule";
   /** Delivers one event; it must resolve only once the event is out (the marker is written after it). */
   publish: (e: BackupMissedEvent) => Promise<void>;
 }
@@ -80,6 +82,7 @@ export async function checkFreshness(config: LifeboatConfig, store: ObjectStore,
           timezone: t.timezone,
           graceMinutes,
           newestBackup: newest ? { id: newest.id, startedAt: newest.startedAt, ageMs: now.getTime() - Date.parse(newest.startedAt) } : null,
+          ...(opts.scheduler ? { scheduler: opts.scheduler } : {}),
         },
       };
       await opts.publish(event);

@@ -36,3 +36,4 @@ export * from "./freshness.js";
 export * from "./status.js";
 export * from "./retry.js";
 export * from "./pg/roles.js";
+export * from "./notify/heartbeat.js";

@@ -18,7 +18,8 @@ import { runTargetBackups } from "./target-run.js";
 import { latestToDrill, verifyBackup } from "./verify.js";
 import { identitiesFromSecret } from "./encryption.js";
 import { findConfigFile, loadConfig } from "./config-file.js";
-import { subscribeNotifications } from "./notify/index.js";
+import { heartbeatStarted, subscribeNotifications } from "./notify/index.js";
+import { heartbeatSubscriber } from "./notify/heartbeat.js";
 import { DefaultSecretResolver } from "./secrets.js";
 import { resolveDatabase } from "./source.js";
 import { openStore } from "./stores/index.js";
@@ -63,6 +64,13 @@ export async function runnerMain(env: NodeJS.ProcessEnv = process.env, log: Logg
       };
       bus.subscribe(async (e) => (await (publish ??= publisher()))(e));
       bus.subscribe(async (e) => (await import("./aws/metrics.js")).emitBackupMetrics(e));
+      // the heartbeat is the runner's own to ping (Slack and webhooks go through the topic's subscribers)
+      const heartbeat = config.notifications.heartbeat;
+      // (a ping that fails is a warning: the run's result did reach the topic)
+      if (heartbeat) {
+        const ping = heartbeatSubscriber({ log, signal: abort.signal, url: await secrets.resolve(heartbeat.url, "notifications.heartbeat.url"), style: heartbeat.style });
+        bus.subscribe((e) => ping(e).catch((err: Error) => log.log("warn", "the heartbeat ping failed", { target, error: err.message })));
+      }
     } else {
       await subscribeNotifications(bus, config, secrets, { log, signal: abort.signal });
     }
@@ -117,6 +125,7 @@ export async function runnerMain(env: NodeJS.ProcessEnv = process.env, log: Logg
     process.once("SIGTERM", onTerm);
     const attempt = Number(env.LIFEBOAT_ATTEMPT ?? "1");
     const store = openStore(storage);
+    await heartbeatStarted(config, secrets, target, { log, signal: abort.signal });
     try {
       // the watcher relaunches tasks that died; within one task the target's retries apply to the remaining attempts
       const { results } = await runTargetBackups({ ...t, retries: { ...t.retries, attempts: Math.max(1, t.retries.attempts - (attempt - 1)) } }, {

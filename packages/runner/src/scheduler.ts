@@ -33,8 +33,11 @@ export type ScheduledMode = "backup" | "verify";
 
 export interface SchedulerOptions {
   config: LifeboatConfig;
-  /** Runs one target (backup, notifications, prune; or a restore drill); must honour the signal. */
-  runTarget: (target: string, signal: AbortSignal, mode: ScheduledMode) => Promise<RunOutcome>;
+  /**
+   * Runs one target (backup, notifications, prune; or a restore drill); must honour the signal. It may return what
+   * the run produced (a backup's id, size, duration) for the "run succeeded" line.
+   */
+  runTarget: (target: string, signal: AbortSignal, mode: ScheduledMode) => Promise<RunOutcome | { outcome: RunOutcome; fields: Record<string, unknown> }>;
   /** When the target last started a backup that succeeded (its newest manifest), or last ran a drill, if ever. */
   lastRun: (target: string, mode: ScheduledMode) => Promise<Date | undefined>;
   /** Only these targets (default: every target with a schedule). */
@@ -128,9 +131,10 @@ export class Scheduler {
       this.log.log("info", "run started", { ...fields, dueAt: next.toISOString() });
       e.running = this.opts
         .runTarget(e.name, this.runs.signal, e.mode)
-        .then((outcome) => {
+        .then((result) => {
+          const { outcome, fields: details } = typeof result === "string" ? { outcome: result, fields: {} } : result;
           e.outcome = outcome;
-          this.log.log(outcome === "failed" ? "error" : "info", `run ${outcome}`, fields);
+          this.log.log(outcome === "failed" ? "error" : "info", `run ${outcome}`, { ...fields, ...details });
         })
         .catch((err) => {
           e.outcome = "failed";

@@ -32,7 +32,10 @@ export interface TargetStatus {
   newestBackup: { id: string; startedAt: string; ageMs: number; size: number } | null;
   lastRun: LastRun | null;
   latestDrill: { backupId: string; outcome: "passed" | "failed"; verifiedAt: string } | null;
+  /** The next fire time still to come (null when the target is due now: see dueSince). */
   nextFireTime: string | null;
+  /** The fire time that is due and has not run yet, if one is. */
+  dueSince: string | null;
   missedFireTimes: string[];
   /** The last backups, oldest first: size and duration, for a trend. */
   trend: Array<{ id: string; size: number; durationMs: number }>;
@@ -48,6 +51,7 @@ export async function targetStatus(config: LifeboatConfig, store: ObjectStore, t
   const latestDrill = [...drills.entries()].map(([backupId, d]) => ({ backupId, ...d })).sort((a, b) => (a.verifiedAt < b.verifiedAt ? 1 : -1))[0] ?? null;
 
   let nextFireTime: string | null = null;
+  let dueSince: string | null = null;
   let missed: Date[] = [];
   let late = false;
   const parsed = t.schedule ? parseSchedule(t.schedule) : undefined;
@@ -55,7 +59,8 @@ export async function targetStatus(config: LifeboatConfig, store: ObjectStore, t
     const since = await readJsonIfExists<{ since: string }>(store, sinceKey(target));
     const after = newest ? new Date(newest.startedAt) : since ? new Date(since.since) : undefined;
     const next = after ? nextRun(parsed.schedule, t.timezone, after, now) : now;
-    nextFireTime = next?.toISOString() ?? null;
+    if (next && next.getTime() > now.getTime()) nextFireTime = next.toISOString();
+    else if (next) dueSince = next.toISOString();
     if (after) {
       const grace = (t.freshness?.graceMinutes ?? defaultGraceMinutes(parsed.schedule, t.timezone, t.maxRunMinutes, now)) * 60_000;
       missed = missedFireTimes(parsed.schedule, t.timezone, after, now, grace);
@@ -73,7 +78,44 @@ export async function targetStatus(config: LifeboatConfig, store: ObjectStore, t
     lastRun,
     latestDrill,
     nextFireTime,
+    dueSince,
     missedFireTimes: missed.map((d) => d.toISOString()),
     trend: backups.slice(0, 5).reverse().map((m) => ({ id: m.id, size: backupSize(m), durationMs: m.durationMs })),
   };
+}
+
+/**
+ * The `lifeboat schedule` daemon's sign of life, kept in the store it schedules for: renewed every minute, so that
+ * `lifeboat status` (from any machine) can say when the scheduler was last alive, and that it is not running when
+ * the record is stale. `--once` (a system cron) records its runs too, with no promise of the next.
+ */
+export const SCHEDULER_FILE = ".lifeboat-scheduler.json";
+export const SCHEDULER_RENEW_MS = 60_000;
+
+export interface SchedulerRecord {
+  mode: "daemon" | "once";
+  host: string;
+  pid: number;
+  lifeboatVersion: string;
+  startedAt: string;
+  aliveAt: string;
+  stoppedAt?: string;
+}
+
+export interface SchedulerState {
+  /** once: the last scheduler was `schedule --once` (a system cron), whose next start nothing here can foresee. */
+  state: "running" | "not running" | "once" | "never seen";
+  record: SchedulerRecord | null;
+  /** How long ago it was last alive. */
+  ageMs: number | null;
+}
+
+/** A daemon is running if it renewed its record within three renewals; one that said it stopped is not. */
+export async function schedulerState(store: ObjectStore, now = new Date()): Promise<SchedulerState> {
+  const record = (await readJsonIfExists<SchedulerRecord>(store, SCHEDULER_FILE)) ?? null;
+  if (!record) return { state: "never seen", record: null, ageMs: null };
+  const ageMs = now.getTime() - Date.parse(record.aliveAt);
+  if (record.mode === "once") return { state: "once", record, ageMs };
+  const running = !record.stoppedAt && ageMs <= 3 * SCHEDULER_RENEW_MS;
+  return { state: running ? "running" : "not running", record, ageMs };
 }

@@ -34,7 +34,9 @@ function withDeadline(signal: AbortSignal | undefined, minutes: number): { signa
   return { signal: signal ? AbortSignal.any([signal, deadline.signal]) : deadline.signal, clear: () => clearTimeout(timer) };
 }
 
-export async function runTargetBackups(t: TargetConfig, job: Omit<BackupJob, "dump" | "retries">): Promise<TargetRunResult> {
+export async function runTargetBackups(t: TargetConfig, given: Omit<BackupJob, "dump" | "retries">): Promise<TargetRunResult> {
+  // one id for the run, in its events, its manifests and the record `lifeboat status` shows
+  const job = { ...given, runId: given.runId ?? randomUUID() };
   const deadline = withDeadline(job.signal, t.maxRunMinutes);
   const startedAt = new Date().toISOString();
   try {
@@ -54,6 +56,8 @@ export async function runTargetBackups(t: TargetConfig, job: Omit<BackupJob, "du
 /** How the last run of a target ended, kept in the store for `lifeboat status` (never a secret: messages are redacted). */
 export interface LastRun {
   outcome: "succeeded" | "failed";
+  /** The run's id, as in its events (set on every run; older records may lack it). */
+  runId?: string | null;
   startedAt: string;
   finishedAt: string;
   code?: string;
@@ -63,7 +67,7 @@ export const LAST_RUN_FILE = ".lifeboat-last-run.json";
 
 async function recordLastRun(job: Omit<BackupJob, "dump" | "retries">, run: LastRun): Promise<void> {
   try {
-    await storeJson(job.store, joinKey(job.target, LAST_RUN_FILE), { ...run, runId: job.runId ?? null, trigger: job.trigger ?? "manual" });
+    await storeJson(job.store, joinKey(job.target, LAST_RUN_FILE), { ...run, runId: job.runId, trigger: job.trigger ?? "manual" });
   } catch (err) {
     job.log?.log("warn", "could not record the run's outcome for `lifeboat status`", { target: job.target, error: errorMessage(err) });
   }

@@ -1,7 +1,8 @@
 import { S3Client } from "@aws-sdk/client-s3";
-import { LifeboatError, dumpSchema, formatBytes, formatDuration, retriesSchema, backupSize } from "@lifeboat/core";
+import { LifeboatError, UsageError, dumpSchema, formatBytes, formatDuration, retriesSchema, backupSize } from "@lifeboat/core";
 import { S3Store, fingerprint, findTool, query, restoreBackup, runBackup, s3ClientConfig, startEphemeralPostgres, type EphemeralPostgres, type PgTool } from "@lifeboat/runner";
 import type { Context } from "../context.js";
+import { wholeNumber } from "../options.js";
 import { startEmbeddedS3, type EmbeddedS3 } from "../local/embedded-s3.js";
 import { sampleDatabaseSql } from "../local/sample.js";
 
@@ -11,8 +12,8 @@ import { sampleDatabaseSql } from "../local/sample.js";
  */
 export async function demoCommand(ctx: Context, opts: { keep?: boolean; scale?: string }): Promise<number> {
   const { out } = ctx;
-  const scale = opts.scale === undefined ? 1 : Number(opts.scale);
-  if (!Number.isInteger(scale) || scale < 1 || scale > 1000) throw new LifeboatError(`--scale must be a whole number from 1 to 1000`, { exitCode: 2 });
+  if (ctx.opts.config) throw new UsageError("lifeboat demo reads no config: --config is not used here", "the demo runs on embedded defaults; to back up a config's target: lifeboat run <target> --config <file>");
+  const scale = wholeNumber(opts.scale, "--scale", 1, 1000) ?? 1;
   for (const tool of ["initdb", "pg_ctl", "pg_dump", "pg_restore", "psql"] as PgTool[]) await findTool(tool);
 
   let pg: EphemeralPostgres | undefined;

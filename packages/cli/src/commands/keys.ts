@@ -19,6 +19,7 @@ export async function identitiesFor(ctx: Context, files: string[] | undefined, m
 
 /** lifeboat keygen: a new age identity into a file only its owner may read; the public key on stdout. */
 export async function keygenCommand(ctx: Context, opts: { output?: string }): Promise<number> {
+  if (ctx.opts.config) throw new UsageError("lifeboat keygen reads no config: --config is not used here", "put the public key it prints into the config yourself (encryption.recipients)");
   if (!opts.output) throw new UsageError("lifeboat keygen needs --output <file>: the identity is a secret and is never printed", "lifeboat keygen --output ~/.config/lifeboat/identity.txt");
   if (existsSync(opts.output)) throw new LifeboatError(`refusing to overwrite ${opts.output}: it exists (it may be the only key to older backups)`, { exitCode: 2, hint: "choose a new file name" });
   const { identity, recipient } = await generateIdentity();

@@ -1,5 +1,5 @@
 import { UsageError, recipientProblem, compressionText, manifestCompression, parseCompression, restoreCommandFor, dumpSchema, type Compression, formatBytes, formatDuration, parseStoreUrl, retriesSchema, type DumpOptions, type RetryPolicy, backupSize } from "@lifeboat/core";
-import { DefaultSecretResolver, isMultiDatabase, openStore, resolveDatabase, runBackup, runTargetBackups, type ConnectionInfo } from "@lifeboat/runner";
+import { DefaultSecretResolver, heartbeatStarted, isMultiDatabase, openStore, resolveDatabase, runBackup, runTargetBackups, type ConnectionInfo } from "@lifeboat/runner";
 import { connectionArg, type Context } from "../context.js";
 import { wholeNumber } from "../options.js";
 import { runRemote } from "./remote.js";
@@ -101,6 +101,7 @@ export async function runCommand(ctx: Context, target: string | undefined, opts:
   };
   // config targets go through the target run (engine, several databases); ad hoc runs are one backup
   const t = target ? config!.targets[target]! : undefined;
+  if (t) await heartbeatStarted(config!, new DefaultSecretResolver(), name, { log: out, signal });
   const results = t ? (await runTargetBackups({ ...t, dump, retries }, job)).results : [{ database: "", result: await runBackup({ ...job, dump, retries }) }];
   if (t && isMultiDatabase(t)) {
     out.result(

@@ -1,7 +1,8 @@
 import { randomUUID } from "node:crypto";
-import { UsageError, type LifeboatConfig } from "@lifeboat/core";
+import { hostname } from "node:os";
+import { LIFEBOAT_VERSION, UsageError, backupSize, formatBytes, formatDuration, type LifeboatConfig } from "@lifeboat/core";
 import { BackupFailedError, errorMessage } from "@lifeboat/core";
-import { DefaultSecretResolver, Scheduler, StoreWatch, acquireLease, checkFreshness, cleanLeftovers, failedEvent, lastVerifiedAt, latestToDrill, listBackups, openStore, pruneTarget, resolveDatabase, runTargetBackups, verifyBackup, withRetries, type RunOutcome } from "@lifeboat/runner";
+import { DefaultSecretResolver, SCHEDULER_FILE, SCHEDULER_RENEW_MS, Scheduler, StoreWatch, heartbeatStarted, storeJson, type SchedulerRecord, acquireLease, checkFreshness, cleanLeftovers, failedEvent, lastVerifiedAt, latestToDrill, listBackups, openStore, pruneTarget, resolveDatabase, runTargetBackups, verifyBackup, withRetries, type RunOutcome } from "@lifeboat/runner";
 import type { Context } from "../context.js";
 import { lifecycleManaged } from "./prune.js";
 
@@ -21,7 +22,8 @@ export interface ScheduleCliOptions {
  */
 export async function scheduleCommand(ctx: Context, opts: ScheduleCliOptions): Promise<number> {
   const { config } = await ctx.requireConfig("lifeboat schedule");
-  ctx.out.mode = "json"; // a daemon's logs are JSON lines, for journald and log shippers
+  // on a terminal, readable lines like every command; otherwise (journald, log shippers, CI, --json) JSON lines
+  if (ctx.out.mode !== "tty") ctx.out.mode = "json";
   const only = opts.only?.split(",").map((s) => s.trim()).filter(Boolean);
   for (const name of only ?? []) {
     if (!config.targets[name]) throw new UsageError(`unknown target "${name}"`, `known targets: ${Object.keys(config.targets).join(", ")}`);
@@ -71,7 +73,7 @@ export async function scheduleCommand(ctx: Context, opts: ScheduleCliOptions): P
       }
     },
   });
-  async function runLeased(name: string, signal: AbortSignal, mode: "backup" | "verify"): Promise<RunOutcome> {
+  async function runLeased(name: string, signal: AbortSignal, mode: "backup" | "verify"): Promise<RunOutcome | { outcome: RunOutcome; fields: Record<string, unknown> }> {
     if (mode === "backup") return runScheduledTarget(config, name, signal, { store, bus, secrets, log });
     try {
       const manifest = await latestToDrill(store, name, log);
@@ -91,12 +93,22 @@ export async function scheduleCommand(ctx: Context, opts: ScheduleCliOptions): P
   // backup.missed: fire times that produced no backup, also those missed while no scheduler ran
   const freshness = async () => {
     try {
-      await storeWatch.call("checking for missed backups", () => checkFreshness(config, store, { log, ...(only ? { only } : {}), publish: (e) => bus.publish(e) }));
+      await storeWatch.call("checking for missed backups", () => checkFreshness(config, store, { log, scheduler: "lifeboat schedule", ...(only ? { only } : {}), publish: (e) => bus.publish(e) }));
     } catch {
       /* said once per outage by storeWatch; the check runs again at its next interval */
     }
   };
   await freshness();
+
+  // the sign of life `lifeboat status` reads (a daemon renews it every minute; --once records its run)
+  const startedAt = new Date().toISOString();
+  const alive = (extra: Partial<SchedulerRecord> = {}) =>
+    storeWatch
+      .call("recording that the scheduler is alive", () =>
+        storeJson(store, SCHEDULER_FILE, { mode: opts.once ? "once" : "daemon", host: hostname(), pid: process.pid, lifeboatVersion: LIFEBOAT_VERSION, startedAt, aliveAt: new Date().toISOString(), ...extra } satisfies SchedulerRecord),
+      )
+      .catch(() => {});
+  await alive();
 
   if (opts.once) {
     // cron and Kubernetes record the exit code: a due run that failed is a failed job
@@ -111,11 +123,25 @@ export async function scheduleCommand(ctx: Context, opts: ScheduleCliOptions): P
   };
   process.once("SIGTERM", onSignal);
   process.once("SIGINT", onSignal);
+  // started by a wrapper that does not pass signals on (npx, npm exec): when it exits, the daemon is re-parented and
+  // stops as if it got SIGTERM, instead of running on as an orphan nobody manages
+  const parent = process.ppid;
+  const orphaned = setInterval(() => {
+    if (process.ppid !== parent && !stop.signal.aborted) {
+      log.log("warn", `the process that started the daemon (pid ${parent}) exited: stopping after aborting the runs in flight`);
+      stop.abort("parent exited");
+    }
+  }, 2000);
+  orphaned.unref();
   const watch = setInterval(() => void freshness(), FRESHNESS_EVERY_MS);
+  const heartbeat = setInterval(() => void alive(), SCHEDULER_RENEW_MS);
   try {
     await scheduler.run(stop.signal);
   } finally {
     clearInterval(watch);
+    clearInterval(heartbeat);
+    clearInterval(orphaned);
+    await alive({ stoppedAt: new Date().toISOString() });
     process.removeListener("SIGTERM", onSignal);
     process.removeListener("SIGINT", onSignal);
   }
@@ -127,10 +153,12 @@ async function runScheduledTarget(
   name: string,
   signal: AbortSignal,
   deps: { store: ReturnType<typeof openStore>; bus: Awaited<ReturnType<Context["bus"]>>; secrets: DefaultSecretResolver; log: Context["out"] },
-): Promise<RunOutcome> {
+): Promise<{ outcome: RunOutcome; fields: Record<string, unknown> }> {
   const t = config.targets[name]!;
+  await heartbeatStarted(config, deps.secrets, name, { log: deps.log, signal });
+  let run: Awaited<ReturnType<typeof runTargetBackups>>;
   try {
-    await runTargetBackups(t, {
+    run = await runTargetBackups(t, {
       target: name,
       resolveSource: () => resolveDatabase(t.database, deps.secrets, `targets.${name}.database`),
       store: deps.store,
@@ -142,8 +170,14 @@ async function runScheduledTarget(
     });
   } catch (err) {
     deps.log.log("error", (err as Error).message, { target: name });
-    return "failed";
+    return { outcome: "failed", fields: {} };
   }
+  // what the run stored, for the "run succeeded" line
+  const stored = run.results.filter((r) => r.result).map((r) => r.result!.manifest);
+  const fields =
+    stored.length === 1
+      ? { backup: stored[0]!.id, size: formatBytes(backupSize(stored[0]!)), duration: formatDuration(stored[0]!.durationMs) }
+      : { backups: stored.map((m) => m.id), size: formatBytes(stored.reduce((n, m) => n + backupSize(m), 0)), duration: formatDuration(stored.reduce((n, m) => n + m.durationMs, 0)) };
   if (!lifecycleManaged(config, undefined)) {
     // housekeeping after a stored and reported backup: its failure is a warning, never the run's
     try {
@@ -156,5 +190,5 @@ async function runScheduledTarget(
       deps.log.log("warn", "the backup is stored, but retention or the cleanup of leftovers failed (tried again after the next backup)", { target: name, error: (err as Error).message });
     }
   }
-  return "succeeded";
+  return { outcome: "succeeded", fields };
 }

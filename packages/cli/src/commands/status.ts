@@ -1,28 +1,47 @@
 import { UsageError, formatAge, formatBytes, formatDuration } from "@lifeboat/core";
-import { targetStatus, type TargetStatus } from "@lifeboat/runner";
+import { schedulerState, targetStatus, type TargetStatus } from "@lifeboat/runner";
 import type { Context } from "../context.js";
 
 /**
  * `lifeboat status [target]`: each target's newest backup and its age, its verdict, the latest drill, the next fire
  * time and a small trend. Exit 1 when any target is missed or failing, so that it works as a monitoring check.
  */
-export async function statusCommand(ctx: Context, target: string | undefined): Promise<number> {
+export async function statusCommand(ctx: Context, target: string | undefined, opts: { from?: string } = {}): Promise<number> {
   const { config } = await ctx.requireConfig("lifeboat status");
   if (target !== undefined && !config.targets[target]) throw new UsageError(`unknown target "${target}"`, `known targets: ${Object.keys(config.targets).join(", ")}`);
-  const store = await ctx.store(undefined, "--from");
+  // --from: the config's targets, as another store holds them (a copy, the bucket seen from a laptop)
+  const store = await ctx.store(opts.from, "--from");
   const now = new Date();
   const statuses: TargetStatus[] = [];
   for (const name of target ? [target] : Object.keys(config.targets)) statuses.push(await targetStatus(config, store, name, now));
   const bad = statuses.filter((s) => s.verdict === "missed" || s.verdict === "failing");
+  // on one server the daemon is what runs the schedules (on AWS, EventBridge does): a daemon that stopped renewing its
+  // record is named, and makes the check fail while any target has a schedule
+  const scheduled = statuses.some((s) => s.schedule);
+  const scheduler = config.aws ? undefined : await schedulerState(store, now);
+  const schedulerDown = Boolean(scheduled && scheduler?.state === "not running");
+  const schedulerLine = !scheduler || !scheduled
+    ? []
+    : scheduler.state === "never seen"
+      ? ["scheduler: never seen on this store (start `lifeboat schedule`, or run `lifeboat schedule --once` from cron)"]
+      : scheduler.state === "once"
+        ? [`scheduler: schedule --once last ran ${formatAge(scheduler.ageMs!)} ago on ${scheduler.record!.host}`]
+        : scheduler.state === "running"
+          ? [`scheduler: running on ${scheduler.record!.host} (pid ${scheduler.record!.pid}), alive ${formatAge(scheduler.ageMs!)} ago`]
+          : [`scheduler NOT RUNNING: last alive ${formatAge(scheduler.ageMs!)} ago on ${scheduler.record!.host} (pid ${scheduler.record!.pid})${scheduler.record!.stoppedAt ? `, stopped at ${scheduler.record!.stoppedAt}` : ", then went silent"}: no scheduled backup runs until it is started again`];
   const lines = statuses.flatMap((s) => {
     const newest = s.newestBackup ? `newest ${s.newestBackup.id}, ${formatAge(s.newestBackup.ageMs)} old, ${formatBytes(s.newestBackup.size)}` : "no backup yet";
     const out = [`${s.target.padEnd(16)} ${s.verdict.toUpperCase().padEnd(8)} ${newest}`];
-    if (s.verdict === "failing" && s.lastRun) out.push(`  last run failed at ${s.lastRun.finishedAt} (${s.lastRun.code}): ${s.lastRun.error?.split("\n")[0] ?? ""}`);
+    if (s.verdict === "failing" && s.lastRun) {
+      // the whole cause: the first line says which attempts failed, the next ones why
+      out.push(`  last run ${s.lastRun.runId ?? ""} failed at ${s.lastRun.finishedAt} (${s.lastRun.code}):`.replace("run  failed", "run failed"));
+      out.push(...(s.lastRun.error ?? "").split("\n").map((l) => `    ${l.trim()}`));
+    }
     if (s.missedFireTimes.length) out.push(`  missed: ${s.missedFireTimes.join(", ")}`);
-    out.push(`  schedule ${s.schedule ?? "none (manual)"}${s.nextFireTime ? `, next ${s.nextFireTime}` : ""}; drill ${s.latestDrill ? `${s.latestDrill.outcome} ${s.latestDrill.verifiedAt}` : "never"}`);
+    out.push(`  schedule ${s.schedule ?? "none (manual)"}${s.dueSince ? `, due since ${s.dueSince}` : s.nextFireTime ? `, next ${s.nextFireTime}` : ""}; drill ${s.latestDrill ? `${s.latestDrill.outcome} ${s.latestDrill.verifiedAt}` : "never"}`);
     if (s.trend.length > 1) out.push(`  trend: ${s.trend.map((b) => `${formatBytes(b.size)}/${formatDuration(b.durationMs)}`).join(" -> ")}`);
     return out;
   });
-  ctx.out.result(lines.join("\n"), { store: store.url, targets: statuses, healthy: bad.length === 0 });
-  return bad.length ? 1 : 0;
+  ctx.out.result([...schedulerLine, ...lines].join("\n"), { store: store.url, ...(scheduler ? { scheduler } : {}), targets: statuses, healthy: bad.length === 0 && !schedulerDown });
+  return bad.length || schedulerDown ? 1 : 0;
 }

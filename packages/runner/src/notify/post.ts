@@ -14,6 +14,10 @@ export interface DeliveryOptions {
   /** Ends any request or wait at once (a daemon's or a runner's SIGTERM). */
   signal?: AbortSignal;
   log?: Logger;
+  /** Fields every log line of this delivery carries (the event's target). */
+  fields?: Record<string, unknown>;
+  /** GET instead of POST (heartbeat pings); the body is then not sent. */
+  method?: "GET" | "POST";
 }
 
 export const NOTIFY_TIME_LIMIT_MS = 60_000;
@@ -36,7 +40,7 @@ export async function postJson(what: string, url: string, body: string, opts: De
     try {
       const timeout = AbortSignal.timeout(Math.max(1, Math.min(10_000, deadline - Date.now())));
       const signal = opts.signal ? AbortSignal.any([timeout, opts.signal]) : timeout;
-      const res = await fetch(url, { method: "POST", headers: { "content-type": "application/json" }, body, signal });
+      const res = opts.method === "GET" ? await fetch(url, { method: "GET", signal }) : await fetch(url, { method: "POST", headers: { "content-type": "application/json" }, body, signal });
       status = res.status;
       retryAfter = res.headers.get("retry-after");
       const text = await res.text();
@@ -53,7 +57,7 @@ export async function postJson(what: string, url: string, body: string, opts: De
         last += ` (a retry in ${Math.round(delay / 1000)} s would pass the notification time limit of ${Math.round(limit / 1000)} s)`;
         break;
       }
-      (opts.log ?? silentLogger).log("warn", `${what} notification will be retried`, { attempt: i, status, delayMs: Math.round(delay) });
+      (opts.log ?? silentLogger).log("warn", `${what} notification will be retried in ${Math.round(delay / 1000)} s`, { ...opts.fields, attempt: i, status, delayMs: Math.round(delay) });
       try {
         await sleep(delay, undefined, opts.signal ? { signal: opts.signal } : {});
       } catch {

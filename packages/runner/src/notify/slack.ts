@@ -15,6 +15,6 @@ export async function postToSlack(event: LifeboatEvent, opts: SlackOptions): Pro
 export function slackSubscriber(opts: SlackOptions): (e: LifeboatEvent) => Promise<void> {
   return async (event) => {
     if (!opts.on.includes(event.status)) return;
-    await postToSlack(event, opts);
+    await postToSlack(event, { ...opts, fields: { ...opts.fields, target: event.target } });
   };
 }

@@ -17,6 +17,6 @@ export async function postToWebhook(event: LifeboatEvent, opts: WebhookOptions):
 export function webhookSubscriber(opts: WebhookOptions): (e: LifeboatEvent) => Promise<void> {
   return async (event) => {
     if (!opts.on.includes(event.status)) return;
-    await postToWebhook(event, opts);
+    await postToWebhook(event, { ...opts, fields: { ...opts.fields, target: event.target } });
   };
 }
