@@ -32,6 +32,8 @@ beforeAll(async () => {
     const res = await cli(["keygen", "--output", file, "--json"]);
     expect(res.code, res.stderr).toBe(0);
     const out = JSON.parse(res.stdout) as { recipient: string };
+    // the public key is printed; the secret key only ever goes into the file
+    expect(res.stdout + res.stderr).not.toContain("AGE-SECRET-KEY");
     const identity = readFileSync(file, "utf8").split("\n").find((l) => l.startsWith("AGE-SECRET-KEY-1"))!;
     keys.push({ file, identity, recipient: out.recipient });
   }

@@ -270,7 +270,7 @@ describe("--help", () => {
       run: ["PGHOST", "PGPASSWORD", "AWS_ENDPOINT_URL_S3", "LIFEBOAT_PG_BINDIR", "LIFEBOAT_CONFIG", "default: the target's dump.format, else custom", "else zstd:3 with pg_dump 16+, gzip:1 before", "else 3"],
       list: ["AWS_REGION", "LIFEBOAT_CONFIG", "default: the config's storage"],
       status: ["AWS_PROFILE", "LIFEBOAT_CONFIG"],
-      restore: ["PGUSER", "AWS_ACCESS_KEY_ID", "LIFEBOAT_PG_BINDIR", `default: "latest"`, "default: the CPUs available"],
+      restore: ["PGUSER", "AWS_ACCESS_KEY_ID", "LIFEBOAT_PG_BINDIR", `default: "latest"`, "default: a parallel backup set, the CPUs available", "a single archive, 1: one transaction"],
       verify: ["LIFEBOAT_PG_USER", "PGSSLMODE", "default: a throwaway cluster", "default: the CPUs available"],
       schedule: ["LIFEBOAT_RDS_CA_BUNDLE", "AWS_REGION", "{ env: NAME }"],
       prune: ["AWS_ENDPOINT_URL_S3", "default: the target's retention"],

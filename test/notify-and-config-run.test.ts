@@ -9,7 +9,7 @@ import { cli, conn, createDatabase, pg, unique, tempDir } from "./support/helper
 /** A real local HTTP server standing in for Slack's incoming webhook. */
 interface Hook {
   url: string;
-  received: Array<{ path: string; body: any }>;
+  received: Array<{ path: string; body: any; at: number }>;
   answers: number[]; // status codes to answer with, in order; 200 once exhausted
   server: Server;
 }
@@ -19,9 +19,9 @@ async function startHook(): Promise<Hook> {
   hook.server = createServer(async (req: IncomingMessage, res) => {
     let body = "";
     for await (const c of req) body += c;
-    hook.received.push({ path: req.url ?? "", body: JSON.parse(body) });
+    hook.received.push({ path: req.url ?? "", body: JSON.parse(body), at: Date.now() });
     const status = hook.answers.shift() ?? 200;
-    if (status === 429) res.setHeader("retry-after", "0");
+    if (status === 429) res.setHeader("retry-after", "1");
     res.writeHead(status).end(status === 200 ? "ok" : "slow down");
   });
   await new Promise<void>((r) => hook.server.listen(0, "127.0.0.1", r));
@@ -153,6 +153,9 @@ describe("Slack webhook delivery", () => {
     hook.answers.push(429, 503);
     await postToSlack(event, { webhookUrl: hook.url, on: ["succeeded"], baseDelayMs: 10 });
     expect(hook.received).toHaveLength(3);
+    // the 429 said "Retry-After: 1": the second request waited a second, not the 10-20 ms of the backoff
+    expect(hook.received[1]!.at - hook.received[0]!.at).toBeGreaterThanOrEqual(950);
+    expect(hook.received[2]!.at - hook.received[1]!.at).toBeLessThan(500);
     expect(hook.received[2]!.body.text).toContain("Backup of *prod* succeeded (2.0 KiB in 10.0 s)");
   });
 

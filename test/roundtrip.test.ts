@@ -48,7 +48,8 @@ describe("round trip", () => {
     const { manifest, result } = await roundTrip(`s3://${s3().bucket}/${prefix}`);
     expect(manifest.object.key).toMatch(/^shop\/\d{4}\/\d{2}\/\d{2}\/\d{8}T\d{6}Z-[0-9a-f]{4}\.dump$/);
     expect(manifest.id).toBe(manifest.object.key.split("/").pop()!.replace(".dump", ""));
-    expect(manifest).toMatchObject({ target: "shop", format: "custom", compression: "gzip:1", trigger: "manual", attempt: 1 });
+    // the documented default of the pg_dump that ran: gzip:1 before 16, zstd:3 from 16 on
+    expect(manifest).toMatchObject({ target: "shop", format: "custom", compression: manifest.pgDump.major >= 16 ? "zstd:3" : "gzip:1", trigger: "manual", attempt: 1 });
     expect(manifest.database).toMatchObject({ name: source, host: "127.0.0.1", port: pg().port });
     expect(manifest.database.serverVersionNum).toBeGreaterThanOrEqual(100000);
     expect(manifest.pgDump.major).toBeGreaterThanOrEqual(Math.floor(manifest.database.serverVersionNum / 10000));
