@@ -38,12 +38,11 @@ describe("schedules", () => {
 describe("failures before any Lifeboat code runs", () => {
   const queueName = (name: string) => unwrap(one(resources, "aws:sqs/queue:Queue", name).inputs);
   it("every schedule has a dead-letter queue; the launcher's failed async invocations go to a failure queue", () => {
-    const dlq = `arn:aws:sqs:eu-west-1:123456789012:${queueName("ScheduleDeadLettersQueue").name ?? "ScheduleDeadLettersQueue-physical"}`;
+    expect(queueName("ScheduleDeadLettersQueue")).toBeDefined(); // one() throws unless exactly one such queue exists
     for (const s of ofType(resources, "aws:scheduler/schedule:Schedule").map((r) => unwrap(r.inputs))) {
       expect(s.target.deadLetterConfig, s.name).toEqual({ arn: expect.stringMatching(/^arn:aws:sqs:eu-west-1:123456789012:.*ScheduleDeadLetters/) });
       expect(s.target.retryPolicy.maximumRetryAttempts).toBeGreaterThanOrEqual(0);
     }
-    expect(dlq).toContain("ScheduleDeadLetters");
     const invoke = unwrap(one(resources, "aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig").inputs);
     expect(invoke).toMatchObject({ maximumRetryAttempts: 2, destinationConfig: { onFailure: { destination: expect.stringMatching(/^arn:aws:sqs:.*LaunchFailures/) } } });
     expect(statements(role("LauncherRole")).find((x) => x.Action.includes("sqs:SendMessage"))!.Resource).toEqual([expect.stringMatching(/LaunchFailures/)]);

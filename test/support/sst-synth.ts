@@ -183,12 +183,13 @@ export async function synthesize(stage: string, opts: SynthOptions = {}): Promis
     outputs = await config.run();
     return outputs;
   });
-  // resources created inside .apply() register late: wait until the count stops growing
-  let last = -1;
-  for (let i = 0; i < 100 && resources.length !== last; i++) {
-    last = resources.length;
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  // resources created inside .apply() register late: Pulumi's own queue of outstanding RPCs (registrations, calls,
+  // the applies they resolve) is drained, as Pulumi does before a program ends; then a check that nothing came after
+  const runtime = pulumi.runtime as unknown as { waitForRPCs(): Promise<void> };
+  await runtime.waitForRPCs();
+  const settled = resources.length;
+  await new Promise((r) => setTimeout(r, 250));
+  if (resources.length !== settled) throw new Error(`synthesis registered ${resources.length - settled} resources after Pulumi's RPC queue drained: the test harness would miss them`);
   return {
     resources,
     outputs,
