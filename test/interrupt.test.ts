@@ -99,6 +99,24 @@ describe("a stopped restore leaves nothing", () => {
   }
 });
 
+describe("a stopped parallel restore is undone", () => {
+  it("--jobs 2 (several transactions), stopped while pg_restore loads: what it created is dropped, the decrypted file removed, exit 130", async () => {
+    const target = unique("intr_jobs");
+    await createDatabase(target);
+    let plaintext: string[] = [];
+    const res = await interrupt(["restore", "intr", "--from", store, "--backup", backupId, "--to", url(target), "--identity", identityFile, "--jobs", "2", "--json"], /pg_restore started/, "SIGINT", (tmp) => {
+      plaintext = filesBelow(tmp).filter((f) => /plain/.test(f));
+    });
+    expect(res.sent, res.stderr).toBe(true);
+    expect(res.code, res.stderr).toBe(130);
+    expect(plaintext.length).toBe(1); // parallel jobs need a file: it existed while pg_restore read it (0600, 0700 directory)
+    expect(lifeboatLeftovers(res.tmp)).toEqual([]); // and is gone
+    expect(res.stderr).toContain("the failed restore was undone: the target database is empty again");
+    const [[n]] = (await query(conn(target), "select count(*) from pg_class c join pg_namespace s on s.oid = c.relnamespace where s.nspname = 'public';")) as [[string]];
+    expect(Number(n)).toBe(0);
+  }, 60_000);
+});
+
 describe("a stopped drill leaves nothing", () => {
   for (const [moment, when] of [
     ["while its throwaway PostgreSQL starts", /starting a throwaway PostgreSQL/],

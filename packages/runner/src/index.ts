@@ -37,3 +37,4 @@ export * from "./status.js";
 export * from "./retry.js";
 export * from "./pg/roles.js";
 export * from "./notify/heartbeat.js";
+export * from "./pg/undo.js";

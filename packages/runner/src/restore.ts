@@ -7,8 +7,9 @@ import { pipeline } from "node:stream/promises";
 import { createGunzip } from "node:zlib";
 import { spawn } from "node:child_process";
 import { missingRoles, missingRolesError, rolesInArchive } from "./pg/roles.js";
+import { restoreMark, undoRestore, type RestoreMark } from "./pg/undo.js";
 import { createHash } from "node:crypto";
-import { ChecksumMismatchError, LifeboatError, backupObjects, backupSize, manifestCompression, redact, silentLogger, type Logger, type Manifest, type ObjectStore } from "@lifeboat/core";
+import { ChecksumMismatchError, LifeboatError, backupObjects, errorMessage, backupSize, manifestCompression, redact, silentLogger, type Logger, type Manifest, type ObjectStore } from "@lifeboat/core";
 import { conninfo, displayUrl, sameEndpoint, toolEnv, type ConnectionInfo } from "./pg/connection.js";
 import { preflight, query } from "./pg/psql.js";
 import { findTool } from "./pg/tools.js";
@@ -286,7 +287,7 @@ async function* checkedChunks(source: Readable, object: StoredObject, location: 
   }
   const actual = hash.digest("hex");
   if (actual !== object.sha256 || bytes !== object.size) {
-    throw new ChecksumMismatchError(location, object.sha256, actual, object.size, bytes, "no data of this backup was committed, but the target database now holds its schema (empty tables): drop and recreate it before restoring another backup");
+    throw new ChecksumMismatchError(location, object.sha256, actual, object.size, bytes, "no data of this backup was committed");
   }
 }
 
@@ -574,19 +575,49 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreResult
     }
 
     if (!empty) log.log("warn", "the target database is not empty: restoring in one transaction (no parallel jobs)", { to: displayUrl(to) });
-    const { ms: restoreMs } = await restoreInto(files, manifest, to, {
-      jobs,
-      noOwner: opts.noOwner,
-      noAcl: opts.noAcl,
-      signal: opts.signal,
-      log,
-      onProgress: (done, total) => opts.onProgress?.({ phase: "restore", done, total }),
-    });
+    // a restore in several transactions (a set, --jobs N) into an empty database: what it created is dropped if it
+    // fails or is stopped (pg/undo.ts), so that it changes nothing either
+    const mark = empty && (set || jobs > 1) ? await restoreMark(to) : undefined;
+    let restoreMs: number;
+    try {
+      ({ ms: restoreMs } = await restoreInto(files, manifest, to, {
+        jobs,
+        noOwner: opts.noOwner,
+        noAcl: opts.noAcl,
+        signal: opts.signal,
+        log,
+        onProgress: (done, total) => opts.onProgress?.({ phase: "restore", done, total }),
+      }));
+    } catch (err) {
+      if (mark === undefined) throw err;
+      throw await undone(err, to, mark, log);
+    }
     await dump.unchanged();
     return { downloadMs, restoreMs, bytes: backupSize(manifest), jobs, singleTransaction: jobs === 1 && !manifest.parts?.length };
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+}
+
+/** After a failed restore in several transactions: its objects dropped, and the error says what state it left. */
+async function undone(err: unknown, to: ConnectionInfo, mark: RestoreMark, log: Logger): Promise<unknown> {
+  let left: number | string;
+  try {
+    left = await undoRestore(to, mark);
+  } catch (undoErr) {
+    left = redact((undoErr as Error).message, [to.password]);
+  }
+  log.log(left === 0 ? "info" : "error", left === 0 ? "the failed restore was undone: the target database is empty again" : "the failed restore could not be undone whole", { to: displayUrl(to), ...(left === 0 ? {} : { left }) });
+  const state =
+    left === 0
+      ? "the target database was returned to empty (everything the restore created was dropped): run the same command again once the cause is fixed"
+      : `the target database still holds part of the backup (${typeof left === "number" ? `${left} objects could not be dropped` : `undoing failed: ${left}`}): drop and recreate it before trying again`;
+  if (err instanceof ChecksumMismatchError) {
+    err.message = `${err.message.replace(/\.$/, "")}; ${state}.`;
+    return err;
+  }
+  const hint = err instanceof LifeboatError && err.hint && !/drop and recreate|nothing was restored/.test(err.hint) ? err.hint : undefined;
+  return new LifeboatError(`${errorMessage(err)}; ${state}`, { exitCode: err instanceof LifeboatError ? err.exitCode : 1, ...(hint ? { hint } : {}), cause: err });
 }
 
 function runRestoreTool(
