@@ -1,9 +1,10 @@
 import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { createServer, type Server } from "node:http";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { DirectoryStore, S3Store, SCHEDULER_FILE, StoreWatch, heartbeatUrl, listBackups, schedulerState, storeJson } from "@lifeboat/runner";
+import { backupObjects } from "@lifeboat/core";
+import { DirectoryStore, S3Store, SCHEDULER_FILE, StoreWatch, heartbeatUrl, listBackups, pruneTarget, schedulerState, storeJson } from "@lifeboat/runner";
 import { startEmbeddedS3 } from "@lifeboat/cli";
 import { BIN, cli, createDatabase, pg, tempDir, unique, url } from "./support/helpers.js";
 
@@ -326,4 +327,27 @@ describe("small things a newcomer meets", () => {
     await until("the orphaned daemon to stop", () => !alive(), 20_000);
     expect(alive()).toBe(false);
   }, 90_000);
+});
+
+describe("a stopped prune", () => {
+  it("stops between two backups: each is deleted whole or not at all", async () => {
+    const dir = tempDir("lifeboat-prunestop-");
+    const store = new DirectoryStore(dir);
+    for (let i = 0; i < 3; i++) {
+      const r = await cli(["run", "--db", url(db), "--to", `file://${dir}`, "--name", "ps", "--json"]);
+      expect(r.code, r.stderr).toBe(0);
+    }
+    const stop = new AbortController();
+    const pruned: string[] = [];
+    const err = await pruneTarget(store, "ps", { keepLast: 1 }, {
+      signal: stop.signal,
+      log: { log: (_l, msg, fields) => void (msg === "pruned" && (pruned.push(String(fields?.backup)), stop.abort("SIGINT"))) },
+    }).catch((e: unknown) => e);
+    expect(String(err)).toContain("SIGINT");
+    expect(pruned).toHaveLength(1);
+    const left = await listBackups(store, "ps");
+    expect(left).toHaveLength(2);
+    // what is left is whole: every object its manifest names is there
+    for (const m of left) for (const o of backupObjects(m)) expect(existsSync(join(dir, o.key)), o.key).toBe(true);
+  }, 60_000);
 });

@@ -14,7 +14,7 @@ export interface PruneResult {
  * Applies a retention policy to one target's backups in a store. Each deleted backup loses its manifest first (so
  * it stops existing for list and restore at once), then its dump and its drill result.
  */
-export async function pruneTarget(store: ObjectStore, target: string, policy: RetentionPolicy, opts: { dryRun?: boolean; now?: Date; log?: Logger } = {}): Promise<PruneResult> {
+export async function pruneTarget(store: ObjectStore, target: string, policy: RetentionPolicy, opts: { dryRun?: boolean; now?: Date; log?: Logger; signal?: AbortSignal } = {}): Promise<PruneResult> {
   const log = opts.log ?? silentLogger;
   const backups = await listBackups(store, target, log);
   const byId = new Map<string, Manifest>(backups.map((m) => [m.id, m]));
@@ -30,6 +30,8 @@ export async function pruneTarget(store: ObjectStore, target: string, policy: Re
   const deleted: string[] = [];
   for (const d of decisions) {
     if (d.keep || opts.dryRun) continue;
+    // stopped (SIGINT, SIGTERM): between two backups, never half way through one
+    opts.signal?.throwIfAborted();
     const m = byId.get(d.id)!;
     await store.delete([besideDump(m, MANIFEST_SUFFIX)]);
     await store.delete([...backupObjects(m).map((o) => o.key), verifyKey(m)]);

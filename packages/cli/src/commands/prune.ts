@@ -39,6 +39,7 @@ export async function pruneCommand(ctx: Context, target: string | undefined, opt
     (Object.keys(bounds) as Array<keyof typeof bounds>).filter((k) => opts[k] !== undefined).map((k) => [k, wholeNumber(opts[k], flagName(k), bounds[k][0], bounds[k][1])]),
   );
   const store = await ctx.store(opts.from, "--from");
+  const signal = ctx.interruptible("pruning (between two backups: none is left half deleted)");
   // the config's targets for its own storage; for a store named with --from, the targets found in that store
   const names = target ? [target] : config && !opts.from ? Object.keys(config.targets) : targetsIn(await listBackups(store));
   const results = [];
@@ -52,7 +53,7 @@ export async function pruneCommand(ctx: Context, target: string | undefined, opt
       continue;
     }
     const policy: RetentionPolicy = parsed.data;
-    const result = await pruneTarget(store, name, policy, { dryRun: Boolean(opts.dryRun), log: ctx.out });
+    const result = await pruneTarget(store, name, policy, { dryRun: Boolean(opts.dryRun), log: ctx.out, signal });
     results.push(result);
     lines.push(`${name}: ${result.decisions.filter((d) => d.keep).length} kept, ${result.decisions.filter((d) => !d.keep).length} ${opts.dryRun ? "would be deleted" : "deleted"} (${JSON.stringify(policy)})`);
     for (const d of result.decisions) lines.push(`  ${d.keep ? "keep  " : opts.dryRun ? "DELETE?" : "DELETE"} ${d.id}  ${d.startedAt}  ${d.reasons.join(", ")}`);
