@@ -415,12 +415,13 @@ describe("the runner container entry point", () => {
    * The deployment's config (test/support/cloud-fixture.ts) with the target's database pointed at the test server,
    * written where LIFEBOAT_CONFIG finds it: what the runner image carries, with a reachable host.
    */
-  function configFile(target: keyof typeof cloudConfig.targets, database: Record<string, unknown>): string {
+  function configFile(target: keyof typeof cloudConfig.targets, database: Record<string, unknown>, opts: { heartbeat?: boolean } = {}): string {
     const dir = tempDir("lifeboat-entry-");
     dirs.push(dir);
     const t = cloudConfig.targets[target] as Record<string, any>;
     const file = join(dir, "lifeboat.config.ts");
-    const config = { ...cloudConfig, targets: { [target]: { ...t, database: { ...t.database, ...database } } } };
+    const { heartbeat, ...notifications } = cloudConfig.notifications;
+    const config = { ...cloudConfig, notifications: opts.heartbeat ? { ...notifications, heartbeat } : notifications, targets: { [target]: { ...t, database: { ...t.database, ...database } } } };
     writeFileSync(file, `export default ${JSON.stringify(config)};`);
     return file;
   }
@@ -450,6 +451,29 @@ describe("the runner container entry point", () => {
     expect(msg!.MessageAttributes!.type!.StringValue).toBe("backup.succeeded");
     expect(JSON.parse(msg!.Message!)).toMatchObject({ target: "entry", runId: "run-e", trigger: "schedule", attempt: 1 });
     expect(msg!.Message).not.toContain(pg().password);
+  });
+
+  it("pings the heartbeat as the run starts and when it succeeded, with the URL read from SSM (its own parameter)", async () => {
+    const pings: string[] = [];
+    const hb = createServer((req, res) => {
+      pings.push(`${req.method} ${req.url}`);
+      res.writeHead(200).end("OK");
+    });
+    await new Promise<void>((r) => hb.listen(0, "127.0.0.1", r));
+    try {
+      const db = unique("entryhb");
+      await createDatabase(db, "create table t as select g from generate_series(1, 10) g;");
+      password("entry");
+      ssm.on(GetParameterCommand, { Name: "/lifeboat/heartbeat", WithDecryption: true }).resolves({ Parameter: { Value: `http://127.0.0.1:${(hb.address() as { port: number }).port}/ping/HBKEY` } });
+      const lines: string[] = [];
+      const code = await runnerMain(runEnv(configFile("entry", local(db), { heartbeat: true }), "entry"), { log: (_l, msg, f) => void lines.push(`${msg} ${JSON.stringify(f ?? {})}`) });
+      expect(code, lines.join("\n")).toBe(0);
+      expect(pings).toEqual(["GET /ping/HBKEY/start", "GET /ping/HBKEY"]);
+      expect(ssm.commandCalls(GetParameterCommand).map((c) => c.args[0].input.Name).sort()).toEqual(["/lifeboat/entry/pw", "/lifeboat/heartbeat"]);
+      expect(lines.join("\n")).not.toContain("HBKEY");
+    } finally {
+      await new Promise<void>((r) => hb.close(() => r()));
+    }
   });
 
   it("an RDS target: the endpoint from DescribeDBInstances, TLS verified against the CA bundle the image carries", async () => {

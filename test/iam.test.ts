@@ -173,6 +173,8 @@ describe("every AWS call a deployed component makes is allowed by its synthesize
     expect([...actions("watcher")].sort()).toEqual(expect.arrayContaining(["ecs:RunTask", "iam:PassRole", "sns:Publish"]));
     // the drill of an encrypted target reads its age identity: that read, too, is evaluated against the runner's role
     expect(recorded("runner").flatMap(iamRequests).filter((r) => r.action === "ssm:GetParameter").map((r) => r.resource)).toContain(`arn:aws:ssm:eu-west-1:${ACCOUNT}:parameter/lifeboat/drill/age-identity`);
+    // and the runner reads the heartbeat's URL, which it pings itself
+    expect(recorded("runner").flatMap(iamRequests).filter((r) => r.action === "ssm:GetParameter").map((r) => r.resource)).toContain(`arn:aws:ssm:eu-west-1:${ACCOUNT}:parameter/lifeboat/heartbeat`);
     expect([...actions("slack")]).toEqual(["ssm:GetParameter"]);
     expect([...actions("webhook")]).toEqual(["ssm:GetParameter"]);
     expect([...actions("freshness")].sort()).toEqual(["s3:GetObject", "s3:ListBucket", "s3:PutObject", "sns:Publish"]);

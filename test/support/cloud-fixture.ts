@@ -41,6 +41,8 @@ export const cloudConfig = {
     kept: { database: { host: "kept.internal", database: "kept", user: "postgres", password: pw("kept") }, retention: { keepLast: 2 } },
     rdsprod: { database: { rds: { instance: "acme-orders" }, database: "orders", user: "postgres", password: pw("rdsprod") }, retries: { attempts: 1 } },
   },
-  notifications: { slack: { webhook: { ssm: "/lifeboat/slack" }, on: ["failed"] }, webhook: { url: { ssm: "/lifeboat/webhook" }, on: ["succeeded", "failed"] } },
+  // the heartbeat is pinged by the runner itself: its role reads the URL's parameter (the runner tests leave it out of
+  // the config they write, but the one test of the heartbeat)
+  notifications: { slack: { webhook: { ssm: "/lifeboat/slack" }, on: ["failed"] }, webhook: { url: { ssm: "/lifeboat/webhook" }, on: ["succeeded", "failed"] }, heartbeat: { url: { ssm: "/lifeboat/heartbeat" } } },
   aws: { vpc: { id: "vpc-0a1b2c3d", containerSubnets: ["subnet-0a", "subnet-0b"], databaseSecurityGroups: ["sg-0db"] } },
 } as const;

@@ -54,6 +54,7 @@ export async function runnerMain(env: NodeJS.ProcessEnv = process.env, log: Logg
       log.log("error", "the run's result could not be published", { error: redact(errorMessage(err)) });
     });
     const secrets = new DefaultSecretResolver(env);
+    let heartbeatUrl: string | undefined;
     if (env.LIFEBOAT_TOPIC_ARN) {
       // the SNS client and Powertools load with the first event, after the dump has streamed: not part of its peak RSS
       const topic = env.LIFEBOAT_TOPIC_ARN;
@@ -68,7 +69,8 @@ export async function runnerMain(env: NodeJS.ProcessEnv = process.env, log: Logg
       const heartbeat = config.notifications.heartbeat;
       // (a ping that fails is a warning: the run's result did reach the topic)
       if (heartbeat) {
-        const ping = heartbeatSubscriber({ log, signal: abort.signal, url: await secrets.resolve(heartbeat.url, "notifications.heartbeat.url"), style: heartbeat.style });
+        heartbeatUrl = await secrets.resolve(heartbeat.url, "notifications.heartbeat.url");
+        const ping = heartbeatSubscriber({ log, signal: abort.signal, url: heartbeatUrl, style: heartbeat.style });
         bus.subscribe((e) => ping(e).catch((err: Error) => log.log("warn", "the heartbeat ping failed", { target, error: err.message })));
       }
     } else {
@@ -125,7 +127,7 @@ export async function runnerMain(env: NodeJS.ProcessEnv = process.env, log: Logg
     process.once("SIGTERM", onTerm);
     const attempt = Number(env.LIFEBOAT_ATTEMPT ?? "1");
     const store = openStore(storage);
-    await heartbeatStarted(config, secrets, target, { log, signal: abort.signal });
+    await heartbeatStarted(config, secrets, target, { log, signal: abort.signal, ...(heartbeatUrl ? { url: heartbeatUrl } : {}) });
     try {
       // the watcher relaunches tasks that died; within one task the target's retries apply to the remaining attempts
       const { results } = await runTargetBackups({ ...t, retries: { ...t.retries, attempts: Math.max(1, t.retries.attempts - (attempt - 1)) } }, {

@@ -16,11 +16,12 @@ export async function subscribeNotifications(bus: LocalEventBus, config: Lifeboa
  * The heartbeat's "a run started" ping (the end of a run is pinged from its event: subscribeNotifications). A ping
  * that fails is logged, never the run's failure.
  */
-export async function heartbeatStarted(config: LifeboatConfig, secrets: SecretResolver, target: string, opts: DeliveryOptions = {}): Promise<void> {
+export async function heartbeatStarted(config: LifeboatConfig, secrets: SecretResolver, target: string, opts: DeliveryOptions & { url?: string } = {}): Promise<void> {
   const heartbeat = config.notifications.heartbeat;
   if (!heartbeat) return;
   try {
-    await pingHeartbeat("start", { ...opts, attempts: 2, timeLimitMs: 10_000, url: await secrets.resolve(heartbeat.url, "notifications.heartbeat.url"), style: heartbeat.style }, target);
+    // (`url`: already resolved by the caller, so that its secret is read once)
+    await pingHeartbeat("start", { ...opts, attempts: 2, timeLimitMs: 10_000, url: opts.url ?? (await secrets.resolve(heartbeat.url, "notifications.heartbeat.url")), style: heartbeat.style }, target);
   } catch (err) {
     opts.log?.log("warn", "the heartbeat's start ping failed", { target, error: (err as Error).message });
   }
