@@ -351,3 +351,26 @@ describe("a stopped prune", () => {
     for (const m of left) for (const o of backupObjects(m)) expect(existsSync(join(dir, o.key)), o.key).toBe(true);
   }, 60_000);
 });
+
+describe("the daemon's output", () => {
+  it("on a terminal: readable lines, no JSON (under script(1), which gives it a terminal)", async () => {
+    const dir = tempDir("lifeboat-tty-");
+    const port = await freePort();
+    const config = writeConfig(dir, s3Storage(`http://127.0.0.1:${port}`));
+    const child = spawn("script", ["-qfec", `"${process.execPath}" "${BIN}" schedule --config "${config}"`, "/dev/null"], {
+      env: { ...process.env, CI: "", TEST_WEBHOOK_URL: hookUrl, TEST_DB_PASSWORD: pg().password, TERM: "dumb" },
+      stdio: ["pipe", "pipe", "pipe"],
+    });
+    let out = "";
+    child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+    try {
+      await until("the failed run", () => /run failed/.test(out), 30_000);
+    } finally {
+      child.kill("SIGTERM");
+      await new Promise((r) => child.once("close", r));
+    }
+    expect(out).toMatch(/error: the store s3:\/\/lifeboat\/one cannot be used \(/);
+    expect(out).toMatch(/warn: attempt 1 failed; retrying in about 1 s/);
+    expect(out).not.toContain('{"time"');
+  }, 60_000);
+});
