@@ -299,6 +299,16 @@ describe("progress lines", () => {
     expect(text.trim().split("\n")).toEqual([expect.stringMatching(/^dumping {2}bytes=5000000 human=4\.8 MiB rate=4\.8 MiB\/s$/)]);
   });
 
+  it("with a known total (a download), the time left at the rate so far", () => {
+    const err = new PassThrough();
+    let text = "";
+    err.on("data", (d: Buffer) => (text += d.toString()));
+    const out = new Output("plain", false, new PassThrough(), err);
+    out.progress("downloading", 25_000_000, 10_000, 100_000_000); // a quarter in 10 s: 30 s left
+    out.endProgress();
+    expect(text.trim()).toMatch(/^downloading {2}bytes=25000000 .* total=100000000 eta=30(\.0)? s$/);
+  });
+
   it("a restore with parallel jobs counts each table once and ends at n/n", async () => {
     const many = unique("many");
     await createDatabase(many, Array.from({ length: 5 }, (_, i) => `create table t${i}(x int); insert into t${i} select generate_series(1, 50);`).join("\n"));

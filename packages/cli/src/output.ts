@@ -48,11 +48,14 @@ export class Output implements Logger {
 
   progress(label: string, bytes: number, elapsedMs: number, total?: number): void {
     const rate = elapsedMs > 0 ? `${formatBytes(Math.round((bytes / elapsedMs) * 1000))}/s` : "-";
+    // with a known total: the time left at the rate so far (nothing before a second of it, when the rate means little)
+    const etaMs = total && bytes > 0 && elapsedMs >= 1000 ? Math.max(0, Math.round(((total - bytes) * elapsedMs) / bytes)) : undefined;
+    const eta = etaMs === undefined ? "-" : formatDuration(etaMs);
     if (this.mode === "tty") {
       if (!this.bar) {
         this.bar = new cliProgress.SingleBar(
           {
-            format: total ? `${label} [{bar}] {done} / {all} | {rate} | {time}` : `${label} {done} | {rate} | {time}`,
+            format: total ? `${label} [{bar}] {done} / {all} | {rate} | {time} | ETA {eta}` : `${label} {done} | {rate} | {time}`,
             stream: this.err,
             hideCursor: true,
             clearOnComplete: false,
@@ -61,12 +64,12 @@ export class Output implements Logger {
           },
           cliProgress.Presets.shades_classic,
         );
-        this.bar.start(total ?? 1, 0, { done: "0 B", all: total ? formatBytes(total) : "", rate, time: "0 s" });
+        this.bar.start(total ?? 1, 0, { done: "0 B", all: total ? formatBytes(total) : "", rate, time: "0 s", eta });
       }
-      this.bar.update(total ? bytes : 0, { done: formatBytes(bytes), rate, time: formatDuration(elapsedMs) });
+      this.bar.update(total ? bytes : 0, { done: formatBytes(bytes), rate, time: formatDuration(elapsedMs), eta });
       return;
     }
-    this.plainProgress(label, { bytes, human: formatBytes(bytes), rate, ...(total ? { total } : {}) }, false);
+    this.plainProgress(label, { bytes, human: formatBytes(bytes), rate, ...(total ? { total, ...(etaMs !== undefined ? { eta } : {}) } : {}) }, false);
   }
 
   /** A progress line every PLAIN_PROGRESS_EVERY_MS (not at the first byte), and the final figures when the work ends. */
