@@ -7,7 +7,7 @@ import { Readable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BackupFailedError, LaunchEventError, LocalEventBus, backupKeys, dumpSchema, parseConfig, parseLaunchEvent, parseSchedule, nextRun, type BackupSucceededEvent, type LifeboatEvent, type ObjectStore } from "@lifeboat/core";
 import { DirectoryStore, LEASE_FILE, PsqlSession, S3Store, acquireLease, cleanLeftovers, listBackups, query, readLease, pgDumpArgs, postToSlack, runTargetBackups, toAttemptError } from "@lifeboat/runner";
-import { cli, conn, createDatabase, pg, s3, s3Client, s3Keys, s3PendingUploads, tempDir } from "./support/helpers.js";
+import { cli, closedPort, conn, createDatabase, pg, s3, s3Client, s3Keys, s3PendingUploads, tempDir } from "./support/helpers.js";
 
 /**
  * Ways a person was not told, or told wrong, each injected into real processes: an S3 endpoint that refuses
@@ -33,14 +33,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await new Promise<void>((r) => hook.close(() => r()));
 });
-
-async function closedPort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
-  const port = (srv.address() as { port: number }).port;
-  await new Promise<void>((r) => srv.close(() => r()));
-  return port;
-}
 
 describe("S3 connection errors", () => {
   it("an endpoint that refuses connections is a transient failure (retried), not a permanent one", async () => {

@@ -2,7 +2,7 @@ import { createServer, connect, type Server } from "node:net";
 import { beforeAll, describe, expect, it } from "vitest";
 import { BackupFailedError, dumpSchema, retriesSchema } from "@lifeboat/core";
 import { S3Store, runBackup } from "@lifeboat/runner";
-import { cli, conn, createDatabase, pg, s3, s3Client, s3Keys, unique, url } from "./support/helpers.js";
+import { cli, closedPort, conn, createDatabase, pg, s3, s3Client, s3Keys, unique, url } from "./support/helpers.js";
 
 /** Clear messages, exit code 1, no password anywhere; transient failures retried, permanent ones not. */
 let db: string;
@@ -12,15 +12,6 @@ beforeAll(async () => {
   db = unique("fail");
   await createDatabase(db, "create table t as select g from generate_series(1, 1000) g;");
 });
-
-function closedPort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, "127.0.0.1", () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 function expectNoSecret(...texts: string[]) {
   for (const t of texts) {

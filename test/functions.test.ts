@@ -16,7 +16,7 @@ import { S3Store, backupMetrics, generateIdentity, runTargetBackups, runnerMain,
 import { createFreshnessCheck, createLauncher, createSlackHandler, createWatcher, createWebhookHandler } from "@lifeboat/functions";
 import { recordAwsCalls } from "./support/aws-calls.js";
 import { SETTINGS, TEST_BUCKET, TOPIC, cloudConfig } from "./support/cloud-fixture.js";
-import { conn, createDatabase, pg, s3, s3Client, s3Keys, unique, tempDir } from "./support/helpers.js";
+import { conn, createDatabase, pg, s3, s3Client, s3Keys, startRecorder, unique, tempDir } from "./support/helpers.js";
 
 const ecs = mockClient(ECSClient);
 const rds = mockClient(RDSClient);
@@ -454,17 +454,13 @@ describe("the runner container entry point", () => {
   });
 
   it("pings the heartbeat as the run starts and when it succeeded, with the URL read from SSM (its own parameter)", async () => {
-    const pings: string[] = [];
-    const hb = createServer((req, res) => {
-      pings.push(`${req.method} ${req.url}`);
-      res.writeHead(200).end("OK");
-    });
-    await new Promise<void>((r) => hb.listen(0, "127.0.0.1", r));
+    const hb = await startRecorder();
+    const pings = hb.requests;
     try {
       const db = unique("entryhb");
       await createDatabase(db, "create table t as select g from generate_series(1, 10) g;");
       password("entry");
-      ssm.on(GetParameterCommand, { Name: "/lifeboat/heartbeat", WithDecryption: true }).resolves({ Parameter: { Value: `http://127.0.0.1:${(hb.address() as { port: number }).port}/ping/HBKEY` } });
+      ssm.on(GetParameterCommand, { Name: "/lifeboat/heartbeat", WithDecryption: true }).resolves({ Parameter: { Value: `${hb.url}/ping/HBKEY` } });
       const lines: string[] = [];
       const code = await runnerMain(runEnv(configFile("entry", local(db), { heartbeat: true }), "entry"), { log: (_l, msg, f) => void lines.push(`${msg} ${JSON.stringify(f ?? {})}`) });
       expect(code, lines.join("\n")).toBe(0);
@@ -472,7 +468,7 @@ describe("the runner container entry point", () => {
       expect(ssm.commandCalls(GetParameterCommand).map((c) => c.args[0].input.Name).sort()).toEqual(["/lifeboat/entry/pw", "/lifeboat/heartbeat"]);
       expect(lines.join("\n")).not.toContain("HBKEY");
     } finally {
-      await new Promise<void>((r) => hb.close(() => r()));
+      await hb.close();
     }
   });
 

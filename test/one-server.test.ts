@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { backupObjects } from "@lifeboat/core";
 import { DirectoryStore, S3Store, SCHEDULER_FILE, StoreWatch, heartbeatUrl, listBackups, pruneTarget, schedulerState, storeJson } from "@lifeboat/runner";
 import { startEmbeddedS3 } from "@lifeboat/cli";
-import { BIN, cli, createDatabase, pg, tempDir, unique, url } from "./support/helpers.js";
+import { BIN, cli, closedPort, createDatabase, pg, startRecorder, tempDir, unique, url } from "./support/helpers.js";
 
 /**
  * Lifeboat on one server (issue "On one server too, every failure reaches a person"): a store that is down under the
@@ -32,14 +32,6 @@ beforeAll(async () => {
   await createDatabase(db, "create table t(id int primary key, v text); insert into t select g, md5(g::text) from generate_series(1, 500) g;");
 });
 afterAll(() => new Promise<void>((r) => hook.close(() => r())));
-
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
-  const port = (srv.address() as { port: number }).port;
-  await new Promise<void>((r) => srv.close(() => r()));
-  return port;
-}
 
 function writeConfig(dir: string, storage: string, extra = ""): string {
   const file = join(dir, "lifeboat.config.ts");
@@ -74,7 +66,7 @@ async function until(what: string, check: () => boolean, ms = 30_000): Promise<v
 describe("a store that cannot be reached", () => {
   it("the daemon starts anyway, retries the run, reports it failed with the cause, says so once, and keeps running", async () => {
     const dir = tempDir("lifeboat-down-");
-    const port = await freePort(); // nothing listens there: every store call is refused
+    const port = await closedPort(); // nothing listens there: every store call is refused
     const config = writeConfig(dir, s3Storage(`http://127.0.0.1:${port}`));
     posted.length = 0;
     let stderr = "";
@@ -109,7 +101,7 @@ describe("a store that cannot be reached", () => {
   }, 60_000);
 
   it("StoreWatch: one line when the store goes down, one when it is back (a real S3 server started on the port later)", async () => {
-    const port = await freePort();
+    const port = await closedPort();
     const store = new S3Store({ bucket: "lifeboat", endpoint: `http://127.0.0.1:${port}`, region: "us-east-1" });
     const lines: Array<{ level: string; msg: string }> = [];
     const watch = new StoreWatch(store, { log: (level, msg) => void lines.push({ level, msg }) });
@@ -218,14 +210,10 @@ describe("a dead man's switch", () => {
   });
 
   it("every run pings it: /start as it starts, then the check itself on success or /fail on failure; the URL is never logged", async () => {
-    const pings: string[] = [];
-    const server = createServer((req, res) => {
-      pings.push(`${req.method} ${req.url}`);
-      res.writeHead(200).end("OK");
-    });
-    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    const recorder = await startRecorder();
+    const pings = recorder.requests;
     try {
-      const check = `http://127.0.0.1:${(server.address() as { port: number }).port}/ping/SECRETCHECKKEY`;
+      const check = `${recorder.url}/ping/SECRETCHECKKEY`;
       const dir = tempDir("lifeboat-hb-");
       const config = writeConfig(dir, `{ directory: "store" }`);
       writeFileSync(config, readFileSync(config, "utf8").replace(`notifications: {`, `notifications: { heartbeat: { url: { env: "TEST_HEARTBEAT_URL" } },`));
@@ -239,7 +227,7 @@ describe("a dead man's switch", () => {
       expect(pings).toEqual(["GET /ping/SECRETCHECKKEY/start", "GET /ping/SECRETCHECKKEY/fail"]);
       expect(ok.stderr + failing.stderr + ok.stdout + failing.stdout).not.toContain("SECRETCHECKKEY");
     } finally {
-      await new Promise<void>((r) => server.close(() => r()));
+      await recorder.close();
     }
   }, 60_000);
 
@@ -355,7 +343,7 @@ describe("a stopped prune", () => {
 describe("the daemon's output", () => {
   it("on a terminal: readable lines, no JSON (under script(1), which gives it a terminal)", async () => {
     const dir = tempDir("lifeboat-tty-");
-    const port = await freePort();
+    const port = await closedPort();
     const config = writeConfig(dir, s3Storage(`http://127.0.0.1:${port}`));
     const child = spawn("script", ["-qfec", `"${process.execPath}" "${BIN}" schedule --config "${config}"`, "/dev/null"], {
       env: { ...process.env, CI: "", TEST_WEBHOOK_URL: hookUrl, TEST_DB_PASSWORD: pg().password, TERM: "dumb" },

@@ -1,3 +1,5 @@
+import type { Logger } from "./ports.js";
+
 /**
  * Errors that carry what a person needs: what went wrong, how to fix it, and which exit code the CLI should use.
  * Exit codes: 1 = the run failed, 2 = usage or configuration error.
@@ -126,7 +128,7 @@ export class UnsupportedStoreFeature extends LifeboatError {
 
 /** Warns once per process, store and feature, that a housekeeping call is unsupported. */
 const warnedUnsupported = new Set<string>();
-export function warnUnsupportedOnce(err: UnsupportedStoreFeature, log: { log: (level: "warn", msg: string, fields?: Record<string, unknown>) => void }): void {
+export function warnUnsupportedOnce(err: UnsupportedStoreFeature, log: Logger): void {
   const key = `${err.store}\0${err.feature}`;
   if (warnedUnsupported.has(key)) return;
   warnedUnsupported.add(key);

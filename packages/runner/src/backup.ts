@@ -11,7 +11,6 @@ import {
   restoreCommandFor,
   silentLogger,
   type AttemptRecord,
-  type BackupFailedEvent,
   type BackupSucceededEvent,
   type DumpOptions,
   type LocalEventBus,

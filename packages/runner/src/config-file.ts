@@ -39,7 +39,7 @@ export async function loadConfig(file: string): Promise<LifeboatConfig> {
     if (!file.endsWith(".json") && noDefault) {
       throw new ConfigError(file, [{ path: "", message: `has no default export${named.length ? ` (it exports ${named.join(", ")})` : ""}`, hint: "end the file with `export default defineConfig({ ... })` (or `export default { ... }`)" }]);
     }
-    raw = (mod as { default?: unknown }).default;
+    raw = dflt;
     // a file without "type": "module" around it comes back CommonJS-wrapped: { default: { default: config } }
     if (raw && typeof raw === "object" && Object.keys(raw).length === 1 && "default" in raw) raw = (raw as { default: unknown }).default;
   } catch (err) {

@@ -67,11 +67,9 @@ export async function runnerMain(env: NodeJS.ProcessEnv = process.env, log: Logg
       bus.subscribe(async (e) => (await import("./aws/metrics.js")).emitBackupMetrics(e));
       // the heartbeat is the runner's own to ping (Slack and webhooks go through the topic's subscribers)
       const heartbeat = config.notifications.heartbeat;
-      // (a ping that fails is a warning: the run's result did reach the topic)
       if (heartbeat) {
         heartbeatUrl = await secrets.resolve(heartbeat.url, "notifications.heartbeat.url");
-        const ping = heartbeatSubscriber({ log, signal: abort.signal, url: heartbeatUrl, style: heartbeat.style });
-        bus.subscribe((e) => ping(e).catch((err: Error) => log.log("warn", "the heartbeat ping failed", { target, error: err.message })));
+        bus.subscribe(heartbeatSubscriber({ log, signal: abort.signal, url: heartbeatUrl, style: heartbeat.style }));
       }
     } else {
       await subscribeNotifications(bus, config, secrets, { log, signal: abort.signal });

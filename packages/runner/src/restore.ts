@@ -350,50 +350,39 @@ export async function restoreInto(files: string | Archive[], manifest: Manifest,
   const file = archives[0];
   if (manifest.parts?.length) {
     await restoreSet(archives, manifest, to, opts);
-  } else if (typeof file !== "string" && (opts.jobs > 1 || manifest.kind === "globals")) {
-    throw new LifeboatError(`backup ${manifest.id} is a single archive: with parallel jobs it is restored from a checked file`);
   } else if (file === undefined) {
     throw new LifeboatError(`backup ${manifest.id}: no archive to restore`);
-  } else if (typeof file !== "string") {
-    // one archive read by one process, in one transaction, from a stream (an encrypted backup's plaintext)
-    const input = await file.open(Promise.resolve(), () => {});
-    if (manifest.format === "custom") {
-      const tool = await findTool("pg_restore", { minMajor: manifest.pgDump.major, for: "the archive (written by pg_dump " + manifest.pgDump.version + ")" });
-      const args = ["--no-password", "--exit-on-error", "--verbose", `--dbname=${conninfo(to)}`, "--single-transaction", ...(opts.noOwner ? ["--no-owner"] : []), ...(opts.noAcl ? ["--no-acl"] : [])];
-      log.log("info", "pg_restore started (reading the decrypted archive as it streams)", { to: displayUrl(to), pgRestore: tool.version, jobs: 1 });
-      await runRestoreTool(tool.path, args, to, input, opts.signal, tableCounter(manifest.toc?.byType["TABLE DATA"] ?? manifest.tables?.length ?? 0, opts.onProgress));
-    } else {
-      const tool = await findTool("psql");
-      log.log("info", "psql restore started (reading the decrypted dump as it streams)", { to: displayUrl(to) });
-      await runRestoreTool(tool.path, PSQL_RESTORE_ARGS(to), to, manifestCompression(manifest.compression).method === "gzip" ? input.pipe(createGunzip()) : input, opts.signal);
-    }
+  } else if (typeof file !== "string" && (opts.jobs > 1 || manifest.kind === "globals")) {
+    throw new LifeboatError(`backup ${manifest.id} is a single archive: with parallel jobs it is restored from a checked file`);
   } else if (manifest.format === "custom") {
     const tool = await findTool("pg_restore", { minMajor: manifest.pgDump.major, for: "the archive (written by pg_dump " + manifest.pgDump.version + ")" });
     const args = ["--no-password", "--exit-on-error", "--verbose", `--dbname=${conninfo(to)}`];
     args.push(opts.jobs > 1 ? `--jobs=${opts.jobs}` : "--single-transaction");
     if (opts.noOwner) args.push("--no-owner");
     if (opts.noAcl) args.push("--no-acl");
-    args.push(file);
+    // a checked file, or a stream that pg_restore reads on its stdin (an encrypted backup's plaintext, one job)
+    if (typeof file === "string") args.push(file);
+    const input = typeof file === "string" ? undefined : await file.open(Promise.resolve(), () => {});
     // pg_restore --verbose says "processing data for table" once per table in either mode (its "launching" and
     // "finished item" lines come on top with --jobs): tables are counted by name, never beyond the archive's count
     const total = manifest.toc?.byType["TABLE DATA"] ?? manifest.tables?.length ?? 0;
-    log.log("info", "pg_restore started", { to: displayUrl(to), pgRestore: tool.version, jobs: opts.jobs });
-    await runRestoreTool(tool.path, args, to, undefined, opts.signal, tableCounter(total, opts.onProgress));
+    log.log("info", "pg_restore started", { to: displayUrl(to), pgRestore: tool.version, jobs: opts.jobs, ...(input ? { from: "stream" } : {}) });
+    await runRestoreTool(tool.path, args, to, input, opts.signal, tableCounter(total, opts.onProgress));
   } else if (manifest.kind === "globals") {
     // Roles and tablespaces: some already exist on any server (the superuser at least). psql goes on past errors,
     // and only errors other than "already exists" fail the restore.
     const tool = await findTool("psql");
     const errors: string[] = [];
-    await runRestoreTool(tool.path, ["-X", "-q", "--no-password", `--dbname=${conninfo(to)}`, "-f", file], to, undefined, opts.signal, (line) => {
+    await runRestoreTool(tool.path, ["-X", "-q", "--no-password", `--dbname=${conninfo(to)}`, "-f", file as string], to, undefined, opts.signal, (line) => {
       if (/ERROR:/.test(line) && !/(role|tablespace) "[^"]*" already exists/.test(line)) errors.push(line);
     });
     if (errors.length) throw new LifeboatError(`restoring roles and tablespaces failed: ${redact(errors.join("; "), [to.password])}`);
     log.log("info", "roles and tablespaces restored (existing ones kept)", { to: displayUrl(to) });
   } else {
     const tool = await findTool("psql");
-    const args = PSQL_RESTORE_ARGS(to);
-    const input = manifestCompression(manifest.compression).method === "gzip" ? createReadStream(file).pipe(createGunzip()) : createReadStream(file);
-    log.log("info", "psql restore started", { to: displayUrl(to) });
+    const args = ["-X", "-q", "--no-password", "-v", "ON_ERROR_STOP=1", "--single-transaction", `--dbname=${conninfo(to)}`, "-f", "-"];
+    const input = plainSql(typeof file === "string" ? file : await file.open(Promise.resolve(), () => {}), manifest);
+    log.log("info", "psql restore started", { to: displayUrl(to), ...(typeof file === "string" ? {} : { from: "stream" }) });
     await runRestoreTool(tool.path, args, to, input, opts.signal);
   }
   return { ms: Date.now() - t1 };
@@ -404,9 +393,6 @@ export function plainSql(source: string | Readable, manifest: Manifest): Readabl
   const raw = typeof source === "string" ? createReadStream(source) : source;
   return manifestCompression(manifest.compression).method === "gzip" ? raw.pipe(createGunzip()) : raw;
 }
-
-/** psql restoring a plain dump from stdin: stop at the first error, all in one transaction. */
-const PSQL_RESTORE_ARGS = (to: ConnectionInfo) => ["-X", "-q", "--no-password", "-v", "ON_ERROR_STOP=1", "--single-transaction", `--dbname=${conninfo(to)}`, "-f", "-"];
 
 /** A pg_restore --verbose line reader that reports tables as their data starts ("processing data for table"). */
 function tableCounter(total: number, onProgress: ((done: number, total: number) => void) | undefined, seen = new Set<string>()): (line: string) => void {
@@ -568,7 +554,7 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreResult
     if (manifest.kind !== "globals" && manifest.format === "custom") {
       const base = files[0]!;
       const source = typeof base === "string" ? base : await base.open(Promise.resolve(), () => {});
-      const roles = await rolesInArchive(source);
+      const roles = await rolesInArchive(source, manifest.pgDump);
       if (typeof source !== "string") source.destroy();
       const missing = await missingRoles(to, roles, { noOwner: opts.noOwner, noAcl: opts.noAcl });
       if (missing.owners.length || missing.grantees.length) throw missingRolesError(missing, `the restore target ${displayUrl(to)}`, manifest.target);

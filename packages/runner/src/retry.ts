@@ -1,6 +1,5 @@
-import { randomUUID } from "node:crypto";
 import pRetry from "p-retry";
-import { BackupFailedError, abortedAttempt, silentLogger, type AttemptRecord, type BackupFailedEvent, type LocalEventBus, type Logger, type ObjectStore, type RetryPolicy } from "@lifeboat/core";
+import { BackupFailedError, abortedAttempt, silentLogger, type AttemptRecord, type BackupFailedEvent, type Logger, type ObjectStore, type RetryPolicy } from "@lifeboat/core";
 import { toAttemptError } from "./pg/classify.js";
 
 /**
@@ -14,8 +13,6 @@ export interface RetryOptions {
   signal?: AbortSignal | undefined;
   log?: Logger | undefined;
   secrets?: Set<string | undefined>;
-  /** Called as each attempt starts (1, 2, ...). */
-  onAttempt?: (n: number) => void;
 }
 
 /** The delay before attempt n+1 (p-retry's formula, without its jitter): what the announcement says. */
@@ -34,7 +31,6 @@ export async function withRetries<T>(fn: (attempt: number) => Promise<T>, opts: 
       async (n: number) => {
         current = n;
         started = new Date();
-        opts.onAttempt?.(n);
         return fn(n);
       },
       {
@@ -71,7 +67,7 @@ export async function withRetries<T>(fn: (attempt: number) => Promise<T>, opts: 
 }
 
 /** The backup.failed event of a run whose attempts all failed. */
-export function failedEvent(target: string, runId: string | undefined, trigger: string, attempts: AttemptRecord[]): BackupFailedEvent {
+export function failedEvent(target: string, runId: string, trigger: string, attempts: AttemptRecord[]): BackupFailedEvent {
   const last = attempts[attempts.length - 1]!;
   return {
     version: 1,
@@ -79,7 +75,7 @@ export function failedEvent(target: string, runId: string | undefined, trigger: 
     status: "failed",
     time: new Date().toISOString(),
     target,
-    runId: runId ?? randomUUID(),
+    runId,
     trigger,
     attempt: last.attempt,
     error: { message: last.message, code: last.code, kind: last.kind, attempts },

@@ -86,7 +86,7 @@ async function runTargetUnits(t: TargetConfig, job: Omit<BackupJob, "dump" | "re
     const result = await runBackup(base);
     return { results: [{ database: result.manifest.database.name, result }] };
   }
-  const runId = job.runId ?? randomUUID();
+  const runId = job.runId!; // set by runTargetBackups
   const conn = await job.resolveSource();
   const databases = await targetDatabases(t, conn);
   job.log?.log("info", "backing up several databases", { target: job.target, databases, globals: Boolean(t.globals) });

@@ -1,7 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
-import { LIFEBOAT_VERSION, UsageError, backupSize, formatBytes, formatDuration, type LifeboatConfig } from "@lifeboat/core";
-import { BackupFailedError, errorMessage } from "@lifeboat/core";
+import { BackupFailedError, LIFEBOAT_VERSION, UsageError, backupSize, errorMessage, formatBytes, formatDuration, type LifeboatConfig } from "@lifeboat/core";
 import { DefaultSecretResolver, SCHEDULER_FILE, SCHEDULER_RENEW_MS, Scheduler, StoreWatch, heartbeatStarted, storeJson, type SchedulerRecord, acquireLease, checkFreshness, cleanLeftovers, failedEvent, lastVerifiedAt, latestToDrill, listBackups, openStore, pruneTarget, resolveDatabase, runTargetBackups, verifyBackup, withRetries, type RunOutcome } from "@lifeboat/runner";
 import type { Context } from "../context.js";
 import { lifecycleManaged } from "./prune.js";
@@ -134,12 +133,12 @@ export async function scheduleCommand(ctx: Context, opts: ScheduleCliOptions): P
   }, 2000);
   orphaned.unref();
   const watch = setInterval(() => void freshness(), FRESHNESS_EVERY_MS);
-  const heartbeat = setInterval(() => void alive(), SCHEDULER_RENEW_MS);
+  const renewal = setInterval(() => void alive(), SCHEDULER_RENEW_MS);
   try {
     await scheduler.run(stop.signal);
   } finally {
     clearInterval(watch);
-    clearInterval(heartbeat);
+    clearInterval(renewal);
     clearInterval(orphaned);
     await alive({ stoppedAt: new Date().toISOString() });
     process.removeListener("SIGTERM", onSignal);

@@ -358,7 +358,7 @@ async function drillPostgres(req: DrillRequest): Promise<DrillOutcome> {
       // the roles the backup names (owners, grantees), as empty roles: the drill then restores it as it was, with its
       // ownership and privileges, whichever roles own its objects
       const base = req.files[0]!;
-      const roles = manifest.format === "custom" ? await rolesInArchive(base) : await rolesInSql(plainSql(base, manifest));
+      const roles = manifest.format === "custom" ? await rolesInArchive(base, manifest.pgDump) : await rolesInSql(plainSql(base, manifest));
       const missing = await missingRoles(target, roles);
       const create = [...new Set([...missing.owners, ...missing.grantees])];
       if (create.length) {

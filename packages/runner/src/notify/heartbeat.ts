@@ -16,13 +16,14 @@ export type HeartbeatState = "start" | "success" | "fail";
 export function heartbeatUrl(base: string, style: HeartbeatStyle, state: HeartbeatState, message = ""): string | undefined {
   if (style === "healthchecks") return state === "success" ? base : `${base.replace(/\/+$/, "")}/${state}`;
   const url = new URL(base);
-  if (style === "cronitor") url.searchParams.set("state", state === "start" ? "run" : state === "success" ? "complete" : "fail");
-  else {
+  if (style === "cronitor") {
+    url.searchParams.set("state", state === "start" ? "run" : state === "success" ? "complete" : "fail");
+    if (message) url.searchParams.set("message", message.slice(0, 200));
+  } else {
     if (state === "start") return undefined;
     url.searchParams.set("status", state === "success" ? "up" : "down");
     url.searchParams.set("msg", message.slice(0, 200) || (state === "success" ? "OK" : "failed"));
   }
-  if (message && style === "cronitor") url.searchParams.set("message", message.slice(0, 200));
   return url.toString();
 }
 
@@ -36,12 +37,20 @@ export async function pingHeartbeat(state: HeartbeatState, opts: HeartbeatOption
   if (url) await postJson("heartbeat", url, "", { ...opts, method: "GET", fields: { ...opts.fields, target, state } });
 }
 
-/** A bus subscriber: a backup that succeeded pings success; a failed or missed backup, or a failed drill, pings fail. */
+/**
+ * A bus subscriber: a backup that succeeded pings success; a failed or missed backup, or a failed drill, pings fail.
+ * A ping that fails is logged as a warning, never the bus's error: the event did reach its other subscribers, and a
+ * run is not failed, or reported as unpublished (the runner's exit 3), because of its heartbeat.
+ */
 export function heartbeatSubscriber(opts: HeartbeatOptions): (e: LifeboatEvent) => Promise<void> {
   return async (event) => {
-    if (event.type === "backup.succeeded") await pingHeartbeat("success", opts, event.target, `backup ${event.backup.id}`);
-    else if (event.type === "backup.failed" || event.type === "backup.missed" || event.type === "backup.verify_failed") {
-      await pingHeartbeat("fail", opts, event.target, event.type === "backup.failed" ? event.error.message.split("\n")[0] : event.type);
+    try {
+      if (event.type === "backup.succeeded") await pingHeartbeat("success", opts, event.target, `backup ${event.backup.id}`);
+      else if (event.type === "backup.failed" || event.type === "backup.missed" || event.type === "backup.verify_failed") {
+        await pingHeartbeat("fail", opts, event.target, event.type === "backup.failed" ? event.error.message.split("\n")[0] : event.type);
+      }
+    } catch (err) {
+      opts.log?.log("warn", "the heartbeat ping failed", { target: event.target, error: (err as Error).message });
     }
   };
 }

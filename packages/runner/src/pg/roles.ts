@@ -120,8 +120,9 @@ export async function rolesInSql(source: Readable): Promise<ReferencedRoles> {
  * The roles a custom archive names: `pg_restore --schema-only -f -` on the file, or on `input` (a stream: it reads
  * only the archive's table of contents, then the stream is left unread).
  */
-export async function rolesInArchive(archive: string | Readable): Promise<ReferencedRoles> {
-  const tool = await findTool("pg_restore");
+export async function rolesInArchive(archive: string | Readable, writtenBy: { major: number; version: string }): Promise<ReferencedRoles> {
+  // the pg_restore the restore itself needs (one older than the archive's pg_dump is refused here with the same words)
+  const tool = await findTool("pg_restore", { minMajor: writtenBy.major, for: `the archive (written by pg_dump ${writtenBy.version})` });
   const child = spawn(tool.path, ["--schema-only", "-f", "-", ...(typeof archive === "string" ? [archive] : [])], { stdio: [typeof archive === "string" ? "ignore" : "pipe", "pipe", "pipe"] });
   let stderr = "";
   child.stderr!.on("data", (d: Buffer) => void ((stderr += d.toString()).length > 8192 && (stderr = stderr.slice(-8192))));
