@@ -1,14 +1,24 @@
 import { AttemptError } from "@lifeboat/core";
+import { parse } from "csv-parse/sync";
 import { classifyPgMessage } from "./classify.js";
 import { conninfo, toolEnv, type ConnectionInfo } from "./connection.js";
 import { findTool, runTool } from "./tools.js";
 
-/** Field separator of psql's unaligned output: a control character no catalog value contains. */
-export const PSQL_SEP = "\x1f";
-
-/** psql reading SQL from stdin, printing rows unaligned and tuples only, stopping at the first error. */
+/**
+ * psql reading SQL from stdin, printing rows as CSV without a header, stopping at the first error. CSV, not unaligned
+ * text: a name may hold any character but NUL (newlines, tabs, separators, quotes), and CSV quotes every value that
+ * holds one, so no catalog value can split a row or a field. psql prints CSV since PostgreSQL 12 (PSQL_MIN_MAJOR).
+ */
 export function psqlArgs(c: ConnectionInfo, database?: string): string[] {
-  return ["-X", "-q", "-A", "-t", "-F", PSQL_SEP, "-v", "ON_ERROR_STOP=1", "--no-password", `--dbname=${conninfo(c, database)}`];
+  return ["-X", "-q", "--csv", "-t", "-v", "ON_ERROR_STOP=1", "--no-password", `--dbname=${conninfo(c, database)}`];
+}
+
+/** The oldest psql that prints CSV (--csv). */
+export const PSQL_MIN_MAJOR = 12;
+
+/** psql's CSV rows as arrays of strings (NULL and the empty string both read as ""). */
+export function parsePsqlRows(csv: string): string[][] {
+  return parse(csv, { relax_column_count: true, skip_empty_lines: true }) as string[][];
 }
 
 /**
@@ -16,17 +26,14 @@ export function psqlArgs(c: ConnectionInfo, database?: string): string[] {
  * Unix sockets and services behave exactly as they do for pg_dump. Failures are classified AttemptErrors.
  */
 export async function query(c: ConnectionInfo, sql: string, opts: { database?: string; signal?: AbortSignal } = {}): Promise<string[][]> {
-  const psql = await findTool("psql");
+  const psql = await findTool("psql", { minMajor: PSQL_MIN_MAJOR });
   const res = await runTool(
     psql.path,
     [...psqlArgs(c, opts.database), "-f", "-"],
     { env: toolEnv(c), input: sql, ...(opts.signal ? { signal: opts.signal } : {}) },
   );
   if (res.code !== 0) throw classifyPgMessage(res.stderr || `psql exited with code ${res.code}`, [c.password]);
-  return res.stdout
-    .split("\n")
-    .filter((l) => l.length > 0)
-    .map((l) => l.split(PSQL_SEP));
+  return parsePsqlRows(res.stdout);
 }
 
 export interface ServerInfo {

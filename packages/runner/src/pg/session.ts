@@ -2,7 +2,7 @@ import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { classifyPgMessage } from "./classify.js";
 import { toolEnv, type ConnectionInfo } from "./connection.js";
-import { PSQL_SEP, psqlArgs } from "./psql.js";
+import { parsePsqlRows, psqlArgs, PSQL_MIN_MAJOR } from "./psql.js";
 import { findTool } from "./tools.js";
 
 
@@ -34,7 +34,7 @@ export class PsqlSession {
   }
 
   static async open(conn: ConnectionInfo, database?: string): Promise<PsqlSession> {
-    const psql = await findTool("psql");
+    const psql = await findTool("psql", { minMajor: PSQL_MIN_MAJOR });
     const child = spawn(psql.path, psqlArgs(conn, database), {
       env: toolEnv(conn),
       stdio: ["pipe", "pipe", "pipe"],
@@ -50,7 +50,7 @@ export class PsqlSession {
     this.buffer = this.buffer.slice(end + this.waiting.marker.length + 1);
     const w = this.waiting;
     this.waiting = undefined;
-    w.resolve(text.split("\n").filter((l) => l.length > 0).map((l) => l.split(PSQL_SEP)));
+    w.resolve(parsePsqlRows(text));
   }
 
   /** Runs SQL (one or more statements) and returns the rows it printed. */
