@@ -80,7 +80,17 @@ describe("deploy plan", () => {
   it("SQLite targets are left to the machine that holds the file: no schedule, no parameter", () => {
     const plan = deployPlan(parseConfig({ ...base, targets: { ...base.targets, blog: { engine: "sqlite", database: { path: "/srv/blog.db" }, schedule: "rate(1 hour)" } } }), "production");
     expect(plan.schedules.map((s) => s.target)).toEqual(["prod", "staging-eu"]);
-    expect(plan.warnings).toEqual(["targets.blog is a SQLite file: the AWS deployment leaves it out; run `lifeboat schedule` on the machine that holds it"]);
+    expect(plan.warnings.filter((w) => !w.includes("sslmode=require"))).toEqual(["targets.blog is a SQLite file: the AWS deployment leaves it out; run `lifeboat schedule` on the machine that holds it"]);
+  });
+
+  it("TLS: a host or URL target without its own sslmode is told it gets require (encrypted, not verified) and how to verify; a weaker one is told it may be plaintext; RDS says nothing", () => {
+    const plan = (database: object) =>
+      deployPlan(parseConfig({ ...base, targets: { prod: base.targets.prod, t: { database, schedule: "rate(1 day)", retention: { days: 7 } } } }), "production").warnings;
+    expect(plan({ host: "db.example.com", database: "a", user: "b" })).toEqual([expect.stringMatching(/^targets\.t connects with sslmode=require \(the runner's default\): encrypted, but the server's certificate is not checked; to check it set database\.sslmode: "verify-full" and database\.sslrootcert: "system"/)]);
+    expect(plan({ url: "postgres://u@db.example.com/a?sslmode=prefer" })).toEqual([expect.stringMatching(/^targets\.t connects with sslmode=prefer: the connection may be unencrypted/)]);
+    expect(plan({ host: "db.example.com", database: "a", user: "b", sslmode: "disable" })).toEqual([expect.stringMatching(/sslmode=disable: the connection may be unencrypted/)]);
+    expect(plan({ host: "db.example.com", database: "a", user: "b", sslmode: "verify-full", sslrootcert: "system" })).toEqual([]);
+    expect(plan({ url: "postgres://u@db.example.com/a?sslmode=verify-ca&sslrootcert=/ca.pem" })).toEqual([]);
   });
 
   it("other stages get their own bucket name", () => {
@@ -129,7 +139,10 @@ describe("deploy plan", () => {
     });
     // a URL kept in SSM cannot be checked at deploy time: said aloud
     const plan = deployPlan(parseConfig({ ...noVpc, targets: { "staging-eu": base.targets["staging-eu"] } }), "production");
-    expect(plan.warnings).toEqual([expect.stringContaining("targets.staging-eu.database.url is read from SSM at run time")]);
+    expect(plan.warnings).toEqual([
+      expect.stringContaining("targets.staging-eu connects with sslmode=require (the runner's default unless the URL in SSM sets its own)"),
+      expect.stringContaining("targets.staging-eu.database.url is read from SSM at run time"),
+    ]);
   });
 
   it("private hosts are told from public ones", () => {

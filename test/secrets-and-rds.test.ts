@@ -39,6 +39,17 @@ describe("secrets", () => {
     const c = await resolveDatabase(target({ url: { env: "APP_URL" }, sslmode: "require" }), resolver, "t");
     expect(c).toEqual({ host: "db", port: 6432, database: "main", user: "app", password: "p@ss", params: { application_name: "x", sslmode: "require" } });
   });
+
+  it("the deployed runner's default for hosts and URLs is sslmode=require; a target's or URL's own sslmode wins; locally libpq's default stays", async () => {
+    const resolver = new DefaultSecretResolver({ PLAIN: "postgres://app@db/main", OWN: "postgres://app@db/main?sslmode=verify-full&sslrootcert=system" });
+    const cloud = { defaultSslmode: "require" as const };
+    const host = target({ host: "db.example.com", database: "app", user: "backup" });
+    expect((await resolveDatabase(host, resolver, "t", undefined, {}, cloud)).params).toEqual({ sslmode: "require" });
+    expect((await resolveDatabase(target({ url: { env: "PLAIN" } }), resolver, "t", undefined, {}, cloud)).params).toEqual({ sslmode: "require" });
+    expect((await resolveDatabase(target({ url: { env: "OWN" } }), resolver, "t", undefined, {}, cloud)).params).toEqual({ sslmode: "verify-full", sslrootcert: "system" });
+    expect((await resolveDatabase(target({ host: "db", database: "a", user: "b", sslmode: "disable" }), resolver, "t", undefined, {}, cloud)).params).toEqual({ sslmode: "disable" });
+    expect((await resolveDatabase(host, resolver, "t")).params).toEqual({});
+  });
 });
 
 describe("RDS locator", () => {

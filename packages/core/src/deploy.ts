@@ -108,6 +108,19 @@ export function prunedByRunner(retention: RetentionPolicy | undefined): boolean 
   return retention !== undefined && COUNT_RULES.some((k) => retention[k] !== undefined);
 }
 
+/**
+ * The sslmode the deployed runner uses for a host or URL target: its own (database.sslmode, then ?sslmode= in an
+ * inline URL), else "require" (the runner's default). A URL read from SSM counts as not setting one.
+ */
+export function deployedSslmode(db: LifeboatConfig["targets"][string]["database"]): string {
+  if (db.sslmode) return db.sslmode;
+  if (typeof db.url === "string") {
+    const inUrl = new URL(db.url).searchParams.get("sslmode");
+    if (inUrl) return inUrl;
+  }
+  return "require";
+}
+
 export function deployPlan(config: LifeboatConfig, stage: string, source = "lifeboat.config.ts"): DeployPlan {
   const problems: ConfigProblem[] = [];
   if (!config.storage.s3) {
@@ -140,6 +153,15 @@ export function deployPlan(config: LifeboatConfig, stage: string, source = "life
       if (ref?.ssm) runnerParameters.add(ref.ssm);
     }
     const urlHost = typeof t.database.url === "string" ? new URL(t.database.url).hostname : undefined;
+    if (!t.database.rds) {
+      const tls = deployedSslmode(t.database);
+      if (tls === "require") {
+        const ssmUrl = typeof t.database.url === "object" ? " unless the URL in SSM sets its own" : "";
+        warnings.push(`targets.${name} connects with sslmode=require (the runner's default${ssmUrl}): encrypted, but the server's certificate is not checked; to check it set database.sslmode: "verify-full" and database.sslrootcert: "system" (a certificate from a public CA; libpq 16+, as in the runner image) or the path of the CA file`);
+      } else if (tls === "disable" || tls === "allow" || tls === "prefer") {
+        warnings.push(`targets.${name} connects with sslmode=${tls}: the connection may be unencrypted, password and data readable on the network; remove sslmode (the runner then requires TLS) or set "verify-full"`);
+      }
+    }
     if (urlHost !== undefined && /^(localhost|127\.|\[?::1)/.test(urlHost)) {
       problems.push({ path: `targets.${name}.database.url`, message: "points at localhost, which a Fargate task cannot reach" });
     } else if (!config.aws?.vpc) {

@@ -130,7 +130,7 @@ export async function runnerMain(env: NodeJS.ProcessEnv = process.env, log: Logg
       // the watcher relaunches tasks that died; within one task the target's retries apply to the remaining attempts
       const { results } = await runTargetBackups({ ...t, retries: { ...t.retries, attempts: Math.max(1, t.retries.attempts - (attempt - 1)) } }, {
         target,
-        resolveSource: () => resolveDatabase(t.database, secrets, `targets.${target}.database`, undefined, env),
+        resolveSource: () => resolveDatabase(t.database, secrets, `targets.${target}.database`, undefined, env, { defaultSslmode: "require" }),
         store,
         trigger: (env.LIFEBOAT_TRIGGER as Manifest["trigger"]) ?? "manual",
         ...(env.LIFEBOAT_RUN_ID ? { runId: env.LIFEBOAT_RUN_ID } : {}),

@@ -5,17 +5,29 @@ import { parsePostgresUrl, type ConnectionInfo } from "./pg/connection.js";
 /**
  * Resolves a target's database config to a connection: a URL (inline or from a secret), host/port/database/user with
  * a password secret, or an RDS instance looked up with DescribeDBInstances.
+ *
+ * `defaultSslmode` applies to hosts and URLs that set no sslmode themselves (database.sslmode, or ?sslmode= in the
+ * URL): the deployed runner passes "require", so that a database across a network is never spoken to in plaintext
+ * (libpq's own default, prefer, falls back to it). Local runs keep libpq's default (and PGSSLMODE).
  */
-export async function resolveDatabase(db: DatabaseConfig, secrets: SecretResolver, what: string, rds?: RDSClient, env: NodeJS.ProcessEnv = process.env): Promise<ConnectionInfo> {
+export async function resolveDatabase(
+  db: DatabaseConfig,
+  secrets: SecretResolver,
+  what: string,
+  rds?: RDSClient,
+  env: NodeJS.ProcessEnv = process.env,
+  opts: { defaultSslmode?: "require" } = {},
+): Promise<ConnectionInfo> {
   const password = db.password ? await secrets.resolve(db.password, `${what}.password`) : undefined;
   const params: Record<string, string> = { ...(db.sslmode ? { sslmode: db.sslmode } : {}), ...(db.sslrootcert ? { sslrootcert: db.sslrootcert } : {}) };
+  const withDefault = (p: Record<string, string>) => (p.sslmode === undefined && opts.defaultSslmode ? { ...p, sslmode: opts.defaultSslmode } : p);
   if (db.url !== undefined) {
     const url = typeof db.url === "string" ? db.url : await secrets.resolve(db.url, `${what}.url`);
     const c = parsePostgresUrl(url);
-    return { ...c, password: password ?? c.password, params: { ...c.params, ...params } };
+    return { ...c, password: password ?? c.password, params: withDefault({ ...c.params, ...params }) };
   }
   if (db.host !== undefined) {
-    return { host: db.host, port: db.port ?? 5432, database: db.database!, user: db.user!, password, params };
+    return { host: db.host, port: db.port ?? 5432, database: db.database!, user: db.user!, password, params: withDefault(params) };
   }
   // RDS: the server's certificate is verified against the RDS CA bundle unless the target says otherwise
   const sslmode = db.sslmode ?? "verify-full";
