@@ -26,7 +26,7 @@ export default defineConfig({
           ...common,
           name: "suite",
           include: ["test/**/*.test.ts"],
-          exclude: ["test/iam.test.ts"],
+          exclude: ["test/iam*.test.ts"],
           globalSetup: ["test/support/global-setup.ts"],
           setupFiles: ["test/support/setup-env.ts"],
           sequence: { groupOrder: 0 },
@@ -35,7 +35,7 @@ export default defineConfig({
       {
         // after the whole suite: it evaluates the AWS calls the suite recorded against the synthesized roles
         resolve: { alias },
-        test: { ...common, name: "iam", include: ["test/iam.test.ts"], sequence: { groupOrder: 1 } },
+        test: { ...common, name: "iam", include: ["test/iam*.test.ts"], globalSetup: ["test/support/iam-teardown.ts"], sequence: { groupOrder: 1 } },
       },
     ],
   },

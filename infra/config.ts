@@ -54,3 +54,20 @@ export const lambdaDefaults = {
     },
   },
 };
+
+/**
+ * With aws.bucket.kmsKeyArn, S3 encrypts and decrypts every object with that key on the caller's behalf: every role
+ * that reads (kms:Decrypt) or writes (kms:GenerateDataKey; kms:Decrypt too for multipart uploads) the bucket needs
+ * the key, and only through S3 in this region (kms:ViaService).
+ */
+export function bucketKeyPermissions() {
+  const key = plan.aws.bucket.kmsKeyArn;
+  if (!key) return [];
+  return [
+    {
+      actions: ["kms:GenerateDataKey", "kms:Decrypt"],
+      resources: [key],
+      conditions: [{ test: "StringEquals", variable: "kms:ViaService", values: [$interpolate`s3.${region}.amazonaws.com`] }],
+    },
+  ];
+}

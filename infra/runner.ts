@@ -1,5 +1,5 @@
 // The runner: one Fargate task definition (packages/runner/Dockerfile) in a new VPC, or in the databases' VPC.
-import { account, parameterArn, partition, plan, rdsInstanceArn, region } from "./config";
+import { account, bucketKeyPermissions, parameterArn, partition, plan, rdsInstanceArn, region } from "./config";
 import { topic } from "./notify";
 import { bucket } from "./storage";
 
@@ -27,7 +27,10 @@ const vpc = existing
 export const cluster = new sst.aws.Cluster("Cluster", { vpc });
 
 const objects = plan.prefix ? $interpolate`${bucket.arn}/${plan.prefix}/*` : $interpolate`${bucket.arn}/*`;
-const manifests = plan.prefix ? $interpolate`${bucket.arn}/${plan.prefix}/*.manifest.json` : $interpolate`${bucket.arn}/*.manifest.json`;
+const under = (pattern: string) => (plan.prefix ? $interpolate`${bucket.arn}/${plan.prefix}/${pattern}` : $interpolate`${bucket.arn}/${pattern}`);
+const manifests = under("*.manifest.json");
+/** A dump's keys (naming.ts: .dump and .part-NNN.dump, .sql, .sql.gz), never a manifest or a drill result. */
+const dumpPatterns = ["*.dump", "*.sql", "*.sql.gz"];
 
 export const runner = new sst.aws.Task("Runner", {
   cluster,
@@ -42,20 +45,28 @@ export const runner = new sst.aws.Task("Runner", {
   environment: { LIFEBOAT_BUCKET: bucket.name, LIFEBOAT_TOPIC_ARN: topic.arn },
   logging: { retention: plan.aws.runner.logRetention },
   // least privilege: write and abort uploads under the prefix, read manifests (and dumps, when a target schedules
-  // restore drills), list the prefix; delete only under the prefixes of targets it prunes
+  // restore drills), list the prefix and its pending uploads; delete a failed run's own dumps (a dump whose manifest
+  // could not be written), and anything only under the prefixes of targets it prunes. A delete in this versioned
+  // bucket leaves the previous version, which no Lifeboat role may delete.
   permissions: [
     { actions: ["s3:PutObject", "s3:AbortMultipartUpload"], resources: [objects] },
     { actions: ["s3:GetObject"], resources: [plan.drills ? objects : manifests] },
     {
-      actions: ["s3:ListBucket", "s3:ListBucketMultipartUploads"],
+      actions: ["s3:ListBucket"],
       resources: [bucket.arn],
       ...(plan.prefix ? { conditions: [{ test: "StringLike", variable: "s3:prefix", values: [`${plan.prefix}/*`] }] } : {}),
     },
-    ...(plan.prunedByRunner.length ? [{ actions: ["s3:DeleteObject"], resources: plan.prunedByRunner.map((p) => $interpolate`${bucket.arn}/${p.prefix}*`) }] : []),
+    // AWS sets no s3:prefix for ListMultipartUploads (Service Authorization Reference): a condition on it would deny
+    // every call. The listing shows keys and upload ids of pending uploads, no data.
+    { actions: ["s3:ListBucketMultipartUploads"], resources: [bucket.arn] },
+    {
+      actions: ["s3:DeleteObject"],
+      resources: [...dumpPatterns.map(under), ...plan.prunedByRunner.map((p) => $interpolate`${bucket.arn}/${p.prefix}*`)],
+    },
     ...(plan.runnerParameters.length ? [{ actions: ["ssm:GetParameter"], resources: plan.runnerParameters.map(parameterArn) }] : []),
     ...(plan.rdsInstances.length ? [{ actions: ["rds:DescribeDBInstances"], resources: plan.rdsInstances.map(rdsInstanceArn) }] : []),
     { actions: ["sns:Publish"], resources: [topic.arn] },
-    ...(plan.aws.bucket.kmsKeyArn ? [{ actions: ["kms:GenerateDataKey", "kms:Decrypt"], resources: [plan.aws.bucket.kmsKeyArn] }] : []),
+    ...bucketKeyPermissions(),
   ],
   transform: {
     // SST always adds the ECS Exec channels (ssmmessages:*): nothing here uses ECS Exec

@@ -1,7 +1,7 @@
 // Runner tasks that stop without reporting (killed, out of memory, never started) become failures, and retries.
 import { MISSED_FOLDER } from "@lifeboat/core";
 import { alarmOnFunction, scheduleDeadLetters } from "./alarms";
-import { lambdaDefaults, plan } from "./config";
+import { bucketKeyPermissions, lambdaDefaults, plan } from "./config";
 import { topic } from "./notify";
 import { runnerEnvironment, startRunnerPermissions, cluster } from "./runner";
 import { bucket } from "./storage";
@@ -56,6 +56,8 @@ if (scheduled) {
       { actions: ["s3:GetObject"], resources: [under("*.manifest.json"), under(`*/${MISSED_FOLDER}/*`)] },
       { actions: ["s3:PutObject"], resources: [under(`*/${MISSED_FOLDER}/*`)] },
       { actions: ["sns:Publish"], resources: [topic.arn] },
+      // the manifests it reads and the markers it writes are encrypted with the bucket's key, when it has one
+      ...bucketKeyPermissions(),
     ],
   });
   new sst.aws.CronV2("FreshnessCheck", { schedule: "rate(15 minutes)", function: freshness, retries: 0, dlq: scheduleDeadLetters.arn });

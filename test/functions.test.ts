@@ -1,6 +1,7 @@
 import { createServer, type Server } from "node:http";
 import { execFileSync } from "node:child_process";
 import { readFileSync, rmSync, writeFileSync } from "node:fs";
+import { Transform, type Readable } from "node:stream";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { mockClient } from "aws-sdk-client-mock";
@@ -16,7 +17,7 @@ import { S3Store, backupMetrics, generateIdentity, runTargetBackups, runnerMain,
 import { createFreshnessCheck, createLauncher, createSlackHandler, createWatcher, createWebhookHandler } from "@lifeboat/functions";
 import { recordAwsCalls } from "./support/aws-calls.js";
 import { SETTINGS, TEST_BUCKET, TOPIC, cloudConfig } from "./support/cloud-fixture.js";
-import { conn, createDatabase, pg, s3, s3Client, s3Keys, startRecorder, unique, tempDir } from "./support/helpers.js";
+import { conn, createDatabase, pg, s3, s3Client, s3Keys, s3PendingUploads, startRecorder, unique, tempDir } from "./support/helpers.js";
 
 const ecs = mockClient(ECSClient);
 const rds = mockClient(RDSClient);
@@ -570,6 +571,51 @@ describe("the runner container entry point", () => {
     const lines: string[] = [];
     expect(await runnerMain({ LIFEBOAT_CONFIG: join(dir, "lifeboat.config.ts"), LIFEBOAT_TARGET: "b" }, { log: (_l, m) => void lines.push(m) })).toBe(2);
     expect(lines).toEqual(['unknown target "b"']);
+  });
+});
+
+describe("the runner's store calls on its failure paths (recorded for the IAM check)", () => {
+  beforeEach(() => calls.as("runner"));
+  const entry = () => {
+    const t = config.targets.entry!;
+    return { ...t, retries: { ...t.retries, attempts: 1 } };
+  };
+
+  it("a dump whose manifest cannot be written is deleted by the runner, even for a target it never prunes", async () => {
+    const db = unique("nomanifest");
+    await createDatabase(db, "create table t as select g from generate_series(1, 100) g;");
+    const real = new S3Store({ bucket: s3().bucket, prefix: "pg" });
+    const store = Object.assign(Object.create(real) as S3Store, {
+      put: (key: string, body: Readable, opts?: Record<string, unknown>) =>
+        key.endsWith(".manifest.json") ? Promise.reject(Object.assign(new Error("We encountered an internal error."), { name: "InternalError" })) : real.put(key, body, opts),
+    });
+    const before = await s3Keys("pg/entry/");
+    const err = await runTargetBackups(entry(), { target: "entry", resolveSource: async () => conn(db), store }).catch((e: Error) => e);
+    expect(err).toBeInstanceOf(Error);
+    expect((await s3Keys("pg/entry/")).filter((k) => !before.includes(k) && !k.includes("/.lifeboat-"))).toEqual([]);
+  });
+
+  it("an upload that fails after its first part: the multipart upload is aborted and the pending uploads checked", async () => {
+    const db = unique("midupload");
+    // about 16 MB of text that compresses poorly: several 5 MiB parts
+    await createDatabase(db, "create table t as select g, md5(random()::text) || md5(random()::text) || md5(random()::text) as v from generate_series(1, 200000) g;");
+    const real = new S3Store({ bucket: s3().bucket, prefix: "pg" });
+    const store = Object.assign(Object.create(real) as S3Store, {
+      put: (key: string, body: Readable, opts?: Record<string, unknown>) => {
+        let seen = 0;
+        const failing = new Transform({
+          transform(chunk: Buffer, _enc, done) {
+            seen += chunk.length;
+            done(seen > 11 * 1024 * 1024 ? new Error("the dump stream broke") : null, chunk);
+          },
+        });
+        body.on("error", (e) => failing.destroy(e));
+        return real.put(key, body.pipe(failing), { ...opts, expectedBytes: 64 * 1024 * 1024 });
+      },
+    });
+    const err = await runTargetBackups(entry(), { target: "entry", resolveSource: async () => conn(db), store }).catch((e: Error) => e);
+    expect(err).toBeInstanceOf(Error);
+    expect(await s3PendingUploads("pg/entry/")).toEqual([]);
   });
 });
 

