@@ -31,9 +31,10 @@ describe("deploy plan", () => {
       { target: "staging-eu", component: "ScheduleStagingEu", expression: "rate(6 hours)", timezone: "UTC", event: { source: "lifeboat.schedule", target: "staging-eu", scheduledTime: "<aws.scheduler.scheduled-time>" } },
     ]);
     expect(plan.lifecycle).toEqual([
-      { id: "abort-incomplete-multipart-uploads", prefix: "pg/", abortIncompleteMultipartUploadDays: 1, noncurrentVersionDays: 7, transition: { days: 30, storageClass: "GLACIER_IR" } },
-      { id: "retention-prod", prefix: "pg/prod/", expirationDays: 35 },
-      { id: "retention-staging-eu", prefix: "pg/staging-eu/", expirationDays: 7 },
+      { id: "abort-incomplete-multipart-uploads", prefix: "pg/", abortIncompleteMultipartUploadDays: 1, transition: { days: 30, storageClass: "GLACIER_IR" } },
+      // a replaced or deleted version is kept as long as the target keeps backups (never less than 7 days)
+      { id: "retention-prod", prefix: "pg/prod/", expirationDays: 35, noncurrentVersionDays: 35 },
+      { id: "retention-staging-eu", prefix: "pg/staging-eu/", expirationDays: 7, noncurrentVersionDays: 7 },
     ]);
     expect(plan.runnerParameters).toEqual(["/lifeboat/prod/pw", "/lifeboat/staging/url"]);
     expect(plan.slack).toEqual({ webhookParameter: "/lifeboat/slack", on: ["failed"], filterPolicy: { $or: [{ status: ["failed"] }, { NewStateValue: ["ALARM"] }] } });
@@ -180,7 +181,14 @@ describe("deploy plan", () => {
     const targets = { ...base.targets, prod: { ...base.targets.prod, retention: { days: 35, monthly: 12 } } };
     const plan = deployPlan(parseConfig({ ...base, targets }), "production");
     expect(plan.prunedByRunner).toEqual([{ target: "prod", prefix: "pg/prod/" }]);
-    expect(plan.lifecycle.map((r) => r.id)).toEqual(["abort-incomplete-multipart-uploads", "retention-staging-eu"]);
+    // no expiration for it; its old versions are kept as long as its counts reach (12 months: 372 days)
+    expect(plan.lifecycle.filter((r) => r.id !== "abort-incomplete-multipart-uploads")).toEqual([
+      { id: "retention-prod", prefix: "pg/prod/", noncurrentVersionDays: 372 },
+      { id: "retention-staging-eu", prefix: "pg/staging-eu/", expirationDays: 7, noncurrentVersionDays: 7 },
+    ]);
+    // keepLast counts the schedule's gaps: 4 weekly backups span 28 days; a target without retention keeps old versions forever
+    const weekly = deployPlan(parseConfig({ ...base, targets: { w: { database: { host: "db.example.com", database: "a", user: "b" }, schedule: "cron(0 3 ? * SUN *)", retention: { keepLast: 4 } }, forever: { database: { host: "db.example.com", database: "a", user: "b" } } } }), "production");
+    expect(weekly.lifecycle.filter((r) => r.id !== "abort-incomplete-multipart-uploads")).toEqual([{ id: "retention-w", prefix: "pg/w/", noncurrentVersionDays: 28 }]);
     const locked = () => deployPlan(parseConfig({ ...base, targets, aws: { ...base.aws, bucket: { objectLock: { mode: "GOVERNANCE", days: 30 } } } }), "production");
     expect(locked).toThrow(/targets.prod.retention: keepLast, daily, weekly and monthly need the runner to delete old backups, which Object Lock forbids/);
   });

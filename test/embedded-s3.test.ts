@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from "node:crypto";
-import { CompleteMultipartUploadCommand, CreateMultipartUploadCommand, DeleteObjectCommand, GetObjectCommand, UploadPartCommand } from "@aws-sdk/client-s3";
+import { AbortMultipartUploadCommand, CompleteMultipartUploadCommand, CreateMultipartUploadCommand, DeleteObjectCommand, GetObjectCommand, PutObjectCommand, UploadPartCommand } from "@aws-sdk/client-s3";
 import { describe, expect, it } from "vitest";
 import { s3, s3Client, s3PendingUploads, unique } from "./support/helpers.js";
 
@@ -122,5 +122,64 @@ describe("embedded S3: CompleteMultipartUpload", () => {
     for (const [i, body] of sized.entries()) etags2.push(await second.put(i + 1, body));
     const got = await complete(second.client, Key2, second.UploadId, etags2.map((ETag, i) => ({ ETag, PartNumber: i + 1 })));
     expect(got.equals(Buffer.concat(sized))).toBe(true);
+  });
+});
+
+/**
+ * Conditional writes, as S3 documents them (User Guide, "Conditional writes"; API reference of PutObject and
+ * CompleteMultipartUpload): If-None-Match: * writes only where no object exists (412 PreconditionFailed otherwise),
+ * If-Match only over the ETag given (412 when it differs, 404 NoSuchKey when there is no object), a conditional write
+ * while another of the same key is in progress is refused with 409 ConditionalRequestConflict. Lifeboat relies on
+ * them for write-once history and for its lease.
+ */
+describe("embedded S3: conditional writes", () => {
+  const Bucket = () => s3().bucket;
+  const status = (err: unknown) => (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+  const code = (err: unknown) => (err as { name?: string }).name;
+
+  it("PutObject with If-None-Match: * creates once; a second is 412 and the first object stays", async () => {
+    const client = s3Client();
+    const Key = `${unique("cond")}/once.json`;
+    await client.send(new PutObjectCommand({ Bucket: Bucket(), Key, Body: "first", IfNoneMatch: "*" }));
+    const err = await client.send(new PutObjectCommand({ Bucket: Bucket(), Key, Body: "second", IfNoneMatch: "*" })).catch((e: unknown) => e);
+    expect([status(err), code(err)]).toEqual([412, "PreconditionFailed"]);
+    expect(await (await client.send(new GetObjectCommand({ Bucket: Bucket(), Key }))).Body!.transformToString()).toBe("first");
+    // anything but * is not implemented by S3
+    const other = await client.send(new PutObjectCommand({ Bucket: Bucket(), Key: `${Key}.x`, Body: "x", IfNoneMatch: '"abc"' })).catch((e: unknown) => e);
+    expect(status(other)).toBe(501);
+  });
+
+  it("CompleteMultipartUpload with If-None-Match: * is refused over an existing object", async () => {
+    const client = s3Client();
+    const Key = `${unique("cond")}/big.dump`;
+    await client.send(new PutObjectCommand({ Bucket: Bucket(), Key, Body: "already here" }));
+    const { UploadId } = await client.send(new CreateMultipartUploadCommand({ Bucket: Bucket(), Key }));
+    const { ETag } = await client.send(new UploadPartCommand({ Bucket: Bucket(), Key, UploadId, PartNumber: 1, Body: randomBytes(1000) }));
+    const err = await client.send(new CompleteMultipartUploadCommand({ Bucket: Bucket(), Key, UploadId, IfNoneMatch: "*", MultipartUpload: { Parts: [{ ETag, PartNumber: 1 }] } })).catch((e: unknown) => e);
+    expect(status(err)).toBe(412);
+    expect(await (await client.send(new GetObjectCommand({ Bucket: Bucket(), Key }))).Body!.transformToString()).toBe("already here");
+    await client.send(new AbortMultipartUploadCommand({ Bucket: Bucket(), Key, UploadId }));
+  });
+
+  it("PutObject with If-Match replaces only the version read: 412 on another ETag, 404 where there is none", async () => {
+    const client = s3Client();
+    const Key = `${unique("cond")}/record.json`;
+    const first = await client.send(new PutObjectCommand({ Bucket: Bucket(), Key, Body: "v1" }));
+    const second = await client.send(new PutObjectCommand({ Bucket: Bucket(), Key, Body: "v2", IfMatch: first.ETag }));
+    expect(second.ETag).not.toBe(first.ETag);
+    const stale = await client.send(new PutObjectCommand({ Bucket: Bucket(), Key, Body: "v3", IfMatch: first.ETag })).catch((e: unknown) => e);
+    expect(status(stale)).toBe(412);
+    const missing = await client.send(new PutObjectCommand({ Bucket: Bucket(), Key: `${Key}.none`, Body: "x", IfMatch: first.ETag })).catch((e: unknown) => e);
+    expect([status(missing), code(missing)]).toEqual([404, "NoSuchKey"]);
+    expect(await (await client.send(new GetObjectCommand({ Bucket: Bucket(), Key }))).Body!.transformToString()).toBe("v2");
+  });
+
+  it("of many conditional creates of one key at once, exactly one succeeds; the others get 412 or 409", async () => {
+    const client = s3Client();
+    const Key = `${unique("cond")}/race.json`;
+    const results = await Promise.allSettled(Array.from({ length: 8 }, (_, n) => client.send(new PutObjectCommand({ Bucket: Bucket(), Key, Body: `writer ${n}`, IfNoneMatch: "*" }))));
+    expect(results.filter((r) => r.status === "fulfilled")).toHaveLength(1);
+    const refused = results.filter((r): r is PromiseRejectedResult => r.status === "rejected").map((r) => status(r.reason));
+    expect(refused.every((s) => s === 412 || s === 409)).toBe(true);
   });
 });

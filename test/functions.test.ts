@@ -548,7 +548,8 @@ describe("the runner container entry point", () => {
     expect(events[1].verification.failures).toEqual([expect.stringMatching(/^decrypt: .*\/lifeboat\/drill\/age-identity.*an identity is needed/)]);
     expect(events.at(-1)).toMatchObject({ type: "backup.verified", target: "drill", runId: "drill-1", verification: { tables: 1, failures: [] } });
     expect(JSON.stringify(events)).not.toContain("AGE-SECRET-KEY");
-    expect((await s3Keys("pg/drill/")).filter((k) => k.endsWith(".verify.json"))).toHaveLength(1);
+    // each drill's verdict is an object of its own, never replaced: the failed one stays beside the passed one
+    expect((await s3Keys("pg/drill/")).filter((k) => k.endsWith(".verify.json"))).toHaveLength(2);
   });
 
   it("in verify mode, a target with no backup yet is a clear failure (exit 1), published as backup.verify_failed", async () => {

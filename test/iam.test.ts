@@ -90,6 +90,40 @@ describe("every AWS call a deployed component makes is allowed by its synthesize
   });
 });
 
+describe("history that the runner cannot destroy", () => {
+  const key = (k: string) => `arn:aws:s3:::acme-backups/pg/prod/2026/12/03/${k}`;
+  const put = (k: string, context: Record<string, string>) => stack.evaluate("runner", { action: "s3:PutObject", resource: key(k), context });
+
+  it("the runner's own role cannot overwrite a stored dump, part, manifest or drill result: the bucket refuses a write without If-None-Match", async () => {
+    for (const k of ["20261203T020000Z-ab12.dump", "20261203T020000Z-ab12.part-001.dump", "20261203T020000Z-ab12.sql.gz", "20261203T020000Z-ab12.manifest.json", "20261203T020000Z-ab12.20261203T060000000Z.verify.json"]) {
+      expect(await put(k, { "s3:ObjectCreationOperation": "true" }), k).toBe("ExplicitlyDenied");
+      expect(await put(k, { "s3:ObjectCreationOperation": "true", "s3:if-none-match": "*" }), k).toBe("Allowed");
+      // CreateMultipartUpload and UploadPart take no conditional header: only CompleteMultipartUpload is held to it
+      expect(await put(k, { "s3:ObjectCreationOperation": "false" }), k).toBe("Allowed");
+    }
+    // the freshness check's markers too
+    expect(await stack.evaluate("freshness", { action: "s3:PutObject", resource: "arn:aws:s3:::acme-backups/pg/prod/.lifeboat-missed/20261203T020000Z.json", context: { "s3:ObjectCreationOperation": "true" } })).toBe("ExplicitlyDenied");
+    // the run record is replaced by compare-and-swap, outside the write-once keys
+    expect(await stack.evaluate("runner", { action: "s3:PutObject", resource: "arn:aws:s3:::acme-backups/pg/prod/.lifeboat-last-run.json", context: { "s3:ObjectCreationOperation": "true", "s3:if-match": '"abc"' } })).toBe("Allowed");
+    // and every write the runner and the freshness check made in the tests passed the bucket's policy (the checks
+    // above evaluate each recorded call with it): a write-once key written without the header would fail them
+    const writes = (["runner", "freshness"] as Component[]).flatMap((c) => recorded(c).flatMap((call) => stack.iamRequests(call))).filter((r) => r.action === "s3:PutObject" && r.context["s3:ObjectCreationOperation"] === "true");
+    expect(writes.filter((w) => /\.(dump|manifest\.json|verify\.json)$/.test(w.resource)).every((w) => w.context["s3:if-none-match"] === "*")).toBe(true);
+    expect(writes.some((w) => w.resource.endsWith(".verify.json"))).toBe(true);
+  });
+
+  it("no role may delete a version, change versioning, lifecycle or the bucket's policy", () => {
+    const forbidden = /^s3:(\*|DeleteObjectVersion|PutBucketVersioning|PutLifecycleConfiguration|PutBucketPolicy|DeleteBucketPolicy|PutBucketObjectLockConfiguration|BypassGovernanceRetention)$/;
+    const granted = ofType(stack.resources, "aws:iam/role:Role").flatMap((r) =>
+      (unwrap(r.inputs).inlinePolicies ?? []).flatMap((p: { policy: string }) => JSON.parse(p.policy).Statement as Array<{ Action: string | string[] }>).flatMap((st: { Action: string | string[] }) => [st.Action].flat().map((a) => `${r.name}: ${a}`)),
+    );
+    expect(granted.length).toBeGreaterThan(10);
+    expect(granted.filter((g) => forbidden.test(g.split(": ")[1]!))).toEqual([]);
+    // the check itself catches such a grant
+    expect(forbidden.test("s3:DeleteObjectVersion")).toBe(true);
+  });
+});
+
 describe("the stack has no role the check does not know", () => {
   it("every Lambda role and the runner's task role are checked", () => {
     const lambdaRoles = ofType(stack.resources, "aws:lambda/function:Function").map((f) => f.name.replace(/Function$/, "Role"));

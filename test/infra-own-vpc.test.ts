@@ -44,14 +44,16 @@ describe("Lifeboat's own VPC, under sst dev", () => {
     assertLeastPrivilege(resources);
   });
 
-  it("a target with monthly retention is pruned by the runner: delete under its prefix (elsewhere dumps only), and no lifecycle rule for it", () => {
+  it("a target with monthly retention is pruned by the runner: delete under its prefix (elsewhere dumps only), no expiration rule for it, old versions kept as long as its counts reach", () => {
     const s = statements(one(resources, "aws:iam/role:Role", "RunnerTaskRole"));
     expect(s.filter((x) => x.Action.some((a) => a.startsWith("s3:Delete")))).toEqual([
       { Effect: "Allow", Action: ["s3:DeleteObject"], Resource: ["arn:aws:s3:::acme-backups-dev/lb/*.dump", "arn:aws:s3:::acme-backups-dev/lb/*.sql", "arn:aws:s3:::acme-backups-dev/lb/*.sql.gz", "arn:aws:s3:::acme-backups-dev/lb/app/*"] },
     ]);
-    expect(unwrap(one(resources, "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration").inputs).rules.map((r: { id: string }) => r.id)).toEqual([
-      "abort-incomplete-multipart-uploads",
-      "retention-other",
+    // no expiration for "app" (the runner prunes it), but its replaced and deleted versions are kept as long as its
+    // monthly backups reach: 12 x 31 days
+    expect(unwrap(one(resources, "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration").inputs).rules.slice(1)).toEqual([
+      { id: "retention-app", status: "Enabled", filter: { prefix: "lb/app/" }, noncurrentVersionExpiration: { noncurrentDays: 372 } },
+      { id: "retention-other", status: "Enabled", filter: { prefix: "lb/other/" }, expiration: { days: 30 }, noncurrentVersionExpiration: { noncurrentDays: 30 } },
     ]);
   });
 });

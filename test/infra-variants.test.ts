@@ -75,10 +75,9 @@ describe("a deployment with every option", () => {
         status: "Enabled",
         filter: { prefix: "" },
         abortIncompleteMultipartUpload: { daysAfterInitiation: 1 },
-        noncurrentVersionExpiration: { noncurrentDays: 7 },
         transitions: [{ days: 30, storageClass: "GLACIER_IR" }],
       },
-      { id: "retention-orders", status: "Enabled", filter: { prefix: "orders/" }, expiration: { days: 90 } },
+      { id: "retention-orders", status: "Enabled", filter: { prefix: "orders/" }, expiration: { days: 90 }, noncurrentVersionExpiration: { noncurrentDays: 90 } },
     ]);
   });
 

@@ -115,7 +115,7 @@ describe("the runner task", () => {
     const topic = unwrap(one(resources, "aws:sns/topic:Topic").inputs);
     expect(s).toEqual([
       { Effect: "Allow", Action: ["s3:PutObject", "s3:AbortMultipartUpload"], Resource: ["arn:aws:s3:::acme-db-backups/lifeboat/*"] },
-      { Effect: "Allow", Action: ["s3:GetObject"], Resource: ["arn:aws:s3:::acme-db-backups/lifeboat/*.manifest.json"] },
+      { Effect: "Allow", Action: ["s3:GetObject"], Resource: ["arn:aws:s3:::acme-db-backups/lifeboat/*.manifest.json", "arn:aws:s3:::acme-db-backups/lifeboat/*/.lifeboat-last-run.json"] },
       { Effect: "Allow", Action: ["s3:ListBucket"], Resource: ["arn:aws:s3:::acme-db-backups"], Condition: { StringLike: { "s3:prefix": ["lifeboat/*"] } } },
       // AWS sets no s3:prefix for ListMultipartUploads: a condition on it would deny every call
       { Effect: "Allow", Action: ["s3:ListBucketMultipartUploads"], Resource: ["arn:aws:s3:::acme-db-backups"] },
@@ -188,7 +188,15 @@ describe("the bucket", () => {
     });
     const policy = JSON.parse(unwrap(one(resources, "aws:s3/bucketPolicy:BucketPolicy").inputs).policy);
     expect(policy.Statement).toEqual([
-      { Effect: "Deny", Action: ["s3:*"], Resource: ["arn:aws:s3:::acme-db-backups", "arn:aws:s3:::acme-db-backups/*"], Principal: { "*": ["*"] }, Condition: { Bool: { "aws:SecureTransport": ["false"] } } },
+      { Effect: "Deny", Action: ["s3:*"], Resource: ["arn:aws:s3:::acme-db-backups", "arn:aws:s3:::acme-db-backups/*"], Principal: "*", Condition: { Bool: { "aws:SecureTransport": ["false"] } } },
+      // history is written once: no object is created on these keys without If-None-Match, by anyone
+      {
+        Effect: "Deny",
+        Action: ["s3:PutObject"],
+        Resource: ["*.dump", "*.sql", "*.sql.gz", "*.manifest.json", "*.verify.json", "*/.lifeboat-missed/*"].map((p) => `arn:aws:s3:::acme-db-backups/lifeboat/${p}`),
+        Principal: "*",
+        Condition: { Null: { "s3:if-none-match": ["true"] }, Bool: { "s3:ObjectCreationOperation": ["true"] } },
+      },
     ]);
     expect(unwrap(one(resources, "aws:s3/bucketVersioning:BucketVersioning").inputs).versioningConfiguration).toEqual({ status: "Enabled" });
     expect(unwrap(one(resources, "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration").inputs).rules).toEqual([
@@ -200,9 +208,9 @@ describe("the bucket", () => {
 
   it("lifecycle rules implement each target's retention and abort incomplete multipart uploads after one day", () => {
     expect(unwrap(one(resources, "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration").inputs).rules).toEqual([
-      { id: "abort-incomplete-multipart-uploads", status: "Enabled", filter: { prefix: "lifeboat/" }, abortIncompleteMultipartUpload: { daysAfterInitiation: 1 }, noncurrentVersionExpiration: { noncurrentDays: 7 } },
-      { id: "retention-prod", status: "Enabled", filter: { prefix: "lifeboat/prod/" }, expiration: { days: 35 } },
-      { id: "retention-staging", status: "Enabled", filter: { prefix: "lifeboat/staging/" }, expiration: { days: 7 } },
+      { id: "abort-incomplete-multipart-uploads", status: "Enabled", filter: { prefix: "lifeboat/" }, abortIncompleteMultipartUpload: { daysAfterInitiation: 1 } },
+      { id: "retention-prod", status: "Enabled", filter: { prefix: "lifeboat/prod/" }, expiration: { days: 35 }, noncurrentVersionExpiration: { noncurrentDays: 35 } },
+      { id: "retention-staging", status: "Enabled", filter: { prefix: "lifeboat/staging/" }, expiration: { days: 7 }, noncurrentVersionExpiration: { noncurrentDays: 7 } },
     ]);
   });
 });

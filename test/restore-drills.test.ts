@@ -107,8 +107,9 @@ describe("lifeboat verify", () => {
       ["restore", true],
       ["tables", true],
     ]);
-    // stored beside the manifest
-    const stored = JSON.parse(readFileSync(join(dir, manifest.object.key.replace(/[^/]+$/, `${manifest.id}.verify.json`)), "utf8"));
+    // stored beside the manifest, one object per drill: <id>.<time>.verify.json
+    const stamp = (result.verifiedAt as string).replace(/[-:.]/g, "");
+    const stored = JSON.parse(readFileSync(join(dir, manifest.object.key.replace(/[^/]+$/, `${manifest.id}.${stamp}.verify.json`)), "utf8"));
     expect(stored.outcome).toBe("passed");
     // and list shows it
     const listed = JSON.parse((await cli(["list", "--from", store, "--json"])).stdout).backups;

@@ -49,6 +49,12 @@ export class Stack {
     return (unwrap(one(this.resources, "aws:iam/role:Role", ROLES[component]).inputs).inlinePolicies ?? []).map((p: { policy: string }) => JSON.parse(p.policy));
   }
 
+  /** The bucket's policy, as synthesized. */
+  bucketPolicy(): Policy | undefined {
+    const [p] = ofType(this.resources, "aws:s3/bucketPolicy:BucketPolicy").map((r) => unwrap(r.inputs).policy);
+    return p ? (JSON.parse(p) as Policy) : undefined;
+  }
+
   /** The bucket's KMS key, when objects are encrypted with one (SSE-KMS). */
   kmsKey(): string | undefined {
     const [sse] = ofType(this.resources, "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration").map((r) => unwrap(r.inputs));
@@ -84,14 +90,23 @@ export class Stack {
     const key = this.kmsKey();
     const kms = (...actions: string[]): IamRequest[] =>
       key ? actions.map((action) => ({ action, resource: key, context: { "kms:ViaService": `s3.${r}.amazonaws.com` } })) : [];
+    // the calls that make an object carry s3:ObjectCreationOperation true, and the conditional headers they send
+    // (s3:if-none-match, s3:if-match); CreateMultipartUpload and UploadPart carry false and no header
+    const creates = (yes: boolean): Record<string, string> => ({
+      "s3:ObjectCreationOperation": String(yes),
+      ...(yes && i.IfNoneMatch ? { "s3:if-none-match": String(i.IfNoneMatch) } : {}),
+      ...(yes && i.IfMatch ? { "s3:if-match": String(i.IfMatch) } : {}),
+    });
     switch (`${call.client}.${call.command}`) {
       case "S3Client.PutObjectCommand":
+        return [{ action: "s3:PutObject", resource: object(), context: creates(true) }, ...kms("kms:GenerateDataKey")];
       case "S3Client.CreateMultipartUploadCommand":
-        return [{ action: "s3:PutObject", resource: object(), context: {} }, ...kms("kms:GenerateDataKey")];
+        return [{ action: "s3:PutObject", resource: object(), context: creates(false) }, ...kms("kms:GenerateDataKey")];
       case "S3Client.UploadPartCommand":
-      case "S3Client.CompleteMultipartUploadCommand":
         // "the requester must have permission to the kms:Decrypt and kms:GenerateDataKey actions" for multipart uploads
-        return [{ action: "s3:PutObject", resource: object(), context: {} }, ...kms("kms:GenerateDataKey", "kms:Decrypt")];
+        return [{ action: "s3:PutObject", resource: object(), context: creates(false) }, ...kms("kms:GenerateDataKey", "kms:Decrypt")];
+      case "S3Client.CompleteMultipartUploadCommand":
+        return [{ action: "s3:PutObject", resource: object(), context: creates(true) }, ...kms("kms:GenerateDataKey", "kms:Decrypt")];
       case "S3Client.AbortMultipartUploadCommand":
         return [{ action: "s3:AbortMultipartUpload", resource: object(), context: {} }];
       case "S3Client.GetObjectCommand":
@@ -148,11 +163,14 @@ export class Stack {
         // a KMS key is used only when its key policy allows it: the user's key is assumed to have AWS's default key
         // policy, which lets the account's IAM policies decide (docs/deploy.md says the key must allow this)
         ...(request.action.startsWith("kms:") ? { resourcePolicy: DEFAULT_KEY_POLICY } : {}),
+        // the bucket's own policy (TLS only, write-once keys) applies to every S3 request
+        ...(request.action.startsWith("s3:") && this.bucketPolicy() ? { resourcePolicy: this.bucketPolicy() } : {}),
         request: {
           principal: `arn:aws:iam::${ACCOUNT}:role/${ROLES[component]}`,
           action: request.action,
           resource: { resource: request.resource, accountId: ACCOUNT },
-          contextVariables: request.context,
+          // the SDK speaks HTTPS: the bucket policy's TLS-only statement sees it
+          contextVariables: request.action.startsWith("s3:") ? { "aws:SecureTransport": "true", ...request.context } : request.context,
         },
       },
       {},

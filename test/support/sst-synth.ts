@@ -36,7 +36,8 @@ function renderPolicy(args: any): string {
     Effect: cap(s.effect ?? "Allow"),
     Action: s.actions,
     Resource: s.resources,
-    ...(s.principals ? { Principal: Object.fromEntries(s.principals.map((p: any) => [p.type, p.identifiers])) } : {}),
+    // type "*" with identifiers ["*"] is rendered as AWS's provider renders it: "Principal": "*"
+    ...(s.principals ? { Principal: s.principals.some((p: any) => p.type === "*") ? "*" : Object.fromEntries(s.principals.map((p: any) => [p.type, p.identifiers])) } : {}),
     ...(s.conditions ? { Condition: Object.fromEntries(s.conditions.map((c: any) => [c.test, { [c.variable]: c.values }])) } : {}),
   }));
   return JSON.stringify({ Version: "2012-10-17", Statement: statements });

@@ -1,6 +1,8 @@
 import { awsSchema, type AwsConfig, type LifeboatConfig, type Outcome, type RetentionPolicy } from "./config.js";
 import { ConfigError, type ConfigProblem } from "./errors.js";
 import { joinKey, targetPrefix } from "./naming.js";
+import { parseSchedule } from "./schedule.js";
+import { nextRun } from "./schedule-eval.js";
 
 /**
  * What the AWS deployment creates, derived from the config alone. infra/*.ts maps this plan onto SST components; the
@@ -121,6 +123,32 @@ export function deployedSslmode(db: LifeboatConfig["targets"][string]["database"
   return "require";
 }
 
+/**
+ * How many days a retention policy can keep a backup: days, or the span its counts cover (daily N: N days, weekly N:
+ * 7N, monthly N: 31N, keepLast N: N times the schedule's longest gap between two fire times over the next 40, at
+ * least a day); undefined when backups are kept forever.
+ */
+export function retentionSpanDays(r: RetentionPolicy | undefined, schedule?: string, timeZone = "UTC"): number | undefined {
+  if (!r) return undefined;
+  const spans = [r.days, r.daily, r.weekly && 7 * r.weekly, r.monthly && 31 * r.monthly, r.keepLast && r.keepLast * scheduleGapDays(schedule, timeZone)];
+  const known = spans.filter((d): d is number => typeof d === "number" && d > 0);
+  return known.length ? Math.max(...known) : undefined;
+}
+
+function scheduleGapDays(expression: string | undefined, timeZone: string): number {
+  const parsed = expression ? parseSchedule(expression) : undefined;
+  if (!parsed?.ok) return 1;
+  let longest = 0;
+  let at = new Date(Date.UTC(2026, 0, 1));
+  for (let i = 0; i < 40; i++) {
+    const next = nextRun(parsed.schedule, timeZone, at, at);
+    if (!next) break;
+    longest = Math.max(longest, next.getTime() - at.getTime());
+    at = next;
+  }
+  return Math.max(1, Math.ceil(longest / 86_400_000));
+}
+
 export function deployPlan(config: LifeboatConfig, stage: string, source = "lifeboat.config.ts"): DeployPlan {
   const problems: ConfigProblem[] = [];
   if (!config.storage.s3) {
@@ -237,7 +265,6 @@ export function deployPlan(config: LifeboatConfig, stage: string, source = "life
       id: "abort-incomplete-multipart-uploads",
       prefix: prefix ? `${prefix}/` : "",
       abortIncompleteMultipartUploadDays: 1,
-      noncurrentVersionDays: aws.bucket.noncurrentVersionDays,
       ...(aws.bucket.transition ? { transition: aws.bucket.transition } : {}),
     },
   ];
@@ -250,7 +277,12 @@ export function deployPlan(config: LifeboatConfig, stage: string, source = "life
     // counts (keepLast, daily, weekly, monthly) have no lifecycle equivalent, and an age rule would delete what they
     // keep: the runner applies the whole policy after each successful backup. An age alone is a lifecycle rule.
     if (prunedByRunner(t.retention)) pruned.push({ target: name, prefix: targetKeys });
-    else if (t.retention?.days) lifecycle.push({ id: `retention-${name}`, prefix: targetKeys, expirationDays: t.retention.days });
+    // a deleted or replaced version (a prune, a runner gone wrong) stays recoverable at least as long as the target
+    // keeps its backups; a target that keeps them forever keeps its old versions too
+    const span = retentionSpanDays(t.retention, t.schedule, t.timezone);
+    const noncurrent = span === undefined ? {} : { noncurrentVersionDays: Math.max(aws.bucket.noncurrentVersionDays, span) };
+    const expiration = !prunedByRunner(t.retention) && t.retention?.days ? { expirationDays: t.retention.days } : {};
+    if (span !== undefined) lifecycle.push({ id: `retention-${name}`, prefix: targetKeys, ...expiration, ...noncurrent });
     const rds = t.database.rds;
     if (rds) rdsInstances.set(`${rds.region ?? ""}/${rds.instance}`, { instance: rds.instance, ...(rds.region ? { region: rds.region } : {}) });
     const url = typeof t.database.url === "string" ? new URL(t.database.url) : undefined;

@@ -126,6 +126,24 @@ export class UnsupportedStoreFeature extends LifeboatError {
   }
 }
 
+/**
+ * A conditional write the store refused: `exists` (If-None-Match: the key already holds an object, which Lifeboat
+ * never replaces), `changed` (If-Match: someone wrote the object since it was read), or `conflict` (another
+ * conditional write of the same key was in progress: S3's 409 ConditionalRequestConflict; worth one more try).
+ */
+export class ConditionalWriteFailed extends LifeboatError {
+  constructor(readonly key: string, readonly reason: "exists" | "changed" | "conflict") {
+    super(
+      reason === "exists"
+        ? `${key} already exists: Lifeboat never replaces a stored backup, manifest or drill result`
+        : reason === "changed"
+          ? `${key} was changed by someone else since it was read`
+          : `another write of ${key} was in progress`,
+      { hint: reason === "exists" ? "a key is never reused by Lifeboat itself: another writer (a copy, a second deployment on the same prefix) put it there" : "retry" },
+    );
+  }
+}
+
 /** Warns once per process, store and feature, that a housekeeping call is unsupported. */
 const warnedUnsupported = new Set<string>();
 export function warnUnsupportedOnce(err: UnsupportedStoreFeature, log: Logger): void {

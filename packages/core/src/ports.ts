@@ -20,8 +20,13 @@ export interface ObjectStore {
   /**
    * expectedBytes: an upper bound on the body's size, when known (S3 sizes its multipart parts from it); concurrent:
    * how many uploads of one backup run at once (S3 divides its memory for parts in flight among them).
+   * ifNoneMatch "*": only if the key holds no object (S3's If-None-Match; what is stored never changes);
+   * ifMatch: only if the object's ETag is still this one (S3's If-Match; a compare-and-swap of a mutable record).
+   * A refused condition is a ConditionalWriteFailed. The ETag of what was written is returned when the store knows it.
    */
-  put(key: string, body: Readable, opts?: { contentType?: string; signal?: AbortSignal; expectedBytes?: number; concurrent?: number }): Promise<{ size?: number }>;
+  put(key: string, body: Readable, opts?: PutOptions): Promise<{ size?: number; etag?: string }>;
+  /** A small object's bytes and ETag, or undefined when the key holds none (for compare-and-swap with ifMatch). */
+  read(key: string): Promise<{ body: Buffer; etag: string } | undefined>;
   get(key: string): Promise<Readable>;
   /** Bytes start..end (inclusive) of an object: S3's ranged GET, so that large downloads run as parallel requests. */
   getRange?(key: string, start: number, end: number): Promise<Readable>;
@@ -34,6 +39,15 @@ export interface ObjectStore {
   removeIncomplete(upload: IncompleteUpload): Promise<void>;
   /** The object's file, when the store is a directory on this machine: restores read it where it lies (no copy). */
   localPath?(key: string): string;
+}
+
+export interface PutOptions {
+  contentType?: string;
+  signal?: AbortSignal;
+  expectedBytes?: number;
+  concurrent?: number;
+  ifNoneMatch?: "*";
+  ifMatch?: string;
 }
 
 export interface IncompleteUpload {

@@ -19,7 +19,7 @@ import {
   type ObjectStore,
   type RetryPolicy,
 } from "@lifeboat/core";
-import { storeJson } from "./catalog.js";
+import { storeOnce } from "./catalog.js";
 import { Digest } from "./digest.js";
 import { encryptStream } from "./encryption.js";
 import { engineFor, type Snapshot, type SnapshotStream, type StoredStream } from "./engines/index.js";
@@ -111,7 +111,7 @@ async function attemptBackup(job: BackupJob, attempt: number, runId: string, sec
         ...(parts.length ? { parts: parts.map((p, i) => ({ ...p, table: snapshot.streams[i + 1]!.table ?? "" })) } : {}),
         ...(job.encryption?.recipients.length ? { encryption: { format: "age" as const, recipients: job.encryption.recipients } } : {}),
       };
-      await storeJson(job.store, keys.manifest, manifest);
+      await storeOnce(job.store, keys.manifest, manifest);
       log.log("info", "backup stored", { target: job.target, key: keys.dump, bytes: backupSize(manifest), sha256: manifest.object.sha256 });
       return { manifest, location: job.store.location(keys.dump), manifestLocation: job.store.location(keys.manifest), attempts: [] };
     });
@@ -207,7 +207,8 @@ async function storeStream(
   if (signal.aborted) onAbort();
   source.pipe(digest);
   try {
-    await store.put(key, digest, { contentType: stream.contentType, concurrent, ...(stream.bound ? { expectedBytes: stream.bound } : {}) });
+    // never over an existing object: a stored dump is history (the deployed bucket's policy refuses such writes too)
+    await store.put(key, digest, { contentType: stream.contentType, concurrent, ifNoneMatch: "*", ...(stream.bound ? { expectedBytes: stream.bound } : {}) });
   } catch (err) {
     fail(err);
     throw toAttemptError(failed, secrets);

@@ -1,9 +1,43 @@
 import { Readable } from "node:stream";
-import { LifeboatError, MANIFEST_SUFFIX, besideDump, VERIFY_SUFFIX, manifestSchema, silentLogger, targetPrefix, type Logger, type Manifest, type ObjectStore } from "@lifeboat/core";
+import { ConditionalWriteFailed, LifeboatError, MANIFEST_SUFFIX, besideDump, VERIFY_SUFFIX, manifestSchema, silentLogger, targetPrefix, type Logger, type Manifest, type ObjectStore, type PutOptions } from "@lifeboat/core";
 
-/** Writes a small JSON document (a manifest, a drill result). */
-export async function storeJson(store: ObjectStore, key: string, value: unknown): Promise<void> {
-  await store.put(key, Readable.from([Buffer.from(JSON.stringify(value, null, 2) + "\n")]), { contentType: "application/json" });
+/**
+ * Writes a small JSON document (a manifest, a drill result, a record). `conditions`: ifNoneMatch for what must never
+ * change, ifMatch for a compare-and-swap of a mutable record (see ObjectStore.put). Returns the ETag when known.
+ */
+export async function storeJson(store: ObjectStore, key: string, value: unknown, conditions: Pick<PutOptions, "ifNoneMatch" | "ifMatch"> = {}): Promise<string | undefined> {
+  return (await store.put(key, Readable.from([Buffer.from(JSON.stringify(value, null, 2) + "\n")]), { contentType: "application/json", ...conditions })).etag;
+}
+
+/** Writes what must never change once stored (a manifest, a drill result, a freshness marker): refused if the key holds an object. */
+export async function storeOnce(store: ObjectStore, key: string, value: unknown): Promise<void> {
+  await storeJson(store, key, value, { ifNoneMatch: "*" });
+}
+
+/**
+ * Replaces a mutable record (the run record) by compare-and-swap: written only over the version just read (If-Match,
+ * or If-None-Match when there is none), read again and retried when another writer came in between. The bucket's
+ * policy refuses unconditional writes of history; this keeps records from ever being written blind too.
+ */
+export async function replaceJson(store: ObjectStore, key: string, value: unknown, attempts = 3): Promise<void> {
+  for (let n = 1; ; n++) {
+    const current = await readIfExists(store, key);
+    try {
+      await storeJson(store, key, value, current ? { ifMatch: current.etag } : { ifNoneMatch: "*" });
+      return;
+    } catch (err) {
+      if (!(err instanceof ConditionalWriteFailed) || n >= attempts) throw err;
+    }
+  }
+}
+
+/**
+ * A small object and its ETag, if the key holds one. Listed first: on S3, a GET of a missing key is a 403, not a 404,
+ * for a role whose ListBucket is limited to a prefix (the deployed runner's).
+ */
+export async function readIfExists(store: ObjectStore, key: string): Promise<{ body: Buffer; etag: string } | undefined> {
+  for await (const o of store.list(key)) if (o.key === key) return store.read(key);
+  return undefined;
 }
 
 /** An object's whole content (manifests, drill results: small JSON documents). */
@@ -110,7 +144,9 @@ export async function drillResults(store: ObjectStore, target?: string): Promise
     if (!o.key.endsWith(VERIFY_SUFFIX)) continue;
     try {
       const r = JSON.parse((await readObject(store, o.key)).toString("utf8")) as { backupId: string; outcome: "passed" | "failed"; verifiedAt: string };
-      if (r.backupId && (r.outcome === "passed" || r.outcome === "failed")) out.set(r.backupId, { outcome: r.outcome, verifiedAt: r.verifiedAt });
+      const known = out.get(r.backupId);
+      // each drill is its own object: the newest verdict of a backup counts
+      if (r.backupId && (r.outcome === "passed" || r.outcome === "failed") && (!known || known.verifiedAt < r.verifiedAt)) out.set(r.backupId, { outcome: r.outcome, verifiedAt: r.verifiedAt });
     } catch {
       /* an unreadable result is no result */
     }

@@ -1,4 +1,5 @@
 import {
+  ConditionalWriteFailed,
   EVENT_VERSION,
   MISSED_FOLDER,
   defaultGraceMinutes,
@@ -13,7 +14,7 @@ import {
   type Logger,
   type ObjectStore,
 } from "@lifeboat/core";
-import { listBackups, readJsonIfExists, storeJson } from "./catalog.js";
+import { listBackups, readJsonIfExists, storeOnce } from "./catalog.js";
 
 /**
  * The freshness check: every scheduled target's newest backup against its schedule. Each fire time that produced no
@@ -32,7 +33,13 @@ export function sinceKey(target: string): string {
 async function watchedSince(store: ObjectStore, target: string, now: Date): Promise<Date> {
   const since = await readJsonIfExists<{ since: string }>(store, sinceKey(target));
   if (since) return new Date(since.since);
-  await storeJson(store, sinceKey(target), { since: now.toISOString() });
+  try {
+    await storeOnce(store, sinceKey(target), { since: now.toISOString() });
+  } catch (err) {
+    // another check recorded it first: its time counts
+    if (!(err instanceof ConditionalWriteFailed)) throw err;
+    return new Date((await readJsonIfExists<{ since: string }>(store, sinceKey(target)))?.since ?? now.toISOString());
+  }
   return now;
 }
 
@@ -86,7 +93,11 @@ export async function checkFreshness(config: LifeboatConfig, store: ObjectStore,
         },
       };
       await opts.publish(event);
-      await storeJson(store, marker, { fireTime, reportedAt: now.toISOString(), runId: event.runId });
+      // written once: a marker is never replaced (a second check at the same moment has published the same event,
+      // whose runId lets subscribers tell it is one)
+      await storeOnce(store, marker, { fireTime, reportedAt: now.toISOString(), runId: event.runId }).catch((err: unknown) => {
+        if (!(err instanceof ConditionalWriteFailed)) throw err;
+      });
       log.log("warn", "backup missed", { target, fireTime, graceMinutes, newestBackup: newest?.id ?? null });
       raised.push(event);
     }

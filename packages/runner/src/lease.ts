@@ -1,19 +1,18 @@
 import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
 import { setTimeout as sleep } from "node:timers/promises";
-import { joinKey, silentLogger, type Logger, type ObjectStore } from "@lifeboat/core";
-import { readJsonIfExists, storeJson } from "./catalog.js";
+import { ConditionalWriteFailed, joinKey, silentLogger, type Logger, type ObjectStore } from "@lifeboat/core";
+import { readIfExists, readJsonIfExists, storeJson } from "./catalog.js";
 
 /**
  * One run per target across schedulers: a lease kept in the store itself (S3 or a directory), so two daemons, or a
  * daemon and a cron `schedule --once`, sharing a store never run one target at once. It expires if its holder dies.
  *
- * Stores here have no compare-and-swap that every S3-compatible server honours, so taking a lease is
- * write-then-confirm: read it (a live lease of someone else: lost); write ours; wait `settleMs`; read it back (ours:
- * taken; another's: that writer came later and won). Two schedulers that read an empty lease at the same moment both
- * write, and the later write wins for both readers, provided each read-back comes after the other's write: the wait
- * (2 s by default) covers a PUT's latency, not a scheduler frozen between its read and its write for longer.
- * While held, the lease is renewed every third of its time to live.
+ * Taking, renewing and giving back the lease are compare-and-swap writes: the record is read with its ETag and
+ * written only if it is still that one (S3's If-Match; If-None-Match when there is none yet). Of two schedulers that
+ * read the same record, one write succeeds and the other is refused (412, or 409 while the first is in progress):
+ * that one has lost. Giving it back writes it expired (again only if it is still ours), so that a scheduler that took
+ * it meanwhile is never undone. An S3-compatible store that ignores these headers makes the lease last-writer-wins.
  */
 export const LEASE_FILE = ".lifeboat-lease.json";
 
@@ -28,7 +27,6 @@ export interface LeaseRecord {
 
 export interface LeaseOptions {
   ttlMs?: number;
-  settleMs?: number;
   log?: Logger;
   now?: () => Date;
 }
@@ -44,11 +42,39 @@ export function readLease(store: ObjectStore, target: string): Promise<LeaseReco
   return readJsonIfExists<LeaseRecord>(store, leaseKey(target));
 }
 
+/** The record and its ETag; an unreadable record counts as expired. */
+async function readVersioned(store: ObjectStore, target: string): Promise<{ record: LeaseRecord | undefined; etag: string } | undefined> {
+  const found = await readIfExists(store, leaseKey(target));
+  if (!found) return undefined;
+  try {
+    return { record: JSON.parse(found.body.toString("utf8")) as LeaseRecord, etag: found.etag };
+  } catch {
+    return { record: undefined, etag: found.etag };
+  }
+}
+
+/**
+ * Writes the lease record only over the version read (etag), or only where none exists; false if refused. A 409
+ * (another write of the lease in progress) is tried again after a moment: its outcome decides.
+ */
+async function swap(store: ObjectStore, record: LeaseRecord, etag: string | undefined): Promise<{ etag: string | undefined } | false> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return { etag: await storeJson(store, leaseKey(record.target), record, etag ? { ifMatch: etag } : { ifNoneMatch: "*" }) };
+    } catch (err) {
+      if (!(err instanceof ConditionalWriteFailed)) throw err;
+      if (err.reason !== "conflict" || attempt >= 5) return false;
+      await sleep(100 * attempt);
+    }
+  }
+}
+
 export class HeldLease {
   private timer: NodeJS.Timeout | undefined;
   constructor(
     private readonly store: ObjectStore,
     readonly record: LeaseRecord,
+    private etag: string | undefined,
     private readonly ttlMs: number,
     private readonly now: () => Date,
     private readonly log: Logger,
@@ -57,26 +83,34 @@ export class HeldLease {
     this.timer.unref();
   }
 
+  /** The ETag of our record (read back when the store did not say it on write). */
+  private async ours(): Promise<string | undefined> {
+    if (this.etag) return this.etag;
+    const current = await readVersioned(this.store, this.record.target);
+    return current?.record?.holder === this.record.holder ? current.etag : undefined;
+  }
+
   private async renew(): Promise<void> {
     try {
-      const current = await readLease(this.store, this.record.target);
-      if (current && current.holder !== this.record.holder) {
-        this.log.log("error", "the run's lease was taken over by another scheduler", { target: this.record.target, holder: current.host });
-        return;
+      const etag = await this.ours();
+      const written = etag ? await swap(this.store, { ...this.record, expiresAt: new Date(this.now().getTime() + this.ttlMs).toISOString() }, etag) : false;
+      if (written) this.etag = written.etag;
+      else {
+        const current = await readLease(this.store, this.record.target);
+        this.log.log("error", "the run's lease was taken over by another scheduler", { target: this.record.target, holder: current?.host });
       }
-      await storeJson(this.store, leaseKey(this.record.target), { ...this.record, expiresAt: new Date(this.now().getTime() + this.ttlMs).toISOString() });
     } catch (err) {
       this.log.log("warn", "could not renew the run's lease", { target: this.record.target, error: (err as Error).message });
     }
   }
 
-  /** Stops renewing and removes the lease if it is still ours. */
+  /** Stops renewing and gives the lease back (written expired), if it is still ours. */
   async release(): Promise<void> {
     clearInterval(this.timer);
     this.timer = undefined;
     try {
-      const current = await readLease(this.store, this.record.target);
-      if (current?.holder === this.record.holder) await this.store.delete([leaseKey(this.record.target)]);
+      const etag = await this.ours();
+      if (etag) await swap(this.store, { ...this.record, expiresAt: new Date(0).toISOString() }, etag);
     } catch (err) {
       this.log.log("warn", "could not release the run's lease (it expires by itself)", { target: this.record.target, error: (err as Error).message });
     }
@@ -87,9 +121,8 @@ export async function acquireLease(store: ObjectStore, target: string, opts: Lea
   const now = opts.now ?? (() => new Date());
   const ttlMs = opts.ttlMs ?? 10 * 60_000;
   const log = opts.log ?? silentLogger;
-  const live = (l: LeaseRecord | undefined): l is LeaseRecord => l !== undefined && Date.parse(l.expiresAt) > now().getTime();
-  const existing = await readLease(store, target);
-  if (live(existing)) return { taken: false, heldBy: existing };
+  const existing = await readVersioned(store, target);
+  if (existing?.record && Date.parse(existing.record.expiresAt) > now().getTime()) return { taken: false, heldBy: existing.record };
   const record: LeaseRecord = {
     holder: randomUUID(),
     host: hostname(),
@@ -98,9 +131,8 @@ export async function acquireLease(store: ObjectStore, target: string, opts: Lea
     acquiredAt: now().toISOString(),
     expiresAt: new Date(now().getTime() + ttlMs).toISOString(),
   };
-  await storeJson(store, leaseKey(target), record);
-  await sleep(opts.settleMs ?? 2000);
-  const confirmed = await readLease(store, target);
-  if (confirmed?.holder === record.holder) return { taken: true, lease: new HeldLease(store, record, ttlMs, now, log) };
-  return { taken: false, heldBy: confirmed ?? record };
+  const written = await swap(store, record, existing?.etag);
+  if (written) return { taken: true, lease: new HeldLease(store, record, written.etag, ttlMs, now, log) };
+  // another scheduler wrote between our read and our write: it holds the lease
+  return { taken: false, heldBy: (await readLease(store, target)) ?? record };
 }

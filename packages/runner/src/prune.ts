@@ -1,7 +1,7 @@
 import { UnsupportedStoreFeature, warnUnsupportedOnce, MANIFEST_SUFFIX, VERIFY_SUFFIX, backupObjects, besideDump, planRetention, silentLogger, targetPrefix, type Logger, type Manifest, type ObjectStore, type RetentionDecision, type RetentionPolicy } from "@lifeboat/core";
 import { listBackups } from "./catalog.js";
 import { DirectoryStore } from "./stores/directory.js";
-import { verifyKey } from "./verify.js";
+import { verifyKeys } from "./verify.js";
 
 export interface PruneResult {
   target: string;
@@ -34,7 +34,7 @@ export async function pruneTarget(store: ObjectStore, target: string, policy: Re
     opts.signal?.throwIfAborted();
     const m = byId.get(d.id)!;
     await store.delete([besideDump(m, MANIFEST_SUFFIX)]);
-    await store.delete([...backupObjects(m).map((o) => o.key), verifyKey(m)]);
+    await store.delete([...backupObjects(m).map((o) => o.key), ...(await verifyKeys(store, m))]);
     deleted.push(d.id);
     log.log("info", "pruned", { target, backup: d.id, startedAt: d.startedAt });
   }

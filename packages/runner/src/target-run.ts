@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
-import { BackupFailedError, DeadlineExceeded, errorMessage, joinKey, redact, type BackupFailedEvent, type BackupSucceededEvent, type DatabaseOutcome, type LocalEventBus, type TargetConfig, backupSize } from "@lifeboat/core";
+import { BackupFailedError, DeadlineExceeded, LAST_RUN_FILE, errorMessage, joinKey, redact, type BackupFailedEvent, type BackupSucceededEvent, type DatabaseOutcome, type LocalEventBus, type TargetConfig, backupSize } from "@lifeboat/core";
 import { runBackup, type BackupJob, type BackupResult } from "./backup.js";
-import { storeJson } from "./catalog.js";
+import { replaceJson } from "./catalog.js";
 import type { ConnectionInfo } from "./pg/connection.js";
 import { query } from "./pg/psql.js";
 
@@ -63,11 +63,11 @@ export interface LastRun {
   code?: string;
   error?: string;
 }
-export const LAST_RUN_FILE = ".lifeboat-last-run.json";
+export { LAST_RUN_FILE };
 
 async function recordLastRun(job: Omit<BackupJob, "dump" | "retries">, run: LastRun): Promise<void> {
   try {
-    await storeJson(job.store, joinKey(job.target, LAST_RUN_FILE), { ...run, runId: job.runId, trigger: job.trigger ?? "manual" });
+    await replaceJson(job.store, joinKey(job.target, LAST_RUN_FILE), { ...run, runId: job.runId, trigger: job.trigger ?? "manual" });
   } catch (err) {
     job.log?.log("warn", "could not record the run's outcome for `lifeboat status`", { target: job.target, error: errorMessage(err) });
   }

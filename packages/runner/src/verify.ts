@@ -7,7 +7,7 @@ import type { ConnectionInfo } from "./pg/connection.js";
 import { DecryptionError } from "./encryption.js";
 import { verifiedDump } from "./restore.js";
 import { engineOf, type RowMismatch, type VerifyCheck } from "./engines/index.js";
-import { listBackups, storeJson } from "./catalog.js";
+import { listBackups, storeOnce } from "./catalog.js";
 
 export type { VerifyCheck } from "./engines/index.js";
 
@@ -49,8 +49,20 @@ export interface VerifyResult {
   mismatches: RowMismatch[];
 }
 
-export function verifyKey(manifest: Manifest): string {
-  return besideDump(manifest, VERIFY_SUFFIX);
+/**
+ * Where a drill's result is stored: beside the backup's dump, one object per drill (`<id>.<time>.verify.json`), written
+ * once and never replaced, so that no later drill (or a compromised runner) can rewrite an earlier verdict. Results
+ * of earlier versions (`<id>.verify.json`) are read alike.
+ */
+export function verifyKey(manifest: Manifest, verifiedAt: string): string {
+  return besideDump(manifest, `.${verifiedAt.replace(/[-:.]/g, "")}${VERIFY_SUFFIX}`);
+}
+
+/** Every stored drill result of a backup (its keys). */
+export async function verifyKeys(store: ObjectStore, manifest: Manifest): Promise<string[]> {
+  const keys: string[] = [];
+  for await (const o of store.list(besideDump(manifest, "."))) if (o.key.endsWith(VERIFY_SUFFIX)) keys.push(o.key);
+  return keys;
 }
 
 export async function verifyBackup(opts: VerifyOptions): Promise<VerifyResult> {
@@ -124,7 +136,7 @@ export async function verifyBackup(opts: VerifyOptions): Promise<VerifyResult> {
       checks,
       mismatches,
     };
-    await storeJson(opts.store, verifyKey(manifest), result);
+    await storeOnce(opts.store, verifyKey(manifest, result.verifiedAt), result);
     const event: BackupVerifyEvent = {
       version: 1,
       type: result.outcome === "passed" ? "backup.verified" : "backup.verify_failed",

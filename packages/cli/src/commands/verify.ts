@@ -52,7 +52,7 @@ export async function verifyCommand(ctx: Context, target: string | undefined, op
     `restore drill of "${manifest.target}" backup ${manifest.id}: ${result.outcome.toUpperCase()}`,
     ...result.checks.map((c) => `  ${c.ok ? "ok  " : "FAIL"}  ${c.check.padEnd(8)} ${c.detail}`),
     `  took ${formatDuration(result.durationMs)} (restore ${formatDuration(result.restoreMs)}) on ${result.server.where} PostgreSQL ${result.server.version}`,
-    `  result stored at ${store.location(verifyKey(manifest))}`,
+    `  result stored at ${store.location(verifyKey(manifest, result.verifiedAt))}`,
   ];
   ctx.out.result(lines.join("\n"), result);
   return result.outcome === "passed" ? 0 : 1;

@@ -5,6 +5,7 @@ import { dirname, join } from "node:path";
 import type { Readable } from "node:stream";
 import { tmpdir } from "node:os";
 import type { AddressInfo } from "node:net";
+import { AsyncLocalStorage } from "node:async_hooks";
 import S3rver from "s3rver";
 import { wholeBuffers } from "@lifeboat/runner";
 import { collectYoungWhileStreaming, streamed } from "@lifeboat/runner/heap";
@@ -80,6 +81,9 @@ interface S3rverStore {
   putPart(bucket: string, uploadId: string, partNumber: string | number, content: Readable): Promise<{ size: number; md5: string }>;
   putObjectMultipart(bucket: string, uploadId: string, parts: Array<{ number: number; etag: string }>): Promise<{ md5: string; size: number }>;
   getObject(bucket: string, key: string, options?: unknown): Promise<{ content: unknown } | null>;
+  putObject(object: { bucket: string; key: string; content: Readable }): Promise<{ md5: string; size: number }>;
+  existsObject(bucket: string, key: string): Promise<boolean>;
+  getMetadata(bucket: string, key: string): Promise<{ etag: string }>;
 }
 
 const COPY_BUFFER = 1024 * 1024;
@@ -137,6 +141,49 @@ function invalidPart(number: number): Error {
  */
 const uploads = new Map<string, { stride?: number; writing: Set<number> }>();
 
+/**
+ * Conditional writes, as S3 documents them (https://docs.aws.amazon.com/AmazonS3/latest/userguide/conditional-writes.html,
+ * and the API reference of PutObject and CompleteMultipartUpload): `If-None-Match: *` writes only if the key holds no
+ * object, else 412 PreconditionFailed; `If-Match: <etag>` only if the object's ETag is that one, else 412 (404
+ * NoSuchKey when there is no object); a conditional write of a key while another is in progress is refused with 409
+ * ConditionalRequestConflict; If-None-Match with anything but `*` is 501 NotImplemented. s3rver ignores both headers:
+ * the request's conditions travel from the middleware to the store's writes in an AsyncLocalStorage.
+ */
+interface WriteConditions {
+  ifNoneMatch?: string | undefined;
+  ifMatch?: string | undefined;
+}
+const requestConditions = new AsyncLocalStorage<WriteConditions>();
+const conditionalWrites = new Set<string>();
+
+function s3Error(code: string, message: string, status: number, detail: Record<string, string> = {}): Error {
+  return Object.assign(new S3Error(code, message, detail), { status, expose: true });
+}
+
+/** Checks the request's conditions on `key`; returns the release of the key's claim, to call once the write is done. */
+async function claimConditional(store: S3rverStore, bucket: string, key: string): Promise<() => void> {
+  const c = requestConditions.getStore();
+  if (!c?.ifNoneMatch && !c?.ifMatch) return () => {};
+  if (c.ifNoneMatch !== undefined && c.ifNoneMatch !== "*") throw s3Error("NotImplemented", "A header you provided implies functionality that is not implemented", 501, { Header: "If-None-Match" });
+  const id = `${bucket}\0${key}`;
+  if (conditionalWrites.has(id)) throw s3Error("ConditionalRequestConflict", "A conflicting conditional operation is currently in progress against this resource. Please try again.", 409);
+  conditionalWrites.add(id);
+  const release = () => void conditionalWrites.delete(id);
+  try {
+    const exists = await store.existsObject(bucket, key);
+    if (c.ifNoneMatch && exists) throw s3Error("PreconditionFailed", "At least one of the pre-conditions you specified did not hold", 412, { Condition: "If-None-Match" });
+    if (c.ifMatch) {
+      if (!exists) throw s3Error("NoSuchKey", "The specified key does not exist.", 404, { Key: key });
+      const { etag } = await store.getMetadata(bucket, key);
+      if (etag.replace(/"/g, "") !== c.ifMatch.replace(/"/g, "")) throw s3Error("PreconditionFailed", "At least one of the pre-conditions you specified did not hold", 412, { Condition: "If-Match" });
+    }
+  } catch (err) {
+    release();
+    throw err;
+  }
+  return release;
+}
+
 /** Replaces s3rver's GetObject, UploadPart and CompleteMultipartUpload storage with the ones described at the top. */
 function asS3(server: { store: S3rverStore }, directory: string): void {
   const store = server.store;
@@ -153,6 +200,23 @@ function asS3(server: { store: S3rverStore }, directory: string): void {
       }
     }
     return object;
+  };
+  const putObject = store.putObject.bind(store);
+  store.putObject = async (object) => {
+    let release: () => void;
+    try {
+      release = await claimConditional(store, object.bucket, object.key);
+    } catch (err) {
+      // S3 answers once the body is read: the client sees the error, not a connection closed under it
+      object.content.resume();
+      await new Promise((resolve) => (object.content.readableEnded ? resolve(undefined) : object.content.once("end", resolve).once("error", resolve)));
+      throw err;
+    }
+    try {
+      return await putObject(object);
+    } finally {
+      release();
+    }
   };
   store.putPart = async (bucket, uploadId, partNumber, content) => {
     const uploadDir = join(directory, bucket, UPLOADS, uploadId);
@@ -204,43 +268,51 @@ function asS3(server: { store: S3rverStore }, directory: string): void {
       if (record === undefined || record.md5 !== part.etag) throw invalidPart(part.number);
       records.push(record);
     }
-    // where each part goes in the object (`to`), in the order listed
-    let size = 0;
-    const placed = records.map((r, i) => {
-      const to = size;
-      size += r.size;
-      return { ...r, to, file: join(uploadDir, String(sorted[i]!.number)) };
-    });
-    const md5 = `${createHash("md5").update(Buffer.concat(records.map((r) => Buffer.from(r.md5, "hex")))).digest("hex")}-${sorted.length}`;
-    const dataPath = join(uploadDir, "data");
-    // usually every part but the last already lies where the object needs it, in the data file: only the last part
-    // is copied (if it was smaller) and the file cut to the object's size; otherwise the object is assembled anew
-    const inPlace = placed.every((p, i) => p.at === p.to || (i === placed.length - 1 && p.at === null));
-    const assembling = inPlace ? dataPath : join(uploadDir, "object");
-    await withBuffer(async (buf) => {
-      const out = await open(assembling, constants.O_RDWR | constants.O_CREAT);
-      try {
-        for (const p of placed) {
-          if (inPlace && p.at === p.to) continue;
-          const src = await open(p.at === null ? p.file : dataPath, "r");
-          try {
-            await copyRange(src, p.at ?? 0, p.size, out, p.to, buf);
-          } finally {
-            await src.close();
+    const release = await claimConditional(store, bucket, key);
+    try {
+      return await complete();
+    } finally {
+      release();
+    }
+    async function complete() {
+      // where each part goes in the object (`to`), in the order listed
+      let size = 0;
+      const placed = records.map((r, i) => {
+        const to = size;
+        size += r.size;
+        return { ...r, to, file: join(uploadDir, String(sorted[i]!.number)) };
+      });
+      const md5 = `${createHash("md5").update(Buffer.concat(records.map((r) => Buffer.from(r.md5, "hex")))).digest("hex")}-${sorted.length}`;
+      const dataPath = join(uploadDir, "data");
+      // usually every part but the last already lies where the object needs it, in the data file: only the last part
+      // is copied (if it was smaller) and the file cut to the object's size; otherwise the object is assembled anew
+      const inPlace = placed.every((p, i) => p.at === p.to || (i === placed.length - 1 && p.at === null));
+      const assembling = inPlace ? dataPath : join(uploadDir, "object");
+      await withBuffer(async (buf) => {
+        const out = await open(assembling, constants.O_RDWR | constants.O_CREAT);
+        try {
+          for (const p of placed) {
+            if (inPlace && p.at === p.to) continue;
+            const src = await open(p.at === null ? p.file : dataPath, "r");
+            try {
+              await copyRange(src, p.at ?? 0, p.size, out, p.to, buf);
+            } finally {
+              await src.close();
+            }
           }
+          await out.truncate(size);
+        } finally {
+          await out.close();
         }
-        await out.truncate(size);
-      } finally {
-        await out.close();
-      }
-    });
-    const objectPath = store.getResourcePath(bucket, key, "object");
-    await mkdir(dirname(objectPath), { recursive: true });
-    await rename(assembling, objectPath);
-    await store.putMetadata(bucket, key, metadata, md5);
-    await rm(uploadDir, { recursive: true, force: true });
-    uploads.delete(uploadDir);
-    return { md5, size };
+      });
+      const objectPath = store.getResourcePath(bucket, key, "object");
+      await mkdir(dirname(objectPath), { recursive: true });
+      await rename(assembling, objectPath);
+      await store.putMetadata(bucket, key, metadata, md5);
+      await rm(uploadDir, { recursive: true, force: true });
+      uploads.delete(uploadDir);
+      return { md5, size };
+    }
   };
 }
 
@@ -262,10 +334,15 @@ export async function startEmbeddedS3(opts: { bucket?: string; port?: number; wi
   });
 
   // Runs before s3rver's router (Koa composes middleware when the server starts listening).
-  const multipartCalls = async (ctx: { method: string; url: string; status: number; body: unknown; type: string }, next: () => Promise<void>) => {
+  const multipartCalls = async (ctx: { method: string; url: string; status: number; body: unknown; type: string; headers: Record<string, string | undefined> }, next: () => Promise<void>) => {
     const url = new URL(ctx.url, "http://localhost");
     const [b, ...rest] = url.pathname.split("/").filter(Boolean).map(decodeURIComponent);
     if (!b) return next();
+    // PutObject and CompleteMultipartUpload carry conditions; CreateMultipartUpload and UploadPart take none
+    const writes = (ctx.method === "PUT" && !url.searchParams.has("partNumber")) || (ctx.method === "POST" && url.searchParams.has("uploadId"));
+    if (writes && rest.length > 0 && (ctx.headers["if-none-match"] || ctx.headers["if-match"])) {
+      return requestConditions.run({ ifNoneMatch: ctx.headers["if-none-match"], ifMatch: ctx.headers["if-match"] }, next);
+    }
     if (ctx.method === "DELETE" && rest.length > 0 && url.searchParams.has("uploadId")) {
       const uploadId = url.searchParams.get("uploadId") ?? "";
       const dir = join(directory, b, UPLOADS, uploadId);

@@ -1,13 +1,21 @@
 import { createReadStream, createWriteStream } from "node:fs";
-import { mkdir, open, readdir, rename, rm, stat } from "node:fs/promises";
-import { randomBytes } from "node:crypto";
+import { link, mkdir, open, readFile, readdir, rename, rm, stat, writeFile } from "node:fs/promises";
+import { createHash, randomBytes } from "node:crypto";
 import { dirname, join, relative, resolve, sep } from "node:path";
 import { pathToFileURL } from "node:url";
 import { pipeline } from "node:stream/promises";
 import type { Readable } from "node:stream";
-import { LifeboatError, type IncompleteUpload, type ObjectStore, type StoredObject } from "@lifeboat/core";
+import { ConditionalWriteFailed, LifeboatError, type IncompleteUpload, type ObjectStore, type PutOptions, type StoredObject } from "@lifeboat/core";
 
 const PARTIAL = ".partial-";
+
+/** A file's ETag as S3 gives a single-part object's: its MD5, in quotes. */
+function etagOf(body: Buffer): string {
+  return `"${createHash("md5").update(body).digest("hex")}"`;
+}
+async function fileEtag(path: string): Promise<string> {
+  return etagOf(await readFile(path));
+}
 
 /**
  * A directory as a store. An object is written under a temporary name in its final directory, flushed to disk,
@@ -35,7 +43,7 @@ export class DirectoryStore implements ObjectStore {
     return this.path(key);
   }
 
-  async put(key: string, body: Readable, opts: { signal?: AbortSignal } = {}): Promise<{ size?: number }> {
+  async put(key: string, body: Readable, opts: PutOptions = {}): Promise<{ size?: number; etag?: string }> {
     const final = this.path(key);
     await mkdir(dirname(final), { recursive: true });
     const temp = `${final}${PARTIAL}${randomBytes(4).toString("hex")}`;
@@ -47,18 +55,68 @@ export class DirectoryStore implements ObjectStore {
       } finally {
         await fh.close();
       }
-      await rename(temp, final);
+      if (opts.ifNoneMatch) {
+        // link() refuses an existing name, atomically: two writers of one key cannot both succeed
+        try {
+          await link(temp, final);
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code === "EEXIST") throw new ConditionalWriteFailed(key, "exists");
+          throw err;
+        }
+        await rm(temp, { force: true });
+      } else if (opts.ifMatch) {
+        await this.swapIfMatch(key, temp, final, opts.ifMatch);
+      } else {
+        await rename(temp, final);
+      }
       const dir = await open(dirname(final), "r");
       try {
         await dir.sync();
       } finally {
         await dir.close();
       }
-      return { size: (await stat(final)).size };
+      const size = (await stat(final)).size;
+      // the ETag of a small record (a lease, a run record: read back for compare-and-swap), never of a dump
+      return { size, ...((opts.ifNoneMatch || opts.ifMatch) && size <= 1024 * 1024 ? { etag: await fileEtag(final) } : {}) };
     } catch (err) {
       await rm(temp, { force: true });
       throw err;
     }
+  }
+
+  /**
+   * If-Match for a file: under a lock file (created exclusively; a lock older than a minute was left by a process that
+   * died and is taken over), the current file's ETag is compared and the new one renamed over it.
+   */
+  private async swapIfMatch(key: string, temp: string, final: string, expected: string): Promise<void> {
+    const lock = `${final}${PARTIAL}lock`;
+    try {
+      await writeFile(lock, String(process.pid), { flag: "wx" });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+      const age = Date.now() - (await stat(lock).then((s) => s.mtimeMs, () => Date.now()));
+      if (age < 60_000) throw new ConditionalWriteFailed(key, "conflict");
+      await rm(lock, { force: true });
+      return this.swapIfMatch(key, temp, final, expected);
+    }
+    try {
+      const current = await fileEtag(final).catch(() => undefined);
+      if (current !== expected) throw new ConditionalWriteFailed(key, "changed");
+      await rename(temp, final);
+    } finally {
+      await rm(lock, { force: true });
+    }
+  }
+
+  async read(key: string): Promise<{ body: Buffer; etag: string } | undefined> {
+    let body: Buffer;
+    try {
+      body = await readFile(this.path(key));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+      throw err;
+    }
+    return { body, etag: etagOf(body) };
   }
 
   async delete(keys: string[]): Promise<void> {

@@ -22,6 +22,8 @@ export interface StreamUpload {
   queueSize: number;
   maxParts: number;
   signal?: AbortSignal | undefined;
+  /** S3's conditional write headers, on the request that makes the object (PutObject, CompleteMultipartUpload). */
+  conditions?: { IfNoneMatch?: string; IfMatch?: string } | undefined;
 }
 
 /**
@@ -39,8 +41,9 @@ export interface StreamUpload {
  * CRC32 and each part's checksum goes back in CompleteMultipartUpload. A failure, or `signal`, aborts the multipart
  * upload: nothing is stored.
  */
-export async function uploadStream(u: StreamUpload): Promise<void> {
+export async function uploadStream(u: StreamUpload): Promise<{ etag?: string }> {
   const { client, Bucket, Key, ContentType } = u;
+  const conditions = u.conditions ?? {};
   // stopping (the caller's signal, a part that failed) also ends the read of a stream that may be stalled
   const stop = new AbortController();
   stop.signal.addEventListener("abort", () => u.body.destroy(stop.signal.reason as Error), { once: true });
@@ -85,14 +88,15 @@ export async function uploadStream(u: StreamUpload): Promise<void> {
       if (stop.signal.aborted) throw stop.signal.reason;
       if (!last) await send(buf, length);
       else if (partNumber === 0) {
-        await client.send(new PutObjectCommand({ Bucket, Key, ContentType, Body: buf.subarray(0, length) }), { abortSignal: stop.signal });
-        return;
+        const put = await client.send(new PutObjectCommand({ Bucket, Key, ContentType, Body: buf.subarray(0, length), ...conditions }), { abortSignal: stop.signal });
+        return put.ETag ? { etag: put.ETag } : {};
       } else if (length > 0) await send(buf, length);
     }
     await Promise.all(inFlight);
     if (failure) throw failure.err;
     done.sort((a, b) => a.PartNumber! - b.PartNumber!);
-    await client.send(new CompleteMultipartUploadCommand({ Bucket, Key, UploadId: uploadId, MultipartUpload: { Parts: done } }), { abortSignal: stop.signal });
+    const complete = await client.send(new CompleteMultipartUploadCommand({ Bucket, Key, UploadId: uploadId, MultipartUpload: { Parts: done }, ...conditions }), { abortSignal: stop.signal });
+    return complete.ETag ? { etag: complete.ETag } : {};
   } catch (err) {
     stop.abort(err);
     await Promise.allSettled(inFlight);

@@ -8,7 +8,7 @@ import {
   paginateListObjectsV2,
   type S3ClientConfig,
 } from "@aws-sdk/client-s3";
-import { DEFAULT_PART_SIZE, S3_MAX_PARTS, UnsupportedStoreFeature, joinKey, partPlan, type IncompleteUpload, type ObjectStore, type StoredObject } from "@lifeboat/core";
+import { ConditionalWriteFailed, DEFAULT_PART_SIZE, S3_MAX_PARTS, UnsupportedStoreFeature, joinKey, partPlan, type IncompleteUpload, type ObjectStore, type PutOptions, type StoredObject } from "@lifeboat/core";
 import { uploadStream } from "./multipart.js";
 
 export interface S3StoreOptions {
@@ -60,6 +60,21 @@ export function unsupported(err: unknown, feature: string, store: string): Unsup
   return undefined;
 }
 
+/**
+ * S3's answers to a conditional write (https://docs.aws.amazon.com/AmazonS3/latest/userguide/conditional-writes.html):
+ * 412 PreconditionFailed (If-None-Match: the key exists; If-Match: the ETag differs), 404 NoSuchKey (If-Match on a
+ * key that holds nothing), 409 ConditionalRequestConflict (another conditional write of the key was in progress).
+ */
+export function conditionRefused(err: unknown, key: string, opts: PutOptions): ConditionalWriteFailed | undefined {
+  if (!opts.ifNoneMatch && !opts.ifMatch) return undefined;
+  const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
+  const status = e?.$metadata?.httpStatusCode;
+  if (status === 412 || e?.name === "PreconditionFailed") return new ConditionalWriteFailed(key, opts.ifNoneMatch ? "exists" : "changed");
+  if (status === 409 || e?.name === "ConditionalRequestConflict") return new ConditionalWriteFailed(key, "conflict");
+  if (opts.ifMatch && (status === 404 || e?.name === "NoSuchKey")) return new ConditionalWriteFailed(key, "changed");
+  return undefined;
+}
+
 /** Multipart parts of an ordinary dump: memory use is about partSize x queueSize whatever the size of the dump. */
 export const PART_SIZE = DEFAULT_PART_SIZE;
 export const QUEUE_SIZE = partPlan(undefined).queueSize;
@@ -87,11 +102,11 @@ export class S3Store implements ObjectStore {
     return `s3://${this.bucket}/${this.full(key)}`;
   }
 
-  async put(key: string, body: Readable, opts: { contentType?: string; signal?: AbortSignal; expectedBytes?: number; concurrent?: number } = {}): Promise<{ size?: number }> {
+  async put(key: string, body: Readable, opts: PutOptions = {}): Promise<{ size?: number; etag?: string }> {
     const Key = this.full(key);
     const parts = partPlan(opts.expectedBytes, this.limits, opts.concurrent);
     try {
-      await uploadStream({
+      return await uploadStream({
         client: this.client,
         Bucket: this.bucket,
         Key,
@@ -101,10 +116,20 @@ export class S3Store implements ObjectStore {
         queueSize: parts.queueSize,
         maxParts: this.limits?.maxParts ?? S3_MAX_PARTS,
         signal: opts.signal,
+        conditions: { ...(opts.ifNoneMatch ? { IfNoneMatch: opts.ifNoneMatch } : {}), ...(opts.ifMatch ? { IfMatch: opts.ifMatch } : {}) },
       });
-      return {};
     } catch (err) {
       await this.abortPendingUploads(Key);
+      throw conditionRefused(err, key, opts) ?? err;
+    }
+  }
+
+  async read(key: string): Promise<{ body: Buffer; etag: string } | undefined> {
+    try {
+      const res = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.full(key) }));
+      return { body: Buffer.from(await res.Body!.transformToByteArray()), etag: res.ETag ?? "" };
+    } catch (err) {
+      if ((err as { name?: string }).name === "NoSuchKey") return undefined;
       throw err;
     }
   }
