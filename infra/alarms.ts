@@ -1,7 +1,8 @@
 // What fails before any Lifeboat code runs still reaches a person: schedule deliveries that fail land in a dead-letter
 // queue, launcher invocations that fail after Lambda's retries land in a failure queue, and alarms on both (and on
-// the freshness check) publish to the events topic, where Slack, the webhook and e-mail subscribers see them.
-import { topic } from "./notify";
+// the freshness check) publish to the events topic, where Slack, the webhook and e-mail subscribers see them. Alarms
+// about the notifications themselves (a subscriber failing) also go to the e-mail-only alerts topic.
+import { alerts, notificationFailures, subscribers, topic } from "./notify";
 
 const queue = (name: string) => new sst.aws.Queue(name, { transform: { queue: (args) => void (args.messageRetentionSeconds = 14 * 24 * 3600) } });
 
@@ -14,13 +15,16 @@ export const launchFailures = queue("LaunchFailures");
 type Metric = Omit<aws.cloudwatch.MetricAlarmArgs, "alarmActions" | "okActions" | "alarmDescription" | "evaluationPeriods" | "comparisonOperator"> & {
   comparisonOperator?: aws.cloudwatch.MetricAlarmArgs["comparisonOperator"];
 };
-function alarm(name: string, description: string, { comparisonOperator = "GreaterThanThreshold", ...metric }: Metric) {
+function alarm(name: string, description: string, { comparisonOperator = "GreaterThanThreshold", ...metric }: Metric, opts: { alsoByEmail?: boolean } = {}) {
+  const actions = opts.alsoByEmail ? [topic.arn, alerts.arn] : [topic.arn];
   return new aws.cloudwatch.MetricAlarm(name, {
+    // a stable, readable name (lifeboat-production-LaunchFailed), not a generated one
+    name: `lifeboat-${$app.stage}-${name.replace(/Alarm$/, "")}`,
     alarmDescription: description,
     comparisonOperator,
     evaluationPeriods: 1,
-    alarmActions: [topic.arn],
-    okActions: [topic.arn],
+    alarmActions: actions,
+    okActions: actions,
     ...metric,
   });
 }
@@ -39,16 +43,21 @@ alarm("ScheduleDeliveryFailedAlarm", "Lifeboat: a schedule could not invoke the 
 alarm("LaunchFailedAlarm", "Lifeboat: the launcher failed after its retries (see the LaunchFailures queue)", queueHasMessages(launchFailures));
 
 /** An alarm when a function reports errors, and (when it runs on a schedule) when it stops running at all. */
-export function alarmOnFunction(name: string, fn: sst.aws.Function, everyMinutes?: number) {
-  alarm(`${name}ErrorsAlarm`, `Lifeboat: the ${name} function failed`, {
-    namespace: "AWS/Lambda",
-    metricName: "Errors",
-    dimensions: { FunctionName: fn.name },
-    statistic: "Sum",
-    period: 900,
-    threshold: 0,
-    treatMissingData: "notBreaching",
-  });
+export function alarmOnFunction(name: string, fn: { name: $util.Input<string> }, everyMinutes?: number, opts: { alsoByEmail?: boolean } = {}) {
+  alarm(
+    `${name}ErrorsAlarm`,
+    `Lifeboat: the ${name} function failed`,
+    {
+      namespace: "AWS/Lambda",
+      metricName: "Errors",
+      dimensions: { FunctionName: fn.name },
+      statistic: "Sum",
+      period: 900,
+      threshold: 0,
+      treatMissingData: "notBreaching",
+    },
+    opts,
+  );
   if (everyMinutes === undefined) return;
   alarm(`${name}NotRunningAlarm`, `Lifeboat: the ${name} function has not run for ${3 * everyMinutes} minutes`, {
     comparisonOperator: "LessThanThreshold",
@@ -60,4 +69,11 @@ export function alarmOnFunction(name: string, fn: sst.aws.Function, everyMinutes
     threshold: 1,
     treatMissingData: "breaching",
   });
+}
+
+// A notification that fails is itself reported: each subscriber's errors, and deliveries given up after Lambda's
+// retries, alarm on the events topic (the other channels) and by e-mail (no Lambda in between)
+for (const { name, functionName } of subscribers) alarmOnFunction(`${name}Subscriber`, { name: functionName }, undefined, { alsoByEmail: true });
+if (subscribers.length) {
+  alarm("NotificationFailedAlarm", "Lifeboat: a notification could not be delivered after retries (see the NotificationFailures queue)", queueHasMessages(notificationFailures), { alsoByEmail: true });
 }

@@ -94,6 +94,12 @@ describe("deploy plan", () => {
     expect(plan({ url: "postgres://u@db.example.com/a?sslmode=verify-ca&sslrootcert=/ca.pem" })).toEqual([]);
   });
 
+  it("Slack or a webhook without any e-mail address: the deploy says a failing subscriber could reach nobody", () => {
+    const noEmail = parseConfig({ ...base, aws: { ...base.aws, email: [] } });
+    expect(deployPlan(noEmail, "production").warnings).toContainEqual(expect.stringMatching(/^no aws\.email: if the Slack or webhook subscriber fails .* add aws\.email/));
+    expect(deployPlan(parseConfig(base), "production").warnings.filter((w) => w.startsWith("no aws.email"))).toEqual([]);
+  });
+
   it("other stages get their own bucket name", () => {
     expect(deployPlan(parseConfig(base), "dev").bucketName).toBe("acme-backups-dev");
   });
@@ -140,7 +146,7 @@ describe("deploy plan", () => {
     });
     // a URL kept in SSM cannot be checked at deploy time: said aloud
     const plan = deployPlan(parseConfig({ ...noVpc, targets: { "staging-eu": base.targets["staging-eu"] } }), "production");
-    expect(plan.warnings).toEqual([
+    expect(plan.warnings.filter((w) => w.startsWith("targets."))).toEqual([
       expect.stringContaining("targets.staging-eu connects with sslmode=require (the runner's default unless the URL in SSM sets its own)"),
       expect.stringContaining("targets.staging-eu.database.url is read from SSM at run time"),
     ]);

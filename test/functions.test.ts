@@ -388,6 +388,17 @@ describe("Slack subscriber Lambda", () => {
     expect(received[1].text).toMatch(/^:white_check_mark: Resolved: Lifeboat: the launcher failed/);
   });
 
+  it("a missing webhook parameter fails the delivery (Lambda retries it, then its failure destination keeps it), and the next one reads the parameter once it exists", async () => {
+    ssm.on(GetParameterCommand).rejects(Object.assign(new Error("Parameter /lifeboat/slack not found."), { name: "ParameterNotFound" }));
+    received.length = 0;
+    const handler = createSlackHandler({ ssm: new SSMClient({ region: "eu-west-1" }), parameter: "/lifeboat/slack", on: ["failed"], logger, baseDelayMs: 5 });
+    await expect(handler(snsEvent([failedEvent]))).rejects.toThrow("Slack: cannot read the SSM parameter /lifeboat/slack (ParameterNotFound): create it with aws ssm put-parameter --type SecureString --name /lifeboat/slack");
+    expect(received).toEqual([]);
+    ssm.on(GetParameterCommand).resolves({ Parameter: { Value: hookUrl } });
+    expect(await handler(snsEvent([failedEvent]))).toEqual({ posted: 1, skipped: 0 });
+    expect(received).toHaveLength(1);
+  });
+
   it("rejects an event that is not an SNS event", async () => {
     const handler = createSlackHandler({ ssm: new SSMClient({ region: "eu-west-1" }), parameter: "/lifeboat/slack", on: ["failed"], logger });
     await expect(handler({ hello: "world" })).rejects.toThrow();

@@ -45,9 +45,11 @@ describe("every AWS call a deployed component makes is allowed by its synthesize
     expect([...actions("freshness")].sort()).toEqual(["s3:GetObject", "s3:ListBucket", "s3:PutObject", "sns:Publish"]);
   });
 
-  it("what AWS does on a component's behalf is allowed too: the launcher's failure destination", async () => {
-    const destination = unwrap(one(stack.resources, "aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig").inputs).destinationConfig.onFailure.destination;
-    expect(await stack.evaluate("launcher", { action: "sqs:SendMessage", resource: destination, context: {} }, stack.rolePolicies("launcher"))).toBe("Allowed");
+  it("what AWS does on a component's behalf is allowed too: the launcher's and the subscribers' failure destinations", async () => {
+    const destination = (n: string) => unwrap(one(stack.resources, "aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig", n).inputs).destinationConfig.onFailure.destination;
+    expect(await stack.evaluate("launcher", { action: "sqs:SendMessage", resource: destination("LauncherFailureDestination"), context: {} })).toBe("Allowed");
+    expect(await stack.evaluate("slack", { action: "sqs:SendMessage", resource: destination("SlackFailureDestination"), context: {} })).toBe("Allowed");
+    expect(await stack.evaluate("webhook", { action: "sqs:SendMessage", resource: destination("WebhookFailureDestination"), context: {} })).toBe("Allowed");
   });
 
   it("fails, naming component, action and resource, when a permission is removed", async () => {
@@ -62,8 +64,9 @@ describe("every AWS call a deployed component makes is allowed by its synthesize
 
   it("no role grants what the code never calls: every allowed action is used by a recorded call, or by AWS on the component's behalf", async () => {
     // Lambda delivers a failed asynchronous invocation to its destination with the function's own role
-    const destination = unwrap(one(stack.resources, "aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig").inputs).destinationConfig.onFailure.destination;
-    const byAws: Partial<Record<Component, IamRequest[]>> = { launcher: [{ action: "sqs:SendMessage", resource: destination, context: {} }] };
+    const destination = unwrap(one(stack.resources, "aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig", "LauncherFailureDestination").inputs).destinationConfig.onFailure.destination;
+    const failed = (n: string) => ({ action: "sqs:SendMessage", resource: unwrap(one(stack.resources, "aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig", n).inputs).destinationConfig.onFailure.destination, context: {} });
+    const byAws: Partial<Record<Component, IamRequest[]>> = { launcher: [{ action: "sqs:SendMessage", resource: destination, context: {} }], slack: [failed("SlackFailureDestination")], webhook: [failed("WebhookFailureDestination")] };
     expect((Object.keys(ROLES) as Component[]).flatMap((c) => stack.unusedActions(c, byAws[c]))).toEqual([]);
     // per action, not per statement: an unused action beside a used one is found
     const policies = stack.rolePolicies("freshness");

@@ -38,35 +38,45 @@ describe("schedules", () => {
 describe("failures before any Lifeboat code runs", () => {
   const queueName = (name: string) => unwrap(one(resources, "aws:sqs/queue:Queue", name).inputs);
   it("every schedule has a dead-letter queue; the launcher's failed async invocations go to a failure queue", () => {
+    // and so do the Slack subscriber's (SNS invokes it asynchronously)
+    const slack = unwrap(one(resources, "aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig", "SlackFailureDestination").inputs);
+    expect(slack.maximumRetryAttempts).toBe(2);
+    expect(slack.destinationConfig.onFailure.destination).toContain("NotificationFailures");
     expect(queueName("ScheduleDeadLettersQueue")).toBeDefined(); // one() throws unless exactly one such queue exists
     for (const s of ofType(resources, "aws:scheduler/schedule:Schedule").map((r) => unwrap(r.inputs))) {
       expect(s.target.deadLetterConfig, s.name).toEqual({ arn: expect.stringMatching(/^arn:aws:sqs:eu-west-1:123456789012:.*ScheduleDeadLetters/) });
       expect(s.target.retryPolicy.maximumRetryAttempts).toBeGreaterThanOrEqual(0);
     }
-    const invoke = unwrap(one(resources, "aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig").inputs);
+    const invoke = unwrap(one(resources, "aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig", "LauncherFailureDestination").inputs);
     expect(invoke).toMatchObject({ maximumRetryAttempts: 2, destinationConfig: { onFailure: { destination: expect.stringMatching(/^arn:aws:sqs:.*LaunchFailures/) } } });
     expect(statements(role("LauncherRole")).find((x) => x.Action.includes("sqs:SendMessage"))!.Resource).toEqual([expect.stringMatching(/LaunchFailures/)]);
   });
 
   it("alarms on both queues, on the freshness check's errors and silence, and on the watcher's errors, all to the events topic", () => {
-    const topicArn = `arn:aws:sns:eu-west-1:123456789012:${unwrap(one(resources, "aws:sns/topic:Topic").inputs).name}`;
-    const alarms = ofType(resources, "aws:cloudwatch/metricAlarm:MetricAlarm").map((r) => ({ name: r.name, ...unwrap(r.inputs) }));
+    const topicArn = `arn:aws:sns:eu-west-1:123456789012:${unwrap(one(resources, "aws:sns/topic:Topic", "EventsTopic").inputs).name}`;
+    const alertsArn = `arn:aws:sns:eu-west-1:123456789012:${unwrap(one(resources, "aws:sns/topic:Topic", "AlertsTopic").inputs).name}`;
+    const alarms = ofType(resources, "aws:cloudwatch/metricAlarm:MetricAlarm").map((r) => ({ ...unwrap(r.inputs), resource: r.name }));
     // by name: the order in which Pulumi registers them depends on when their inputs resolve (seen to vary in CI)
     const byName = (rows: unknown[][]) => [...rows].sort((x, y) => String(x[0]).localeCompare(String(y[0])));
+    // stable, readable names: what an on-call engineer sees in the console and in the alarm's message
     expect(byName(alarms.map((a) => [a.name, a.namespace, a.metricName, a.comparisonOperator, a.threshold]))).toEqual(
       byName([
-        ["ScheduleDeliveryFailedAlarm", "AWS/SQS", "ApproximateNumberOfMessagesVisible", "GreaterThanThreshold", 0],
-        ["LaunchFailedAlarm", "AWS/SQS", "ApproximateNumberOfMessagesVisible", "GreaterThanThreshold", 0],
-        ["WatcherErrorsAlarm", "AWS/Lambda", "Errors", "GreaterThanThreshold", 0],
-        ["FreshnessErrorsAlarm", "AWS/Lambda", "Errors", "GreaterThanThreshold", 0],
-        ["FreshnessNotRunningAlarm", "AWS/Lambda", "Invocations", "LessThanThreshold", 1],
+        ["lifeboat-production-ScheduleDeliveryFailed", "AWS/SQS", "ApproximateNumberOfMessagesVisible", "GreaterThanThreshold", 0],
+        ["lifeboat-production-LaunchFailed", "AWS/SQS", "ApproximateNumberOfMessagesVisible", "GreaterThanThreshold", 0],
+        ["lifeboat-production-WatcherErrors", "AWS/Lambda", "Errors", "GreaterThanThreshold", 0],
+        ["lifeboat-production-FreshnessErrors", "AWS/Lambda", "Errors", "GreaterThanThreshold", 0],
+        ["lifeboat-production-FreshnessNotRunning", "AWS/Lambda", "Invocations", "LessThanThreshold", 1],
+        // a notification that fails is itself reported, also by e-mail (no Lambda in between)
+        ["lifeboat-production-SlackSubscriberErrors", "AWS/Lambda", "Errors", "GreaterThanThreshold", 0],
+        ["lifeboat-production-NotificationFailed", "AWS/SQS", "ApproximateNumberOfMessagesVisible", "GreaterThanThreshold", 0],
       ]),
     );
     for (const a of alarms) {
-      expect(a.alarmActions, a.name).toEqual([topicArn]);
-      expect(a.okActions, a.name).toEqual([topicArn]);
+      const about = /Subscriber|Notification/.test(a.name) ? [topicArn, alertsArn] : [topicArn];
+      expect(a.alarmActions, a.name).toEqual(about);
+      expect(a.okActions, a.name).toEqual(about);
     }
-    expect(alarms.find((a) => a.name === "FreshnessNotRunningAlarm")!.treatMissingData).toBe("breaching");
+    expect(alarms.find((a) => a.name === "lifeboat-production-FreshnessNotRunning")!.treatMissingData).toBe("breaching");
   });
 });
 
@@ -112,7 +122,7 @@ describe("the runner task", () => {
 
   it("has a least-privilege role: its prefix, its parameters, its RDS instance, its topic; deletes dumps only, no ECS Exec", () => {
     const s = statements(role("RunnerTaskRole"));
-    const topic = unwrap(one(resources, "aws:sns/topic:Topic").inputs);
+    const topic = unwrap(one(resources, "aws:sns/topic:Topic", "EventsTopic").inputs);
     expect(s).toEqual([
       { Effect: "Allow", Action: ["s3:PutObject", "s3:AbortMultipartUpload"], Resource: ["arn:aws:s3:::acme-db-backups/lifeboat/*"] },
       { Effect: "Allow", Action: ["s3:GetObject"], Resource: ["arn:aws:s3:::acme-db-backups/lifeboat/*.manifest.json", "arn:aws:s3:::acme-db-backups/lifeboat/*/.lifeboat-last-run.json"] },
@@ -217,7 +227,11 @@ describe("the bucket", () => {
 
 describe("notifications", () => {
   it("SNS subscriptions: the Slack Lambda and e-mail, each filtering the body: events by outcome, alarms by state", () => {
-    const subs = ofType(resources, "aws:sns/topicSubscription:TopicSubscription").map((r) => unwrap(r.inputs));
+    const all = ofType(resources, "aws:sns/topicSubscription:TopicSubscription").map((r) => ({ ...unwrap(r.inputs), resource: r.name }));
+    const alertsTopic = `arn:aws:sns:eu-west-1:123456789012:${unwrap(one(resources, "aws:sns/topic:Topic", "AlertsTopic").inputs).name}`;
+    // the alerts topic: every e-mail address, unfiltered (only alarms about failing notifications go there)
+    expect(all.filter((s) => s.topic === alertsTopic).map((s) => ({ protocol: s.protocol, endpoint: s.endpoint, filter: s.filterPolicy }))).toEqual([{ protocol: "email", endpoint: "oncall@example.com", filter: undefined }]);
+    const subs = all.filter((s) => s.topic !== alertsTopic);
     const failedOnly = { $or: [{ status: ["failed"] }, { NewStateValue: ["ALARM"] }] };
     expect(
       subs.map((s) => ({ protocol: s.protocol, filter: JSON.parse(s.filterPolicy), scope: s.filterPolicyScope, endpoint: s.protocol === "email" ? s.endpoint : "lambda" })).sort((a, b) => a.protocol.localeCompare(b.protocol)),

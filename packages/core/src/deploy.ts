@@ -307,6 +307,11 @@ export function deployPlan(config: LifeboatConfig, stage: string, source = "life
     email: aws.email.map((e) => ({ address: e.address, filterPolicy: notificationFilter(e.on) })),
     warnings,
   };
+  if ((slackRef?.ssm || webhookRef?.ssm) && plan.email.length === 0) {
+    plan.warnings.push(
+      "no aws.email: if the Slack or webhook subscriber fails (a missing parameter, the service down), its alarm goes to the same topic and may reach nobody; add aws.email: [{ address: \"oncall@example.com\" }] (alerts about failing notifications are e-mailed with no Lambda in between)",
+    );
+  }
   if (slackRef?.ssm) plan.slack = { webhookParameter: slackRef.ssm, on: config.notifications.slack!.on, filterPolicy: notificationFilter(config.notifications.slack!.on) };
   if (webhookRef?.ssm) plan.webhook = { urlParameter: webhookRef.ssm, on: config.notifications.webhook!.on, filterPolicy: notificationFilter(config.notifications.webhook!.on) };
   return plan;

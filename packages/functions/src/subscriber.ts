@@ -24,10 +24,18 @@ export function createSubscriber(what: string, deps: SubscriberDeps, deliver: (m
   const delivery: DeliveryOptions = deps.baseDelayMs !== undefined ? { baseDelayMs: deps.baseDelayMs } : {};
   let url: Promise<string> | undefined;
   const secretUrl = () =>
-    (url ??= deps.ssm.send(new GetParameterCommand({ Name: deps.parameter, WithDecryption: true })).then((r) => {
-      if (!r.Parameter?.Value) throw new Error(`the SSM parameter ${deps.parameter} is empty`);
-      return r.Parameter.Value;
-    }));
+    (url ??= deps.ssm
+      .send(new GetParameterCommand({ Name: deps.parameter, WithDecryption: true }))
+      .then((r) => {
+        if (!r.Parameter?.Value) throw new Error(`the SSM parameter ${deps.parameter} is empty`);
+        return r.Parameter.Value;
+      })
+      .catch((err: unknown) => {
+        // not cached: once the parameter exists, the next delivery (Lambda's retry) reads it, without a cold start.
+        // The failure is thrown: Lambda retries, then the failure destination keeps the message and its alarm fires
+        url = undefined;
+        throw new Error(`${what}: cannot read the SSM parameter ${deps.parameter} (${(err as Error).name}): create it with aws ssm put-parameter --type SecureString --name ${deps.parameter}`, { cause: err });
+      }));
   return async (raw: unknown): Promise<{ posted: number; skipped: number }> => {
     const event = SnsSchema.parse(raw);
     let posted = 0;
