@@ -43,7 +43,7 @@ export const runner = new sst.aws.Task("Runner", {
   // a public IP in the given subnets, without the security group open to the world that `public: true` adds
   ...(existing?.publicIp ? { publicIp: true } : {}),
   // names, never secrets: database passwords are read from SSM by the runner at start
-  environment: { LIFEBOAT_BUCKET: bucket.name, LIFEBOAT_TOPIC_ARN: topic.arn },
+  environment: { LIFEBOAT_BUCKET: bucket.name, LIFEBOAT_TOPIC_ARN: topic.arn, LIFEBOAT_STAGE: $app.stage },
   logging: { retention: plan.aws.runner.logRetention },
   // least privilege: write and abort uploads under the prefix, read manifests (and dumps, when a target schedules
   // restore drills), list the prefix and its pending uploads; delete a failed run's own dumps (a dump whose manifest

@@ -12,7 +12,7 @@ import { GetObjectCommand } from "@aws-sdk/client-s3";
 import { GetParameterCommand, SSMClient } from "@aws-sdk/client-ssm";
 import { Logger } from "@aws-lambda-powertools/logger";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { launchClientToken, parseConfig, runIdFor, type LifeboatEvent } from "@lifeboat/core";
+import { launchClientToken, parseConfig, renderSlackMessage, runIdFor, type LifeboatEvent } from "@lifeboat/core";
 import { S3Store, backupMetrics, generateIdentity, runTargetBackups, runnerMain, snsPublisher } from "@lifeboat/runner";
 import { createFreshnessCheck, createLauncher, createSlackHandler, createWatcher, createWebhookHandler } from "@lifeboat/functions";
 import { recordAwsCalls } from "./support/aws-calls.js";
@@ -454,15 +454,39 @@ describe("the runner container entry point", () => {
     const db = unique("entry");
     await createDatabase(db, "create table t as select g from generate_series(1, 100) g;");
     password("entry");
-    const lines: Array<{ level: string; msg: string }> = [];
-    const code = await runnerMain(runEnv(configFile("entry", local(db)), "entry", { LIFEBOAT_RUN_ID: "run-e" }), { log: (level, msg) => void lines.push({ level, msg }) });
+    const lines: Array<{ level: string; msg: string; fields: Record<string, unknown> }> = [];
+    // the ECS task metadata endpoint v4, as Fargate serves it to the container (the fields the runner reads)
+    const metadata = createServer((req, res) => {
+      const body = req.url === "/v4/abc/task" ? { TaskARN: "arn:aws:ecs:eu-west-1:123456789012:task/lifeboat/0f1e2d3c4b5a" } : { LogOptions: { "awslogs-group": "/sst/cluster/lifeboat-production/Runner", "awslogs-region": "eu-west-1", "awslogs-stream": "runner/runner/0f1e2d3c4b5a" } };
+      res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(body));
+    });
+    await new Promise<void>((r) => metadata.listen(0, "127.0.0.1", r));
+    const ecsMetadata = `http://127.0.0.1:${(metadata.address() as { port: number }).port}/v4/abc`;
+    const code = await runnerMain(runEnv(configFile("entry", local(db)), "entry", { LIFEBOAT_RUN_ID: "run-e", LIFEBOAT_STAGE: "production", AWS_REGION: "eu-west-1", ECS_CONTAINER_METADATA_URI_V4: ecsMetadata }), {
+      log: (level, msg, fields = {}) => void lines.push({ level, msg, fields }),
+    }).finally(() => metadata.close());
     expect(code, JSON.stringify(lines)).toBe(0);
+    // every log line of the run carries its id and target
+    expect(lines.length).toBeGreaterThan(2);
+    expect(lines.filter((l) => l.fields.runId !== "run-e" || l.fields.target !== "entry")).toEqual([]);
     const keys = await s3Keys("pg/entry/");
     expect(keys.map((k) => k.replace(/\d{4}\/\d{2}\/\d{2}\/\d{8}T\d{6}Z-[0-9a-f]{4}/, "<id>"))).toEqual(["pg/entry/.lifeboat-last-run.json", "pg/entry/<id>.dump", "pg/entry/<id>.manifest.json"]);
     const [msg] = published();
     expect(msg!.MessageAttributes!.type!.StringValue).toBe("backup.succeeded");
+    // an e-mail subscriber reads the subject and the first line: the outcome in words
+    expect(msg!.Subject).toMatch(/^Lifeboat: Backup of entry succeeded \(\d+(\.\d+)? [KM]?i?B in .+\)$/);
+    expect(msg!.Message!.split("\n").slice(0, 2)).toEqual(["{", expect.stringMatching(/^ {2}"summary": "Backup of entry succeeded \(/)]);
     expect(JSON.parse(msg!.Message!)).toMatchObject({ target: "entry", runId: "run-e", trigger: "schedule", attempt: 1 });
     expect(msg!.Message).not.toContain(pg().password);
+    // where it ran: stage, region, task, and a link to this task's log stream
+    expect(JSON.parse(msg!.Message!).origin).toEqual({
+      stage: "production",
+      region: "eu-west-1",
+      task: "arn:aws:ecs:eu-west-1:123456789012:task/lifeboat/0f1e2d3c4b5a",
+      logs: "https://eu-west-1.console.aws.amazon.com/cloudwatch/home?region=eu-west-1#logsV2:log-groups/log-group/$252Fsst$252Fcluster$252Flifeboat-production$252FRunner/log-events/runner$252Frunner$252F0f1e2d3c4b5a",
+    });
+    const slack = renderSlackMessage(JSON.parse(msg!.Message!));
+    expect(JSON.stringify(slack.blocks.at(-1))).toContain("stage *production* · eu-west-1 · task `0f1e2d3c4b5a` · <https://eu-west-1.console.aws.amazon.com/cloudwatch/home?region=eu-west-1#logsV2:log-groups/log-group/$252Fsst");
   });
 
   it("pings the heartbeat as the run starts and when it succeeded, with the URL read from SSM (its own parameter)", async () => {

@@ -114,6 +114,8 @@ describe("the runner task", () => {
     expect(container.environment.filter((e: { name: string }) => e.name.startsWith("LIFEBOAT_"))).toEqual([
       { name: "LIFEBOAT_BUCKET", value: "acme-db-backups" },
       { name: "LIFEBOAT_TOPIC_ARN", value: expect.stringMatching(/^arn:aws:sns:eu-west-1:123456789012:lifeboat-production-EventsTopic-/) },
+      // said in every event the runner publishes (with the region, the task and a link to its logs)
+      { name: "LIFEBOAT_STAGE", value: "production" },
     ]);
     expect(container.secrets).toEqual([]);
     expect(JSON.stringify(container)).not.toMatch(/password|hooks\.slack\.com|PGPASSWORD/i);

@@ -116,7 +116,18 @@ export interface BackupMissedEvent {
   };
 }
 
-export type LifeboatEvent = BackupSucceededEvent | BackupFailedEvent | BackupVerifyEvent | BackupMissedEvent;
+/**
+ * Where a deployed run happened, added by the runner to what it publishes: the stage, the region, the ECS task and a
+ * link to its log stream in the CloudWatch console. Absent for local runs.
+ */
+export interface EventOrigin {
+  stage?: string;
+  region?: string;
+  task?: string;
+  logs?: string;
+}
+
+export type LifeboatEvent = (BackupSucceededEvent | BackupFailedEvent | BackupVerifyEvent | BackupMissedEvent) & { origin?: EventOrigin };
 
 /** How a person restores one backup: `prefix` is the command up to its options (e.g. `lifeboat restore prod`). */
 export function restoreCommandFor(prefix: string, backup: { id: string; format: string; encryption?: unknown }): string {

@@ -60,8 +60,21 @@ export function formatAge(ms: number): string {
   return `${Math.floor(h / 24)} d ${h % 24} h`;
 }
 
-/** One rendering of a result event as a Slack Block Kit message. */
+/** Where a deployed run happened, as one context line: stage, region, task, a link to its logs. */
+function originBlock(e: LifeboatEvent): unknown[] {
+  const o = e.origin;
+  if (!o) return [];
+  const parts = [o.stage && `stage *${o.stage}*`, o.region, o.task && `task \`${o.task.split("/").pop()}\``, o.logs && `<${o.logs}|logs of this run>`, `run \`${e.runId}\``].filter(Boolean);
+  return [{ type: "context", elements: [{ type: "mrkdwn", text: parts.join(" · ") }] }];
+}
+
+/** One rendering of a result event as a Slack Block Kit message (with where it ran, when the runner said). */
 export function renderSlackMessage(e: LifeboatEvent): { text: string; blocks: unknown[] } {
+  const m = renderEvent(e);
+  return { text: m.text, blocks: [...m.blocks, ...originBlock(e)] };
+}
+
+function renderEvent(e: LifeboatEvent): { text: string; blocks: unknown[] } {
   if (e.type === "backup.succeeded") {
     const text = `:white_check_mark: Backup of *${e.target}* succeeded (${formatBytes(e.backup.size)} in ${formatDuration(e.backup.durationMs)})`;
     return {

@@ -35,8 +35,11 @@ const jsonLogger: Logger = {
   },
 };
 
-export async function runnerMain(env: NodeJS.ProcessEnv = process.env, log: Logger = jsonLogger): Promise<number> {
+export async function runnerMain(env: NodeJS.ProcessEnv = process.env, baseLog: Logger = jsonLogger): Promise<number> {
   const target = env.LIFEBOAT_TARGET;
+  // every log line of the run carries its id (and target): one run's lines are found together, and matched to its events
+  const runId = env.LIFEBOAT_RUN_ID || randomUUID();
+  const log: Logger = { log: (level, msg, fields) => baseLog.log(level, msg, { runId, ...(target ? { target } : {}), ...fields }) };
   // a result that cannot be published must still reach a person: the runner then exits 3, and the watcher reports it
   let unreported = false;
   try {
@@ -61,7 +64,9 @@ export async function runnerMain(env: NodeJS.ProcessEnv = process.env, log: Logg
       let publish: Promise<(e: LifeboatEvent) => Promise<void>> | undefined;
       const publisher = async () => {
         const [{ SNSClient }, { snsPublisher }] = await Promise.all([import("@aws-sdk/client-sns"), import("./aws/sns.js")]);
-        return snsPublisher(new SNSClient({}), topic);
+        // where the run happened (stage, region, task, a link to its logs), on every event it publishes
+        const [publishEvent, origin] = await Promise.all([snsPublisher(new SNSClient({}), topic), import("./aws/origin.js").then((m) => m.runOrigin(env)).catch(() => undefined)]);
+        return (e: LifeboatEvent) => publishEvent(origin ? { ...e, origin } : e);
       };
       bus.subscribe(async (e) => (await (publish ??= publisher()))(e));
       bus.subscribe(async (e) => (await import("./aws/metrics.js")).emitBackupMetrics(e));
@@ -88,7 +93,7 @@ export async function runnerMain(env: NodeJS.ProcessEnv = process.env, log: Logg
           status: "failed",
           time: new Date().toISOString(),
           target,
-          runId: env.LIFEBOAT_RUN_ID ?? randomUUID(),
+          runId,
           trigger: env.LIFEBOAT_TRIGGER ?? "manual",
           attempt: 1,
           verification: { backupId: "none", location: store.url, durationMs: 0, restoreMs: 0, tables: 0, failures: [message] },
@@ -115,7 +120,7 @@ export async function runnerMain(env: NodeJS.ProcessEnv = process.env, log: Logg
         log,
         bus,
         trigger: env.LIFEBOAT_TRIGGER ?? "manual",
-        ...(env.LIFEBOAT_RUN_ID ? { runId: env.LIFEBOAT_RUN_ID } : {}),
+        runId,
       });
       log.log(result.outcome === "passed" ? "info" : "error", `restore drill ${result.outcome}`, { target, backup: manifest.id, checks: result.checks });
       return unreported ? UNREPORTED : result.outcome === "passed" ? 0 : 1;
@@ -133,7 +138,7 @@ export async function runnerMain(env: NodeJS.ProcessEnv = process.env, log: Logg
         resolveSource: () => resolveDatabase(t.database, secrets, `targets.${target}.database`, undefined, env, { defaultSslmode: "require" }),
         store,
         trigger: (env.LIFEBOAT_TRIGGER as Manifest["trigger"]) ?? "manual",
-        ...(env.LIFEBOAT_RUN_ID ? { runId: env.LIFEBOAT_RUN_ID } : {}),
+        runId,
         signal: abort.signal,
         log,
         bus,
