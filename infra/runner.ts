@@ -25,6 +25,18 @@ const vpc = existing
     }
   : new sst.aws.Vpc("Vpc", { transform: { securityGroup: (args) => void (args.ingress = []) } });
 
+// In Lifeboat's own VPC the runner has public IPs in public subnets (S3, ECR, Logs, SSM, SNS over the internet
+// gateway); a gateway endpoint (free) keeps its S3 traffic, the bulk of it, inside AWS's network.
+if (!existing) {
+  const own = vpc as sst.aws.Vpc;
+  new aws.ec2.VpcEndpoint("S3GatewayEndpoint", {
+    vpcId: own.id,
+    serviceName: $interpolate`com.amazonaws.${region}.s3`,
+    vpcEndpointType: "Gateway",
+    routeTableIds: $util.all([own.nodes.publicRouteTables, own.nodes.privateRouteTables]).apply(([pub, priv]) => $util.all([...pub, ...priv].map((t) => t.id))),
+  });
+}
+
 export const cluster = new sst.aws.Cluster("Cluster", { vpc });
 
 const objects = plan.prefix ? $interpolate`${bucket.arn}/${plan.prefix}/*` : $interpolate`${bucket.arn}/*`;

@@ -81,12 +81,12 @@ describe("deploy plan", () => {
   it("SQLite targets are left to the machine that holds the file: no schedule, no parameter", () => {
     const plan = deployPlan(parseConfig({ ...base, targets: { ...base.targets, blog: { engine: "sqlite", database: { path: "/srv/blog.db" }, schedule: "rate(1 hour)" } } }), "production");
     expect(plan.schedules.map((s) => s.target)).toEqual(["prod", "staging-eu"]);
-    expect(plan.warnings.filter((w) => !w.includes("sslmode=require"))).toEqual(["targets.blog is a SQLite file: the AWS deployment leaves it out; run `lifeboat schedule` on the machine that holds it"]);
+    expect(plan.warnings.filter((w) => w.startsWith("targets.") && !w.includes("sslmode=require"))).toEqual(["targets.blog is a SQLite file: the AWS deployment leaves it out; run `lifeboat schedule` on the machine that holds it"]);
   });
 
   it("TLS: a host or URL target without its own sslmode is told it gets require (encrypted, not verified) and how to verify; a weaker one is told it may be plaintext; RDS says nothing", () => {
     const plan = (database: object) =>
-      deployPlan(parseConfig({ ...base, targets: { prod: base.targets.prod, t: { database, schedule: "rate(1 day)", retention: { days: 7 } } } }), "production").warnings;
+      deployPlan(parseConfig({ ...base, targets: { prod: base.targets.prod, t: { database, schedule: "rate(1 day)", retention: { days: 7 } } } }), "production").warnings.filter((w) => w.startsWith("targets."));
     expect(plan({ host: "db.example.com", database: "a", user: "b" })).toEqual([expect.stringMatching(/^targets\.t connects with sslmode=require \(the runner's default\): encrypted, but the server's certificate is not checked; to check it set database\.sslmode: "verify-full" and database\.sslrootcert: "system"/)]);
     expect(plan({ url: "postgres://u@db.example.com/a?sslmode=prefer" })).toEqual([expect.stringMatching(/^targets\.t connects with sslmode=prefer: the connection may be unencrypted/)]);
     expect(plan({ host: "db.example.com", database: "a", user: "b", sslmode: "disable" })).toEqual([expect.stringMatching(/sslmode=disable: the connection may be unencrypted/)]);
@@ -98,6 +98,15 @@ describe("deploy plan", () => {
     const noEmail = parseConfig({ ...base, aws: { ...base.aws, email: [] } });
     expect(deployPlan(noEmail, "production").warnings).toContainEqual(expect.stringMatching(/^no aws\.email: if the Slack or webhook subscriber fails .* add aws\.email/));
     expect(deployPlan(parseConfig(base), "production").warnings.filter((w) => w.startsWith("no aws.email"))).toEqual([]);
+  });
+
+  it("an existing VPC: the deploy names the routes the runner needs, which it cannot check", () => {
+    const [vpc] = deployPlan(parseConfig(base), "production").warnings.filter((w) => w.startsWith("aws.vpc"));
+    expect(vpc).toBe(
+      'aws.vpc: the runner\'s subnets (subnet-0aa) need a route to ECR (ecr.api, ecr.dkr: the image), S3, CloudWatch Logs, SSM, SNS, RDS (the instance lookup): a NAT gateway, or VPC endpoints (an S3 gateway endpoint is free; interface endpoints cost about $7.30 a month each per AZ); Lifeboat cannot check this, and without it every run fails to pull its image (docs/deploy.md, "Network")',
+    );
+    const publicIp = parseConfig({ ...base, aws: { ...base.aws, vpc: { ...base.aws.vpc, publicIp: true } } });
+    expect(deployPlan(publicIp, "production").warnings.filter((w) => w.startsWith("aws.vpc"))).toEqual([expect.stringMatching(/^aws\.vpc\.publicIp: the runner's subnets \(subnet-0aa\) must route 0\.0\.0\.0\/0 to an internet gateway/)]);
   });
 
   it("other stages get their own bucket name", () => {

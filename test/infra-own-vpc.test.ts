@@ -36,6 +36,14 @@ describe("Lifeboat's own VPC, under sst dev", () => {
     expect(ofType(resources, "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")).toEqual([]);
   });
 
+  it("an S3 gateway endpoint (free) on the VPC's route tables: the runner's S3 traffic stays inside AWS", () => {
+    const endpoint = unwrap(one(resources, "aws:ec2/vpcEndpoint:VpcEndpoint", "S3GatewayEndpoint").inputs);
+    expect({ type: endpoint.vpcEndpointType, service: endpoint.serviceName }).toEqual({ type: "Gateway", service: `com.amazonaws.${DEFAULT_REGION}.s3` });
+    const tables = ofType(resources, "aws:ec2/routeTable:RouteTable").map((r) => `${r.name}-id`);
+    expect(tables.length).toBeGreaterThan(0);
+    expect([...endpoint.routeTableIds].sort()).toEqual(tables.sort());
+  });
+
   it("without storage.s3.region the stack takes the deployer's default region, which the runner's SDK also uses", () => {
     expect(region).toBe(DEFAULT_REGION);
   });

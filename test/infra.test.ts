@@ -1,4 +1,7 @@
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { REPO } from "./support/helpers.js";
 import { assertLeastPrivilege, statements } from "./support/least-privilege.js";
 import { ACCOUNT, one, ofType, synthesize, unwrap, type Recorded } from "./support/sst-synth.js";
 
@@ -106,6 +109,11 @@ describe("the runner task", () => {
     });
     const image = unwrap(one(resources, "docker-build:index:Image").inputs);
     expect(image.dockerfile).toEqual({ location: expect.stringMatching(/packages\/runner\/Dockerfile$/) });
+    // the stage that only compiles JavaScript runs on the build machine's platform, not emulated for arm64; only its
+    // plain JavaScript output reaches the image
+    const dockerfile = readFileSync(join(REPO, "packages/runner/Dockerfile"), "utf8");
+    expect(dockerfile).toMatch(/^FROM --platform=\$BUILDPLATFORM node:22-bookworm-slim AS build$/m);
+    expect(dockerfile.match(/^COPY --from=build .*$/gm)).toEqual(["COPY --from=build /build/dist/package dist/package"]);
     expect(image.platforms).toEqual(["linux/arm64"]);
   });
 
@@ -132,7 +140,8 @@ describe("the runner task", () => {
       // AWS sets no s3:prefix for ListMultipartUploads: a condition on it would deny every call
       { Effect: "Allow", Action: ["s3:ListBucketMultipartUploads"], Resource: ["arn:aws:s3:::acme-db-backups"] },
       // a failed run's own dump (its manifest could not be written): dumps only, never a manifest or a drill result
-      { Effect: "Allow", Action: ["s3:DeleteObject"], Resource: ["arn:aws:s3:::acme-db-backups/lifeboat/*.dump", "arn:aws:s3:::acme-db-backups/lifeboat/*.sql", "arn:aws:s3:::acme-db-backups/lifeboat/*.sql.gz"] },
+      // and anything of "analytics", whose weekly counts the runner prunes
+      { Effect: "Allow", Action: ["s3:DeleteObject"], Resource: ["arn:aws:s3:::acme-db-backups/lifeboat/*.dump", "arn:aws:s3:::acme-db-backups/lifeboat/*.sql", "arn:aws:s3:::acme-db-backups/lifeboat/*.sql.gz", "arn:aws:s3:::acme-db-backups/lifeboat/analytics/*"] },
       {
         Effect: "Allow",
         Action: ["ssm:GetParameter"],
@@ -159,20 +168,22 @@ describe("the runner task", () => {
     expect(JSON.parse(env.LIFEBOAT_SUBNETS)).toEqual(["subnet-0123456789abcdef0", "subnet-0fedcba9876543210"]);
     expect(env.LIFEBOAT_ASSIGN_PUBLIC_IP).toBe("false");
     expect(ofType(resources, "aws:ec2/vpc:Vpc")).toEqual([]);
+    // an existing VPC's routes and endpoints are the user's: none is created (the deploy says what is needed)
+    expect(ofType(resources, "aws:ec2/vpcEndpoint:VpcEndpoint")).toEqual([]);
   });
 
   it("meets least privilege: Lambda-only trust, an execution role that reads nothing, no open ingress, scoped PassRole and RunTask", () => {
     assertLeastPrivilege(resources);
   });
 
-  it("no role may delete a version, and only the runner may delete, dumps only (no target here keeps counts)", () => {
+  it("no role may delete a version, and only the runner may delete: dumps, and under the prefix of the target it prunes", () => {
     for (const r of ofType(resources, "aws:iam/role:Role")) {
       for (const st of statements(r)) {
         if (st.Effect !== "Allow") continue;
         const deletes = st.Action.filter((a) => /^s3:(\*|Delete|PutLifecycle|PutBucket)/.test(a));
         if (r.name === "RunnerTaskRole" && deletes.length) {
           expect(deletes).toEqual(["s3:DeleteObject"]);
-          expect(st.Resource.every((x) => /\*\.(dump|sql|sql\.gz)$/.test(x)), JSON.stringify(st.Resource)).toBe(true);
+          expect(st.Resource.every((x) => /\*\.(dump|sql|sql\.gz)$/.test(x) || x === "arn:aws:s3:::acme-db-backups/lifeboat/analytics/*"), JSON.stringify(st.Resource)).toBe(true);
         } else expect(deletes, r.name).toEqual([]);
       }
     }
@@ -223,6 +234,8 @@ describe("the bucket", () => {
       { id: "abort-incomplete-multipart-uploads", status: "Enabled", filter: { prefix: "lifeboat/" }, abortIncompleteMultipartUpload: { daysAfterInitiation: 1 } },
       { id: "retention-prod", status: "Enabled", filter: { prefix: "lifeboat/prod/" }, expiration: { days: 35 }, noncurrentVersionExpiration: { noncurrentDays: 35 } },
       { id: "retention-staging", status: "Enabled", filter: { prefix: "lifeboat/staging/" }, expiration: { days: 7 }, noncurrentVersionExpiration: { noncurrentDays: 7 } },
+      // pruned by the runner (weekly: 52): no expiration, old versions kept the year its counts reach
+      { id: "retention-analytics", status: "Enabled", filter: { prefix: "lifeboat/analytics/" }, noncurrentVersionExpiration: { noncurrentDays: 364 } },
     ]);
   });
 });

@@ -307,6 +307,15 @@ export function deployPlan(config: LifeboatConfig, stage: string, source = "life
     email: aws.email.map((e) => ({ address: e.address, filterPolicy: notificationFilter(e.on) })),
     warnings,
   };
+  if (aws.vpc) {
+    // routes cannot be read at deploy time from the config alone: said aloud, with what the runner needs
+    const services = ["ECR (ecr.api, ecr.dkr: the image)", "S3", "CloudWatch Logs", "SSM", "SNS", ...(rdsInstances.size ? ["RDS (the instance lookup)"] : []), ...(config.notifications.heartbeat ? ["the heartbeat's URL"] : [])];
+    plan.warnings.push(
+      aws.vpc.publicIp
+        ? `aws.vpc.publicIp: the runner's subnets (${aws.vpc.containerSubnets.join(", ")}) must route 0.0.0.0/0 to an internet gateway; Lifeboat cannot check this: without it every run fails to pull its image`
+        : `aws.vpc: the runner's subnets (${aws.vpc.containerSubnets.join(", ")}) need a route to ${services.join(", ")}: a NAT gateway, or VPC endpoints (an S3 gateway endpoint is free; interface endpoints cost about $7.30 a month each per AZ); Lifeboat cannot check this, and without it every run fails to pull its image (docs/deploy.md, "Network")`,
+    );
+  }
   if ((slackRef?.ssm || webhookRef?.ssm) && plan.email.length === 0) {
     plan.warnings.push(
       "no aws.email: if the Slack or webhook subscriber fails (a missing parameter, the service down), its alarm goes to the same topic and may reach nobody; add aws.email: [{ address: \"oncall@example.com\" }] (alerts about failing notifications are e-mailed with no Lambda in between)",
