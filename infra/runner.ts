@@ -1,5 +1,5 @@
 // The runner: one Fargate task definition (packages/runner/Dockerfile) in a new VPC, or in the databases' VPC.
-import { LAST_RUN_FILE } from "@lifeboat/core";
+import { LAST_RUN_FILE, LATEST_FILE } from "@lifeboat/core";
 import { account, bucketKeyPermissions, parameterArn, partition, plan, rdsInstanceArn, region } from "./config";
 import { topic } from "./notify";
 import { bucket } from "./storage";
@@ -63,8 +63,8 @@ export const runner = new sst.aws.Task("Runner", {
   // bucket leaves the previous version, which no Lifeboat role may delete.
   permissions: [
     { actions: ["s3:PutObject", "s3:AbortMultipartUpload"], resources: [objects] },
-    // manifests (and dumps for drills); the run record, replaced by compare-and-swap (read for its ETag)
-    { actions: ["s3:GetObject"], resources: plan.drills ? [objects] : [manifests, under(`*/${LAST_RUN_FILE}`)] },
+    // manifests (and dumps for drills); the run record and the newest-backup pointer, replaced by compare-and-swap
+    { actions: ["s3:GetObject"], resources: plan.drills ? [objects] : [manifests, under(`*/${LAST_RUN_FILE}`), under(`*/${LATEST_FILE}`)] },
     {
       actions: ["s3:ListBucket"],
       resources: [bucket.arn],

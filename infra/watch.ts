@@ -1,5 +1,5 @@
 // Runner tasks that stop without reporting (killed, out of memory, never started) become failures, and retries.
-import { MISSED_FOLDER } from "@lifeboat/core";
+import { LATEST_FILE, MISSED_FOLDER } from "@lifeboat/core";
 import { alarmOnFunction, scheduleDeadLetters } from "./alarms";
 import { bucketKeyPermissions, lambdaDefaults, plan } from "./config";
 import { topic } from "./notify";
@@ -53,7 +53,8 @@ if (scheduled) {
         resources: [bucket.arn],
         ...(plan.prefix ? { conditions: [{ test: "StringLike", variable: "s3:prefix", values: [`${plan.prefix}/*`] }] } : {}),
       },
-      { actions: ["s3:GetObject"], resources: [under("*.manifest.json"), under(`*/${MISSED_FOLDER}/*`)] },
+      // each target's pointer to its newest backup (and manifests, for targets backed up before pointers existed)
+      { actions: ["s3:GetObject"], resources: [under(`*/${LATEST_FILE}`), under("*.manifest.json"), under(`*/${MISSED_FOLDER}/*`)] },
       { actions: ["s3:PutObject"], resources: [under(`*/${MISSED_FOLDER}/*`)] },
       { actions: ["sns:Publish"], resources: [topic.arn] },
       // the manifests it reads and the markers it writes are encrypted with the bucket's key, when it has one

@@ -90,7 +90,7 @@ describe("the freshness check", () => {
     expect(schedule.target.arn).toBe(`arn:aws:lambda:eu-west-1:123456789012:function:${fn("FreshnessFunction").name}`);
     expect(statements(role("FreshnessRole")).filter((s) => s.Action.some((a) => a.startsWith("s3:")))).toEqual([
       { Effect: "Allow", Action: ["s3:ListBucket"], Resource: ["arn:aws:s3:::acme-db-backups"], Condition: { StringLike: { "s3:prefix": ["lifeboat/*"] } } },
-      { Effect: "Allow", Action: ["s3:GetObject"], Resource: ["arn:aws:s3:::acme-db-backups/lifeboat/*.manifest.json", "arn:aws:s3:::acme-db-backups/lifeboat/*/.lifeboat-missed/*"] },
+      { Effect: "Allow", Action: ["s3:GetObject"], Resource: ["arn:aws:s3:::acme-db-backups/lifeboat/*/.lifeboat-latest.json", "arn:aws:s3:::acme-db-backups/lifeboat/*.manifest.json", "arn:aws:s3:::acme-db-backups/lifeboat/*/.lifeboat-missed/*"] },
       { Effect: "Allow", Action: ["s3:PutObject"], Resource: ["arn:aws:s3:::acme-db-backups/lifeboat/*/.lifeboat-missed/*"] },
     ]);
   });
@@ -135,7 +135,7 @@ describe("the runner task", () => {
     const topic = unwrap(one(resources, "aws:sns/topic:Topic", "EventsTopic").inputs);
     expect(s).toEqual([
       { Effect: "Allow", Action: ["s3:PutObject", "s3:AbortMultipartUpload"], Resource: ["arn:aws:s3:::acme-db-backups/lifeboat/*"] },
-      { Effect: "Allow", Action: ["s3:GetObject"], Resource: ["arn:aws:s3:::acme-db-backups/lifeboat/*.manifest.json", "arn:aws:s3:::acme-db-backups/lifeboat/*/.lifeboat-last-run.json"] },
+      { Effect: "Allow", Action: ["s3:GetObject"], Resource: ["arn:aws:s3:::acme-db-backups/lifeboat/*.manifest.json", "arn:aws:s3:::acme-db-backups/lifeboat/*/.lifeboat-last-run.json", "arn:aws:s3:::acme-db-backups/lifeboat/*/.lifeboat-latest.json"] },
       { Effect: "Allow", Action: ["s3:ListBucket"], Resource: ["arn:aws:s3:::acme-db-backups"], Condition: { StringLike: { "s3:prefix": ["lifeboat/*"] } } },
       // AWS sets no s3:prefix for ListMultipartUploads: a condition on it would deny every call
       { Effect: "Allow", Action: ["s3:ListBucketMultipartUploads"], Resource: ["arn:aws:s3:::acme-db-backups"] },

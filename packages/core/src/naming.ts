@@ -13,6 +13,11 @@ import { UsageError } from "./errors.js";
 export const TARGET_NAME = /^[a-z0-9](?:[a-z0-9_-]{0,62})$/;
 export const BACKUP_ID = /^\d{8}T\d{6}Z-[0-9a-f]{4}$/;
 export const MANIFEST_SUFFIX = ".manifest.json";
+/**
+ * A target's pointer to its newest backup (<target>/.lifeboat-latest.json: id, startedAt, manifest key), replaced after
+ * each successful run: the freshness check reads it instead of every manifest.
+ */
+export const LATEST_FILE = ".lifeboat-latest.json";
 /** A target's record of its last run (`lifeboat status`), replaced by each run: <target>/.lifeboat-last-run.json */
 export const LAST_RUN_FILE = ".lifeboat-last-run.json";
 /** Where the freshness check remembers the missed fire times it reported: <target>/.lifeboat-missed/<time>.json. */

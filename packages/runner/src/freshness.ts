@@ -15,6 +15,7 @@ import {
   type ObjectStore,
 } from "@lifeboat/core";
 import { listBackups, readJsonIfExists, storeOnce } from "./catalog.js";
+import { readLatest } from "./target-run.js";
 
 /**
  * The freshness check: every scheduled target's newest backup against its schedule. Each fire time that produced no
@@ -54,19 +55,39 @@ export interface FreshnessOptions {
   publish: (e: BackupMissedEvent) => Promise<void>;
 }
 
+/** Targets checked at once. */
+const FRESHNESS_CONCURRENCY = 8;
+
 export async function checkFreshness(config: LifeboatConfig, store: ObjectStore, opts: FreshnessOptions): Promise<BackupMissedEvent[]> {
   const now = opts.now ?? new Date();
   const log = opts.log ?? silentLogger;
-  const raised: BackupMissedEvent[] = [];
-  for (const [target, t] of Object.entries(config.targets)) {
-    if (!t.schedule || (opts.only && !opts.only.includes(target))) continue;
-    const parsed = parseSchedule(t.schedule);
-    if (!parsed.ok) continue; // validated at load
+  const byTarget = new Map<string, BackupMissedEvent[]>();
+  const due = Object.entries(config.targets).filter(([target, t]) => t.schedule && (!opts.only || opts.only.includes(target)));
+  // several targets at once (each a few small reads): hundreds of targets stay well inside the check's time
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(FRESHNESS_CONCURRENCY, due.length) }, async () => {
+      while (next < due.length) {
+        const [target, t] = due[next++]!;
+        const raised: BackupMissedEvent[] = [];
+        byTarget.set(target, raised);
+        await checkTarget(target, t, raised);
+      }
+    }),
+  );
+  // in the config's order, each target's fire times in order
+  return due.flatMap(([target]) => byTarget.get(target) ?? []);
+
+  async function checkTarget(target: string, t: LifeboatConfig["targets"][string], raised: BackupMissedEvent[]): Promise<void> {
+    const parsed = parseSchedule(t.schedule!);
+    if (!parsed.ok) return; // validated at load
     const folder = joinKey(target, MISSED_FOLDER);
     const reported = new Set<string>();
     for await (const o of store.list(folder + "/")) reported.add(o.key);
     const since = await watchedSince(store, target, now);
-    const newest = (await listBackups(store, target, log))[0];
+    // the target's pointer to its newest backup (one small read); a target backed up only by an older Lifeboat has
+    // none yet, and its manifests are read once more
+    const newest = (await readLatest(store, target)) ?? (await listBackups(store, target, log))[0];
     // with a backup, its history proves the target was due from then on; without one, only since watching began
     const after = newest ? new Date(newest.startedAt) : since;
     const graceMinutes = t.freshness?.graceMinutes ?? defaultGraceMinutes(parsed.schedule, t.timezone, t.maxRunMinutes, now);
@@ -85,7 +106,7 @@ export async function checkFreshness(config: LifeboatConfig, store: ObjectStore,
         attempt: 0,
         missed: {
           fireTime,
-          schedule: t.schedule,
+          schedule: t.schedule!,
           timezone: t.timezone,
           graceMinutes,
           newestBackup: newest ? { id: newest.id, startedAt: newest.startedAt, ageMs: now.getTime() - Date.parse(newest.startedAt) } : null,
@@ -102,5 +123,4 @@ export async function checkFreshness(config: LifeboatConfig, store: ObjectStore,
       raised.push(event);
     }
   }
-  return raised;
 }

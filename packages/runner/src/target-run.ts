@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
-import { BackupFailedError, DeadlineExceeded, LAST_RUN_FILE, errorMessage, joinKey, redact, type BackupFailedEvent, type BackupSucceededEvent, type DatabaseOutcome, type LocalEventBus, type TargetConfig, backupSize } from "@lifeboat/core";
+import { BackupFailedError, DeadlineExceeded, LAST_RUN_FILE, LATEST_FILE, MANIFEST_SUFFIX, besideDump, type ObjectStore, errorMessage, joinKey, redact, type BackupFailedEvent, type BackupSucceededEvent, type DatabaseOutcome, type LocalEventBus, type TargetConfig, backupSize } from "@lifeboat/core";
 import { runBackup, type BackupJob, type BackupResult } from "./backup.js";
-import { replaceJson } from "./catalog.js";
+import { readJsonIfExists, replaceJson } from "./catalog.js";
 import type { ConnectionInfo } from "./pg/connection.js";
 import { query } from "./pg/psql.js";
 
@@ -42,6 +42,7 @@ export async function runTargetBackups(t: TargetConfig, given: Omit<BackupJob, "
   try {
     const result = await runTargetUnits(t, { ...job, signal: deadline.signal });
     await recordLastRun(job, { outcome: "succeeded", startedAt, finishedAt: new Date().toISOString() });
+    await recordLatest(job, result);
     return result;
   } catch (err) {
     const attempts = err instanceof BackupFailedError ? err.attempts : [];
@@ -70,6 +71,34 @@ async function recordLastRun(job: Omit<BackupJob, "dump" | "retries">, run: Last
     await replaceJson(job.store, joinKey(job.target, LAST_RUN_FILE), { ...run, runId: job.runId, trigger: job.trigger ?? "manual" });
   } catch (err) {
     job.log?.log("warn", "could not record the run's outcome for `lifeboat status`", { target: job.target, error: errorMessage(err) });
+  }
+}
+
+/** What the freshness check reads instead of every manifest: the target's newest backup. */
+export interface LatestBackup {
+  id: string;
+  startedAt: string;
+  manifest: string;
+}
+
+/** The target's newest backup as its pointer says, if it has one. */
+export function readLatest(store: ObjectStore, target: string): Promise<LatestBackup | undefined> {
+  return readJsonIfExists<LatestBackup>(store, joinKey(target, LATEST_FILE));
+}
+
+/** Moves the target's pointer to the newest backup of this run (never back: a slower, older run does not win). */
+async function recordLatest(job: Omit<BackupJob, "dump" | "retries">, run: TargetRunResult): Promise<void> {
+  const newest = run.results
+    .flatMap((r) => (r.result ? [r.result.manifest] : []))
+    .sort((a, b) => (a.startedAt < b.startedAt ? 1 : -1))[0];
+  if (!newest) return;
+  try {
+    const current = await readLatest(job.store, job.target);
+    if (current && current.startedAt >= newest.startedAt) return;
+    await replaceJson(job.store, joinKey(job.target, LATEST_FILE), { id: newest.id, startedAt: newest.startedAt, manifest: besideDump(newest, MANIFEST_SUFFIX) } satisfies LatestBackup);
+  } catch (err) {
+    // the freshness check then sees an older backup: a false "missed", never a silent one
+    job.log?.log("warn", "could not record the target's newest backup for the freshness check", { target: job.target, error: errorMessage(err) });
   }
 }
 
