@@ -10,6 +10,8 @@ const queue = (name: string) => new sst.aws.Queue(name, { transform: { queue: (a
 export const scheduleDeadLetters = queue("ScheduleDeadLetters");
 /** Launcher invocations that failed after Lambda's retries (its asynchronous failure destination). */
 export const launchFailures = queue("LaunchFailures");
+/** Launches the queue gave up on after its deliveries (the launcher could not read them, or crashed on them). */
+export const launchDeadLetters = queue("LaunchDeadLetters");
 
 /** An alarm that tells the topic when it fires and when it is over (above its threshold, unless told otherwise). */
 type Metric = Omit<aws.cloudwatch.MetricAlarmArgs, "alarmActions" | "okActions" | "alarmDescription" | "evaluationPeriods" | "comparisonOperator"> & {
@@ -41,6 +43,7 @@ const queueHasMessages = (q: sst.aws.Queue) => ({
 
 alarm("ScheduleDeliveryFailedAlarm", "Lifeboat: a schedule could not invoke the launcher (see the ScheduleDeadLetters queue)", queueHasMessages(scheduleDeadLetters));
 alarm("LaunchFailedAlarm", "Lifeboat: the launcher failed after its retries (see the LaunchFailures queue)", queueHasMessages(launchFailures));
+alarm("LaunchDeadLettersAlarm", "Lifeboat: a launch was given up after its deliveries (see the LaunchDeadLetters queue)", queueHasMessages(launchDeadLetters));
 
 /** An alarm when a function reports errors, and (when it runs on a schedule) when it stops running at all. */
 export function alarmOnFunction(name: string, fn: { name: $util.Input<string> }, everyMinutes?: number, opts: { alsoByEmail?: boolean } = {}) {

@@ -12,7 +12,7 @@ import { GetObjectCommand } from "@aws-sdk/client-s3";
 import { GetParameterCommand, SSMClient } from "@aws-sdk/client-ssm";
 import { Logger } from "@aws-lambda-powertools/logger";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { launchClientToken, parseConfig, renderSlackMessage, runIdFor, type LifeboatEvent } from "@lifeboat/core";
+import { LAUNCH_DELIVERIES, launchClientToken, parseConfig, renderSlackMessage, runIdFor, type LifeboatEvent } from "@lifeboat/core";
 import { S3Store, backupMetrics, generateIdentity, runTargetBackups, runnerMain, snsPublisher } from "@lifeboat/runner";
 import { createFreshnessCheck, createLauncher, createSlackHandler, createWatcher, createWebhookHandler } from "@lifeboat/functions";
 import { recordAwsCalls } from "./support/aws-calls.js";
@@ -90,6 +90,24 @@ describe("launcher", () => {
       },
     ]);
     expect(published()).toEqual([]);
+  });
+
+  it("from the launch queue: a launch ECS refuses is left for the next delivery, and reported only on the last", async () => {
+    rdsAvailable();
+    ecs.on(RunTaskCommand).resolves({ tasks: [], failures: [{ reason: "Capacity is unavailable at this time" }] });
+    const launch = createLauncher(deps());
+    const message = (receives: number) => ({ Records: [{ messageId: "m1", body: JSON.stringify(scheduled), attributes: { ApproximateReceiveCount: String(receives) }, eventSource: "aws:sqs" }] });
+    const first = await launch(message(1));
+    expect(first.batchItemFailures).toEqual([{ itemIdentifier: "m1" }]);
+    expect(first.retried).toEqual([expect.objectContaining({ target: "prod", code: "launch_failed" })]);
+    expect(published()).toEqual([]);
+    const last = await launch(message(LAUNCH_DELIVERIES));
+    expect(last.batchItemFailures).toEqual([]);
+    expect(last.failed).toEqual([expect.objectContaining({ target: "prod", code: "launch_failed", error: expect.stringContaining("Capacity is unavailable") })]);
+    expect(published().map((p) => JSON.parse(p.Message!).error.code)).toEqual(["launch_failed"]);
+    // a message that names no target it knows goes to the dead-letter queue (alarmed), not round and round
+    const bad = await launch({ Records: [{ messageId: "m2", body: '{"source":"lifeboat.schedule","target":"nope","scheduledTime":"x"}', attributes: { ApproximateReceiveCount: "1" }, eventSource: "aws:sqs" }] });
+    expect(bad.batchItemFailures).toEqual([{ itemIdentifier: "m2" }]);
   });
 
   it("a duplicate delivery of the same schedule sends the same clientToken (ECS starts no second task)", async () => {
@@ -470,7 +488,7 @@ describe("the runner container entry point", () => {
     expect(lines.length).toBeGreaterThan(2);
     expect(lines.filter((l) => l.fields.runId !== "run-e" || l.fields.target !== "entry")).toEqual([]);
     const keys = await s3Keys("pg/entry/");
-    expect(keys.map((k) => k.replace(/\d{4}\/\d{2}\/\d{2}\/\d{8}T\d{6}Z-[0-9a-f]{4}/, "<id>"))).toEqual(["pg/entry/.lifeboat-last-run.json", "pg/entry/<id>.dump", "pg/entry/<id>.manifest.json"]);
+    expect(keys.map((k) => k.replace(/\d{4}\/\d{2}\/\d{2}\/\d{8}T\d{6}Z-[0-9a-f]{4}/, "<id>"))).toEqual(["pg/entry/.lifeboat-last-run.json", "pg/entry/.lifeboat-latest.json", "pg/entry/<id>.dump", "pg/entry/<id>.manifest.json"]);
     const [msg] = published();
     expect(msg!.MessageAttributes!.type!.StringValue).toBe("backup.succeeded");
     // an e-mail subscriber reads the subject and the first line: the outcome in words

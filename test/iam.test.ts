@@ -66,7 +66,11 @@ describe("every AWS call a deployed component makes is allowed by its synthesize
     // Lambda delivers a failed asynchronous invocation to its destination with the function's own role
     const destination = unwrap(one(stack.resources, "aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig", "LauncherFailureDestination").inputs).destinationConfig.onFailure.destination;
     const failed = (n: string) => ({ action: "sqs:SendMessage", resource: unwrap(one(stack.resources, "aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig", n).inputs).destinationConfig.onFailure.destination, context: {} });
-    const byAws: Partial<Record<Component, IamRequest[]>> = { launcher: [{ action: "sqs:SendMessage", resource: destination, context: {} }], slack: [failed("SlackFailureDestination")], webhook: [failed("WebhookFailureDestination")] };
+    // and Lambda's SQS poller reads the launch queue with the launcher's role
+    const launches = `arn:aws:sqs:eu-west-1:${ACCOUNT}:${unwrap(one(stack.resources, "aws:sqs/queue:Queue", "LaunchesQueue").inputs).name}`;
+    const poller = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility"].map((action) => ({ action, resource: launches, context: {} }));
+    const byAws: Partial<Record<Component, IamRequest[]>> = { launcher: [{ action: "sqs:SendMessage", resource: destination, context: {} }, ...poller], slack: [failed("SlackFailureDestination")], webhook: [failed("WebhookFailureDestination")] };
+    for (const r of poller) expect(await stack.evaluate("launcher", r), r.action).toBe("Allowed");
     expect((Object.keys(ROLES) as Component[]).flatMap((c) => stack.unusedActions(c, byAws[c]))).toEqual([]);
     // per action, not per statement: an unused action beside a used one is found
     const policies = stack.rolePolicies("freshness");

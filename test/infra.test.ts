@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { LAUNCH_DELIVERIES } from "@lifeboat/core";
 import { REPO } from "./support/helpers.js";
 import { assertLeastPrivilege, statements } from "./support/least-privilege.js";
 import { ACCOUNT, one, ofType, synthesize, unwrap, type Recorded } from "./support/sst-synth.js";
@@ -18,23 +19,37 @@ const role = (name: string) => one(resources, "aws:iam/role:Role", name);
 const fn = (name: string) => unwrap(one(resources, "aws:lambda/function:Function", name).inputs);
 
 describe("schedules", () => {
-  it("one EventBridge Scheduler schedule per target, with its expression, timezone and the target as input", () => {
+  it("one EventBridge Scheduler schedule per target, with its expression, timezone and the target as input, sent to the launch queue", () => {
     const schedules = ofType(resources, "aws:scheduler/schedule:Schedule").filter((r) => !r.name.startsWith("FreshnessCheck")).map((r) => unwrap(r.inputs));
-    const launcherArn = `arn:aws:lambda:eu-west-1:123456789012:function:${fn("LauncherFunction").name}`;
+    const queueArn = `arn:aws:sqs:eu-west-1:123456789012:${unwrap(one(resources, "aws:sqs/queue:Queue", "LaunchesQueue").inputs).name}`;
     expect(
       schedules.map((s) => ({ expression: s.scheduleExpression, timezone: s.scheduleExpressionTimezone, input: JSON.parse(s.target.input), arn: s.target.arn, state: s.state, window: s.flexibleTimeWindow.mode })),
     ).toEqual([
-      { expression: "cron(0 2 * * ? *)", timezone: "Europe/Paris", input: { source: "lifeboat.schedule", target: "prod", scheduledTime: "<aws.scheduler.scheduled-time>" }, arn: launcherArn, state: "ENABLED", window: "OFF" },
-      { expression: "rate(6 hours)", timezone: "UTC", input: { source: "lifeboat.schedule", target: "staging", scheduledTime: "<aws.scheduler.scheduled-time>" }, arn: launcherArn, state: "ENABLED", window: "OFF" },
-      { expression: "cron(30 3 ? * SUN *)", timezone: "UTC", input: { source: "lifeboat.schedule", target: "analytics", scheduledTime: "<aws.scheduler.scheduled-time>" }, arn: launcherArn, state: "ENABLED", window: "OFF" },
+      { expression: "cron(0 2 * * ? *)", timezone: "Europe/Paris", input: { source: "lifeboat.schedule", target: "prod", scheduledTime: "<aws.scheduler.scheduled-time>" }, arn: queueArn, state: "ENABLED", window: "OFF" },
+      { expression: "rate(6 hours)", timezone: "UTC", input: { source: "lifeboat.schedule", target: "staging", scheduledTime: "<aws.scheduler.scheduled-time>" }, arn: queueArn, state: "ENABLED", window: "OFF" },
+      { expression: "cron(30 3 ? * SUN *)", timezone: "UTC", input: { source: "lifeboat.schedule", target: "analytics", scheduledTime: "<aws.scheduler.scheduled-time>" }, arn: queueArn, state: "ENABLED", window: "OFF" },
     ]);
-    // each schedule's role may invoke the launcher, and put what it could not deliver in the dead-letter queue
-    for (const name of ["ScheduleProdRole", "ScheduleStagingRole", "ScheduleAnalyticsRole"]) {
-      expect(statements(role(name))).toEqual([
-        { Effect: "Allow", Action: ["lambda:InvokeFunction"], Resource: [launcherArn] },
-        { Effect: "Allow", Action: ["sqs:SendMessage"], Resource: [expect.stringMatching(/^arn:aws:sqs:eu-west-1:123456789012:.*ScheduleDeadLetters/)] },
-      ]);
-    }
+    // the schedules' one role may send to the launch queue, and what it could not deliver to the dead-letter queue;
+    // only EventBridge Scheduler may assume it
+    const schedulerRole = unwrap(one(resources, "aws:iam/role:Role", "SchedulerRole").inputs);
+    expect(JSON.parse(schedulerRole.assumeRolePolicy).Statement).toEqual([{ Effect: "Allow", Principal: { Service: "scheduler.amazonaws.com" }, Action: "sts:AssumeRole" }]);
+    expect(statements(role("SchedulerRole"))).toEqual([
+      { Effect: "Allow", Action: ["sqs:SendMessage"], Resource: [queueArn] },
+      { Effect: "Allow", Action: ["sqs:SendMessage"], Resource: [expect.stringMatching(/^arn:aws:sqs:eu-west-1:123456789012:.*ScheduleDeadLetters/)] },
+    ]);
+  });
+
+  it("the launch queue: read by the launcher two invocations at a time, one launch per invocation, partial failures redelivered, dead letters after the deliveries the launcher counts on", () => {
+    const queue = unwrap(one(resources, "aws:sqs/queue:Queue", "LaunchesQueue").inputs);
+    expect(queue.visibilityTimeoutSeconds).toBe(360);
+    expect(JSON.parse(queue.redrivePolicy)).toEqual({ deadLetterTargetArn: expect.stringMatching(/LaunchDeadLetters/), maxReceiveCount: LAUNCH_DELIVERIES });
+    const mapping = unwrap(one(resources, "aws:lambda/eventSourceMapping:EventSourceMapping", "LaunchesToLauncher").inputs);
+    expect(mapping).toMatchObject({ batchSize: 1, scalingConfig: { maximumConcurrency: 2 }, functionResponseTypes: ["ReportBatchItemFailures"], eventSourceArn: expect.stringMatching(/Launches/) });
+    expect(statements(role("LauncherRole")).find((x) => x.Action.includes("sqs:ReceiveMessage"))).toEqual({
+      Effect: "Allow",
+      Action: ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility"],
+      Resource: [expect.stringMatching(/Launches/)],
+    });
   });
 });
 
@@ -66,6 +81,7 @@ describe("failures before any Lifeboat code runs", () => {
       byName([
         ["lifeboat-production-ScheduleDeliveryFailed", "AWS/SQS", "ApproximateNumberOfMessagesVisible", "GreaterThanThreshold", 0],
         ["lifeboat-production-LaunchFailed", "AWS/SQS", "ApproximateNumberOfMessagesVisible", "GreaterThanThreshold", 0],
+        ["lifeboat-production-LaunchDeadLetters", "AWS/SQS", "ApproximateNumberOfMessagesVisible", "GreaterThanThreshold", 0],
         ["lifeboat-production-WatcherErrors", "AWS/Lambda", "Errors", "GreaterThanThreshold", 0],
         ["lifeboat-production-FreshnessErrors", "AWS/Lambda", "Errors", "GreaterThanThreshold", 0],
         ["lifeboat-production-FreshnessNotRunning", "AWS/Lambda", "Invocations", "LessThanThreshold", 1],

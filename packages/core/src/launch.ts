@@ -84,3 +84,9 @@ export interface RunnerRunEnv {
   /** Absent for backups. */
   LIFEBOAT_MODE?: "verify";
 }
+
+/**
+ * How many times the launch queue delivers a launch (its redrive policy, infra/schedule.ts): the launcher leaves a
+ * launch that may succeed later on the queue, and reports its failure on the last delivery.
+ */
+export const LAUNCH_DELIVERIES = 3;

@@ -98,7 +98,7 @@ let watcher: ReturnType<typeof createWatcher> | undefined;
 export const handler = async (event: unknown) => {
   watcher ??= createWatcher({
     config: bundledConfig(),
-    ecs: new ECSClient({}),
+    ecs: new ECSClient({ maxAttempts: 5, retryMode: "adaptive" }),
     publish: snsPublisher(new SNSClient({}), process.env.LIFEBOAT_TOPIC_ARN!),
     settings: runnerSettingsFromEnv(),
     logger: new Logger({ serviceName: "lifeboat-watcher" }),

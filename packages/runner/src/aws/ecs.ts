@@ -38,12 +38,21 @@ export function runnerStartedBy(target: string, mode?: "verify"): string {
   return head.length + target.length <= 36 ? head + target : head + createHash("sha256").update(target).digest("hex").slice(0, 36 - head.length);
 }
 
+/**
+ * An ECS read (ListTasks, DescribeTasks) with backoff: ECS throttles its API per account and region (a burst, then a
+ * sustained rate), and a crowded minute of launches meets it. Throttling and server errors are tried again, up to
+ * five times, with jittered exponential delays; anything else fails at once.
+ */
+export function withEcsBackoff<T>(call: () => Promise<T>, minDelayMs = 200): Promise<T> {
+  return pRetry(call, { retries: 4, minTimeout: minDelayMs, factor: 2, randomize: true, shouldRetry: ({ error }) => RETRYABLE_ERROR.has((error as Error).name) });
+}
+
 /** Tasks of a target's runs that are still going (pending or running), with their run ids. */
-export async function runningRunnerTasks(ecs: ECSClient, cluster: string, container: string, target: string, mode?: "verify"): Promise<Array<{ arn: string; runId: string | undefined }>> {
-  const list = await ecs.send(new ListTasksCommand({ cluster, startedBy: runnerStartedBy(target, mode), desiredStatus: "RUNNING" }));
+export async function runningRunnerTasks(ecs: ECSClient, cluster: string, container: string, target: string, mode?: "verify", minDelayMs?: number): Promise<Array<{ arn: string; runId: string | undefined }>> {
+  const list = await withEcsBackoff(() => ecs.send(new ListTasksCommand({ cluster, startedBy: runnerStartedBy(target, mode), desiredStatus: "RUNNING" })), minDelayMs);
   const arns = list.taskArns ?? [];
   if (!arns.length) return [];
-  const described = await ecs.send(new DescribeTasksCommand({ cluster, tasks: arns }));
+  const described = await withEcsBackoff(() => ecs.send(new DescribeTasksCommand({ cluster, tasks: arns })), minDelayMs);
   return (described.tasks ?? []).map((t) => ({
     arn: t.taskArn ?? "",
     runId: t.overrides?.containerOverrides?.find((c) => c.name === container)?.environment?.find((e) => e.name === "LIFEBOAT_RUN_ID")?.value,
