@@ -136,7 +136,14 @@ export const startRunnerPermissions = [
   {
     actions: ["ecs:RunTask"],
     resources: [runner.nodes.taskDefinition.arn.apply((arn) => arn.replace(/:\d+$/, ":*"))],
-    conditions: [{ test: "ArnEquals", variable: "ecs:cluster", values: [runner.cluster] }],
+    // in this cluster only; no task larger than the config's largest (a RunTask that asks for more CPU or memory is
+    // denied), and never with ECS Exec (a shell into the runner, with its role); the keys AWS documents for RunTask
+    conditions: [
+      { test: "ArnEquals", variable: "ecs:cluster", values: [runner.cluster] },
+      { test: "NumericLessThanEqualsIfExists", variable: "ecs:task-cpu", values: [String(plan.runTaskLimits.cpuUnits)] },
+      { test: "NumericLessThanEqualsIfExists", variable: "ecs:task-memory", values: [String(plan.runTaskLimits.memoryMiB)] },
+      { test: "BoolIfExists", variable: "ecs:enable-execute-command", values: ["false"] },
+    ],
   },
   {
     actions: ["iam:PassRole"],

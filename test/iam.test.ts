@@ -97,6 +97,21 @@ describe("every AWS call a deployed component makes is allowed by its synthesize
   });
 });
 
+describe("what a launcher may start", () => {
+  it("only the runner's task family in its cluster, no larger than the config's largest target, never with ECS Exec", async () => {
+    const [call] = recorded("launcher").filter((c) => c.command === "RunTaskCommand");
+    const [runTask] = stack.iamRequests(call!);
+    expect(runTask!.action).toBe("ecs:RunTask");
+    const ask = (context: Record<string, string>) => stack.evaluate("launcher", { ...runTask!, context: { ...runTask!.context, ...context } });
+    // the fixture's largest target is prod: 2 vCPU, 8 GB
+    expect(await ask({ "ecs:task-cpu": "2048", "ecs:task-memory": "8192" })).toBe("Allowed");
+    expect(await ask({ "ecs:task-cpu": "16384" })).toBe("ImplicitlyDenied");
+    expect(await ask({ "ecs:task-memory": "122880" })).toBe("ImplicitlyDenied");
+    expect(await ask({ "ecs:enable-execute-command": "true" })).toBe("ImplicitlyDenied");
+    expect(await stack.evaluate("watcher", { ...runTask!, context: { ...runTask!.context, "ecs:task-cpu": "16384" } })).toBe("ImplicitlyDenied");
+  });
+});
+
 describe("history that the runner cannot destroy", () => {
   const key = (k: string) => `arn:aws:s3:::acme-backups/pg/prod/2026/12/03/${k}`;
   const put = (k: string, context: Record<string, string>) => stack.evaluate("runner", { action: "s3:PutObject", resource: key(k), context });

@@ -130,6 +130,9 @@ describe("the runner task", () => {
     const dockerfile = readFileSync(join(REPO, "packages/runner/Dockerfile"), "utf8");
     expect(dockerfile).toMatch(/^FROM --platform=\$BUILDPLATFORM node:22-bookworm-slim AS build$/m);
     expect(dockerfile.match(/^COPY --from=build .*$/gm)).toEqual(["COPY --from=build /build/dist/package dist/package"]);
+    // an environment override cannot make node load other code: NODE_OPTIONS and the loader's variables are cleared
+    const entrypoint = JSON.parse(/^ENTRYPOINT (.*)$/m.exec(dockerfile)![1]!) as string[];
+    expect(entrypoint).toEqual(["env", "-u", "NODE_OPTIONS", "-u", "NODE_PATH", "-u", "LD_PRELOAD", "-u", "LD_LIBRARY_PATH", "node", "dist/package/runner.js"]);
     expect(image.platforms).toEqual(["linux/arm64"]);
   });
 
@@ -289,7 +292,8 @@ describe("launcher and watcher", () => {
       Effect: "Allow",
       Action: ["ecs:RunTask"],
       Resource: [expect.stringMatching(/task-definition\/.*-Runner:\*$/)],
-      Condition: { ArnEquals: { "ecs:cluster": [cluster] } },
+      // the example's largest task: prod's default 1 vCPU / 2 GB (no target overrides it)
+      Condition: { ArnEquals: { "ecs:cluster": [cluster] }, NumericLessThanEqualsIfExists: { "ecs:task-cpu": ["1024"], "ecs:task-memory": ["2048"] }, BoolIfExists: { "ecs:enable-execute-command": ["false"] } },
     });
     expect(s.find((x) => x.Action.includes("iam:PassRole"))!.Resource).toHaveLength(2);
     expect(s.find((x) => x.Action.includes("ecs:TagResource"))).toEqual({

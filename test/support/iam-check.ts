@@ -132,7 +132,17 @@ export class Stack {
         const cluster = v(i.cluster);
         const passRole = (arn: string) => ({ action: "iam:PassRole", resource: arn, context: { "iam:PassedToService": "ecs-tasks.amazonaws.com" } });
         return [
-          { action: "ecs:RunTask", resource: v(i.taskDefinition), context: { "ecs:cluster": cluster } },
+          {
+            action: "ecs:RunTask",
+            resource: v(i.taskDefinition),
+            context: {
+              "ecs:cluster": cluster,
+              // the task size the launch asks for, as ECS sets these keys for a RunTask with overrides
+              ...((i.overrides as { cpu?: string })?.cpu ? { "ecs:task-cpu": String((i.overrides as { cpu: string }).cpu) } : {}),
+              ...((i.overrides as { memory?: string })?.memory ? { "ecs:task-memory": String((i.overrides as { memory: string }).memory) } : {}),
+              ...(i.enableExecuteCommand !== undefined ? { "ecs:enable-execute-command": String(i.enableExecuteCommand) } : {}),
+            },
+          },
           passRole(d.taskRoleArn),
           passRole(d.executionRoleArn),
           ...(Array.isArray(i.tags) && i.tags.length

@@ -39,7 +39,11 @@ export function assertLeastPrivilege(resources: Recorded[]): void {
         expect(s.Condition).toEqual({ StringEquals: { "iam:PassedToService": ["ecs-tasks.amazonaws.com"] } });
       }
       if (s.Action.includes("ecs:RunTask")) {
-        expect(s.Condition, `${role.name} runs tasks in the runner's cluster only`).toEqual({ ArnEquals: { "ecs:cluster": [expect.stringMatching(/^arn:aws:ecs:[a-z0-9-]+:\d{12}:cluster\//)] } });
+        expect(s.Condition, `${role.name} runs tasks in the runner's cluster only, bounded in size, without ECS Exec`).toEqual({
+          ArnEquals: { "ecs:cluster": [expect.stringMatching(/^arn:aws:ecs:[a-z0-9-]+:\d{12}:cluster\//)] },
+          NumericLessThanEqualsIfExists: { "ecs:task-cpu": [expect.stringMatching(/^\d+$/)], "ecs:task-memory": [expect.stringMatching(/^\d+$/)] },
+          BoolIfExists: { "ecs:enable-execute-command": ["false"] },
+        });
       }
       if (s.Action.includes("rds:DescribeDBInstances")) {
         for (const r of s.Resource) expect(r).toMatch(/^arn:aws:rds:[a-z0-9-]+:\d{12}:db:[a-zA-Z][a-zA-Z0-9-]*$/);

@@ -38,7 +38,8 @@ function renderPolicy(args: any): string {
     Resource: s.resources,
     // type "*" with identifiers ["*"] is rendered as AWS's provider renders it: "Principal": "*"
     ...(s.principals ? { Principal: s.principals.some((p: any) => p.type === "*") ? "*" : Object.fromEntries(s.principals.map((p: any) => [p.type, p.identifiers])) } : {}),
-    ...(s.conditions ? { Condition: Object.fromEntries(s.conditions.map((c: any) => [c.test, { [c.variable]: c.values }])) } : {}),
+    // several conditions of one operator go under it together, as the provider renders them
+    ...(s.conditions ? { Condition: s.conditions.reduce((all: any, c: any) => ({ ...all, [c.test]: { ...all[c.test], [c.variable]: c.values } }), {}) } : {}),
   }));
   return JSON.stringify({ Version: "2012-10-17", Statement: statements });
 }

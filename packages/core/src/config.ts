@@ -235,6 +235,13 @@ export function fargateMemoryRange(cpu: FargateCpu): string {
   const r = FARGATE_MEMORY[cpu];
   return `${r.extra ? `${r.extra.join(", ")} GB or ` : ""}${r.min}-${r.max} GB in steps of ${r.step} GB`;
 }
+/** ECS's units for a Fargate size: CPU in 1/1024 vCPU, memory in MiB (what RunTask overrides and its condition keys take). */
+export function fargateCpuUnits(cpu: string): number {
+  return Math.round(Number(cpu.replace(/ vCPU$/, "")) * 1024);
+}
+export function fargateMemoryMiB(memory: string): number {
+  return Math.round(Number(memory.replace(/ GB$/, "")) * 1024);
+}
 const fargateCpu = z.enum(FARGATE_CPUS);
 const fargateMemory = z.string().regex(/^\d+(\.\d+)? GB$/, 'must look like "2 GB"');
 

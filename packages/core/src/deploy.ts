@@ -1,4 +1,4 @@
-import { awsSchema, type AwsConfig, type LifeboatConfig, type Outcome, type RetentionPolicy } from "./config.js";
+import { awsSchema, fargateCpuUnits, fargateMemoryMiB, type AwsConfig, type LifeboatConfig, type Outcome, type RetentionPolicy } from "./config.js";
 import { ConfigError, type ConfigProblem } from "./errors.js";
 import { joinKey, targetPrefix } from "./naming.js";
 import { parseSchedule } from "./schedule.js";
@@ -53,6 +53,8 @@ export interface DeployPlan {
   slack?: { webhookParameter: string; on: Outcome[]; filterPolicy: NotificationFilter };
   webhook?: { urlParameter: string; on: Outcome[]; filterPolicy: NotificationFilter };
   email: Array<{ address: string; filterPolicy: NotificationFilter }>;
+  /** The largest task a launch may ask for (the runner's size and every target's own): RunTask is allowed no more. */
+  runTaskLimits: { cpuUnits: number; memoryMiB: number };
   /** Things the deployment leaves out, said aloud at deploy time. */
   warnings: string[];
 }
@@ -304,6 +306,10 @@ export function deployPlan(config: LifeboatConfig, stage: string, source = "life
     rdsInstances: [...rdsInstances.values()],
     databaseIngress,
     prunedByRunner: pruned,
+    runTaskLimits: {
+      cpuUnits: Math.max(fargateCpuUnits(aws.runner.cpu), ...Object.values(config.targets).map((t) => (t.aws?.cpu ? fargateCpuUnits(t.aws.cpu) : 0))),
+      memoryMiB: Math.max(fargateMemoryMiB(aws.runner.memory), ...Object.values(config.targets).map((t) => (t.aws?.memory ? fargateMemoryMiB(t.aws.memory) : 0))),
+    },
     email: aws.email.map((e) => ({ address: e.address, filterPolicy: notificationFilter(e.on) })),
     warnings,
   };

@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import { DescribeTasksCommand, ListTasksCommand, RunTaskCommand, type ECSClient, type RunTaskCommandInput } from "@aws-sdk/client-ecs";
 import pRetry from "p-retry";
-import { launchClientToken, type RunnerRunEnv } from "@lifeboat/core";
+import { fargateCpuUnits, fargateMemoryMiB, launchClientToken, type RunnerRunEnv } from "@lifeboat/core";
 
 /** Where and how runner tasks start: the launcher and the watcher get it from their environment (set by infra). */
 export interface RunnerTaskSettings {
@@ -59,7 +59,6 @@ export async function runningRunnerTasks(ecs: ECSClient, cluster: string, contai
   }));
 }
 
-const CPU_UNITS: Record<string, number> = { "0.25 vCPU": 256, "0.5 vCPU": 512, "1 vCPU": 1024, "2 vCPU": 2048, "4 vCPU": 4096, "8 vCPU": 8192, "16 vCPU": 16384 };
 
 /**
  * The RunTask request for one run: target, run id, trigger and attempt as container environment overrides, the
@@ -82,8 +81,8 @@ export function runTaskInput(
       awsvpcConfiguration: { subnets: s.subnets, securityGroups: s.securityGroups, assignPublicIp: s.assignPublicIp ? "ENABLED" : "DISABLED" },
     },
     overrides: {
-      ...(run.cpu ? { cpu: String(CPU_UNITS[run.cpu]) } : {}),
-      ...(run.memory ? { memory: String(Math.round(Number(run.memory.replace(" GB", "")) * 1024)) } : {}),
+      ...(run.cpu ? { cpu: String(fargateCpuUnits(run.cpu)) } : {}),
+      ...(run.memory ? { memory: String(fargateMemoryMiB(run.memory)) } : {}),
       containerOverrides: [{ name: s.container, environment: env }],
     },
     startedBy: runnerStartedBy(run.LIFEBOAT_TARGET, run.LIFEBOAT_MODE),
