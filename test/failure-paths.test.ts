@@ -339,6 +339,9 @@ describe("backup.missed on one server", () => {
     const manifestPath = join(storeDir, results[0]!.result!.manifest.object.key.replace(/\.dump$/, ".manifest.json"));
     const eightDaysAgo = new Date(Date.now() - 8 * 86_400_000).toISOString();
     writeFileSync(manifestPath, readFileSync(manifestPath, "utf8").replace(/"startedAt": "[^"]+"/, `"startedAt": "${eightDaysAgo}"`));
+    // and so does the target's pointer to its newest backup, which the freshness check reads
+    const pointer = join(storeDir, "daily", ".lifeboat-latest.json");
+    writeFileSync(pointer, readFileSync(pointer, "utf8").replace(/"startedAt": "[^"]+"/, `"startedAt": "${eightDaysAgo}"`));
 
     posted.length = 0;
     answer = { status: 200 };
