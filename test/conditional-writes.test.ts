@@ -1,7 +1,10 @@
 import { Readable } from "node:stream";
 import { describe, expect, it } from "vitest";
 import { ConditionalWriteFailed, dumpSchema, retriesSchema, type ObjectStore } from "@lifeboat/core";
-import { DirectoryStore, S3Store, acquireLease, readObject, replaceJson, runBackup } from "@lifeboat/runner";
+import { randomBytes } from "node:crypto";
+import { S3Client } from "@aws-sdk/client-s3";
+import { startEmbeddedS3 } from "@lifeboat/cli";
+import { DirectoryStore, S3Store, acquireLease, readObject, replaceJson, runBackup, s3ClientConfig } from "@lifeboat/runner";
 import { conn, createDatabase, s3, s3Client, tempDir, unique } from "./support/helpers.js";
 
 /**
@@ -67,5 +70,27 @@ describe("a stored backup cannot be overwritten", () => {
       expect(err, key).toBeInstanceOf(ConditionalWriteFailed);
     }
     expect((await readObject(store, manifest.object.key)).equals(before)).toBe(true);
+  });
+});
+
+describe("an S3-compatible store without conditional writes (501 NotImplemented)", () => {
+  it("backups and uploads still land, written without the headers, and the store is named once in a warning", async () => {
+    const server = await startEmbeddedS3({ bucket: "plain", withoutConditionalWrites: true });
+    try {
+      const warnings: string[] = [];
+      const client = new S3Client({ ...s3ClientConfig({ bucket: "plain", endpoint: server.endpoint, region: server.region }), credentials: { accessKeyId: server.accessKeyId, secretAccessKey: server.secretAccessKey } });
+      const store = new S3Store({ bucket: "plain", endpoint: server.endpoint, region: server.region, log: { log: (_l, msg) => void warnings.push(msg) } }, client);
+      const db = unique("cwplain");
+      await createDatabase(db, "create table t as select g from generate_series(1, 100) g;");
+      const { manifest } = await runBackup({ target: "p", resolveSource: async () => conn(db), store, dump: dumpSchema.parse({}), retries: retriesSchema.parse({ attempts: 1 }) });
+      expect(await readObject(store, manifest.object.key.replace(/\.dump$/, ".manifest.json"))).toBeInstanceOf(Buffer);
+      // a multipart upload (three 5 MiB parts): completed without the condition
+      const big = randomBytes(11 * 1024 * 1024);
+      await store.put("p/big.dump", Readable.from([big]), { ifNoneMatch: "*", expectedBytes: big.length });
+      expect((await readObject(store, "p/big.dump")).equals(big)).toBe(true);
+      expect(warnings).toEqual([`${store.url} does not implement conditional writes (If-None-Match / If-Match): written without them`]);
+    } finally {
+      await server.stop();
+    }
   });
 });

@@ -318,9 +318,10 @@ function asS3(server: { store: S3rverStore }, directory: string): void {
 
 /**
  * `withoutUploadListing`: answer ListMultipartUploads as plain s3rver and several S3-compatible providers do (501
- * NotImplemented), for tests of the stores that lack it.
+ * NotImplemented), for tests of the stores that lack it. `withoutConditionalWrites`: answer If-None-Match / If-Match
+ * on writes with 501 NotImplemented, as servers that lack conditional writes do.
  */
-export async function startEmbeddedS3(opts: { bucket?: string; port?: number; withoutUploadListing?: boolean } = {}): Promise<EmbeddedS3> {
+export async function startEmbeddedS3(opts: { bucket?: string; port?: number; withoutUploadListing?: boolean; withoutConditionalWrites?: boolean } = {}): Promise<EmbeddedS3> {
   const bucket = opts.bucket ?? "lifeboat";
   // the request bodies' chunks would otherwise set off V8's full collections (see streamed, in the runner's heap.ts)
   collectYoungWhileStreaming();
@@ -334,12 +335,20 @@ export async function startEmbeddedS3(opts: { bucket?: string; port?: number; wi
   });
 
   // Runs before s3rver's router (Koa composes middleware when the server starts listening).
-  const multipartCalls = async (ctx: { method: string; url: string; status: number; body: unknown; type: string; headers: Record<string, string | undefined> }, next: () => Promise<void>) => {
+  const multipartCalls = async (ctx: { method: string; url: string; status: number; body: unknown; type: string; headers: Record<string, string | undefined>; req: AsyncIterable<Buffer> }, next: () => Promise<void>) => {
     const url = new URL(ctx.url, "http://localhost");
     const [b, ...rest] = url.pathname.split("/").filter(Boolean).map(decodeURIComponent);
     if (!b) return next();
     // PutObject and CompleteMultipartUpload carry conditions; CreateMultipartUpload and UploadPart take none
     const writes = (ctx.method === "PUT" && !url.searchParams.has("partNumber")) || (ctx.method === "POST" && url.searchParams.has("uploadId"));
+    if (writes && rest.length > 0 && (ctx.headers["if-none-match"] || ctx.headers["if-match"]) && opts.withoutConditionalWrites) {
+      // as S3-compatible servers that do not implement conditional writes answer them (once the body is read)
+      for await (const _chunk of ctx.req) void _chunk;
+      ctx.status = 501;
+      ctx.type = "application/xml";
+      ctx.body = `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>NotImplemented</Code><Message>A header you provided implies functionality that is not implemented</Message></Error>`;
+      return;
+    }
     if (writes && rest.length > 0 && (ctx.headers["if-none-match"] || ctx.headers["if-match"])) {
       return requestConditions.run({ ifNoneMatch: ctx.headers["if-none-match"], ifMatch: ctx.headers["if-match"] }, next);
     }

@@ -59,11 +59,15 @@ export class DirectoryStore implements ObjectStore {
         // link() refuses an existing name, atomically: two writers of one key cannot both succeed
         try {
           await link(temp, final);
+          await rm(temp, { force: true });
         } catch (err) {
-          if ((err as NodeJS.ErrnoException).code === "EEXIST") throw new ConditionalWriteFailed(key, "exists");
-          throw err;
+          const code = (err as NodeJS.ErrnoException).code;
+          if (code === "EEXIST") throw new ConditionalWriteFailed(key, "exists");
+          // a filesystem without hard links (some network and FUSE mounts): checked, then renamed (not atomic there)
+          if (!["EPERM", "ENOTSUP", "EOPNOTSUPP", "ENOSYS"].includes(code ?? "")) throw err;
+          if (await stat(final).then(() => true, () => false)) throw new ConditionalWriteFailed(key, "exists");
+          await rename(temp, final);
         }
-        await rm(temp, { force: true });
       } else if (opts.ifMatch) {
         await this.swapIfMatch(key, temp, final, opts.ifMatch);
       } else {

@@ -24,6 +24,17 @@ export interface StreamUpload {
   signal?: AbortSignal | undefined;
   /** S3's conditional write headers, on the request that makes the object (PutObject, CompleteMultipartUpload). */
   conditions?: { IfNoneMatch?: string; IfMatch?: string } | undefined;
+  /**
+   * A store that answers the conditional headers with 501 NotImplemented (some S3-compatible servers): told once, and
+   * the request is sent again without them (its bytes are still in hand: the single part, or the uploaded parts).
+   */
+  onConditionsUnsupported?: ((err: unknown) => void) | undefined;
+}
+
+/** The store's answer to a conditional header it does not implement. */
+function conditionsUnsupported(err: unknown): boolean {
+  const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
+  return e?.name === "NotImplemented" || e?.$metadata?.httpStatusCode === 501;
 }
 
 /**
@@ -43,7 +54,18 @@ export interface StreamUpload {
  */
 export async function uploadStream(u: StreamUpload): Promise<{ etag?: string }> {
   const { client, Bucket, Key, ContentType } = u;
-  const conditions = u.conditions ?? {};
+  let conditions = u.conditions ?? {};
+  /** Sends a request that makes the object; without the conditions again if the store does not implement them. */
+  const making = async <T>(send: (c: typeof conditions) => Promise<T>): Promise<T> => {
+    try {
+      return await send(conditions);
+    } catch (err) {
+      if (!Object.keys(conditions).length || !conditionsUnsupported(err)) throw err;
+      u.onConditionsUnsupported?.(err);
+      conditions = {};
+      return send(conditions);
+    }
+  };
   // stopping (the caller's signal, a part that failed) also ends the read of a stream that may be stalled
   const stop = new AbortController();
   stop.signal.addEventListener("abort", () => u.body.destroy(stop.signal.reason as Error), { once: true });
@@ -88,14 +110,14 @@ export async function uploadStream(u: StreamUpload): Promise<{ etag?: string }> 
       if (stop.signal.aborted) throw stop.signal.reason;
       if (!last) await send(buf, length);
       else if (partNumber === 0) {
-        const put = await client.send(new PutObjectCommand({ Bucket, Key, ContentType, Body: buf.subarray(0, length), ...conditions }), { abortSignal: stop.signal });
+        const put = await making((c) => client.send(new PutObjectCommand({ Bucket, Key, ContentType, Body: buf.subarray(0, length), ...c }), { abortSignal: stop.signal }));
         return put.ETag ? { etag: put.ETag } : {};
       } else if (length > 0) await send(buf, length);
     }
     await Promise.all(inFlight);
     if (failure) throw failure.err;
     done.sort((a, b) => a.PartNumber! - b.PartNumber!);
-    const complete = await client.send(new CompleteMultipartUploadCommand({ Bucket, Key, UploadId: uploadId, MultipartUpload: { Parts: done }, ...conditions }), { abortSignal: stop.signal });
+    const complete = await making((c) => client.send(new CompleteMultipartUploadCommand({ Bucket, Key, UploadId: uploadId, MultipartUpload: { Parts: done }, ...c }), { abortSignal: stop.signal }));
     return complete.ETag ? { etag: complete.ETag } : {};
   } catch (err) {
     stop.abort(err);

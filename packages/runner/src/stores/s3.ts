@@ -8,10 +8,12 @@ import {
   paginateListObjectsV2,
   type S3ClientConfig,
 } from "@aws-sdk/client-s3";
-import { ConditionalWriteFailed, DEFAULT_PART_SIZE, S3_MAX_PARTS, UnsupportedStoreFeature, joinKey, partPlan, type IncompleteUpload, type ObjectStore, type PutOptions, type StoredObject } from "@lifeboat/core";
+import { ConditionalWriteFailed, DEFAULT_PART_SIZE, S3_MAX_PARTS, UnsupportedStoreFeature, joinKey, partPlan, type IncompleteUpload, type Logger, type ObjectStore, type PutOptions, type StoredObject } from "@lifeboat/core";
 import { uploadStream } from "./multipart.js";
 
 export interface S3StoreOptions {
+  /** Where warnings about the store go (conditional writes it does not implement); default: a JSON line on stderr. */
+  log?: Logger | undefined;
   /** S3's limits, lowered only by tests that prove the part arithmetic at small scale. */
   limits?: { maxParts?: number; minPartSize?: number } | undefined;
   bucket: string;
@@ -75,6 +77,8 @@ export function conditionRefused(err: unknown, key: string, opts: PutOptions): C
   return undefined;
 }
 
+const stderrLogger: Logger = { log: (level, msg, fields) => process.stderr.write(JSON.stringify({ level, msg, ...fields }) + "\n") };
+
 /** Multipart parts of an ordinary dump: memory use is about partSize x queueSize whatever the size of the dump. */
 export const PART_SIZE = DEFAULT_PART_SIZE;
 export const QUEUE_SIZE = partPlan(undefined).queueSize;
@@ -85,9 +89,12 @@ export class S3Store implements ObjectStore {
   readonly prefix: string;
   readonly client: S3Client;
   private readonly limits: S3StoreOptions["limits"];
+  private readonly log: Logger | undefined;
+  private warnedConditions = false;
 
   constructor(opts: S3StoreOptions, client?: S3Client) {
     this.limits = opts.limits;
+    this.log = opts.log;
     this.bucket = opts.bucket;
     this.prefix = (opts.prefix ?? "").replace(/^\/+|\/+$/g, "");
     this.client = client ?? new S3Client(s3ClientConfig(opts));
@@ -117,6 +124,14 @@ export class S3Store implements ObjectStore {
         maxParts: this.limits?.maxParts ?? S3_MAX_PARTS,
         signal: opts.signal,
         conditions: { ...(opts.ifNoneMatch ? { IfNoneMatch: opts.ifNoneMatch } : {}), ...(opts.ifMatch ? { IfMatch: opts.ifMatch } : {}) },
+        onConditionsUnsupported: () => {
+          if (this.warnedConditions) return;
+          this.warnedConditions = true;
+          (this.log ?? stderrLogger).log("warn", `${this.url} does not implement conditional writes (If-None-Match / If-Match): written without them`, {
+            store: this.url,
+            hint: "stored backups are then not protected against being overwritten, and schedulers sharing this store may both take a target's lease; use a store that implements them (AWS S3, MinIO, Cloudflare R2, ...)",
+          });
+        },
       });
     } catch (err) {
       await this.abortPendingUploads(Key);
