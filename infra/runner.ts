@@ -1,5 +1,5 @@
 // The runner: one Fargate task definition (packages/runner/Dockerfile) in a new VPC, or in the databases' VPC.
-import { LAST_RUN_FILE, LATEST_FILE } from "@lifeboat/core";
+import { LAST_RUN_FILE, LATEST_FILE, pascal, runnerRoleName, runnerRolePath } from "@lifeboat/core";
 import { account, bucketKeyPermissions, parameterArn, partition, plan, rdsInstanceArn, region } from "./config";
 import { topic } from "./notify";
 import { bucket } from "./storage";
@@ -39,11 +39,64 @@ if (!existing) {
 
 export const cluster = new sst.aws.Cluster("Cluster", { vpc });
 
-const objects = plan.prefix ? $interpolate`${bucket.arn}/${plan.prefix}/*` : $interpolate`${bucket.arn}/*`;
-const under = (pattern: string) => (plan.prefix ? $interpolate`${bucket.arn}/${plan.prefix}/${pattern}` : $interpolate`${bucket.arn}/${pattern}`);
-const manifests = under("*.manifest.json");
 /** A dump's keys (naming.ts: .dump and .part-NNN.dump, .sql, .sql.gz), never a manifest or a drill result. */
 const dumpPatterns = ["*.dump", "*.sql", "*.sql.gz"];
+
+/**
+ * What one target's runner may do, and nothing of another target: write and abort uploads under its own prefix; read
+ * its manifests, run record and newest-backup pointer (and its dumps, if it schedules restore drills); list its prefix,
+ * and the bucket's pending uploads (AWS has no prefix condition for that listing: keys and upload ids, no data);
+ * delete its own dumps (a failed run removes the dump whose manifest could not be written), and anything under its
+ * prefix only if the runner prunes it; read its own secrets (and the heartbeat's URL); describe its RDS instance;
+ * publish to the topic; use the bucket's KMS key through S3. A delete in this versioned bucket leaves the previous
+ * version, which no Lifeboat role may delete.
+ */
+function targetStatements(t: (typeof plan.runnerTargets)[number]) {
+  const mine = (pattern: string) => $interpolate`${bucket.arn}/${t.prefix}${pattern}`;
+  return [
+    { actions: ["s3:PutObject", "s3:AbortMultipartUpload"], resources: [mine("*")] },
+    { actions: ["s3:GetObject"], resources: t.drills ? [mine("*")] : [mine("*.manifest.json"), mine(LAST_RUN_FILE), mine(LATEST_FILE)] },
+    { actions: ["s3:ListBucket"], resources: [bucket.arn], conditions: [{ test: "StringLike", variable: "s3:prefix", values: [`${t.prefix}*`] }] },
+    { actions: ["s3:ListBucketMultipartUploads"], resources: [bucket.arn] },
+    { actions: ["s3:DeleteObject"], resources: t.pruned ? [mine("*")] : dumpPatterns.map(mine) },
+    ...(t.parameters.length ? [{ actions: ["ssm:GetParameter"], resources: t.parameters.map(parameterArn) }] : []),
+    ...(t.rds ? [{ actions: ["rds:DescribeDBInstances"], resources: [rdsInstanceArn(t.rds)] }] : []),
+    { actions: ["sns:Publish"], resources: [topic.arn] },
+    ...bucketKeyPermissions(),
+  ];
+}
+
+/** The policy document of a list of statements in SST's permission shape. */
+function policyDocument(statements: ReturnType<typeof targetStatements>) {
+  return $jsonStringify({
+    Version: "2012-10-17",
+    Statement: statements.map((st) => ({
+      Effect: "Allow",
+      Action: st.actions,
+      Resource: st.resources,
+      ...("conditions" in st && st.conditions ? { Condition: Object.fromEntries(st.conditions.map((c) => [c.test, { [c.variable]: c.values }])) } : {}),
+    })),
+  });
+}
+
+/**
+ * A role per target (chosen over session tags: ECS task credentials carry no session tags, so ABAC could not tell one
+ * target's task from another's). The launcher and the watcher pass it as the task's role override; only ECS tasks of
+ * this account may assume it.
+ */
+export const targetRoles = plan.runnerTargets.map(
+  (t) =>
+    new aws.iam.Role(`Runner${pascal(t.target)}Role`, {
+      name: runnerRoleName($app.stage, t.target),
+      path: runnerRolePath($app.stage),
+      description: `Lifeboat runner of target ${t.target}`,
+      assumeRolePolicy: $jsonStringify({
+        Version: "2012-10-17",
+        Statement: [{ Effect: "Allow", Principal: { Service: "ecs-tasks.amazonaws.com" }, Action: "sts:AssumeRole", Condition: { StringEquals: { "aws:SourceAccount": account } } }],
+      }),
+      inlinePolicies: [{ name: "runner", policy: policyDocument(targetStatements(t)) }],
+    }),
+);
 
 export const runner = new sst.aws.Task("Runner", {
   cluster,
@@ -57,31 +110,8 @@ export const runner = new sst.aws.Task("Runner", {
   // names, never secrets: database passwords are read from SSM by the runner at start
   environment: { LIFEBOAT_BUCKET: bucket.name, LIFEBOAT_TOPIC_ARN: topic.arn, LIFEBOAT_STAGE: $app.stage },
   logging: { retention: plan.aws.runner.logRetention },
-  // least privilege: write and abort uploads under the prefix, read manifests (and dumps, when a target schedules
-  // restore drills), list the prefix and its pending uploads; delete a failed run's own dumps (a dump whose manifest
-  // could not be written), and anything only under the prefixes of targets it prunes. A delete in this versioned
-  // bucket leaves the previous version, which no Lifeboat role may delete.
-  permissions: [
-    { actions: ["s3:PutObject", "s3:AbortMultipartUpload"], resources: [objects] },
-    // manifests (and dumps for drills); the run record and the newest-backup pointer, replaced by compare-and-swap
-    { actions: ["s3:GetObject"], resources: plan.drills ? [objects] : [manifests, under(`*/${LAST_RUN_FILE}`), under(`*/${LATEST_FILE}`)] },
-    {
-      actions: ["s3:ListBucket"],
-      resources: [bucket.arn],
-      ...(plan.prefix ? { conditions: [{ test: "StringLike", variable: "s3:prefix", values: [`${plan.prefix}/*`] }] } : {}),
-    },
-    // AWS sets no s3:prefix for ListMultipartUploads (Service Authorization Reference): a condition on it would deny
-    // every call. The listing shows keys and upload ids of pending uploads, no data.
-    { actions: ["s3:ListBucketMultipartUploads"], resources: [bucket.arn] },
-    {
-      actions: ["s3:DeleteObject"],
-      resources: [...dumpPatterns.map(under), ...plan.prunedByRunner.map((p) => $interpolate`${bucket.arn}/${p.prefix}*`)],
-    },
-    ...(plan.runnerParameters.length ? [{ actions: ["ssm:GetParameter"], resources: plan.runnerParameters.map(parameterArn) }] : []),
-    ...(plan.rdsInstances.length ? [{ actions: ["rds:DescribeDBInstances"], resources: plan.rdsInstances.map(rdsInstanceArn) }] : []),
-    { actions: ["sns:Publish"], resources: [topic.arn] },
-    ...bucketKeyPermissions(),
-  ],
+  // the task definition's own role may do nothing: every launch passes its target's role (targetRoles)
+  permissions: [],
   transform: {
     // SST always adds the ECS Exec channels (ssmmessages:*): nothing here uses ECS Exec
     taskRole: (args) => {
@@ -114,6 +144,9 @@ plan.databaseIngress.forEach((rule, i) =>
   }),
 );
 
+/** The ARN of this stage's target roles, up to the name (the launcher adds runnerRoleName). */
+const targetRolesArnPrefix = $interpolate`arn:${partition}:iam::${account}:role${runnerRolePath($app.stage)}`;
+
 /** What the launcher and the watcher need to start runner tasks (names and ids, no secrets). */
 export const runnerEnvironment = {
   LIFEBOAT_CLUSTER: runner.cluster,
@@ -123,6 +156,8 @@ export const runnerEnvironment = {
   LIFEBOAT_SECURITY_GROUPS: $jsonStringify(runner.securityGroups),
   LIFEBOAT_ASSIGN_PUBLIC_IP: runner.assignPublicIp.apply((v) => String(v)),
   LIFEBOAT_TOPIC_ARN: topic.arn,
+  LIFEBOAT_STAGE: $app.stage,
+  LIFEBOAT_RUNNER_ROLES: targetRolesArnPrefix,
 };
 
 /** The ARNs of this cluster's tasks. */
@@ -147,7 +182,8 @@ export const startRunnerPermissions = [
   },
   {
     actions: ["iam:PassRole"],
-    resources: [runner.nodes.taskRole.arn, runner.nodes.executionRole.arn],
+    // the task definition's two roles, and the targets' roles (by their path: this stage's runner roles only)
+    resources: [runner.nodes.taskRole.arn, runner.nodes.executionRole.arn, targetRolesArnPrefix.apply((p) => `${p}*`)],
     conditions: [{ test: "StringEquals", variable: "iam:PassedToService", values: ["ecs-tasks.amazonaws.com"] }],
   },
   {

@@ -12,7 +12,7 @@ import { GetObjectCommand } from "@aws-sdk/client-s3";
 import { GetParameterCommand, SSMClient } from "@aws-sdk/client-ssm";
 import { Logger } from "@aws-lambda-powertools/logger";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { LAUNCH_DELIVERIES, launchClientToken, parseConfig, renderSlackMessage, runIdFor, type LifeboatEvent } from "@lifeboat/core";
+import { LAUNCH_DELIVERIES, launchClientToken, parseConfig, renderSlackMessage, runIdFor, runnerRoleName, type LifeboatEvent } from "@lifeboat/core";
 import { S3Store, backupMetrics, generateIdentity, runTargetBackups, runnerMain, snsPublisher } from "@lifeboat/runner";
 import { createFreshnessCheck, createLauncher, createSlackHandler, createWatcher, createWebhookHandler } from "@lifeboat/functions";
 import { recordAwsCalls } from "./support/aws-calls.js";
@@ -66,6 +66,8 @@ describe("launcher", () => {
         clientToken: launchClientToken("prod", "2026-11-21T02:00:00Z", 1),
         networkConfiguration: { awsvpcConfiguration: { subnets: ["subnet-0a", "subnet-0b"], securityGroups: ["sg-0c"], assignPublicIp: "DISABLED" } },
         overrides: {
+          // the target's own runner role (infra/runner.ts: one per target)
+          taskRoleArn: `arn:aws:iam::123456789012:role/lifeboat/production/runner/${runnerRoleName("production", "prod")}`,
           cpu: "2048",
           memory: "8192",
           containerOverrides: [

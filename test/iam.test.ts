@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import type { Component } from "./support/aws-calls.js";
+import { cloudConfig } from "./support/cloud-fixture.js";
 import { ROLES, Stack, denials, keysAwsDoesNotSet, recorded, type IamRequest } from "./support/iam-check.js";
 import { ACCOUNT, one, ofType, synthesize, unwrap } from "./support/sst-synth.js";
 
@@ -53,13 +54,18 @@ describe("every AWS call a deployed component makes is allowed by its synthesize
   });
 
   it("fails, naming component, action and resource, when a permission is removed", async () => {
-    const withoutRds = stack.rolePolicies("runner").map((p) => ({ ...p, Statement: p.Statement.filter((s: any) => ![s.Action].flat().includes("rds:DescribeDBInstances")) }));
-    expect(denials(await stack.verdicts("runner", withoutRds))).toEqual([`runner may not rds:DescribeDBInstances on arn:aws:rds:eu-west-1:${ACCOUNT}:db:acme-orders: ImplicitlyDenied`]);
+    const withoutRds = (t: string) => stack.rolePolicies("runner", t).map((p) => ({ ...p, Statement: p.Statement.filter((s: any) => ![s.Action].flat().includes("rds:DescribeDBInstances")) }));
+    expect(denials(await stack.verdicts("runner", withoutRds))).toEqual([`runner (rdsprod) may not rds:DescribeDBInstances on arn:aws:rds:eu-west-1:${ACCOUNT}:db:acme-orders: ImplicitlyDenied`]);
     const withoutPassCondition = stack.rolePolicies("launcher").map((p) => ({
       ...p,
       Statement: p.Statement.map((s: any) => ([s.Action].flat().includes("iam:PassRole") ? { ...s, Condition: { StringEquals: { "iam:PassedToService": "lambda.amazonaws.com" } } } : s)),
     }));
-    expect(denials(await stack.verdicts("launcher", withoutPassCondition))).toHaveLength(2);
+    // every PassRole the launcher makes (the task definition's two roles, each launched target's own) is then denied
+    const passes = new Set(recorded("launcher").flatMap((c) => stack.iamRequests(c)).filter((r) => r.action === "iam:PassRole").map((r) => r.resource));
+    const denied = denials(await stack.verdicts("launcher", withoutPassCondition));
+    expect(passes.size).toBeGreaterThan(2);
+    expect(denied).toHaveLength(passes.size);
+    expect(denied.every((d) => d.includes(" may not iam:PassRole on "))).toBe(true);
   });
 
   it("no role grants what the code never calls: every allowed action is used by a recorded call, or by AWS on the component's behalf", async () => {
@@ -94,6 +100,36 @@ describe("every AWS call a deployed component makes is allowed by its synthesize
     expect(requests.filter((r) => r.action === "s3:DeleteObject" && r.resource.includes("/pg/entry/")).map((r) => r.resource)).toEqual([expect.stringMatching(/\.dump$/)]);
     expect(requests.some((r) => r.action === "s3:ListBucketMultipartUploads")).toBe(true);
     expect(requests.some((r) => r.action === "s3:AbortMultipartUpload")).toBe(true);
+  });
+});
+
+describe("one target, one scope", () => {
+  it("a target's runner role reads only its own secrets and writes only under its own prefix", async () => {
+    const as = (target: string, action: string, resource: string, context: Record<string, string> = {}) => stack.evaluate("runner", { action, resource, context }, stack.rolePolicies("runner", target));
+    const param = (name: string) => `arn:aws:ssm:eu-west-1:${ACCOUNT}:parameter${name}`;
+    const key = (k: string) => `arn:aws:s3:::acme-backups/pg/${k}`;
+    expect(await as("entry", "ssm:GetParameter", param("/lifeboat/entry/pw"))).toBe("Allowed");
+    expect(await as("entry", "ssm:GetParameter", param("/lifeboat/drill/pw"))).toBe("ImplicitlyDenied");
+    expect(await as("entry", "ssm:GetParameter", param("/lifeboat/drill/age-identity"))).toBe("ImplicitlyDenied");
+    const write = { "s3:ObjectCreationOperation": "true", "s3:if-none-match": "*" };
+    expect(await as("entry", "s3:PutObject", key("entry/2026/12/03/x.dump"), write)).toBe("Allowed");
+    expect(await as("entry", "s3:PutObject", key("drill/2026/12/03/x.dump"), write)).toBe("ImplicitlyDenied");
+    expect(await as("entry", "s3:GetObject", key("drill/2026/12/03/x.manifest.json"))).toBe("ImplicitlyDenied");
+    expect(await as("entry", "s3:ListBucket", "arn:aws:s3:::acme-backups", { "s3:prefix": "pg/drill/" })).toBe("ImplicitlyDenied");
+    expect(await as("entry", "s3:DeleteObject", key("kept/2026/12/03/x.manifest.json"))).toBe("ImplicitlyDenied");
+    expect(await as("kept", "s3:DeleteObject", key("kept/2026/12/03/x.manifest.json"))).toBe("Allowed");
+    // only a target that drills reads its dumps
+    expect(await as("drill", "s3:GetObject", key("drill/2026/12/03/x.dump"))).toBe("Allowed");
+    expect(await as("entry", "s3:GetObject", key("entry/2026/12/03/x.dump"))).toBe("ImplicitlyDenied");
+    expect(await as("entry", "rds:DescribeDBInstances", `arn:aws:rds:eu-west-1:${ACCOUNT}:db:acme-orders`)).toBe("ImplicitlyDenied");
+  });
+
+  it("the launcher passes the target's role with each launch, and may pass only this stage's runner roles", async () => {
+    const [call] = recorded("launcher").filter((c) => c.command === "RunTaskCommand");
+    const passes = stack.iamRequests(call!).filter((r) => r.action === "iam:PassRole").map((r) => r.resource);
+    expect(passes).toContainEqual(expect.stringMatching(new RegExp(`^arn:aws:iam::${ACCOUNT}:role/lifeboat/production/runner/lb-[0-9a-f]{10}-`)));
+    const other = { action: "iam:PassRole", resource: `arn:aws:iam::${ACCOUNT}:role/lifeboat/dev/runner/lb-0123456789-prod`, context: { "iam:PassedToService": "ecs-tasks.amazonaws.com" } };
+    expect(await stack.evaluate("launcher", other)).toBe("ImplicitlyDenied");
   });
 });
 
@@ -149,6 +185,8 @@ describe("history that the runner cannot destroy", () => {
 describe("the stack has no role the check does not know", () => {
   it("every Lambda role and the runner's task role are checked", () => {
     const lambdaRoles = ofType(stack.resources, "aws:lambda/function:Function").map((f) => f.name.replace(/Function$/, "Role"));
-    expect(lambdaRoles.sort()).toEqual(Object.values(ROLES).filter((r) => r !== "RunnerTaskRole").sort());
+    expect(lambdaRoles.sort()).toEqual(Object.values(ROLES).filter((r) => r !== ROLES.runner).sort());
+    // and every target (but SQLite ones, which stay on their own machine) has its runner role
+    expect(stack.runnerTargets()).toEqual(Object.keys(cloudConfig.targets));
   });
 });

@@ -53,9 +53,10 @@ describe("Lifeboat's own VPC, under sst dev", () => {
   });
 
   it("a target with monthly retention is pruned by the runner: delete under its prefix (elsewhere dumps only), no expiration rule for it, old versions kept as long as its counts reach", () => {
-    const s = statements(one(resources, "aws:iam/role:Role", "RunnerTaskRole"));
-    expect(s.filter((x) => x.Action.some((a) => a.startsWith("s3:Delete")))).toEqual([
-      { Effect: "Allow", Action: ["s3:DeleteObject"], Resource: ["arn:aws:s3:::acme-backups-dev/lb/*.dump", "arn:aws:s3:::acme-backups-dev/lb/*.sql", "arn:aws:s3:::acme-backups-dev/lb/*.sql.gz", "arn:aws:s3:::acme-backups-dev/lb/app/*"] },
+    const deletes = (t: string) => statements(one(resources, "aws:iam/role:Role", t)).filter((x) => x.Action.some((a) => a.startsWith("s3:Delete")));
+    expect(deletes("RunnerAppRole")).toEqual([{ Effect: "Allow", Action: ["s3:DeleteObject"], Resource: ["arn:aws:s3:::acme-backups-dev/lb/app/*"] }]);
+    expect(deletes("RunnerOtherRole")).toEqual([
+      { Effect: "Allow", Action: ["s3:DeleteObject"], Resource: ["arn:aws:s3:::acme-backups-dev/lb/other/*.dump", "arn:aws:s3:::acme-backups-dev/lb/other/*.sql", "arn:aws:s3:::acme-backups-dev/lb/other/*.sql.gz"] },
     ]);
     // no expiration for "app" (the runner prunes it), but its replaced and deleted versions are kept as long as its
     // monthly backups reach: 12 x 31 days

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { assertLeastPrivilege } from "./support/least-privilege.js";
+import { assertLeastPrivilege, statements } from "./support/least-privilege.js";
 import { one, ofType, synthesize, unwrap, type Recorded } from "./support/sst-synth.js";
 
 /** A deployment into an existing VPC, with SSE-KMS, a storage class transition and Object Lock, on a dev stage. */
@@ -81,17 +81,22 @@ describe("a deployment with every option", () => {
     ]);
   });
 
-  it("the runner may use the KMS key through S3, and without a prefix its S3 access is the whole bucket, deleting dumps only", () => {
-    const role = one(resources, "aws:iam/role:Role", "RunnerTaskRole");
+  it("a target's runner may use the KMS key through S3; without a prefix its keys are <target>/; it deletes its own dumps only", () => {
+    const role = one(resources, "aws:iam/role:Role", "RunnerOrdersRole");
     const st = unwrap(role.inputs).inlinePolicies.flatMap((p: { policy: string }) => JSON.parse(p.policy).Statement);
     expect(st).toContainEqual({ Effect: "Allow", Action: ["kms:GenerateDataKey", "kms:Decrypt"], Resource: ["arn:aws:kms:eu-west-1:123456789012:key/1111"], Condition: { StringEquals: { "kms:ViaService": ["s3.us-east-1.amazonaws.com"] } } });
-    expect(st).toContainEqual({ Effect: "Allow", Action: ["s3:PutObject", "s3:AbortMultipartUpload"], Resource: ["arn:aws:s3:::acme-backups-dev/*"] });
-    // restore drills are scheduled, so the runner reads dumps too (still no delete)
-    expect(st).toContainEqual({ Effect: "Allow", Action: ["s3:GetObject"], Resource: ["arn:aws:s3:::acme-backups-dev/*"] });
-    expect(st).toContainEqual({ Effect: "Allow", Action: ["s3:ListBucket"], Resource: ["arn:aws:s3:::acme-backups-dev"] });
+    expect(st).toContainEqual({ Effect: "Allow", Action: ["s3:PutObject", "s3:AbortMultipartUpload"], Resource: ["arn:aws:s3:::acme-backups-dev/orders/*"] });
+    // "orders" schedules restore drills, so its runner reads its dumps too; "manual" does not
+    expect(st).toContainEqual({ Effect: "Allow", Action: ["s3:GetObject"], Resource: ["arn:aws:s3:::acme-backups-dev/orders/*"] });
+    expect(statements(one(resources, "aws:iam/role:Role", "RunnerManualRole")).find((x) => x.Action.includes("s3:GetObject"))!.Resource).toEqual([
+      "arn:aws:s3:::acme-backups-dev/manual/*.manifest.json",
+      "arn:aws:s3:::acme-backups-dev/manual/.lifeboat-last-run.json",
+      "arn:aws:s3:::acme-backups-dev/manual/.lifeboat-latest.json",
+    ]);
+    expect(st).toContainEqual({ Effect: "Allow", Action: ["s3:ListBucket"], Resource: ["arn:aws:s3:::acme-backups-dev"], Condition: { StringLike: { "s3:prefix": ["orders/*"] } } });
     expect(st).toContainEqual({ Effect: "Allow", Action: ["s3:ListBucketMultipartUploads"], Resource: ["arn:aws:s3:::acme-backups-dev"] });
     expect(st.filter((x: { Action: string[] }) => x.Action.some((a) => a.startsWith("s3:Delete")))).toEqual([
-      { Effect: "Allow", Action: ["s3:DeleteObject"], Resource: ["arn:aws:s3:::acme-backups-dev/*.dump", "arn:aws:s3:::acme-backups-dev/*.sql", "arn:aws:s3:::acme-backups-dev/*.sql.gz"] },
+      { Effect: "Allow", Action: ["s3:DeleteObject"], Resource: ["arn:aws:s3:::acme-backups-dev/orders/*.dump", "arn:aws:s3:::acme-backups-dev/orders/*.sql", "arn:aws:s3:::acme-backups-dev/orders/*.sql.gz"] },
     ]);
   });
 

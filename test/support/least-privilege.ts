@@ -35,7 +35,11 @@ export function assertLeastPrivilege(resources: Recorded[]): void {
       }
       expect(s.Action.filter((a) => a.startsWith("ssmmessages:")), `${role.name} has no ECS Exec channel`).toEqual([]);
       if (s.Action.includes("iam:PassRole")) {
-        expect(s.Resource, `${role.name} passes only the runner's two roles`).toEqual([taskDef.taskRoleArn, taskDef.executionRoleArn]);
+        expect(s.Resource, `${role.name} passes only the runner's two roles and this stage's target roles`).toEqual([
+          taskDef.taskRoleArn,
+          taskDef.executionRoleArn,
+          expect.stringMatching(/^arn:aws:iam::\d{12}:role\/lifeboat\/[a-z0-9-]+\/runner\/\*$/),
+        ]);
         expect(s.Condition).toEqual({ StringEquals: { "iam:PassedToService": ["ecs-tasks.amazonaws.com"] } });
       }
       if (s.Action.includes("ecs:RunTask")) {
@@ -50,6 +54,18 @@ export function assertLeastPrivilege(resources: Recorded[]): void {
       }
     }
   }
+
+  // each target's runner role: assumed by ECS tasks of this account only; the task definition's own role grants nothing
+  const targetRoles = roles.filter((r) => /^Runner.+Role$/.test(r.name) && !["RunnerTaskRole", "RunnerExecutionRole"].includes(r.name));
+  expect(targetRoles.length).toBeGreaterThan(0);
+  for (const r of targetRoles) {
+    const trust = JSON.parse(unwrap(r.inputs).assumeRolePolicy);
+    expect(trust.Statement, `${r.name} is assumed by this account's ECS tasks only`).toEqual([
+      { Effect: "Allow", Principal: { Service: "ecs-tasks.amazonaws.com" }, Action: "sts:AssumeRole", Condition: { StringEquals: { "aws:SourceAccount": expect.stringMatching(/^\d{12}$/) } } },
+    ]);
+    expect(unwrap(r.inputs).path).toMatch(/^\/lifeboat\/[a-z0-9-]+\/runner\/$/);
+  }
+  expect(statements(one(resources, "aws:iam/role:Role", "RunnerTaskRole"))).toEqual([]);
 
   // nothing may reach the runner from anywhere
   const open = (cidrs: unknown) => [cidrs].flat().some((c) => c === "0.0.0.0/0" || c === "::/0");

@@ -53,6 +53,8 @@ export interface DeployPlan {
   slack?: { webhookParameter: string; on: Outcome[]; filterPolicy: NotificationFilter };
   webhook?: { urlParameter: string; on: Outcome[]; filterPolicy: NotificationFilter };
   email: Array<{ address: string; filterPolicy: NotificationFilter }>;
+  /** What each target's runner role may reach: its keys, its secrets, its RDS instance. */
+  runnerTargets: Array<{ target: string; prefix: string; parameters: string[]; rds?: { instance: string; region?: string }; drills: boolean; pruned: boolean }>;
   /** The largest task a launch may ask for (the runner's size and every target's own): RunTask is allowed no more. */
   runTaskLimits: { cpuUnits: number; memoryMiB: number };
   /** Things the deployment leaves out, said aloud at deploy time. */
@@ -157,6 +159,7 @@ export function deployPlan(config: LifeboatConfig, stage: string, source = "life
     problems.push({ path: "storage", message: "the AWS deployment stores backups in S3", hint: 'use storage: { s3: { bucket: "a-globally-unique-name", prefix: "lifeboat" } }' });
   }
   const runnerParameters = new Set<string>();
+  const targetParameters = new Map<string, Set<string>>();
   const warnings: string[] = [];
   const schedules: SchedulePlan[] = [];
   const components = new Map<string, string>();
@@ -176,7 +179,10 @@ export function deployPlan(config: LifeboatConfig, stage: string, source = "life
         problems.push({ path: `targets.${name}.encryption.identity`, message: "is required: this target's backups are encrypted and it schedules restore drills, which decrypt them", hint: `store the identity in SSM (aws ssm put-parameter --type SecureString --name /lifeboat/${name}/age-identity --value file://identity.txt) and use { ssm: "/lifeboat/${name}/age-identity" }` });
       } else refs.push(["encryption.identity", t.encryption.identity]);
     }
+    const own = new Set<string>();
+    targetParameters.set(name, own);
     for (const [path, ref] of refs) {
+      if (ref?.ssm) own.add(ref.ssm);
       if (ref?.env) {
         problems.push({ path: `targets.${name}.${path}`, message: `reads the environment variable ${ref.env}, which a Fargate task does not have`, hint: `store it in SSM: aws ssm put-parameter --type SecureString --name /lifeboat/${name}/... and use { ssm: "/lifeboat/${name}/..." }` });
       }
@@ -306,6 +312,17 @@ export function deployPlan(config: LifeboatConfig, stage: string, source = "life
     rdsInstances: [...rdsInstances.values()],
     databaseIngress,
     prunedByRunner: pruned,
+    runnerTargets: Object.entries(config.targets)
+      .filter(([, t]) => t.engine !== "sqlite")
+      .map(([name, t]) => ({
+        target: name,
+        prefix: joinKey(prefix, targetPrefix(name)) + "/",
+        // its own secrets, and the heartbeat's URL, which every run pings
+        parameters: [...(targetParameters.get(name) ?? []), ...(heartbeatRef?.ssm ? [heartbeatRef.ssm] : [])].sort(),
+        ...(t.database.rds ? { rds: { instance: t.database.rds.instance, ...(t.database.rds.region ? { region: t.database.rds.region } : {}) } } : {}),
+        drills: Boolean(t.verify),
+        pruned: prunedByRunner(t.retention),
+      })),
     runTaskLimits: {
       cpuUnits: Math.max(fargateCpuUnits(aws.runner.cpu), ...Object.values(config.targets).map((t) => (t.aws?.cpu ? fargateCpuUnits(t.aws.cpu) : 0))),
       memoryMiB: Math.max(fargateMemoryMiB(aws.runner.memory), ...Object.values(config.targets).map((t) => (t.aws?.memory ? fargateMemoryMiB(t.aws.memory) : 0))),

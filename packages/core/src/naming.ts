@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { randomBytes } from "node:crypto";
 import { UsageError } from "./errors.js";
 
@@ -88,4 +89,16 @@ export function backupKeys(target: string, id: string, ext: string, database?: s
 /** The key of part n (1-based) of a backup set, beside its base archive: <id>.part-001.dump, ... */
 export function partKey(dumpKey: string, n: number): string {
   return dumpKey.replace(/\.dump$/, `.part-${String(n).padStart(3, "0")}.dump`);
+}
+
+/**
+ * The IAM role of one target's runner (a role per target: ECS task credentials carry no session tags, so one role
+ * could not tell targets apart). Names are account-wide and at most 64 characters: a hash of stage and target keeps
+ * them unique, the target keeps them readable; the path /lifeboat/<stage>/runner/ scopes who may pass them.
+ */
+export function runnerRoleName(stage: string, target: string): string {
+  return `lb-${createHash("sha256").update(`${stage}\0${target}`).digest("hex").slice(0, 10)}-${target}`.slice(0, 64);
+}
+export function runnerRolePath(stage: string): string {
+  return `/lifeboat/${stage}/runner/`;
 }

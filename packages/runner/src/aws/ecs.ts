@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import { DescribeTasksCommand, ListTasksCommand, RunTaskCommand, type ECSClient, type RunTaskCommandInput } from "@aws-sdk/client-ecs";
 import pRetry from "p-retry";
-import { fargateCpuUnits, fargateMemoryMiB, launchClientToken, type RunnerRunEnv } from "@lifeboat/core";
+import { fargateCpuUnits, fargateMemoryMiB, launchClientToken, runnerRoleName, type RunnerRunEnv } from "@lifeboat/core";
 
 /** Where and how runner tasks start: the launcher and the watcher get it from their environment (set by infra). */
 export interface RunnerTaskSettings {
@@ -11,6 +11,8 @@ export interface RunnerTaskSettings {
   subnets: string[];
   securityGroups: string[];
   assignPublicIp: boolean;
+  /** Each target's runner role (infra/runner.ts): the ARN up to the name, and the stage its names are made for. */
+  targetRoles?: { arnPrefix: string; stage: string } | undefined;
 }
 
 export function runnerSettingsFromEnv(env: NodeJS.ProcessEnv = process.env): RunnerTaskSettings {
@@ -26,6 +28,7 @@ export function runnerSettingsFromEnv(env: NodeJS.ProcessEnv = process.env): Run
     subnets: JSON.parse(need("LIFEBOAT_SUBNETS")) as string[],
     securityGroups: JSON.parse(need("LIFEBOAT_SECURITY_GROUPS")) as string[],
     assignPublicIp: env.LIFEBOAT_ASSIGN_PUBLIC_IP === "true",
+    ...(env.LIFEBOAT_RUNNER_ROLES && env.LIFEBOAT_STAGE ? { targetRoles: { arnPrefix: env.LIFEBOAT_RUNNER_ROLES, stage: env.LIFEBOAT_STAGE } } : {}),
   };
 }
 
@@ -81,6 +84,8 @@ export function runTaskInput(
       awsvpcConfiguration: { subnets: s.subnets, securityGroups: s.securityGroups, assignPublicIp: s.assignPublicIp ? "ENABLED" : "DISABLED" },
     },
     overrides: {
+      // the target's own role: its keys, its secrets, nothing of another target's
+      ...(s.targetRoles ? { taskRoleArn: s.targetRoles.arnPrefix + runnerRoleName(s.targetRoles.stage, run.LIFEBOAT_TARGET) } : {}),
       ...(run.cpu ? { cpu: String(fargateCpuUnits(run.cpu)) } : {}),
       ...(run.memory ? { memory: String(fargateMemoryMiB(run.memory)) } : {}),
       containerOverrides: [{ name: s.container, environment: env }],
