@@ -46,6 +46,10 @@ describe("restore from a directory store", () => {
     const manifest = await findBackup(store, "changing", "latest");
     const target = unique("inplace_changed");
     await createDatabase(target);
+    // the restore's scratch directories go to a TMPDIR of this test's own (other test files run at the same time)
+    const ownTmp = tempDir("lifeboat-inplace-tmp-");
+    const savedTmp = process.env.TMPDIR;
+    process.env.TMPDIR = ownTmp;
     const before = restoreDirs();
     let touched = false;
     const run = restoreBackup({
@@ -61,9 +65,12 @@ describe("restore from a directory store", () => {
         }
       },
     });
-    await expect(run).rejects.toThrow(/changed while it was being restored: it is no longer the file whose SHA-256 was checked/);
+    await expect(run)
+      .rejects.toThrow(/changed while it was being restored: it is no longer the file whose SHA-256 was checked/)
+      .finally(() => (savedTmp === undefined ? delete process.env.TMPDIR : (process.env.TMPDIR = savedTmp)));
     expect(touched).toBe(true);
-    expect(restoreDirs()).toBe(before);
+    expect(readdirSync(ownTmp)).toEqual([]);
+    expect(before).toBe(0);
   });
 
   it("a file already changed before the restore fails the checksum, and the target stays untouched", async () => {
