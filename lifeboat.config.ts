@@ -1,7 +1,7 @@
 import { defineConfig } from "@lifeboat/core";
 
 /**
- * An example backup plan. Copy it, change the names, and check it with `npx lifeboat list --config lifeboat.config.ts`
+ * An example backup plan. Copy it, change the names, and check it with `npx lifeboat check --cloud` (`--config F` for another file)
  * (a bad config fails at load, every problem listed). Secrets are never written here: they are named by where to read
  * them from: { ssm: "/parameter/name" } (SSM Parameter Store, what the AWS deployment requires) or { env: "NAME" }
  * (an environment variable, for runs on your own machines).

@@ -71,6 +71,29 @@ describe("config validation", () => {
     expect(message).not.toContain("hooks.slack.com/services/T/B/X");
   });
 
+  it("lifeboat check validates a config without running anything; --cloud adds the deployment's rules", async () => {
+    const dir = tempDir("lifeboat-check-");
+    const good = join(dir, "good.config.ts");
+    writeFileSync(good, `export default ${JSON.stringify({ storage: { s3: { bucket: "acme-backups", prefix: "pg" } }, targets: { app: { database: { host: "db.example.com", database: "app", user: "u", password: { ssm: "/lb/app" } }, schedule: "rate(1 day)" } } })};\n`);
+    const ok = await cli(["check", "--config", good]);
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(ok.stdout).toContain("good.config.ts: valid: 1 target (app), storage s3://acme-backups/pg");
+    const cloud = await cli(["check", "--config", good, "--cloud", "--stage", "dev", "--json"]);
+    expect(cloud.code, cloud.stderr).toBe(0);
+    expect(JSON.parse(cloud.stdout)).toMatchObject({ valid: true, targets: ["app"], cloud: { stage: "dev", deployable: true, warnings: [expect.stringContaining("targets.app connects with sslmode=require (the runner's default)")] } });
+    // what `sst deploy` would refuse: exit 2, the problem named with its fix
+    const refused = join(dir, "rds.config.ts");
+    writeFileSync(refused, `export default ${JSON.stringify({ storage: { s3: { bucket: "acme-backups" } }, targets: { prod: { database: { rds: { instance: "acme-prod" }, database: "app", user: "u", password: { ssm: "/lb/pw" } } } } })};\n`);
+    expect((await cli(["check", "--config", refused])).code).toBe(0);
+    const res = await cli(["check", "--config", refused, "--cloud"]);
+    expect(res.code).toBe(2);
+    expect(res.stderr).toContain('targets.prod.database.rds: RDS instance "acme-prod" is reachable only from inside its VPC');
+    // an invalid config: exit 2 as for every command
+    const bad = join(dir, "bad.config.ts");
+    writeFileSync(bad, `export default { storage: { directory: "/tmp/x" }, targets: {} };\n`);
+    expect((await cli(["check", "--config", bad])).code).toBe(2);
+  });
+
   it("the CLI exits 2 and prints every problem for a bad config file", async () => {
     const dir = tempDir("lifeboat-cfg-");
     const file = join(dir, "lifeboat.config.ts");

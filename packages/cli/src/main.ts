@@ -19,6 +19,7 @@ const commands = {
   prune: () => import("./commands/prune.js"),
   demo: () => import("./commands/demo.js"),
   keys: () => import("./commands/keys.js"),
+  check: () => import("./commands/check.js"),
 };
 
 /** Repeatable options (--recipient, --identity): every value, in order. */
@@ -116,6 +117,15 @@ export async function main(argv: string[]): Promise<number> {
       .option("--all", "also list leftovers of runs that never finished: pending uploads, partial files, dumps without a manifest")
       .addHelpText("after", "\nWith --from, no config is read (unless given with --config). Backups stored under a deeper prefix are listed too, with their true location.\n" + envHelp("config", "aws")),
   ).action(action(async (c, target: string | undefined, opts: { from?: string; all?: boolean }) => (await commands.list()).listCommand(c, target, opts)));
+
+  common(
+    program
+      .command("check")
+      .description("validate the config without running anything: every problem listed (exit 2); --cloud: also what the AWS deployment would refuse or warn about")
+      .option("--cloud", "also check the AWS deployment's rules (what `sst deploy` refuses, and its warnings)")
+      .option("--stage <stage>", "with --cloud: the stage to check for (its bucket name and rules)", "production")
+      .addHelpText("after", "\nExamples:\n  lifeboat check\n  lifeboat check --config ./lifeboat.config.ts --cloud --stage dev\n\nNo database, store or AWS account is touched.\n" + envHelp("config")),
+  ).action(action(async (c, opts: { cloud?: boolean; stage?: string }) => (await commands.check()).checkCommand(c, opts)));
 
   common(
     program

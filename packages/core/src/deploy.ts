@@ -192,8 +192,9 @@ export function deployPlan(config: LifeboatConfig, stage: string, source = "life
     if (!t.database.rds) {
       const tls = deployedSslmode(t.database);
       if (tls === "require") {
-        const ssmUrl = typeof t.database.url === "object" ? " unless the URL in SSM sets its own" : "";
-        warnings.push(`targets.${name} connects with sslmode=require (the runner's default${ssmUrl}): encrypted, but the server's certificate is not checked; to check it set database.sslmode: "verify-full" and database.sslrootcert: "system" (a certificate from a public CA; libpq 16+, as in the runner image) or the path of the CA file`);
+        const own = Boolean(t.database.sslmode) || (typeof t.database.url === "string" && new URL(t.database.url).searchParams.has("sslmode"));
+        const why = own ? "" : typeof t.database.url === "object" ? " (the runner's default unless the URL in SSM sets its own)" : " (the runner's default)";
+        warnings.push(`targets.${name} connects with sslmode=require${why}: encrypted, but the server's certificate is not checked; to check it set database.sslmode: "verify-full" and database.sslrootcert: "system" (a certificate from a public CA; libpq 16+, as in the runner image) or the path of the CA file`);
       } else if (tls === "disable" || tls === "allow" || tls === "prefer") {
         warnings.push(`targets.${name} connects with sslmode=${tls}: the connection may be unencrypted, password and data readable on the network; remove sslmode (the runner then requires TLS) or set "verify-full"`);
       }
