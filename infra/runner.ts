@@ -66,19 +66,6 @@ function targetStatements(t: (typeof plan.runnerTargets)[number]) {
   ];
 }
 
-/** The policy document of a list of statements in SST's permission shape. */
-function policyDocument(statements: ReturnType<typeof targetStatements>) {
-  return $jsonStringify({
-    Version: "2012-10-17",
-    Statement: statements.map((st) => ({
-      Effect: "Allow",
-      Action: st.actions,
-      Resource: st.resources,
-      ...("conditions" in st && st.conditions ? { Condition: Object.fromEntries(st.conditions.map((c) => [c.test, { [c.variable]: c.values }])) } : {}),
-    })),
-  });
-}
-
 /**
  * A role per target (chosen over session tags: ECS task credentials carry no session tags, so ABAC could not tell one
  * target's task from another's). The launcher and the watcher pass it as the task's role override; only ECS tasks of
@@ -94,7 +81,8 @@ export const targetRoles = plan.runnerTargets.map(
         Version: "2012-10-17",
         Statement: [{ Effect: "Allow", Principal: { Service: "ecs-tasks.amazonaws.com" }, Action: "sts:AssumeRole", Condition: { StringEquals: { "aws:SourceAccount": account } } }],
       }),
-      inlinePolicies: [{ name: "runner", policy: policyDocument(targetStatements(t)) }],
+      // SST's permission shape is the provider's policy-document statement shape (actions, resources, conditions)
+      inlinePolicies: [{ name: "runner", policy: aws.iam.getPolicyDocumentOutput({ statements: targetStatements(t) }).json }],
     }),
 );
 

@@ -1,7 +1,6 @@
-import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import type { Component } from "./support/aws-calls.js";
-import { ROLES, Stack, denials, recorded } from "./support/iam-check.js";
-import { synthesize } from "./support/sst-synth.js";
+import { ROLES, denials, recorded, synthesizedStack } from "./support/iam-check.js";
 
 /**
  * The same recorded calls as test/iam.test.ts, against the stack of the same config with the bucket encrypted by a
@@ -13,14 +12,7 @@ vi.mock("../lifeboat.config", async () => {
   return { default: { ...cloudConfig, aws: { ...cloudConfig.aws, bucket: { kmsKeyArn: KEY } } } };
 });
 
-let stack: Stack;
-let close: () => void;
-beforeAll(async () => {
-  const synth = await synthesize("production");
-  stack = new Stack(synth.resources, synth.region);
-  close = synth.close;
-}, 120_000);
-afterAll(() => close?.());
+const stack = synthesizedStack("production");
 
 describe("with aws.bucket.kmsKeyArn, every call is allowed, the key's included", () => {
   it("the bucket is encrypted with the key", () => {

@@ -1,8 +1,8 @@
-import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import type { Component } from "./support/aws-calls.js";
 import { cloudConfig } from "./support/cloud-fixture.js";
-import { ROLES, Stack, denials, keysAwsDoesNotSet, recorded, type IamRequest } from "./support/iam-check.js";
-import { ACCOUNT, one, ofType, synthesize, unwrap } from "./support/sst-synth.js";
+import { ROLES, Stack, denials, keysAwsDoesNotSet, recorded, synthesizedStack, type IamRequest } from "./support/iam-check.js";
+import { ACCOUNT, one, ofType, unwrap } from "./support/sst-synth.js";
 
 /**
  * What the code calls, the role allows, in the stack of the cloud components' tests' own config
@@ -10,14 +10,7 @@ import { ACCOUNT, one, ofType, synthesize, unwrap } from "./support/sst-synth.js
  */
 vi.mock("../lifeboat.config", async () => ({ default: (await import("./support/cloud-fixture.js")).cloudConfig }));
 
-let stack: Stack;
-let close: () => void;
-beforeAll(async () => {
-  const synth = await synthesize("production");
-  stack = new Stack(synth.resources, synth.region);
-  close = synth.close;
-}, 120_000);
-afterAll(() => close?.());
+const stack = synthesizedStack("production");
 
 describe("every AWS call a deployed component makes is allowed by its synthesized role", () => {
   for (const component of Object.keys(ROLES) as Component[]) {

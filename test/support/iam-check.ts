@@ -13,7 +13,8 @@ import { runSimulation } from "@cloud-copilot/iam-simulate";
 import type { Component, RecordedCall } from "./aws-calls.js";
 import { SETTINGS, TEST_BUCKET, TOPIC, cloudConfig } from "./cloud-fixture.js";
 import { pascal } from "@lifeboat/core";
-import { ACCOUNT, one, ofType, unwrap, type Recorded } from "./sst-synth.js";
+import { afterAll, beforeAll } from "vitest";
+import { ACCOUNT, one, ofType, synthesize, unwrap, type Recorded } from "./sst-synth.js";
 
 /** Each component's role; the runner's is its target's own (Runner<Target>Role), chosen per call. */
 export const ROLES: Record<Component, string> = {
@@ -62,10 +63,9 @@ export function recorded(component: Component): RecordedCall[] {
 
 /** A synthesized stack, seen by the IAM check. */
 export class Stack {
-  constructor(
-    readonly resources: Recorded[],
-    readonly region: string,
-  ) {}
+  /** Filled in by synthesizedStack's beforeAll. */
+  resources: Recorded[] = [];
+  region = "";
 
   /** A component's role policies; the runner's are its target's (the first target's when none is given). */
   rolePolicies(component: Component, target?: string): Policy[] {
@@ -277,6 +277,23 @@ const DEFAULT_KEY_POLICY = {
   Version: "2012-10-17",
   Statement: [{ Sid: "Enable IAM User Permissions", Effect: "Allow", Principal: { AWS: `arn:aws:iam::${ACCOUNT}:root` }, Action: "kms:*", Resource: "*" }],
 };
+
+/**
+ * The stack of this test file's (mocked) lifeboat.config, synthesized before its tests and closed after them: the one
+ * Stack every IAM test file evaluates against.
+ */
+export function synthesizedStack(stage = "production"): Stack {
+  const stack = new Stack();
+  let close: (() => void) | undefined;
+  beforeAll(async () => {
+    const synth = await synthesize(stage);
+    stack.resources = synth.resources;
+    stack.region = synth.region;
+    close = synth.close;
+  }, 120_000);
+  afterAll(() => close?.());
+  return stack;
+}
 
 export const denials = (v: Verdict[]) =>
   v

@@ -115,16 +115,11 @@ export function prunedByRunner(retention: RetentionPolicy | undefined): boolean 
 }
 
 /**
- * The sslmode the deployed runner uses for a host or URL target: its own (database.sslmode, then ?sslmode= in an
- * inline URL), else "require" (the runner's default). A URL read from SSM counts as not setting one.
+ * The sslmode a host or URL target sets itself (database.sslmode, then ?sslmode= in an inline URL); undefined when it
+ * sets none, and the deployed runner uses "require". A URL read from SSM counts as not setting one.
  */
-export function deployedSslmode(db: LifeboatConfig["targets"][string]["database"]): string {
-  if (db.sslmode) return db.sslmode;
-  if (typeof db.url === "string") {
-    const inUrl = new URL(db.url).searchParams.get("sslmode");
-    if (inUrl) return inUrl;
-  }
-  return "require";
+export function ownSslmode(db: LifeboatConfig["targets"][string]["database"]): string | undefined {
+  return db.sslmode ?? (typeof db.url === "string" ? (new URL(db.url).searchParams.get("sslmode") ?? undefined) : undefined);
 }
 
 /**
@@ -158,7 +153,6 @@ export function deployPlan(config: LifeboatConfig, stage: string, source = "life
   if (!config.storage.s3) {
     problems.push({ path: "storage", message: "the AWS deployment stores backups in S3", hint: 'use storage: { s3: { bucket: "a-globally-unique-name", prefix: "lifeboat" } }' });
   }
-  const runnerParameters = new Set<string>();
   const targetParameters = new Map<string, Set<string>>();
   const warnings: string[] = [];
   const schedules: SchedulePlan[] = [];
@@ -186,14 +180,13 @@ export function deployPlan(config: LifeboatConfig, stage: string, source = "life
       if (ref?.env) {
         problems.push({ path: `targets.${name}.${path}`, message: `reads the environment variable ${ref.env}, which a Fargate task does not have`, hint: `store it in SSM: aws ssm put-parameter --type SecureString --name /lifeboat/${name}/... and use { ssm: "/lifeboat/${name}/..." }` });
       }
-      if (ref?.ssm) runnerParameters.add(ref.ssm);
     }
     const urlHost = typeof t.database.url === "string" ? new URL(t.database.url).hostname : undefined;
     if (!t.database.rds) {
-      const tls = deployedSslmode(t.database);
+      const set = ownSslmode(t.database);
+      const tls = set ?? "require";
       if (tls === "require") {
-        const own = Boolean(t.database.sslmode) || (typeof t.database.url === "string" && new URL(t.database.url).searchParams.has("sslmode"));
-        const why = own ? "" : typeof t.database.url === "object" ? " (the runner's default unless the URL in SSM sets its own)" : " (the runner's default)";
+        const why = set ? "" : typeof t.database.url === "object" ? " (the runner's default unless the URL in SSM sets its own)" : " (the runner's default)";
         warnings.push(`targets.${name} connects with sslmode=require${why}: encrypted, but the server's certificate is not checked; to check it set database.sslmode: "verify-full" and database.sslrootcert: "system" (a certificate from a public CA; libpq 16+, as in the runner image) or the path of the CA file`);
       } else if (tls === "disable" || tls === "allow" || tls === "prefer") {
         warnings.push(`targets.${name} connects with sslmode=${tls}: the connection may be unencrypted, password and data readable on the network; remove sslmode (the runner then requires TLS) or set "verify-full"`);
@@ -263,7 +256,6 @@ export function deployPlan(config: LifeboatConfig, stage: string, source = "life
   if (heartbeatRef?.env) {
     problems.push({ path: "notifications.heartbeat.url", message: `reads the environment variable ${heartbeatRef.env}, which a Fargate task does not have`, hint: 'use { ssm: "/lifeboat/heartbeat-url" }' });
   }
-  if (heartbeatRef?.ssm) runnerParameters.add(heartbeatRef.ssm);
   if (problems.length) throw new ConfigError(source, problems, "cannot be deployed");
 
   const aws = config.aws ?? awsSchema.parse({});
@@ -277,19 +269,18 @@ export function deployPlan(config: LifeboatConfig, stage: string, source = "life
       ...(aws.bucket.transition ? { transition: aws.bucket.transition } : {}),
     },
   ];
-  const pruned: DeployPlan["prunedByRunner"] = [];
   const rdsInstances = new Map<string, { instance: string; region?: string }>();
   const ports = new Set<number>();
   for (const [name, t] of Object.entries(config.targets)) {
     if (t.engine === "sqlite") continue;
     const targetKeys = joinKey(prefix, targetPrefix(name)) + "/";
-    // counts (keepLast, daily, weekly, monthly) have no lifecycle equivalent, and an age rule would delete what they
-    // keep: the runner applies the whole policy after each successful backup. An age alone is a lifecycle rule.
-    if (prunedByRunner(t.retention)) pruned.push({ target: name, prefix: targetKeys });
     // a deleted or replaced version (a prune, a runner gone wrong) stays recoverable at least as long as the target
     // keeps its backups; a target that keeps them forever keeps its old versions too
     const span = retentionSpanDays(t.retention, t.schedule, t.timezone);
     const noncurrent = span === undefined ? {} : { noncurrentVersionDays: Math.max(aws.bucket.noncurrentVersionDays, span) };
+    // counts (keepLast, daily, weekly, monthly) have no lifecycle equivalent, and an age rule would delete what they
+    // keep: the runner applies the whole policy after each successful backup (runnerTargets: pruned). An age alone is
+    // a lifecycle rule.
     const expiration = !prunedByRunner(t.retention) && t.retention?.days ? { expirationDays: t.retention.days } : {};
     if (span !== undefined) lifecycle.push({ id: `retention-${name}`, prefix: targetKeys, ...expiration, ...noncurrent });
     const rds = t.database.rds;
@@ -300,6 +291,17 @@ export function deployPlan(config: LifeboatConfig, stage: string, source = "life
   const databaseIngress = (aws.vpc?.databaseSecurityGroups ?? []).flatMap((g) =>
     typeof g === "string" ? [...ports].sort((a, b) => a - b).map((port) => ({ securityGroup: g, port })) : [{ securityGroup: g.id, port: g.port }],
   );
+  const runnerTargets: DeployPlan["runnerTargets"] = Object.entries(config.targets)
+    .filter(([, t]) => t.engine !== "sqlite")
+    .map(([name, t]) => ({
+      target: name,
+      prefix: joinKey(prefix, targetPrefix(name)) + "/",
+      // its own secrets, and the heartbeat's URL, which every run pings
+      parameters: [...(targetParameters.get(name) ?? []), ...(heartbeatRef?.ssm ? [heartbeatRef.ssm] : [])].sort(),
+      ...(t.database.rds ? { rds: { instance: t.database.rds.instance, ...(t.database.rds.region ? { region: t.database.rds.region } : {}) } } : {}),
+      drills: Boolean(t.verify),
+      pruned: prunedByRunner(t.retention),
+    }));
   const plan: DeployPlan = {
     stage,
     bucketName: bucketNameFor(s3.bucket, stage),
@@ -307,23 +309,13 @@ export function deployPlan(config: LifeboatConfig, stage: string, source = "life
     aws,
     schedules,
     lifecycle,
-    runnerParameters: [...runnerParameters].sort(),
+    runnerParameters: [...new Set([...runnerTargets.flatMap((t) => t.parameters), ...(heartbeatRef?.ssm ? [heartbeatRef.ssm] : [])])].sort(),
     drills: Object.values(config.targets).some((t) => t.verify),
     ...(s3.region ? { region: s3.region } : {}),
     rdsInstances: [...rdsInstances.values()],
     databaseIngress,
-    prunedByRunner: pruned,
-    runnerTargets: Object.entries(config.targets)
-      .filter(([, t]) => t.engine !== "sqlite")
-      .map(([name, t]) => ({
-        target: name,
-        prefix: joinKey(prefix, targetPrefix(name)) + "/",
-        // its own secrets, and the heartbeat's URL, which every run pings
-        parameters: [...(targetParameters.get(name) ?? []), ...(heartbeatRef?.ssm ? [heartbeatRef.ssm] : [])].sort(),
-        ...(t.database.rds ? { rds: { instance: t.database.rds.instance, ...(t.database.rds.region ? { region: t.database.rds.region } : {}) } } : {}),
-        drills: Boolean(t.verify),
-        pruned: prunedByRunner(t.retention),
-      })),
+    prunedByRunner: runnerTargets.filter((t) => t.pruned).map(({ target, prefix }) => ({ target, prefix })),
+    runnerTargets,
     runTaskLimits: {
       cpuUnits: Math.max(fargateCpuUnits(aws.runner.cpu), ...Object.values(config.targets).map((t) => (t.aws?.cpu ? fargateCpuUnits(t.aws.cpu) : 0))),
       memoryMiB: Math.max(fargateMemoryMiB(aws.runner.memory), ...Object.values(config.targets).map((t) => (t.aws?.memory ? fargateMemoryMiB(t.aws.memory) : 0))),

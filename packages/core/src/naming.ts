@@ -1,5 +1,4 @@
-import { createHash } from "node:crypto";
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { UsageError } from "./errors.js";
 
 /**

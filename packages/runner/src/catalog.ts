@@ -15,20 +15,40 @@ export async function storeOnce(store: ObjectStore, key: string, value: unknown)
 }
 
 /**
- * Replaces a mutable record (the run record) by compare-and-swap: written only over the version just read (If-Match,
- * or If-None-Match when there is none), read again and retried when another writer came in between. The bucket's
- * policy refuses unconditional writes of history; this keeps records from ever being written blind too.
+ * Updates a mutable record (the run record, the newest-backup pointer) by compare-and-swap: `update` gets the record
+ * as just read (undefined when there is none or it cannot be read) and returns the new one, or undefined to leave it;
+ * it is written only over the version read (If-Match, or If-None-Match when there is none), and read and updated again
+ * when another writer came in between. The bucket's policy refuses unconditional writes of history; this keeps
+ * records from ever being written blind too.
  */
-export async function replaceJson(store: ObjectStore, key: string, value: unknown, attempts = 3): Promise<void> {
+export async function updateJson<T>(store: ObjectStore, key: string, update: (current: T | undefined) => T | undefined, attempts = 3): Promise<void> {
   for (let n = 1; ; n++) {
-    const current = await readIfExists(store, key);
+    const current = await readVersionedJson<T>(store, key);
+    const next = update(current?.value);
+    if (next === undefined) return;
     try {
-      await storeJson(store, key, value, current ? { ifMatch: current.etag } : { ifNoneMatch: "*" });
+      await storeJson(store, key, next, current ? { ifMatch: current.etag } : { ifNoneMatch: "*" });
       return;
     } catch (err) {
       if (!(err instanceof ConditionalWriteFailed) || n >= attempts) throw err;
     }
   }
+}
+
+/** A small JSON record and its ETag, if the key holds one (value undefined when it cannot be parsed). */
+export async function readVersionedJson<T>(store: ObjectStore, key: string): Promise<{ value: T | undefined; etag: string } | undefined> {
+  const found = await readIfExists(store, key);
+  if (!found) return undefined;
+  try {
+    return { value: JSON.parse(found.body.toString("utf8")) as T, etag: found.etag };
+  } catch {
+    return { value: undefined, etag: found.etag };
+  }
+}
+
+/** Replaces a mutable record whatever it holds, by compare-and-swap (updateJson). */
+export function replaceJson(store: ObjectStore, key: string, value: unknown, attempts = 3): Promise<void> {
+  return updateJson(store, key, () => value, attempts);
 }
 
 /**

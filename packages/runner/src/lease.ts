@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
 import { setTimeout as sleep } from "node:timers/promises";
 import { ConditionalWriteFailed, joinKey, silentLogger, type Logger, type ObjectStore } from "@lifeboat/core";
-import { readIfExists, readJsonIfExists, storeJson } from "./catalog.js";
+import { readJsonIfExists, readVersionedJson, storeJson } from "./catalog.js";
 
 /**
  * One run per target across schedulers: a lease kept in the store itself (S3 or a directory), so two daemons, or a
@@ -43,14 +43,8 @@ export function readLease(store: ObjectStore, target: string): Promise<LeaseReco
 }
 
 /** The record and its ETag; an unreadable record counts as expired. */
-async function readVersioned(store: ObjectStore, target: string): Promise<{ record: LeaseRecord | undefined; etag: string } | undefined> {
-  const found = await readIfExists(store, leaseKey(target));
-  if (!found) return undefined;
-  try {
-    return { record: JSON.parse(found.body.toString("utf8")) as LeaseRecord, etag: found.etag };
-  } catch {
-    return { record: undefined, etag: found.etag };
-  }
+function readVersioned(store: ObjectStore, target: string): Promise<{ value: LeaseRecord | undefined; etag: string } | undefined> {
+  return readVersionedJson<LeaseRecord>(store, leaseKey(target));
 }
 
 /**
@@ -87,7 +81,7 @@ export class HeldLease {
   private async ours(): Promise<string | undefined> {
     if (this.etag) return this.etag;
     const current = await readVersioned(this.store, this.record.target);
-    return current?.record?.holder === this.record.holder ? current.etag : undefined;
+    return current?.value?.holder === this.record.holder ? current.etag : undefined;
   }
 
   private async renew(): Promise<void> {
@@ -122,7 +116,7 @@ export async function acquireLease(store: ObjectStore, target: string, opts: Lea
   const ttlMs = opts.ttlMs ?? 10 * 60_000;
   const log = opts.log ?? silentLogger;
   const existing = await readVersioned(store, target);
-  if (existing?.record && Date.parse(existing.record.expiresAt) > now().getTime()) return { taken: false, heldBy: existing.record };
+  if (existing?.value && Date.parse(existing.value.expiresAt) > now().getTime()) return { taken: false, heldBy: existing.value };
   const record: LeaseRecord = {
     holder: randomUUID(),
     host: hostname(),

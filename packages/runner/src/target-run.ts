@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { BackupFailedError, DeadlineExceeded, LAST_RUN_FILE, LATEST_FILE, MANIFEST_SUFFIX, besideDump, type ObjectStore, errorMessage, joinKey, redact, type BackupFailedEvent, type BackupSucceededEvent, type DatabaseOutcome, type LocalEventBus, type TargetConfig, backupSize } from "@lifeboat/core";
 import { runBackup, type BackupJob, type BackupResult } from "./backup.js";
-import { readJsonIfExists, replaceJson } from "./catalog.js";
+import { readJsonIfExists, replaceJson, updateJson } from "./catalog.js";
 import type { ConnectionInfo } from "./pg/connection.js";
 import { query } from "./pg/psql.js";
 
@@ -92,10 +92,10 @@ async function recordLatest(job: Omit<BackupJob, "dump" | "retries">, run: Targe
     .flatMap((r) => (r.result ? [r.result.manifest] : []))
     .sort((a, b) => (a.startedAt < b.startedAt ? 1 : -1))[0];
   if (!newest) return;
+  const latest: LatestBackup = { id: newest.id, startedAt: newest.startedAt, manifest: besideDump(newest, MANIFEST_SUFFIX) };
   try {
-    const current = await readLatest(job.store, job.target);
-    if (current && current.startedAt >= newest.startedAt) return;
-    await replaceJson(job.store, joinKey(job.target, LATEST_FILE), { id: newest.id, startedAt: newest.startedAt, manifest: besideDump(newest, MANIFEST_SUFFIX) } satisfies LatestBackup);
+    // never back, and decided on the version that is swapped: a slower, older run that lost the race does not win
+    await updateJson<LatestBackup>(job.store, joinKey(job.target, LATEST_FILE), (current) => (current && current.startedAt >= latest.startedAt ? undefined : latest));
   } catch (err) {
     // the freshness check then sees an older backup: a false "missed", never a silent one
     job.log?.log("warn", "could not record the target's newest backup for the freshness check", { target: job.target, error: errorMessage(err) });

@@ -270,11 +270,6 @@ function asS3(server: { store: S3rverStore }, directory: string): void {
     }
     const release = await claimConditional(store, bucket, key);
     try {
-      return await complete();
-    } finally {
-      release();
-    }
-    async function complete() {
       // where each part goes in the object (`to`), in the order listed
       let size = 0;
       const placed = records.map((r, i) => {
@@ -312,6 +307,8 @@ function asS3(server: { store: S3rverStore }, directory: string): void {
       await rm(uploadDir, { recursive: true, force: true });
       uploads.delete(uploadDir);
       return { md5, size };
+    } finally {
+      release();
     }
   };
 }
@@ -341,16 +338,14 @@ export async function startEmbeddedS3(opts: { bucket?: string; port?: number; wi
     if (!b) return next();
     // PutObject and CompleteMultipartUpload carry conditions; CreateMultipartUpload and UploadPart take none
     const writes = (ctx.method === "PUT" && !url.searchParams.has("partNumber")) || (ctx.method === "POST" && url.searchParams.has("uploadId"));
-    if (writes && rest.length > 0 && (ctx.headers["if-none-match"] || ctx.headers["if-match"]) && opts.withoutConditionalWrites) {
+    if (writes && rest.length > 0 && (ctx.headers["if-none-match"] || ctx.headers["if-match"])) {
+      if (!opts.withoutConditionalWrites) return requestConditions.run({ ifNoneMatch: ctx.headers["if-none-match"], ifMatch: ctx.headers["if-match"] }, next);
       // as S3-compatible servers that do not implement conditional writes answer them (once the body is read)
       for await (const _chunk of ctx.req) void _chunk;
       ctx.status = 501;
       ctx.type = "application/xml";
       ctx.body = `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>NotImplemented</Code><Message>A header you provided implies functionality that is not implemented</Message></Error>`;
       return;
-    }
-    if (writes && rest.length > 0 && (ctx.headers["if-none-match"] || ctx.headers["if-match"])) {
-      return requestConditions.run({ ifNoneMatch: ctx.headers["if-none-match"], ifMatch: ctx.headers["if-match"] }, next);
     }
     if (ctx.method === "DELETE" && rest.length > 0 && url.searchParams.has("uploadId")) {
       const uploadId = url.searchParams.get("uploadId") ?? "";

@@ -62,7 +62,6 @@ export async function runningRunnerTasks(ecs: ECSClient, cluster: string, contai
   }));
 }
 
-
 /**
  * The RunTask request for one run: target, run id, trigger and attempt as container environment overrides, the
  * target's size as task overrides, tags for the console, and an idempotency token.

@@ -16,6 +16,11 @@ export function psqlArgs(c: ConnectionInfo, database?: string): string[] {
 /** The oldest psql that prints CSV (--csv). */
 export const PSQL_MIN_MAJOR = 12;
 
+/** The psql whose output Lifeboat reads (one that prints CSV). */
+export function findPsql(): ReturnType<typeof findTool> {
+  return findTool("psql", { minMajor: PSQL_MIN_MAJOR });
+}
+
 /** psql's CSV rows as arrays of strings (NULL and the empty string both read as ""). */
 export function parsePsqlRows(csv: string): string[][] {
   return parse(csv, { relax_column_count: true, skip_empty_lines: true }) as string[][];
@@ -26,7 +31,7 @@ export function parsePsqlRows(csv: string): string[][] {
  * Unix sockets and services behave exactly as they do for pg_dump. Failures are classified AttemptErrors.
  */
 export async function query(c: ConnectionInfo, sql: string, opts: { database?: string; signal?: AbortSignal } = {}): Promise<string[][]> {
-  const psql = await findTool("psql", { minMajor: PSQL_MIN_MAJOR });
+  const psql = await findPsql();
   const res = await runTool(
     psql.path,
     [...psqlArgs(c, opts.database), "-f", "-"],

@@ -2,9 +2,7 @@ import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { classifyPgMessage } from "./classify.js";
 import { toolEnv, type ConnectionInfo } from "./connection.js";
-import { parsePsqlRows, psqlArgs, PSQL_MIN_MAJOR } from "./psql.js";
-import { findTool } from "./tools.js";
-
+import { findPsql, parsePsqlRows, psqlArgs } from "./psql.js";
 
 /**
  * One long-lived psql connection driven through a pipe: statements run in order in the same session, so a
@@ -34,7 +32,7 @@ export class PsqlSession {
   }
 
   static async open(conn: ConnectionInfo, database?: string): Promise<PsqlSession> {
-    const psql = await findTool("psql", { minMajor: PSQL_MIN_MAJOR });
+    const psql = await findPsql();
     const child = spawn(psql.path, psqlArgs(conn, database), {
       env: toolEnv(conn),
       stdio: ["pipe", "pipe", "pipe"],
