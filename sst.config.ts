@@ -1,11 +1,11 @@
 /// <reference path="./.sst/platform/config.d.ts" />
 
-// Lifeboat on AWS: EventBridge schedules -> launcher Lambda -> Fargate runner -> S3, events on SNS -> Slack.
-// Everything is derived from lifeboat.config.ts; see docs/deploy.md.
+// Lifeboat on AWS from this repository: lifeboat.config.ts, deployed by the Backups component (infra/backups.ts, the
+// same component the npm package ships as `lifeboat/sst`). See docs/deploy.md.
 export default $config({
   async app(input) {
     // One region for the bucket, the runner and the config: the stack deploys where storage.s3.region says (the
-    // config is validated, with every problem listed, when run() loads it).
+    // config is validated, with every problem listed, when run() makes the component).
     const { default: raw } = await import("./lifeboat.config");
     const region = raw.storage?.s3?.region;
     return {
@@ -18,11 +18,10 @@ export default $config({
     };
   },
   async run() {
-    const { bucket } = await import("./infra/storage");
-    const { topic } = await import("./infra/notify");
-    const { cluster } = await import("./infra/runner");
-    const { launcher } = await import("./infra/schedule");
-    await import("./infra/watch");
-    return { bucket: bucket.name, topic: topic.arn, launcher: launcher.name, cluster: cluster.nodes.cluster.name };
+    const { default: config } = await import("./lifeboat.config");
+    const { Backups } = await import("./infra/backups");
+    // adoptTopLevel: this app's resources were named without the component's name before the component existed
+    const backups = new Backups("Lifeboat", { ...config, adoptTopLevel: true });
+    return { bucket: backups.bucket.name, topic: backups.topic.arn, launcher: backups.launcher.name, cluster: backups.cluster.nodes.cluster.name };
   },
 });

@@ -8,13 +8,13 @@ import { mockClient } from "aws-sdk-client-mock";
 import { DescribeTasksCommand, ECSClient, ListTasksCommand, RunTaskCommand } from "@aws-sdk/client-ecs";
 import { DescribeDBInstancesCommand, RDSClient } from "@aws-sdk/client-rds";
 import { PublishCommand, SNSClient } from "@aws-sdk/client-sns";
-import { GetObjectCommand } from "@aws-sdk/client-s3";
+import { DeleteObjectCommand, GetObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3";
 import { GetParameterCommand, SSMClient } from "@aws-sdk/client-ssm";
 import { Logger } from "@aws-lambda-powertools/logger";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { LAUNCH_DELIVERIES, launchClientToken, parseConfig, renderSlackMessage, runIdFor, runnerRoleName, type LifeboatEvent } from "@lifeboat/core";
+import { LAUNCH_DELIVERIES, deployedConfigKey, readDeployedConfig, launchClientToken, parseConfig, sha256Hex, renderSlackMessage, runIdFor, runnerRoleName, type LifeboatEvent } from "@lifeboat/core";
 import { S3Store, backupMetrics, generateIdentity, runTargetBackups, runnerMain, snsPublisher } from "@lifeboat/runner";
-import { createFreshnessCheck, createLauncher, createSlackHandler, createWatcher, createWebhookHandler } from "@lifeboat/functions";
+import { createFreshnessCheck, createLauncher, createSlackHandler, createWatcher, createWebhookHandler, deployedConfig } from "@lifeboat/functions";
 import { recordAwsCalls } from "./support/aws-calls.js";
 import { SETTINGS, TEST_BUCKET, TOPIC, cloudConfig } from "./support/cloud-fixture.js";
 import { conn, createDatabase, pg, s3, s3Client, s3Keys, s3PendingUploads, startRecorder, unique, tempDir } from "./support/helpers.js";
@@ -46,6 +46,41 @@ function rdsAvailable(status = "available") {
   rds.on(DescribeDBInstancesCommand).resolves({ DBInstances: [{ DBInstanceStatus: status, Endpoint: { Address: "acme-prod.x.rds.amazonaws.com", Port: 5432 } }] });
 }
 
+/**
+ * What a deployment writes: the config as JSON in the bucket (outside every target's prefix), and the environment
+ * that tells the runner and the functions where it is and what its SHA-256 must be.
+ */
+async function deployConfig(config: unknown): Promise<Record<string, string>> {
+  const text = JSON.stringify(config);
+  const key = deployedConfigKey(cloudConfig.storage.s3.prefix);
+  await s3Client().send(new PutObjectCommand({ Bucket: TEST_BUCKET, Key: key, Body: text, ContentType: "application/json" }));
+  return { LIFEBOAT_BUCKET: TEST_BUCKET, LIFEBOAT_CONFIG_KEY: key, LIFEBOAT_CONFIG_SHA256: sha256Hex(text) };
+}
+
+describe("the deployed config, read from the bucket by every deployed component", () => {
+  for (const component of ["launcher", "watcher", "freshness"] as const) {
+    it(`the ${component} reads it, checked against its hash`, async () => {
+      calls.as(component);
+      // a config of each test's own (a warm function keeps the config it has read, by its hash)
+      const env = await deployConfig({ ...cloudConfig, targets: { ...cloudConfig.targets, staging: { ...cloudConfig.targets.staging, description: component } } });
+      expect(await deployedConfig(env)).toEqual(parseConfig({ ...cloudConfig, targets: { ...cloudConfig.targets, staging: { ...cloudConfig.targets.staging, description: component } } }));
+    });
+  }
+  it("a copy changed outside a deploy is refused, and so is a missing one, each with what to do", async () => {
+    calls.as("launcher");
+    // a config of its own (a warm function keeps the config it has read: a change is found at its next cold start)
+    const env = await deployConfig({ ...cloudConfig, targets: { ...cloudConfig.targets, staging: { ...cloudConfig.targets.staging, description: "tamper test" } } });
+    await deployConfig({ ...cloudConfig, targets: { ...cloudConfig.targets, evil: { database: { url: { env: "X" } } } } });
+    await expect(deployedConfig(env)).rejects.toThrow(/config\.json cannot be used .*does not match the config this deployment was made from .*hint: deploy again/s);
+    // gone (S3 answers NoSuchKey to a role that may list the bucket, Access Denied to one that may not, as deployed)
+    const gone = await deployConfig({ ...cloudConfig, targets: { ...cloudConfig.targets, staging: { ...cloudConfig.targets.staging, description: "gone" } } });
+    await s3Client().send(new DeleteObjectCommand({ Bucket: TEST_BUCKET, Key: gone.LIFEBOAT_CONFIG_KEY }));
+    await expect(deployedConfig(gone)).rejects.toThrow(/config\.json cannot be used .*does not exist .*deploy again/s);
+    const denied = Object.assign(new Error("Access Denied"), { name: "AccessDenied" });
+    await expect(readDeployedConfig(() => Promise.reject(denied), "k", undefined, "s3://b/k")).rejects.toThrow(/k cannot be used .*cannot be read: AccessDenied: Access Denied .*a missing object reads as Access Denied/s);
+  });
+});
+
 describe("launcher", () => {
   beforeEach(() => calls.as("launcher"));
   const scheduled = { source: "lifeboat.schedule", target: "prod", scheduledTime: "2026-11-21T02:00:00Z" };
@@ -67,7 +102,7 @@ describe("launcher", () => {
         networkConfiguration: { awsvpcConfiguration: { subnets: ["subnet-0a", "subnet-0b"], securityGroups: ["sg-0c"], assignPublicIp: "DISABLED" } },
         overrides: {
           // the target's own runner role (infra/runner.ts: one per target)
-          taskRoleArn: `arn:aws:iam::123456789012:role/lifeboat/production/runner/${runnerRoleName("production", "prod")}`,
+          taskRoleArn: `arn:aws:iam::123456789012:role/lifeboat/lifeboat/production/runner/${runnerRoleName("lifeboat/production", "prod")}`,
           cpu: "2048",
           memory: "8192",
           containerOverrides: [
@@ -447,14 +482,16 @@ describe("the runner container entry point", () => {
    * The deployment's config (test/support/cloud-fixture.ts) with the target's database pointed at the test server,
    * written where LIFEBOAT_CONFIG finds it: what the runner image carries, with a reachable host.
    */
+  function entryConfig(target: keyof typeof cloudConfig.targets, database: Record<string, unknown>, opts: { heartbeat?: boolean } = {}) {
+    const t = cloudConfig.targets[target] as Record<string, any>;
+    const { heartbeat, ...notifications } = cloudConfig.notifications;
+    return { ...cloudConfig, notifications: opts.heartbeat ? { ...notifications, heartbeat } : notifications, targets: { [target]: { ...t, database: { ...t.database, ...database } } } };
+  }
   function configFile(target: keyof typeof cloudConfig.targets, database: Record<string, unknown>, opts: { heartbeat?: boolean } = {}): string {
     const dir = tempDir("lifeboat-entry-");
     dirs.push(dir);
-    const t = cloudConfig.targets[target] as Record<string, any>;
     const file = join(dir, "lifeboat.config.ts");
-    const { heartbeat, ...notifications } = cloudConfig.notifications;
-    const config = { ...cloudConfig, notifications: opts.heartbeat ? { ...notifications, heartbeat } : notifications, targets: { [target]: { ...t, database: { ...t.database, ...database } } } };
-    writeFileSync(file, `export default ${JSON.stringify(config)};`);
+    writeFileSync(file, `export default ${JSON.stringify(entryConfig(target, database, opts))};`);
     return file;
   }
   const local = (db: string) => ({ host: "127.0.0.1", port: pg().port, database: db });
@@ -470,7 +507,7 @@ describe("the runner container entry point", () => {
     ...extra,
   });
 
-  it("runs a target from the config against real PostgreSQL and S3, publishes to SNS, reads the password from SSM", async () => {
+  it("runs a target from the deployed config against real PostgreSQL and S3, publishes to SNS, reads the password from SSM", async () => {
     const db = unique("entry");
     await createDatabase(db, "create table t as select g from generate_series(1, 100) g;");
     password("entry");
@@ -482,7 +519,9 @@ describe("the runner container entry point", () => {
     });
     await new Promise<void>((r) => metadata.listen(0, "127.0.0.1", r));
     const ecsMetadata = `http://127.0.0.1:${(metadata.address() as { port: number }).port}/v4/abc`;
-    const code = await runnerMain(runEnv(configFile("entry", local(db)), "entry", { LIFEBOAT_RUN_ID: "run-e", LIFEBOAT_STAGE: "production", AWS_REGION: "eu-west-1", ECS_CONTAINER_METADATA_URI_V4: ecsMetadata }), {
+    // as deployed: the config from the bucket (checked against its hash), no config file
+    const { LIFEBOAT_CONFIG: _file, ...env } = runEnv("", "entry", { ...(await deployConfig(entryConfig("entry", local(db)))), LIFEBOAT_RUN_ID: "run-e", LIFEBOAT_STAGE: "production", AWS_REGION: "eu-west-1", ECS_CONTAINER_METADATA_URI_V4: ecsMetadata });
+    const code = await runnerMain(env, {
       log: (level, msg, fields = {}) => void lines.push({ level, msg, fields }),
     }).finally(() => metadata.close());
     expect(code, JSON.stringify(lines)).toBe(0);

@@ -26,14 +26,16 @@ describe("with aws.bucket.kmsKeyArn, every call is allowed, the key's included",
     });
   }
 
-  it("the freshness check and the runner use the key, only through S3; no other role may", async () => {
+  it("the freshness check and the runner use the key, the launcher and the watcher only to read the config, only through S3; no other role may", async () => {
     const kmsUse = (c: Component) => [...new Set(recorded(c).flatMap((call) => stack.iamRequests(call)).filter((r) => r.action.startsWith("kms:")).map((r) => `${r.action} ${r.context["kms:ViaService"]}`))].sort();
     expect(kmsUse("runner")).toEqual(["kms:Decrypt s3.eu-west-1.amazonaws.com", "kms:GenerateDataKey s3.eu-west-1.amazonaws.com"]);
     expect(kmsUse("freshness")).toEqual(["kms:Decrypt s3.eu-west-1.amazonaws.com", "kms:GenerateDataKey s3.eu-west-1.amazonaws.com"]);
     // the key's use outside S3 (a direct kms:Decrypt) is denied
     expect(await stack.evaluate("runner", { action: "kms:Decrypt", resource: KEY, context: { "kms:ViaService": "ssm.eu-west-1.amazonaws.com" } })).toBe("ImplicitlyDenied");
     expect((Object.keys(ROLES) as Component[]).flatMap((c) => stack.unusedActions(c).filter((a) => a.includes("kms:")))).toEqual([]);
-    for (const c of ["launcher", "watcher", "slack", "webhook"] as Component[]) {
+    // the launcher and the watcher read the deployed config (kms:Decrypt through S3), and nothing else with the key
+    for (const c of ["launcher", "watcher"] as Component[]) expect(kmsUse(c)).toEqual(["kms:Decrypt s3.eu-west-1.amazonaws.com"]);
+    for (const c of ["slack", "webhook"] as Component[]) {
       expect(JSON.stringify(stack.rolePolicies(c))).not.toContain("kms:");
     }
   });

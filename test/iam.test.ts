@@ -41,9 +41,9 @@ describe("every AWS call a deployed component makes is allowed by its synthesize
 
   it("what AWS does on a component's behalf is allowed too: the launcher's and the subscribers' failure destinations", async () => {
     const destination = (n: string) => unwrap(one(stack.resources, "aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig", n).inputs).destinationConfig.onFailure.destination;
-    expect(await stack.evaluate("launcher", { action: "sqs:SendMessage", resource: destination("LauncherFailureDestination"), context: {} })).toBe("Allowed");
-    expect(await stack.evaluate("slack", { action: "sqs:SendMessage", resource: destination("SlackFailureDestination"), context: {} })).toBe("Allowed");
-    expect(await stack.evaluate("webhook", { action: "sqs:SendMessage", resource: destination("WebhookFailureDestination"), context: {} })).toBe("Allowed");
+    expect(await stack.evaluate("launcher", { action: "sqs:SendMessage", resource: destination("LifeboatLauncherFailureDestination"), context: {} })).toBe("Allowed");
+    expect(await stack.evaluate("slack", { action: "sqs:SendMessage", resource: destination("LifeboatSlackFailureDestination"), context: {} })).toBe("Allowed");
+    expect(await stack.evaluate("webhook", { action: "sqs:SendMessage", resource: destination("LifeboatWebhookFailureDestination"), context: {} })).toBe("Allowed");
   });
 
   it("fails, naming component, action and resource, when a permission is removed", async () => {
@@ -63,12 +63,12 @@ describe("every AWS call a deployed component makes is allowed by its synthesize
 
   it("no role grants what the code never calls: every allowed action is used by a recorded call, or by AWS on the component's behalf", async () => {
     // Lambda delivers a failed asynchronous invocation to its destination with the function's own role
-    const destination = unwrap(one(stack.resources, "aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig", "LauncherFailureDestination").inputs).destinationConfig.onFailure.destination;
+    const destination = unwrap(one(stack.resources, "aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig", "LifeboatLauncherFailureDestination").inputs).destinationConfig.onFailure.destination;
     const failed = (n: string) => ({ action: "sqs:SendMessage", resource: unwrap(one(stack.resources, "aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig", n).inputs).destinationConfig.onFailure.destination, context: {} });
     // and Lambda's SQS poller reads the launch queue with the launcher's role
-    const launches = `arn:aws:sqs:eu-west-1:${ACCOUNT}:${unwrap(one(stack.resources, "aws:sqs/queue:Queue", "LaunchesQueue").inputs).name}`;
+    const launches = `arn:aws:sqs:eu-west-1:${ACCOUNT}:${unwrap(one(stack.resources, "aws:sqs/queue:Queue", "LifeboatLaunchesQueue").inputs).name}`;
     const poller = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility"].map((action) => ({ action, resource: launches, context: {} }));
-    const byAws: Partial<Record<Component, IamRequest[]>> = { launcher: [{ action: "sqs:SendMessage", resource: destination, context: {} }, ...poller], slack: [failed("SlackFailureDestination")], webhook: [failed("WebhookFailureDestination")] };
+    const byAws: Partial<Record<Component, IamRequest[]>> = { launcher: [{ action: "sqs:SendMessage", resource: destination, context: {} }, ...poller], slack: [failed("LifeboatSlackFailureDestination")], webhook: [failed("LifeboatWebhookFailureDestination")] };
     for (const r of poller) expect(await stack.evaluate("launcher", r), r.action).toBe("Allowed");
     expect((Object.keys(ROLES) as Component[]).flatMap((c) => stack.unusedActions(c, byAws[c]))).toEqual([]);
     // per action, not per statement: an unused action beside a used one is found
@@ -120,7 +120,7 @@ describe("one target, one scope", () => {
   it("the launcher passes the target's role with each launch, and may pass only this stage's runner roles", async () => {
     const [call] = recorded("launcher").filter((c) => c.command === "RunTaskCommand");
     const passes = stack.iamRequests(call!).filter((r) => r.action === "iam:PassRole").map((r) => r.resource);
-    expect(passes).toContainEqual(expect.stringMatching(new RegExp(`^arn:aws:iam::${ACCOUNT}:role/lifeboat/production/runner/lb-[0-9a-f]{10}-`)));
+    expect(passes).toContainEqual(expect.stringMatching(new RegExp(`^arn:aws:iam::${ACCOUNT}:role/lifeboat/lifeboat/production/runner/lb-[0-9a-f]{10}-`)));
     const other = { action: "iam:PassRole", resource: `arn:aws:iam::${ACCOUNT}:role/lifeboat/dev/runner/lb-0123456789-prod`, context: { "iam:PassedToService": "ecs-tasks.amazonaws.com" } };
     expect(await stack.evaluate("launcher", other)).toBe("ImplicitlyDenied");
   });

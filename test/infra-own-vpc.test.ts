@@ -31,13 +31,13 @@ describe("Lifeboat's own VPC, under sst dev", () => {
     expect(ofType(resources, "aws:ec2/vpc:Vpc")).toHaveLength(1);
     const sg = unwrap(one(resources, "aws:ec2/defaultSecurityGroup:DefaultSecurityGroup").inputs);
     expect(sg.ingress).toEqual([]);
-    const env = unwrap(one(resources, "aws:lambda/function:Function", "LauncherFunction").inputs).environment.variables;
+    const env = unwrap(one(resources, "aws:lambda/function:Function", "LifeboatLauncherFunction").inputs).environment.variables;
     expect(env.LIFEBOAT_ASSIGN_PUBLIC_IP).toBe("true");
     expect(ofType(resources, "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")).toEqual([]);
   });
 
   it("an S3 gateway endpoint (free) on the VPC's route tables: the runner's S3 traffic stays inside AWS", () => {
-    const endpoint = unwrap(one(resources, "aws:ec2/vpcEndpoint:VpcEndpoint", "S3GatewayEndpoint").inputs);
+    const endpoint = unwrap(one(resources, "aws:ec2/vpcEndpoint:VpcEndpoint", "LifeboatS3GatewayEndpoint").inputs);
     expect({ type: endpoint.vpcEndpointType, service: endpoint.serviceName }).toEqual({ type: "Gateway", service: `com.amazonaws.${DEFAULT_REGION}.s3` });
     const tables = ofType(resources, "aws:ec2/routeTable:RouteTable").map((r) => `${r.name}-id`);
     expect(tables.length).toBeGreaterThan(0);
@@ -54,8 +54,8 @@ describe("Lifeboat's own VPC, under sst dev", () => {
 
   it("a target with monthly retention is pruned by the runner: delete under its prefix (elsewhere dumps only), no expiration rule for it, old versions kept as long as its counts reach", () => {
     const deletes = (t: string) => statements(one(resources, "aws:iam/role:Role", t)).filter((x) => x.Action.some((a) => a.startsWith("s3:Delete")));
-    expect(deletes("RunnerAppRole")).toEqual([{ Effect: "Allow", Action: ["s3:DeleteObject"], Resource: ["arn:aws:s3:::acme-backups-dev/lb/app/*"] }]);
-    expect(deletes("RunnerOtherRole")).toEqual([
+    expect(deletes("LifeboatRunnerAppRole")).toEqual([{ Effect: "Allow", Action: ["s3:DeleteObject"], Resource: ["arn:aws:s3:::acme-backups-dev/lb/app/*"] }]);
+    expect(deletes("LifeboatRunnerOtherRole")).toEqual([
       { Effect: "Allow", Action: ["s3:DeleteObject"], Resource: ["arn:aws:s3:::acme-backups-dev/lb/other/*.dump", "arn:aws:s3:::acme-backups-dev/lb/other/*.sql", "arn:aws:s3:::acme-backups-dev/lb/other/*.sql.gz"] },
     ]);
     // no expiration for "app" (the runner prunes it), but its replaced and deleted versions are kept as long as its

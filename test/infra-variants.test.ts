@@ -36,7 +36,7 @@ describe("a deployment with every option", () => {
   it("uses the existing VPC (no VPC created), its security group, and a public IP without a security group open to the world", () => {
     expect(ofType(resources, "aws:ec2/vpc:Vpc")).toEqual([]);
     expect(ofType(resources, "aws:ec2/securityGroup:SecurityGroup")).toEqual([]);
-    const env = unwrap(one(resources, "aws:lambda/function:Function", "LauncherFunction").inputs).environment.variables;
+    const env = unwrap(one(resources, "aws:lambda/function:Function", "LifeboatLauncherFunction").inputs).environment.variables;
     expect(JSON.parse(env.LIFEBOAT_SUBNETS)).toEqual(["subnet-0aa", "subnet-0bb"]);
     expect(JSON.parse(env.LIFEBOAT_SECURITY_GROUPS)).toEqual(["sg-0cc"]);
     expect(env.LIFEBOAT_ASSIGN_PUBLIC_IP).toBe("true");
@@ -52,8 +52,8 @@ describe("a deployment with every option", () => {
   it("sizes and architecture come from the config; only scheduled targets get a schedule", () => {
     const t = unwrap(one(resources, "aws:ecs/taskDefinition:TaskDefinition").inputs);
     expect([t.cpu, t.memory, t.runtimePlatform.cpuArchitecture]).toEqual(["512", "1024", "X86_64"]);
-    expect(unwrap(one(resources, "aws:cloudwatch/logGroup:LogGroup", "RunnerLogGroupRunner").inputs).retentionInDays).toBe(90);
-    const schedules = ofType(resources, "aws:scheduler/schedule:Schedule").filter((r) => !r.name.startsWith("FreshnessCheck")).map((r) => unwrap(r.inputs));
+    expect(unwrap(one(resources, "aws:cloudwatch/logGroup:LogGroup", "LifeboatRunnerLogGroupLifeboatRunner").inputs).retentionInDays).toBe(90);
+    const schedules = ofType(resources, "aws:scheduler/schedule:Schedule").filter((r) => !r.name.startsWith("LifeboatFreshnessCheck")).map((r) => unwrap(r.inputs));
     expect(schedules.map((s) => [s.scheduleExpression, s.scheduleExpressionTimezone, JSON.parse(s.target.input)])).toEqual([
       ["cron(0 5 ? * SUN *)", "America/New_York", { source: "lifeboat.schedule", target: "orders", scheduledTime: "<aws.scheduler.scheduled-time>", mode: "verify" }],
       ["cron(15 1 * * ? *)", "America/New_York", { source: "lifeboat.schedule", target: "orders", scheduledTime: "<aws.scheduler.scheduled-time>" }],
@@ -82,16 +82,17 @@ describe("a deployment with every option", () => {
   });
 
   it("a target's runner may use the KMS key through S3; without a prefix its keys are <target>/; it deletes its own dumps only", () => {
-    const role = one(resources, "aws:iam/role:Role", "RunnerOrdersRole");
+    const role = one(resources, "aws:iam/role:Role", "LifeboatRunnerOrdersRole");
     const st = unwrap(role.inputs).inlinePolicies.flatMap((p: { policy: string }) => JSON.parse(p.policy).Statement);
     expect(st).toContainEqual({ Effect: "Allow", Action: ["kms:GenerateDataKey", "kms:Decrypt"], Resource: ["arn:aws:kms:eu-west-1:123456789012:key/1111"], Condition: { StringEquals: { "kms:ViaService": ["s3.us-east-1.amazonaws.com"] } } });
     expect(st).toContainEqual({ Effect: "Allow", Action: ["s3:PutObject", "s3:AbortMultipartUpload"], Resource: ["arn:aws:s3:::acme-backups-dev/orders/*"] });
     // "orders" schedules restore drills, so its runner reads its dumps too; "manual" does not
-    expect(st).toContainEqual({ Effect: "Allow", Action: ["s3:GetObject"], Resource: ["arn:aws:s3:::acme-backups-dev/orders/*"] });
-    expect(statements(one(resources, "aws:iam/role:Role", "RunnerManualRole")).find((x) => x.Action.includes("s3:GetObject"))!.Resource).toEqual([
+    expect(st).toContainEqual({ Effect: "Allow", Action: ["s3:GetObject"], Resource: ["arn:aws:s3:::acme-backups-dev/orders/*", "arn:aws:s3:::acme-backups-dev/.lifeboat/config.json"] });
+    expect(statements(one(resources, "aws:iam/role:Role", "LifeboatRunnerManualRole")).find((x) => x.Action.includes("s3:GetObject"))!.Resource).toEqual([
       "arn:aws:s3:::acme-backups-dev/manual/*.manifest.json",
       "arn:aws:s3:::acme-backups-dev/manual/.lifeboat-last-run.json",
       "arn:aws:s3:::acme-backups-dev/manual/.lifeboat-latest.json",
+      "arn:aws:s3:::acme-backups-dev/.lifeboat/config.json",
     ]);
     expect(st).toContainEqual({ Effect: "Allow", Action: ["s3:ListBucket"], Resource: ["arn:aws:s3:::acme-backups-dev"], Condition: { StringLike: { "s3:prefix": ["orders/*"] } } });
     expect(st).toContainEqual({ Effect: "Allow", Action: ["s3:ListBucketMultipartUploads"], Resource: ["arn:aws:s3:::acme-backups-dev"] });

@@ -1,7 +1,8 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { LAUNCH_DELIVERIES, runnerRoleName } from "@lifeboat/core";
+import { LAUNCH_DELIVERIES, parseConfig, runnerRoleName, sha256Hex } from "@lifeboat/core";
+import exampleConfig from "../lifeboat.config";
 import { REPO } from "./support/helpers.js";
 import { assertLeastPrivilege, statements } from "./support/least-privilege.js";
 import { ACCOUNT, one, ofType, synthesize, unwrap, type Recorded } from "./support/sst-synth.js";
@@ -17,11 +18,23 @@ beforeAll(async () => {
 afterAll(() => close?.());
 const role = (name: string) => one(resources, "aws:iam/role:Role", name);
 const fn = (name: string) => unwrap(one(resources, "aws:lambda/function:Function", name).inputs);
+const deployedConfig = () => unwrap(one(resources, "aws:s3/bucketObjectv2:BucketObjectv2", "LifeboatDeployedConfig").inputs) as { bucket: string; key: string; content: string; contentType: string };
+
+describe("the deployed config", () => {
+  it("is lifeboat.config.ts as JSON, in the bucket outside every target's prefix, read by the runner and the functions with its hash", () => {
+    const object = deployedConfig();
+    expect({ bucket: object.bucket, key: object.key, contentType: object.contentType }).toEqual({ bucket: "acme-db-backups", key: "lifeboat/.lifeboat/config.json", contentType: "application/json" });
+    expect(parseConfig(JSON.parse(object.content), "deployed")).toEqual(parseConfig(exampleConfig, "lifeboat.config.ts"));
+    for (const name of ["LifeboatLauncherFunction", "LifeboatWatcherFunction", "LifeboatFreshnessFunction"]) {
+      expect(fn(name).environment.variables, name).toMatchObject({ LIFEBOAT_BUCKET: "acme-db-backups", LIFEBOAT_CONFIG_KEY: object.key, LIFEBOAT_CONFIG_SHA256: sha256Hex(object.content) });
+    }
+  });
+});
 
 describe("schedules", () => {
   it("one EventBridge Scheduler schedule per target, with its expression, timezone and the target as input, sent to the launch queue", () => {
-    const schedules = ofType(resources, "aws:scheduler/schedule:Schedule").filter((r) => !r.name.startsWith("FreshnessCheck")).map((r) => unwrap(r.inputs));
-    const queueArn = `arn:aws:sqs:eu-west-1:123456789012:${unwrap(one(resources, "aws:sqs/queue:Queue", "LaunchesQueue").inputs).name}`;
+    const schedules = ofType(resources, "aws:scheduler/schedule:Schedule").filter((r) => !r.name.startsWith("LifeboatFreshnessCheck")).map((r) => unwrap(r.inputs));
+    const queueArn = `arn:aws:sqs:eu-west-1:123456789012:${unwrap(one(resources, "aws:sqs/queue:Queue", "LifeboatLaunchesQueue").inputs).name}`;
     expect(
       schedules.map((s) => ({ expression: s.scheduleExpression, timezone: s.scheduleExpressionTimezone, input: JSON.parse(s.target.input), arn: s.target.arn, state: s.state, window: s.flexibleTimeWindow.mode })),
     ).toEqual([
@@ -31,21 +44,21 @@ describe("schedules", () => {
     ]);
     // the schedules' one role may send to the launch queue, and what it could not deliver to the dead-letter queue;
     // only EventBridge Scheduler may assume it
-    const schedulerRole = unwrap(one(resources, "aws:iam/role:Role", "SchedulerRole").inputs);
+    const schedulerRole = unwrap(one(resources, "aws:iam/role:Role", "LifeboatSchedulerRole").inputs);
     expect(JSON.parse(schedulerRole.assumeRolePolicy).Statement).toEqual([{ Effect: "Allow", Principal: { Service: "scheduler.amazonaws.com" }, Action: "sts:AssumeRole" }]);
-    expect(statements(role("SchedulerRole"))).toEqual([
+    expect(statements(role("LifeboatSchedulerRole"))).toEqual([
       { Effect: "Allow", Action: ["sqs:SendMessage"], Resource: [queueArn] },
       { Effect: "Allow", Action: ["sqs:SendMessage"], Resource: [expect.stringMatching(/^arn:aws:sqs:eu-west-1:123456789012:.*ScheduleDeadLetters/)] },
     ]);
   });
 
   it("the launch queue: read by the launcher two invocations at a time, one launch per invocation, partial failures redelivered, dead letters after the deliveries the launcher counts on", () => {
-    const queue = unwrap(one(resources, "aws:sqs/queue:Queue", "LaunchesQueue").inputs);
+    const queue = unwrap(one(resources, "aws:sqs/queue:Queue", "LifeboatLaunchesQueue").inputs);
     expect(queue.visibilityTimeoutSeconds).toBe(360);
     expect(JSON.parse(queue.redrivePolicy)).toEqual({ deadLetterTargetArn: expect.stringMatching(/LaunchDeadLetters/), maxReceiveCount: LAUNCH_DELIVERIES });
-    const mapping = unwrap(one(resources, "aws:lambda/eventSourceMapping:EventSourceMapping", "LaunchesToLauncher").inputs);
+    const mapping = unwrap(one(resources, "aws:lambda/eventSourceMapping:EventSourceMapping", "LifeboatLaunchesToLauncher").inputs);
     expect(mapping).toMatchObject({ batchSize: 1, scalingConfig: { maximumConcurrency: 2 }, functionResponseTypes: ["ReportBatchItemFailures"], eventSourceArn: expect.stringMatching(/Launches/) });
-    expect(statements(role("LauncherRole")).find((x) => x.Action.includes("sqs:ReceiveMessage"))).toEqual({
+    expect(statements(role("LifeboatLauncherRole")).find((x) => x.Action.includes("sqs:ReceiveMessage"))).toEqual({
       Effect: "Allow",
       Action: ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility"],
       Resource: [expect.stringMatching(/Launches/)],
@@ -57,22 +70,22 @@ describe("failures before any Lifeboat code runs", () => {
   const queueName = (name: string) => unwrap(one(resources, "aws:sqs/queue:Queue", name).inputs);
   it("every schedule has a dead-letter queue; the launcher's failed async invocations go to a failure queue", () => {
     // and so do the Slack subscriber's (SNS invokes it asynchronously)
-    const slack = unwrap(one(resources, "aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig", "SlackFailureDestination").inputs);
+    const slack = unwrap(one(resources, "aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig", "LifeboatSlackFailureDestination").inputs);
     expect(slack.maximumRetryAttempts).toBe(2);
     expect(slack.destinationConfig.onFailure.destination).toContain("NotificationFailures");
-    expect(queueName("ScheduleDeadLettersQueue")).toBeDefined(); // one() throws unless exactly one such queue exists
+    expect(queueName("LifeboatScheduleDeadLettersQueue")).toBeDefined(); // one() throws unless exactly one such queue exists
     for (const s of ofType(resources, "aws:scheduler/schedule:Schedule").map((r) => unwrap(r.inputs))) {
       expect(s.target.deadLetterConfig, s.name).toEqual({ arn: expect.stringMatching(/^arn:aws:sqs:eu-west-1:123456789012:.*ScheduleDeadLetters/) });
       expect(s.target.retryPolicy.maximumRetryAttempts).toBeGreaterThanOrEqual(0);
     }
-    const invoke = unwrap(one(resources, "aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig", "LauncherFailureDestination").inputs);
+    const invoke = unwrap(one(resources, "aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig", "LifeboatLauncherFailureDestination").inputs);
     expect(invoke).toMatchObject({ maximumRetryAttempts: 2, destinationConfig: { onFailure: { destination: expect.stringMatching(/^arn:aws:sqs:.*LaunchFailures/) } } });
-    expect(statements(role("LauncherRole")).find((x) => x.Action.includes("sqs:SendMessage"))!.Resource).toEqual([expect.stringMatching(/LaunchFailures/)]);
+    expect(statements(role("LifeboatLauncherRole")).find((x) => x.Action.includes("sqs:SendMessage"))!.Resource).toEqual([expect.stringMatching(/LaunchFailures/)]);
   });
 
   it("alarms on both queues, on the freshness check's errors and silence, and on the watcher's errors, all to the events topic", () => {
-    const topicArn = `arn:aws:sns:eu-west-1:123456789012:${unwrap(one(resources, "aws:sns/topic:Topic", "EventsTopic").inputs).name}`;
-    const alertsArn = `arn:aws:sns:eu-west-1:123456789012:${unwrap(one(resources, "aws:sns/topic:Topic", "AlertsTopic").inputs).name}`;
+    const topicArn = `arn:aws:sns:eu-west-1:123456789012:${unwrap(one(resources, "aws:sns/topic:Topic", "LifeboatEventsTopic").inputs).name}`;
+    const alertsArn = `arn:aws:sns:eu-west-1:123456789012:${unwrap(one(resources, "aws:sns/topic:Topic", "LifeboatAlertsTopic").inputs).name}`;
     const alarms = ofType(resources, "aws:cloudwatch/metricAlarm:MetricAlarm").map((r) => ({ ...unwrap(r.inputs), resource: r.name }));
     // by name: the order in which Pulumi registers them depends on when their inputs resolve (seen to vary in CI)
     const byName = (rows: unknown[][]) => [...rows].sort((x, y) => String(x[0]).localeCompare(String(y[0])));
@@ -101,13 +114,15 @@ describe("failures before any Lifeboat code runs", () => {
 
 describe("the freshness check", () => {
   it("runs every 15 minutes; reads manifests and its markers, writes only its markers, publishes to the topic", () => {
-    const schedule = unwrap(one(resources, "aws:scheduler/schedule:Schedule", "FreshnessCheckSchedule").inputs);
+    const schedule = unwrap(one(resources, "aws:scheduler/schedule:Schedule", "LifeboatFreshnessCheckSchedule").inputs);
     expect(schedule.scheduleExpression).toBe("rate(15 minutes)");
-    expect(schedule.target.arn).toBe(`arn:aws:lambda:eu-west-1:123456789012:function:${fn("FreshnessFunction").name}`);
-    expect(statements(role("FreshnessRole")).filter((s) => s.Action.some((a) => a.startsWith("s3:")))).toEqual([
+    expect(schedule.target.arn).toBe(`arn:aws:lambda:eu-west-1:123456789012:function:${fn("LifeboatFreshnessFunction").name}`);
+    expect(statements(role("LifeboatFreshnessRole")).filter((s) => s.Action.some((a) => a.startsWith("s3:")))).toEqual([
       { Effect: "Allow", Action: ["s3:ListBucket"], Resource: ["arn:aws:s3:::acme-db-backups"], Condition: { StringLike: { "s3:prefix": ["lifeboat/*"] } } },
       { Effect: "Allow", Action: ["s3:GetObject"], Resource: ["arn:aws:s3:::acme-db-backups/lifeboat/*/.lifeboat-latest.json", "arn:aws:s3:::acme-db-backups/lifeboat/*.manifest.json", "arn:aws:s3:::acme-db-backups/lifeboat/*/.lifeboat-missed/*"] },
       { Effect: "Allow", Action: ["s3:PutObject"], Resource: ["arn:aws:s3:::acme-db-backups/lifeboat/*/.lifeboat-missed/*"] },
+      // the deployed config
+      { Effect: "Allow", Action: ["s3:GetObject"], Resource: ["arn:aws:s3:::acme-db-backups/lifeboat/.lifeboat/config.json"] },
     ]);
   });
 });
@@ -140,23 +155,26 @@ describe("the runner task", () => {
     const [container] = JSON.parse(taskDef().containerDefinitions);
     expect(container.environment.filter((e: { name: string }) => e.name.startsWith("LIFEBOAT_"))).toEqual([
       { name: "LIFEBOAT_BUCKET", value: "acme-db-backups" },
-      { name: "LIFEBOAT_TOPIC_ARN", value: expect.stringMatching(/^arn:aws:sns:eu-west-1:123456789012:lifeboat-production-EventsTopic-/) },
+      { name: "LIFEBOAT_TOPIC_ARN", value: expect.stringMatching(/^arn:aws:sns:eu-west-1:123456789012:lifeboat-production-LifeboatEventsTopic-/) },
       // said in every event the runner publishes (with the region, the task and a link to its logs)
       { name: "LIFEBOAT_STAGE", value: "production" },
+      // the config it reads from the bucket, and that config's hash: a copy changed outside a deploy is refused
+      { name: "LIFEBOAT_CONFIG_KEY", value: "lifeboat/.lifeboat/config.json" },
+      { name: "LIFEBOAT_CONFIG_SHA256", value: sha256Hex(deployedConfig().content) },
     ]);
     expect(container.secrets).toEqual([]);
     expect(JSON.stringify(container)).not.toMatch(/password|hooks\.slack\.com|PGPASSWORD/i);
-    expect(unwrap(one(resources, "aws:cloudwatch/logGroup:LogGroup", "RunnerLogGroupRunner").inputs).retentionInDays).toBe(30);
+    expect(unwrap(one(resources, "aws:cloudwatch/logGroup:LogGroup", "LifeboatRunnerLogGroupLifeboatRunner").inputs).retentionInDays).toBe(30);
   });
 
   it("each target's runner has a role of its own: its prefix, its parameters, its RDS instance, the topic; deletes its dumps only, no ECS Exec", () => {
-    const topic = unwrap(one(resources, "aws:sns/topic:Topic", "EventsTopic").inputs);
+    const topic = unwrap(one(resources, "aws:sns/topic:Topic", "LifeboatEventsTopic").inputs);
     const mine = (t: string, p: string) => `arn:aws:s3:::acme-db-backups/lifeboat/${t}/${p}`;
-    const prod = one(resources, "aws:iam/role:Role", "RunnerProdRole");
-    expect({ name: unwrap(prod.inputs).name, path: unwrap(prod.inputs).path }).toEqual({ name: runnerRoleName("production", "prod"), path: "/lifeboat/production/runner/" });
+    const prod = one(resources, "aws:iam/role:Role", "LifeboatRunnerProdRole");
+    expect({ name: unwrap(prod.inputs).name, path: unwrap(prod.inputs).path }).toEqual({ name: runnerRoleName("lifeboat/production", "prod"), path: "/lifeboat/lifeboat/production/runner/" });
     expect(statements(prod)).toEqual([
       { Effect: "Allow", Action: ["s3:PutObject", "s3:AbortMultipartUpload"], Resource: [mine("prod", "*")] },
-      { Effect: "Allow", Action: ["s3:GetObject"], Resource: [mine("prod", "*.manifest.json"), mine("prod", ".lifeboat-last-run.json"), mine("prod", ".lifeboat-latest.json")] },
+      { Effect: "Allow", Action: ["s3:GetObject"], Resource: [mine("prod", "*.manifest.json"), mine("prod", ".lifeboat-last-run.json"), mine("prod", ".lifeboat-latest.json"), "arn:aws:s3:::acme-db-backups/lifeboat/.lifeboat/config.json"] },
       { Effect: "Allow", Action: ["s3:ListBucket"], Resource: ["arn:aws:s3:::acme-db-backups"], Condition: { StringLike: { "s3:prefix": ["lifeboat/prod/*"] } } },
       // AWS sets no s3:prefix for ListMultipartUploads: a condition on it would deny every call
       { Effect: "Allow", Action: ["s3:ListBucketMultipartUploads"], Resource: ["arn:aws:s3:::acme-db-backups"] },
@@ -167,23 +185,23 @@ describe("the runner task", () => {
       { Effect: "Allow", Action: ["sns:Publish"], Resource: [expect.stringContaining(topic.name)] },
     ]);
     // "analytics" (weekly counts, pruned by the runner) may delete under its own prefix, and reads its URL only
-    const analytics = statements(one(resources, "aws:iam/role:Role", "RunnerAnalyticsRole"));
+    const analytics = statements(one(resources, "aws:iam/role:Role", "LifeboatRunnerAnalyticsRole"));
     expect(analytics.find((x) => x.Action.includes("s3:DeleteObject"))!.Resource).toEqual([mine("analytics", "*")]);
     expect(analytics.find((x) => x.Action.includes("ssm:GetParameter"))!.Resource).toEqual(["arn:aws:ssm:eu-west-1:123456789012:parameter/lifeboat/analytics/database-url"]);
     expect(analytics.some((x) => x.Action.includes("rds:DescribeDBInstances"))).toBe(false);
     // the task definition's own role grants nothing: every launch passes its target's role
-    expect(statements(role("RunnerTaskRole"))).toEqual([]);
+    expect(statements(role("LifeboatRunnerTaskRole"))).toEqual([]);
   });
 
   it("runs in the databases' VPC: its own security group (no ingress), and each database's group lets it in on 5432", () => {
-    const sg = one(resources, "aws:ec2/securityGroup:SecurityGroup", "RunnerSecurityGroup");
+    const sg = one(resources, "aws:ec2/securityGroup:SecurityGroup", "LifeboatRunnerSecurityGroup");
     expect(unwrap(sg.inputs)).toMatchObject({ vpcId: "vpc-0123456789abcdef0", egress: [{ protocol: "-1", fromPort: 0, toPort: 0, cidrBlocks: ["0.0.0.0/0"], ipv6CidrBlocks: ["::/0"] }] });
     expect(unwrap(sg.inputs).ingress).toBeUndefined();
     expect(ofType(resources, "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule").map((r) => unwrap(r.inputs))).toEqual([
-      { securityGroupId: "sg-0123456789abcdef0", referencedSecurityGroupId: "RunnerSecurityGroup-id", ipProtocol: "tcp", fromPort: 5432, toPort: 5432, description: "Lifeboat runner to PostgreSQL on 5432" },
+      { securityGroupId: "sg-0123456789abcdef0", referencedSecurityGroupId: "LifeboatRunnerSecurityGroup-id", ipProtocol: "tcp", fromPort: 5432, toPort: 5432, description: "Lifeboat runner to PostgreSQL on 5432" },
     ]);
-    const env = fn("LauncherFunction").environment.variables;
-    expect(JSON.parse(env.LIFEBOAT_SECURITY_GROUPS)).toEqual(["RunnerSecurityGroup-id"]);
+    const env = fn("LifeboatLauncherFunction").environment.variables;
+    expect(JSON.parse(env.LIFEBOAT_SECURITY_GROUPS)).toEqual(["LifeboatRunnerSecurityGroup-id"]);
     expect(JSON.parse(env.LIFEBOAT_SUBNETS)).toEqual(["subnet-0123456789abcdef0", "subnet-0fedcba9876543210"]);
     expect(env.LIFEBOAT_ASSIGN_PUBLIC_IP).toBe("false");
     expect(ofType(resources, "aws:ec2/vpc:Vpc")).toEqual([]);
@@ -200,9 +218,9 @@ describe("the runner task", () => {
       for (const st of statements(r)) {
         if (st.Effect !== "Allow") continue;
         const deletes = st.Action.filter((a) => /^s3:(\*|Delete|PutLifecycle|PutBucket)/.test(a));
-        if (/^Runner.+Role$/.test(r.name) && deletes.length) {
+        if (/^LifeboatRunner.+Role$/.test(r.name) && deletes.length) {
           // a target's own dumps; everything of its own only when the runner prunes it (analytics)
-          const t = r.name.replace(/^Runner|Role$/g, "").toLowerCase();
+          const t = r.name.replace(/^LifeboatRunner|Role$/g, "").toLowerCase();
           expect(deletes).toEqual(["s3:DeleteObject"]);
           expect(st.Resource.every((x) => x.startsWith(`arn:aws:s3:::acme-db-backups/lifeboat/${t}/`) && (/\*\.(dump|sql|sql\.gz)$/.test(x) || t === "analytics")), JSON.stringify(st.Resource)).toBe(true);
         } else expect(deletes, r.name).toEqual([]);
@@ -214,7 +232,7 @@ describe("the runner task", () => {
 describe("one region", () => {
   it("the stack deploys to storage.s3.region: the bucket, the runner and the config agree", () => {
     expect(region).toBe("eu-west-1");
-    const env = fn("LauncherFunction").environment.variables;
+    const env = fn("LifeboatLauncherFunction").environment.variables;
     expect(env.LIFEBOAT_TASK_DEFINITION).toMatch(/^arn:aws:ecs:eu-west-1:/);
     expect(env.LIFEBOAT_TOPIC_ARN).toMatch(/^arn:aws:sns:eu-west-1:/);
   });
@@ -264,7 +282,7 @@ describe("the bucket", () => {
 describe("notifications", () => {
   it("SNS subscriptions: the Slack Lambda and e-mail, each filtering the body: events by outcome, alarms by state", () => {
     const all = ofType(resources, "aws:sns/topicSubscription:TopicSubscription").map((r) => ({ ...unwrap(r.inputs), resource: r.name }));
-    const alertsTopic = `arn:aws:sns:eu-west-1:123456789012:${unwrap(one(resources, "aws:sns/topic:Topic", "AlertsTopic").inputs).name}`;
+    const alertsTopic = `arn:aws:sns:eu-west-1:123456789012:${unwrap(one(resources, "aws:sns/topic:Topic", "LifeboatAlertsTopic").inputs).name}`;
     // the alerts topic: every e-mail address, unfiltered (only alarms about failing notifications go there)
     expect(all.filter((s) => s.topic === alertsTopic).map((s) => ({ protocol: s.protocol, endpoint: s.endpoint, filter: s.filterPolicy }))).toEqual([{ protocol: "email", endpoint: "oncall@example.com", filter: undefined }]);
     const subs = all.filter((s) => s.topic !== alertsTopic);
@@ -275,10 +293,10 @@ describe("notifications", () => {
       { protocol: "email", filter: failedOnly, scope: "MessageBody", endpoint: "oncall@example.com" },
       { protocol: "lambda", filter: failedOnly, scope: "MessageBody", endpoint: "lambda" },
     ]);
-    const slack = fn("EventsSubscriberSlackFunctionFunction");
+    const slack = fn("LifeboatEventsSubscriberSlackFunctionFunction");
     expect(slack.runtime).toBe("nodejs22.x");
     expect(slack.environment.variables).toMatchObject({ LIFEBOAT_SLACK_PARAMETER: "/lifeboat/slack-webhook-url", LIFEBOAT_SLACK_ON: '["failed"]' });
-    expect(statements(role("EventsSubscriberSlackFunctionRole")).filter((s) => s.Action.includes("ssm:GetParameter"))).toEqual([
+    expect(statements(role("LifeboatEventsSubscriberSlackFunctionRole")).filter((s) => s.Action.includes("ssm:GetParameter"))).toEqual([
       { Effect: "Allow", Action: ["ssm:GetParameter"], Resource: ["arn:aws:ssm:eu-west-1:123456789012:parameter/lifeboat/slack-webhook-url"] },
     ]);
   });
@@ -286,20 +304,20 @@ describe("notifications", () => {
 
 describe("launcher and watcher", () => {
   it("the launcher knows where to start tasks and may start only this task family", () => {
-    const env = fn("LauncherFunction").environment.variables;
-    expect(env).toMatchObject({ LIFEBOAT_CONTAINER: "Runner", LIFEBOAT_ASSIGN_PUBLIC_IP: "false", LIFEBOAT_TASK_DEFINITION: expect.stringMatching(/task-definition\/.*-Runner:1$/) });
-    const s = statements(role("LauncherRole"));
+    const env = fn("LifeboatLauncherFunction").environment.variables;
+    expect(env).toMatchObject({ LIFEBOAT_CONTAINER: "LifeboatRunner", LIFEBOAT_ASSIGN_PUBLIC_IP: "false", LIFEBOAT_TASK_DEFINITION: expect.stringMatching(/task-definition\/.*-LifeboatRunner:1$/) });
+    const s = statements(role("LifeboatLauncherRole"));
     const cluster = `arn:aws:ecs:eu-west-1:${ACCOUNT}:cluster/${unwrap(one(resources, "aws:ecs/cluster:Cluster").inputs).name}`;
     expect(s.find((x) => x.Action.includes("ecs:RunTask"))).toEqual({
       Effect: "Allow",
       Action: ["ecs:RunTask"],
-      Resource: [expect.stringMatching(/task-definition\/.*-Runner:\*$/)],
+      Resource: [expect.stringMatching(/task-definition\/.*-LifeboatRunner:\*$/)],
       // the example's largest task: prod's default 1 vCPU / 2 GB (no target overrides it)
       Condition: { ArnEquals: { "ecs:cluster": [cluster] }, NumericLessThanEqualsIfExists: { "ecs:task-cpu": ["1024"], "ecs:task-memory": ["2048"] }, BoolIfExists: { "ecs:enable-execute-command": ["false"] } },
     });
     // the task definition's two roles, and this stage's target roles (by path)
-    expect(s.find((x) => x.Action.includes("iam:PassRole"))!.Resource).toEqual([expect.any(String), expect.any(String), "arn:aws:iam::123456789012:role/lifeboat/production/runner/*"]);
-    expect(fn("LauncherFunction").environment.variables).toMatchObject({ LIFEBOAT_STAGE: "production", LIFEBOAT_RUNNER_ROLES: "arn:aws:iam::123456789012:role/lifeboat/production/runner/" });
+    expect(s.find((x) => x.Action.includes("iam:PassRole"))!.Resource).toEqual([expect.any(String), expect.any(String), "arn:aws:iam::123456789012:role/lifeboat/lifeboat/production/runner/*"]);
+    expect(fn("LifeboatLauncherFunction").environment.variables).toMatchObject({ LIFEBOAT_STAGE: "production", LIFEBOAT_RUNNER_ROLES: "arn:aws:iam::123456789012:role/lifeboat/lifeboat/production/runner/", LIFEBOAT_ROLE_SCOPE: "lifeboat/production" });
     expect(s.find((x) => x.Action.includes("ecs:TagResource"))).toEqual({
       Effect: "Allow",
       Action: ["ecs:TagResource"],
@@ -307,7 +325,7 @@ describe("launcher and watcher", () => {
       Condition: { StringEquals: { "ecs:CreateAction": ["RunTask"] } },
     });
     expect(s.find((x) => x.Action.includes("rds:DescribeDBInstances"))!.Resource).toEqual([`arn:aws:rds:eu-west-1:${ACCOUNT}:db:acme-prod`]);
-    expect(fn("LauncherFunction").memorySize).toBe(256);
+    expect(fn("LifeboatLauncherFunction").memorySize).toBe(256);
   });
 
   it("an EventBridge rule sends this cluster's stopped tasks to the watcher", () => {
@@ -315,11 +333,11 @@ describe("launcher and watcher", () => {
     expect(JSON.parse(rule.eventPattern)).toEqual({
       source: ["aws.ecs"],
       "detail-type": ["ECS Task State Change"],
-      detail: { clusterArn: [expect.stringMatching(/^arn:aws:ecs:eu-west-1:123456789012:cluster\/lifeboat-production-ClusterCluster-/)], lastStatus: ["STOPPED"] },
+      detail: { clusterArn: [expect.stringMatching(/^arn:aws:ecs:eu-west-1:123456789012:cluster\/lifeboat-production-LifeboatClusterCluster-/)], lastStatus: ["STOPPED"] },
     });
     const target = unwrap(one(resources, "aws:cloudwatch/eventTarget:EventTarget").inputs);
-    expect(target.arn).toContain(fn("WatcherFunction").name);
-    const perm = unwrap(one(resources, "aws:lambda/permission:Permission", "RunnerStoppedInvoke").inputs);
+    expect(target.arn).toContain(fn("LifeboatWatcherFunction").name);
+    const perm = unwrap(one(resources, "aws:lambda/permission:Permission", "LifeboatRunnerStoppedInvoke").inputs);
     expect(perm).toMatchObject({ action: "lambda:InvokeFunction", principal: "events.amazonaws.com" });
   });
 

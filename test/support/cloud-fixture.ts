@@ -16,7 +16,7 @@ export const SETTINGS: RunnerTaskSettings = {
   subnets: ["subnet-0a", "subnet-0b"],
   securityGroups: ["sg-0c"],
   assignPublicIp: false,
-  targetRoles: { arnPrefix: "arn:aws:iam::123456789012:role/lifeboat/production/runner/", stage: "production" },
+  targetRoles: { arnPrefix: "arn:aws:iam::123456789012:role/lifeboat/lifeboat/production/runner/", scope: "lifeboat/production" },
 };
 
 const pw = (target: string) => ({ ssm: `/lifeboat/${target}/pw` });

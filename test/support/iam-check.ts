@@ -18,14 +18,14 @@ import { ACCOUNT, one, ofType, synthesize, unwrap, type Recorded } from "./sst-s
 
 /** Each component's role; the runner's is its target's own (Runner<Target>Role), chosen per call. */
 export const ROLES: Record<Component, string> = {
-  launcher: "LauncherRole",
-  watcher: "WatcherRole",
-  slack: "EventsSubscriberSlackFunctionRole",
-  webhook: "EventsSubscriberWebhookFunctionRole",
-  freshness: "FreshnessRole",
+  launcher: "LifeboatLauncherRole",
+  watcher: "LifeboatWatcherRole",
+  slack: "LifeboatEventsSubscriberSlackFunctionRole",
+  webhook: "LifeboatEventsSubscriberWebhookFunctionRole",
+  freshness: "LifeboatFreshnessRole",
   runner: "Runner<Target>Role",
 };
-export const runnerRole = (target: string) => `Runner${pascal(target)}Role`;
+export const runnerRole = (target: string) => `LifeboatRunner${pascal(target)}Role`;
 
 /**
  * The target a runner call was made for, from what it names: an S3 key or prefix under the deployment's prefix
@@ -101,7 +101,7 @@ export class Stack {
 
   /** The identifiers the tests used, mapped to what the deployed stack gives each component instead. */
   private deployed() {
-    const fnEnv = unwrap(one(this.resources, "aws:lambda/function:Function", "LauncherFunction").inputs).environment.variables;
+    const fnEnv = unwrap(one(this.resources, "aws:lambda/function:Function", "LifeboatLauncherFunction").inputs).environment.variables;
     const taskDef = unwrap(one(this.resources, "aws:ecs/taskDefinition:TaskDefinition").inputs);
     const containerEnv = Object.fromEntries(JSON.parse(taskDef.containerDefinitions)[0].environment.map((e: { name: string; value: string }) => [e.name, e.value]));
     const swap = new Map<string, string>([

@@ -22,7 +22,7 @@ export function assertLeastPrivilege(resources: Recorded[]): void {
   // the task definition names no secrets: the execution role reads none (only AWS's image-pull and log policy)
   const taskDef = unwrap(one(resources, "aws:ecs/taskDefinition:TaskDefinition").inputs);
   expect(JSON.parse(taskDef.containerDefinitions)[0].secrets ?? []).toEqual([]);
-  const execution = unwrap(one(resources, "aws:iam/role:Role", "RunnerExecutionRole").inputs);
+  const execution = unwrap(one(resources, "aws:iam/role:Role", "LifeboatRunnerExecutionRole").inputs);
   expect(execution.inlinePolicies).toEqual([]);
   expect(execution.managedPolicyArns).toEqual(["arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy"]);
 
@@ -38,7 +38,7 @@ export function assertLeastPrivilege(resources: Recorded[]): void {
         expect(s.Resource, `${role.name} passes only the runner's two roles and this stage's target roles`).toEqual([
           taskDef.taskRoleArn,
           taskDef.executionRoleArn,
-          expect.stringMatching(/^arn:aws:iam::\d{12}:role\/lifeboat\/[a-z0-9-]+\/runner\/\*$/),
+          expect.stringMatching(/^arn:aws:iam::\d{12}:role\/lifeboat\/[a-z0-9-]+\/[a-z0-9-]+\/runner\/\*$/),
         ]);
         expect(s.Condition).toEqual({ StringEquals: { "iam:PassedToService": ["ecs-tasks.amazonaws.com"] } });
       }
@@ -56,16 +56,16 @@ export function assertLeastPrivilege(resources: Recorded[]): void {
   }
 
   // each target's runner role: assumed by ECS tasks of this account only; the task definition's own role grants nothing
-  const targetRoles = roles.filter((r) => /^Runner.+Role$/.test(r.name) && !["RunnerTaskRole", "RunnerExecutionRole"].includes(r.name));
+  const targetRoles = roles.filter((r) => /^LifeboatRunner.+Role$/.test(r.name) && !["LifeboatRunnerTaskRole", "LifeboatRunnerExecutionRole"].includes(r.name));
   expect(targetRoles.length).toBeGreaterThan(0);
   for (const r of targetRoles) {
     const trust = JSON.parse(unwrap(r.inputs).assumeRolePolicy);
     expect(trust.Statement, `${r.name} is assumed by this account's ECS tasks only`).toEqual([
       { Effect: "Allow", Principal: { Service: "ecs-tasks.amazonaws.com" }, Action: "sts:AssumeRole", Condition: { StringEquals: { "aws:SourceAccount": expect.stringMatching(/^\d{12}$/) } } },
     ]);
-    expect(unwrap(r.inputs).path).toMatch(/^\/lifeboat\/[a-z0-9-]+\/runner\/$/);
+    expect(unwrap(r.inputs).path).toMatch(/^\/lifeboat\/[a-z0-9-]+\/[a-z0-9-]+\/runner\/$/);
   }
-  expect(statements(one(resources, "aws:iam/role:Role", "RunnerTaskRole"))).toEqual([]);
+  expect(statements(one(resources, "aws:iam/role:Role", "LifeboatRunnerTaskRole"))).toEqual([]);
 
   // nothing may reach the runner from anywhere
   const open = (cidrs: unknown) => [cidrs].flat().some((c) => c === "0.0.0.0/0" || c === "::/0");

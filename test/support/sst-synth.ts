@@ -174,7 +174,8 @@ export async function synthesize(stage: string, opts: SynthOptions = {}): Promis
     rmSync(rpc.out, { recursive: true, force: true });
   };
   try {
-    await import(join(REPO, "infra/config.ts"));
+    const { planDeployment } = await import(join(REPO, "infra/context.ts"));
+    planDeployment((await import(join(REPO, "lifeboat.config.ts"))).default, "lifeboat.config.ts");
   } catch (err) {
     cleanup();
     throw err;

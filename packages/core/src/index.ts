@@ -17,3 +17,4 @@ export * from "./schedule-eval.js";
 export * from "./retention.js";
 export * from "./parts.js";
 export * from "./freshness.js";
+export * from "./deployed-config.js";

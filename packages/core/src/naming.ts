@@ -92,12 +92,17 @@ export function partKey(dumpKey: string, n: number): string {
 
 /**
  * The IAM role of one target's runner (a role per target: ECS task credentials carry no session tags, so one role
- * could not tell targets apart). Names are account-wide and at most 64 characters: a hash of stage and target keeps
- * them unique, the target keeps them readable; the path /lifeboat/<stage>/runner/ scopes who may pass them.
+ * could not tell targets apart). Names are account-wide and at most 64 characters: a hash of the deployment's scope
+ * (roleScope: app and stage) and the target keeps them unique, the target keeps them readable; the path
+ * /lifeboat/<app>/<stage>/runner/ scopes who may pass them.
  */
-export function runnerRoleName(stage: string, target: string): string {
-  return `lb-${createHash("sha256").update(`${stage}\0${target}`).digest("hex").slice(0, 10)}-${target}`.slice(0, 64);
+export function runnerRoleName(scope: string, target: string): string {
+  return `lb-${createHash("sha256").update(`${scope}\0${target}`).digest("hex").slice(0, 10)}-${target}`.slice(0, 64);
 }
-export function runnerRolePath(stage: string): string {
-  return `/lifeboat/${stage}/runner/`;
+export function runnerRolePath(scope: string): string {
+  return `/lifeboat/${scope}/runner/`;
+}
+/** One deployment's scope among every SST app and stage of an account: "<app>/<stage>". */
+export function roleScope(app: string, stage: string): string {
+  return `${app}/${stage}`;
 }

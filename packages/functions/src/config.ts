@@ -1,9 +1,25 @@
-import { parseConfig, type LifeboatConfig } from "@lifeboat/core";
-// The deployed functions carry the same config the deployment was made from (bundled by esbuild at deploy time).
-import raw from "../../../lifeboat.config.js";
+import { deployedConfigKey, readDeployedConfig, type LifeboatConfig } from "@lifeboat/core";
+import { S3Store } from "@lifeboat/runner";
 
-let cached: LifeboatConfig | undefined;
-export function bundledConfig(): LifeboatConfig {
-  cached ??= parseConfig(raw, "lifeboat.config.ts");
-  return cached;
+// The deployed functions read the config the deployment was made from: one object in the bucket
+// (LIFEBOAT_CONFIG_KEY), refused unless its SHA-256 is LIFEBOAT_CONFIG_SHA256. A deploy that changes the config
+// changes that hash in the functions' environment, so a warm function never keeps an older config.
+const cache = new Map<string, Promise<LifeboatConfig>>();
+export function deployedConfig(env: NodeJS.ProcessEnv = process.env): Promise<LifeboatConfig> {
+  const bucket = env.LIFEBOAT_BUCKET;
+  if (!bucket) return Promise.reject(new Error("LIFEBOAT_BUCKET is not set: the deployment sets it (deploy again)"));
+  const key = env.LIFEBOAT_CONFIG_KEY ?? deployedConfigKey(undefined);
+  const id = `${bucket}/${key}#${env.LIFEBOAT_CONFIG_SHA256 ?? ""}`;
+  let config = cache.get(id);
+  if (!config) {
+    const store = new S3Store({ bucket });
+    config = readDeployedConfig((k) => store.read(k), key, env.LIFEBOAT_CONFIG_SHA256, `s3://${bucket}/${key}`)
+      // a failed read is tried again on the next invocation
+      .catch((err) => {
+        cache.delete(id);
+        throw err;
+      });
+    cache.set(id, config);
+  }
+  return config;
 }

@@ -2,7 +2,7 @@ import { SNSClient } from "@aws-sdk/client-sns";
 import { Logger } from "@aws-lambda-powertools/logger";
 import type { BackupMissedEvent, LifeboatConfig, ObjectStore } from "@lifeboat/core";
 import { S3Store, checkFreshness, snsPublisher } from "@lifeboat/runner";
-import { bundledConfig } from "./config.js";
+import { deployedConfig } from "./config.js";
 
 /**
  * The freshness check, on its own schedule (every 15 minutes): every scheduled target's newest manifest against its
@@ -31,7 +31,7 @@ export function createFreshnessCheck(deps: FreshnessDeps) {
 
 let check: ReturnType<typeof createFreshnessCheck> | undefined;
 export const handler = async (event: unknown) => {
-  const config = bundledConfig();
+  const config = await deployedConfig();
   check ??= createFreshnessCheck({
     config,
     store: new S3Store({ ...config.storage.s3!, bucket: process.env.LIFEBOAT_BUCKET! }),

@@ -4,7 +4,7 @@ import { SNSClient } from "@aws-sdk/client-sns";
 import { Logger } from "@aws-lambda-powertools/logger";
 import { LAUNCH_DELIVERIES, parseLaunchEvent, reportedFailure, runIdFor, type BackupFailedEvent, type LifeboatConfig, type RunnerRunEnv } from "@lifeboat/core";
 import { rdsEndpoint, runTaskInput, runnerSettingsFromEnv, runningRunnerTasks, snsPublisher, startRunnerTask, type LaunchRetry, type RunnerTaskSettings } from "@lifeboat/runner";
-import { bundledConfig } from "./config.js";
+import { deployedConfig } from "./config.js";
 
 /**
  * The launcher: EventBridge Scheduler (one schedule per target) sends each fire time to the launch queue, which
@@ -136,7 +136,7 @@ export function createLauncher(deps: LauncherDeps) {
 let launcher: ReturnType<typeof createLauncher> | undefined;
 export const handler = async (event: unknown) => {
   launcher ??= createLauncher({
-    config: bundledConfig(),
+    config: await deployedConfig(),
     // the SDK's own retries too, adaptive: they slow down under throttling (the calls also back off in ecs.ts)
     ecs: new ECSClient({ maxAttempts: 5, retryMode: "adaptive" }),
     rds: new RDSClient({}),

@@ -5,7 +5,7 @@ import { EventBridgeSchema } from "@aws-lambda-powertools/parser/schemas/eventbr
 import { z } from "zod";
 import { reportedFailure, type BackupFailedEvent, type LifeboatConfig, type RunnerRunEnv } from "@lifeboat/core";
 import { UNREPORTED, runTaskInput, runnerSettingsFromEnv, snsPublisher, startRunnerTask, type LaunchRetry, type RunnerTaskSettings } from "@lifeboat/runner";
-import { bundledConfig } from "./config.js";
+import { deployedConfig } from "./config.js";
 
 /**
  * The watcher: ECS "Task State Change" events for STOPPED runner tasks. The runner reports its own outcome and exits
@@ -97,7 +97,7 @@ export function createWatcher(deps: WatcherDeps) {
 let watcher: ReturnType<typeof createWatcher> | undefined;
 export const handler = async (event: unknown) => {
   watcher ??= createWatcher({
-    config: bundledConfig(),
+    config: await deployedConfig(),
     ecs: new ECSClient({ maxAttempts: 5, retryMode: "adaptive" }),
     publish: snsPublisher(new SNSClient({}), process.env.LIFEBOAT_TOPIC_ARN!),
     settings: runnerSettingsFromEnv(),

@@ -4,7 +4,8 @@
  * Environment (from the task definition and the launcher's RunTask overrides; never a secret):
  *   LIFEBOAT_TARGET, LIFEBOAT_RUN_ID, LIFEBOAT_TRIGGER, LIFEBOAT_ATTEMPT    the run
  *   LIFEBOAT_MODE         "verify" for a restore drill of the target's latest backup (default: a backup)
- *   LIFEBOAT_CONFIG       config file (default /app/lifeboat.config.ts, else ./lifeboat.config.ts)
+ *   LIFEBOAT_CONFIG_KEY   the deployed config's key in LIFEBOAT_BUCKET, with LIFEBOAT_CONFIG_SHA256 its hash (deployed)
+ *   LIFEBOAT_CONFIG       otherwise a config file (default /app/lifeboat.config.ts, else ./lifeboat.config.ts)
  *   LIFEBOAT_BUCKET       the deployed bucket (replaces storage.s3.bucket)
  *   LIFEBOAT_TOPIC_ARN    SNS topic for result events; without it, the config's Slack webhook is called directly
  *
@@ -12,7 +13,7 @@
  * possible); 3 the run ended but its result could not be published. Any exit but 0 and 1 (3, killed, out of memory,
  * never started) means the runner could not report: the watcher reports those.
  */
-import { LifeboatError, LocalEventBus, UsageError, errorMessage, prunedByRunner, redact, type LifeboatEvent, type Logger, type Manifest, backupSize } from "@lifeboat/core";
+import { LifeboatError, LocalEventBus, readDeployedConfig, UsageError, errorMessage, prunedByRunner, redact, type LifeboatEvent, type Logger, type Manifest, backupSize } from "@lifeboat/core";
 import { pruneTarget } from "./prune.js";
 import { runTargetBackups } from "./target-run.js";
 import { latestToDrill, verifyBackup } from "./verify.js";
@@ -35,6 +36,19 @@ const jsonLogger: Logger = {
   },
 };
 
+/** The deployed config (in the bucket, checked against its hash), else a config file. */
+async function runnerConfig(env: NodeJS.ProcessEnv) {
+  if (env.LIFEBOAT_CONFIG_KEY && env.LIFEBOAT_BUCKET) {
+    const key = env.LIFEBOAT_CONFIG_KEY;
+    const { S3Store } = await import("./stores/s3.js");
+    const store = new S3Store({ bucket: env.LIFEBOAT_BUCKET });
+    return readDeployedConfig((k) => store.read(k), key, env.LIFEBOAT_CONFIG_SHA256, `s3://${env.LIFEBOAT_BUCKET}/${key}`);
+  }
+  const file = findConfigFile(env.LIFEBOAT_CONFIG ?? (existsSync("/app/lifeboat.config.ts") ? "/app/lifeboat.config.ts" : undefined));
+  if (!file) throw new UsageError("no lifeboat.config.ts found", "set LIFEBOAT_CONFIG");
+  return loadConfig(file);
+}
+
 export async function runnerMain(env: NodeJS.ProcessEnv = process.env, baseLog: Logger = jsonLogger): Promise<number> {
   const target = env.LIFEBOAT_TARGET;
   // every log line of the run carries its id (and target): one run's lines are found together, and matched to its events
@@ -44,9 +58,7 @@ export async function runnerMain(env: NodeJS.ProcessEnv = process.env, baseLog: 
   let unreported = false;
   try {
     if (!target) throw new UsageError("LIFEBOAT_TARGET is not set", "the launcher sets it; locally use `lifeboat run <target>`");
-    const file = findConfigFile(env.LIFEBOAT_CONFIG ?? (existsSync("/app/lifeboat.config.ts") ? "/app/lifeboat.config.ts" : undefined));
-    if (!file) throw new UsageError("no lifeboat.config.ts found", "set LIFEBOAT_CONFIG");
-    const config = await loadConfig(file);
+    const config = await runnerConfig(env);
     const t = config.targets[target];
     if (!t) throw new UsageError(`unknown target "${target}"`, `known targets: ${Object.keys(config.targets).join(", ")}`);
     const storage = env.LIFEBOAT_BUCKET && config.storage.s3 ? { s3: { ...config.storage.s3, bucket: env.LIFEBOAT_BUCKET } } : config.storage;

@@ -12,7 +12,7 @@ export interface RunnerTaskSettings {
   securityGroups: string[];
   assignPublicIp: boolean;
   /** Each target's runner role (infra/runner.ts): the ARN up to the name, and the stage its names are made for. */
-  targetRoles?: { arnPrefix: string; stage: string } | undefined;
+  targetRoles?: { arnPrefix: string; scope: string } | undefined;
 }
 
 export function runnerSettingsFromEnv(env: NodeJS.ProcessEnv = process.env): RunnerTaskSettings {
@@ -28,7 +28,7 @@ export function runnerSettingsFromEnv(env: NodeJS.ProcessEnv = process.env): Run
     subnets: JSON.parse(need("LIFEBOAT_SUBNETS")) as string[],
     securityGroups: JSON.parse(need("LIFEBOAT_SECURITY_GROUPS")) as string[],
     assignPublicIp: env.LIFEBOAT_ASSIGN_PUBLIC_IP === "true",
-    ...(env.LIFEBOAT_RUNNER_ROLES && env.LIFEBOAT_STAGE ? { targetRoles: { arnPrefix: env.LIFEBOAT_RUNNER_ROLES, stage: env.LIFEBOAT_STAGE } } : {}),
+    ...(env.LIFEBOAT_RUNNER_ROLES && env.LIFEBOAT_STAGE ? { targetRoles: { arnPrefix: env.LIFEBOAT_RUNNER_ROLES, scope: env.LIFEBOAT_ROLE_SCOPE ?? env.LIFEBOAT_STAGE } } : {}),
   };
 }
 
@@ -84,7 +84,7 @@ export function runTaskInput(
     },
     overrides: {
       // the target's own role: its keys, its secrets, nothing of another target's
-      ...(s.targetRoles ? { taskRoleArn: s.targetRoles.arnPrefix + runnerRoleName(s.targetRoles.stage, run.LIFEBOAT_TARGET) } : {}),
+      ...(s.targetRoles ? { taskRoleArn: s.targetRoles.arnPrefix + runnerRoleName(s.targetRoles.scope, run.LIFEBOAT_TARGET) } : {}),
       ...(run.cpu ? { cpu: String(fargateCpuUnits(run.cpu)) } : {}),
       ...(run.memory ? { memory: String(fargateMemoryMiB(run.memory)) } : {}),
       containerOverrides: [{ name: s.container, environment: env }],
