@@ -14,6 +14,7 @@ import { watch } from "./watch";
 type Targets = LifeboatConfigInput["targets"];
 type Target = Targets[string];
 
+/** The package ships these types as scripts/sst.d.ts (kept in step with this file; test/sst-app.test.ts checks it). */
 export interface BackupsArgs extends Omit<LifeboatConfigInput, "targets"> {
   /**
    * The targets, as in lifeboat.config.ts; a target's `database` may also be an `sst.aws.Postgres` or `sst.aws.Aurora`
@@ -43,7 +44,7 @@ export interface BackupsArgs extends Omit<LifeboatConfigInput, "targets"> {
 /** Where the functions' code and the runner's image come from: this repository's sources, or the installed package. */
 let code: Code = {
   handler: (fn) => ({ handler: `packages/functions/src/${fn}.handler` }),
-  image: { context: ".", dockerfile: "packages/runner/Dockerfile" },
+  image: { context: ".", dockerfile: "packages/runner/Dockerfile", args: { LIFEBOAT_SOURCE: "repository" } },
 };
 /** The installed package sets its own (sst/index.js), before any component is made. */
 export function useCode(c: Code) {

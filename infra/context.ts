@@ -42,8 +42,8 @@ export interface Context {
 export interface Code {
   /** A Lambda handler: { handler } (SST builds it) or { bundle, handler } (built already). */
   handler(name: "launcher" | "watcher" | "freshness" | "slack" | "webhook"): { handler: string; bundle?: string };
-  /** The runner image: built from a Dockerfile, or a published image. */
-  image: string | { context: string; dockerfile: string };
+  /** The runner image, built at deploy time (aws.runner.image names a published one instead). */
+  image: { context: string; dockerfile: string; args?: Record<string, string> };
 }
 
 export function context(

@@ -120,7 +120,7 @@ export function runner(
     cpu: plan.aws.runner.cpu,
     memory: plan.aws.runner.memory as `${number} GB`,
     storage: plan.aws.runner.storage as `${number} GB`,
-    image: ctx.code.image,
+    image: plan.aws.runner.image ?? ctx.code.image,
     // a public IP in the given subnets, without the security group open to the world that `public: true` adds
     ...(publicIp ? { publicIp: true } : {}),
     // names, never secrets: database passwords are read by the runner at start, from where the config says

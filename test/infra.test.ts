@@ -140,14 +140,21 @@ describe("the runner task", () => {
     });
     const image = unwrap(one(resources, "docker-build:index:Image").inputs);
     expect(image.dockerfile).toEqual({ location: expect.stringMatching(/packages\/runner\/Dockerfile$/) });
-    // the stage that only compiles JavaScript runs on the build machine's platform, not emulated for arm64; only its
-    // plain JavaScript output reaches the image
+    // this repository builds its JavaScript first (the package ships it built)
+    expect(image.buildArgs).toMatchObject({ LIFEBOAT_SOURCE: "repository" });
+    // the stages that only handle JavaScript run on the build machine's platform, not emulated for arm64; only their
+    // plain JavaScript output (/out) reaches the image
     const dockerfile = readFileSync(join(REPO, "packages/runner/Dockerfile"), "utf8");
-    expect(dockerfile).toMatch(/^FROM --platform=\$BUILDPLATFORM node:22-bookworm-slim AS build$/m);
-    expect(dockerfile.match(/^COPY --from=build .*$/gm)).toEqual(["COPY --from=build /build/dist/package dist/package"]);
+    expect(dockerfile.match(/^FROM .*$/gm)).toEqual([
+      "FROM --platform=$BUILDPLATFORM node:22-bookworm-slim AS from-package",
+      "FROM --platform=$BUILDPLATFORM node:22-bookworm-slim AS from-repository",
+      "FROM from-${LIFEBOAT_SOURCE} AS app",
+      "FROM node:22-bookworm-slim",
+    ]);
+    expect(dockerfile.match(/^COPY --from=.*$/gm)).toEqual(["COPY --from=app /out /app"]);
     // an environment override cannot make node load other code: NODE_OPTIONS and the loader's variables are cleared
     const entrypoint = JSON.parse(/^ENTRYPOINT (.*)$/m.exec(dockerfile)![1]!) as string[];
-    expect(entrypoint).toEqual(["env", "-u", "NODE_OPTIONS", "-u", "NODE_PATH", "-u", "LD_PRELOAD", "-u", "LD_LIBRARY_PATH", "node", "dist/package/runner.js"]);
+    expect(entrypoint).toEqual(["env", "-u", "NODE_OPTIONS", "-u", "NODE_PATH", "-u", "LD_PRELOAD", "-u", "LD_LIBRARY_PATH", "node", "/app/runner.js"]);
     expect(image.platforms).toEqual(["linux/arm64"]);
   });
 

@@ -16,32 +16,38 @@ import { pascal } from "@lifeboat/core";
 import { afterAll, beforeAll } from "vitest";
 import { ACCOUNT, one, ofType, synthesize, unwrap, type Recorded } from "./sst-synth.js";
 
-/** Each component's role; the runner's is its target's own (Runner<Target>Role), chosen per call. */
+/**
+ * Each component's role, after the Backups component's name (Lifeboat in this repository's app); the runner's is its
+ * target's own (Runner<Target>Role), chosen per call.
+ */
 export const ROLES: Record<Component, string> = {
-  launcher: "LifeboatLauncherRole",
-  watcher: "LifeboatWatcherRole",
-  slack: "LifeboatEventsSubscriberSlackFunctionRole",
-  webhook: "LifeboatEventsSubscriberWebhookFunctionRole",
-  freshness: "LifeboatFreshnessRole",
+  launcher: "LauncherRole",
+  watcher: "WatcherRole",
+  slack: "EventsSubscriberSlackFunctionRole",
+  webhook: "EventsSubscriberWebhookFunctionRole",
+  freshness: "FreshnessRole",
   runner: "Runner<Target>Role",
 };
-export const runnerRole = (target: string) => `LifeboatRunner${pascal(target)}Role`;
+export const runnerRole = (target: string, component = "Lifeboat") => `${component}Runner${pascal(target)}Role`;
 
 /**
  * The target a runner call was made for, from what it names: an S3 key or prefix under the deployment's prefix
  * (pg/<target>/...), a parameter /lifeboat/<target>/..., the target's RDS instance. Undefined for calls every target's
  * runner makes alike (publishing to the topic, the heartbeat's parameter): those are evaluated against every role.
  */
-export function targetOf(call: RecordedCall): string | undefined {
-  const targets = cloudConfig.targets as Record<string, { database: { rds?: { instance: string } } }>;
+export function targetOf(call: RecordedCall, all: Record<string, { database: unknown }> = cloudConfig.targets): string | undefined {
+  const targets = all as Record<string, { database: { rds?: { instance: string } } }>;
   const prefix = `${cloudConfig.storage.s3.prefix}/`;
   const path = String(call.input.Key ?? call.input.Prefix ?? "");
   if (path.startsWith(prefix)) {
     const t = path.slice(prefix.length).split("/")[0]!;
     if (targets[t]) return t;
   }
+  // /lifeboat/<target>/..., or an app database's /lifeboat/<app>/<stage>/<target>/database-password
   const name = /^\/lifeboat\/([^/]+)\//.exec(String(call.input.Name ?? ""));
   if (name && targets[name[1]!]) return name[1];
+  const appDb = /^\/lifeboat\/[^/]+\/[^/]+\/([^/]+)\/database-password$/.exec(String(call.input.Name ?? ""));
+  if (appDb && targets[appDb[1]!]) return appDb[1];
   if (call.input.DBInstanceIdentifier) return Object.keys(targets).find((t) => targets[t]!.database.rds?.instance === call.input.DBInstanceIdentifier);
   return undefined;
 }
@@ -66,6 +72,10 @@ export class Stack {
   /** Filled in by synthesizedStack's beforeAll. */
   resources: Recorded[] = [];
   region = "";
+  /** The Backups component's name. */
+  component = "Lifeboat";
+  /** The targets whose runner calls are judged (the recorded calls' targets, cloud-fixture.ts). */
+  targets: Record<string, { database: unknown }> = cloudConfig.targets as Record<string, { database: unknown }>;
 
   /** A component's role policies; the runner's are its target's (the first target's when none is given). */
   rolePolicies(component: Component, target?: string): Policy[] {
@@ -73,13 +83,13 @@ export class Stack {
   }
 
   roleName(component: Component, target?: string): string {
-    if (component !== "runner") return ROLES[component];
-    return runnerRole(target ?? this.runnerTargets()[0]!);
+    if (component !== "runner") return `${this.component}${ROLES[component]}`;
+    return runnerRole(target ?? this.runnerTargets()[0]!, this.component);
   }
 
   /** The targets that have a runner role in this stack. */
   runnerTargets(): string[] {
-    return Object.keys(cloudConfig.targets).filter((t) => ofType(this.resources, "aws:iam/role:Role").some((r) => r.name === runnerRole(t)));
+    return Object.keys(this.targets).filter((t) => ofType(this.resources, "aws:iam/role:Role").some((r) => r.name === runnerRole(t, this.component)));
   }
 
   policiesOf(roleName: string): Policy[] {
@@ -101,7 +111,7 @@ export class Stack {
 
   /** The identifiers the tests used, mapped to what the deployed stack gives each component instead. */
   private deployed() {
-    const fnEnv = unwrap(one(this.resources, "aws:lambda/function:Function", "LifeboatLauncherFunction").inputs).environment.variables;
+    const fnEnv = unwrap(one(this.resources, "aws:lambda/function:Function", `${this.component}LauncherFunction`).inputs).environment.variables;
     const taskDef = unwrap(one(this.resources, "aws:ecs/taskDefinition:TaskDefinition").inputs);
     const containerEnv = Object.fromEntries(JSON.parse(taskDef.containerDefinitions)[0].environment.map((e: { name: string; value: string }) => [e.name, e.value]));
     const swap = new Map<string, string>([
@@ -238,7 +248,7 @@ export class Stack {
   async verdicts(component: Component, policies?: Policy[] | ((target: string) => Policy[])): Promise<Verdict[]> {
     const seen = new Map<string, { req: IamRequest; target: string | undefined }>();
     for (const call of recorded(component)) {
-      const target = component === "runner" ? targetOf(call) : undefined;
+      const target = component === "runner" ? targetOf(call, this.targets) : undefined;
       for (const req of this.iamRequests(call)) seen.set(JSON.stringify([req, target]), { req, target });
     }
     const out: Verdict[] = [];

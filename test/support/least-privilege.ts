@@ -10,7 +10,8 @@ export const statements = (r: Recorded): Statement[] => policies(r).flatMap((p: 
  * What a careful AWS engineer checks in the synthesized stack, in every variant the tests synthesize: who may assume
  * each role, what the execution role may read, what may reach the runner, how tasks may be started.
  */
-export function assertLeastPrivilege(resources: Recorded[]): void {
+/** `component`: the Backups component's name, which every child's name starts with. */
+export function assertLeastPrivilege(resources: Recorded[], component = "Lifeboat"): void {
   const roles = ofType(resources, "aws:iam/role:Role");
   const fnRoles = ofType(resources, "aws:lambda/function:Function").map((f) => f.name.replace(/Function$/, "Role"));
   expect(fnRoles.length).toBeGreaterThan(0);
@@ -22,7 +23,7 @@ export function assertLeastPrivilege(resources: Recorded[]): void {
   // the task definition names no secrets: the execution role reads none (only AWS's image-pull and log policy)
   const taskDef = unwrap(one(resources, "aws:ecs/taskDefinition:TaskDefinition").inputs);
   expect(JSON.parse(taskDef.containerDefinitions)[0].secrets ?? []).toEqual([]);
-  const execution = unwrap(one(resources, "aws:iam/role:Role", "LifeboatRunnerExecutionRole").inputs);
+  const execution = unwrap(one(resources, "aws:iam/role:Role", `${component}RunnerExecutionRole`).inputs);
   expect(execution.inlinePolicies).toEqual([]);
   expect(execution.managedPolicyArns).toEqual(["arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy"]);
 
@@ -56,7 +57,7 @@ export function assertLeastPrivilege(resources: Recorded[]): void {
   }
 
   // each target's runner role: assumed by ECS tasks of this account only; the task definition's own role grants nothing
-  const targetRoles = roles.filter((r) => /^LifeboatRunner.+Role$/.test(r.name) && !["LifeboatRunnerTaskRole", "LifeboatRunnerExecutionRole"].includes(r.name));
+  const targetRoles = roles.filter((r) => r.name.startsWith(`${component}Runner`) && r.name.endsWith("Role") && ![`${component}RunnerTaskRole`, `${component}RunnerExecutionRole`].includes(r.name));
   expect(targetRoles.length).toBeGreaterThan(0);
   for (const r of targetRoles) {
     const trust = JSON.parse(unwrap(r.inputs).assumeRolePolicy);
@@ -65,7 +66,7 @@ export function assertLeastPrivilege(resources: Recorded[]): void {
     ]);
     expect(unwrap(r.inputs).path).toMatch(/^\/lifeboat\/[a-z0-9-]+\/[a-z0-9-]+\/runner\/$/);
   }
-  expect(statements(one(resources, "aws:iam/role:Role", "LifeboatRunnerTaskRole"))).toEqual([]);
+  expect(statements(one(resources, "aws:iam/role:Role", `${component}RunnerTaskRole`))).toEqual([]);
 
   // nothing may reach the runner from anywhere
   const open = (cidrs: unknown) => [cidrs].flat().some((c) => c === "0.0.0.0/0" || c === "::/0");

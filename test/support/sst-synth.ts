@@ -91,12 +91,16 @@ function arnFor(type: string, name: string, inputs: Record<string, any>, region:
 }
 
 export const ACCOUNT = "123456789012";
+/** Every password the mocks make up starts with this: a test that finds it outside a secret's place fails. */
+export const MOCK_SECRET = "mock-secret-0f9e8d";
 /** The region the mocks answer when the config names none (the deployer's default region). */
 export const DEFAULT_REGION = "us-east-1";
 
 export interface SynthOptions {
   /** Synthesize as under `sst dev` ($dev = true). */
   dev?: boolean;
+  /** Another SST app (its sst.config.ts, and its own .sst/platform after `sst install`); this repository's by default. */
+  root?: string;
 }
 
 /**
@@ -104,7 +108,9 @@ export interface SynthOptions {
  * the mocks then answer), then run(). Returns every resource registered, once registration settles.
  */
 export async function synthesize(stage: string, opts: SynthOptions = {}): Promise<{ resources: Recorded[]; outputs: Record<string, unknown>; app: Record<string, any>; region: string; close: () => void }> {
-  if (!existsSync(join(PLATFORM, "config.d.ts"))) {
+  const root = opts.root ?? REPO;
+  const platform = join(root, ".sst/platform");
+  if (!existsSync(join(platform, "config.d.ts"))) {
     throw new Error("the SST platform is not installed: run `npm run sst:install` (npm test does it first)");
   }
   const rpc = await startRpc();
@@ -113,9 +119,9 @@ export async function synthesize(stage: string, opts: SynthOptions = {}): Promis
   mkdirSync(join(work, "artifacts"), { recursive: true });
 
   const g = globalThis as Record<string, unknown>;
-  const shim = await import(join(PLATFORM, "src/shim/run.js"));
+  const shim = await import(join(platform, "src/shim/run.js"));
   for (const [k, v] of Object.entries(shim)) g[k] = v;
-  const sstConfig = (await import(join(REPO, "sst.config.ts"))).default as { app: (input: { stage: string }) => Promise<Record<string, any>>; run: () => Promise<Record<string, unknown>> };
+  const sstConfig = (await import(join(root, "sst.config.ts"))).default as { app: (input: { stage: string }) => Promise<Record<string, any>>; run: () => Promise<Record<string, unknown>> };
   const app = await sstConfig.app({ stage });
   const region: string = app.providers?.aws?.region ?? DEFAULT_REGION;
 
@@ -126,6 +132,14 @@ export async function synthesize(stage: string, opts: SynthOptions = {}): Promis
       newResource(args) {
         resources.push({ type: args.type, name: args.name, inputs: args.inputs });
         const name = args.inputs.name ?? args.inputs.bucket ?? `${args.name}-physical`;
+        // what AWS makes up for an RDS instance (its endpoint) and what random makes up (a password, recognizable:
+        // tests look for it where it must never be)
+        if (args.type === "aws:rds/instance:Instance") {
+          const port = args.inputs.port ?? 5432;
+          const address = `${String(args.inputs.identifier ?? args.name).toLowerCase()}.c0ffee.${region}.rds.amazonaws.com`;
+          return { id: `${args.name}-id`, state: { ...args.inputs, identifier: args.inputs.identifier ?? `${args.name.toLowerCase()}-id`, address, endpoint: `${address}:${port}`, port, arn: `arn:aws:rds:${region}:${ACCOUNT}:db:${args.name.toLowerCase()}` } };
+        }
+        if (args.type === "random:index/randomPassword:RandomPassword") return { id: `${args.name}-id`, state: { ...args.inputs, result: `${MOCK_SECRET}-${args.name}` } };
         return {
           id: `${args.name}-id`,
           state: {
@@ -161,10 +175,10 @@ export async function synthesize(stage: string, opts: SynthOptions = {}): Promis
   );
 
   g.$app = { name: app.name, stage, removal: app.removal, protect: app.protect, providers: app.providers ?? {} };
-  g.$cli = { command: opts.dev ? "dev" : "deploy", paths: { home: work, root: REPO, work, platform: PLATFORM }, state: { version: {} } };
+  g.$cli = { command: opts.dev ? "dev" : "deploy", paths: { home: work, root, work, platform }, state: { version: {} } };
   g.$dev = Boolean(opts.dev);
   g.aws = await import("@pulumi/aws");
-  g.sst = await import(join(PLATFORM, "src/components/index.ts"));
+  g.sst = await import(join(platform, "src/components/index.ts"));
 
   // the config check runs first: a refused config throws here, before Pulumi's stack exists (inside it, Pulumi
   // would also report the rejection as unhandled)
@@ -174,8 +188,10 @@ export async function synthesize(stage: string, opts: SynthOptions = {}): Promis
     rmSync(rpc.out, { recursive: true, force: true });
   };
   try {
-    const { planDeployment } = await import(join(REPO, "infra/context.ts"));
-    planDeployment((await import(join(REPO, "lifeboat.config.ts"))).default, "lifeboat.config.ts");
+    if (root === REPO) {
+      const { planDeployment } = await import(join(REPO, "infra/context.ts"));
+      planDeployment((await import(join(REPO, "lifeboat.config.ts"))).default, "lifeboat.config.ts");
+    }
   } catch (err) {
     cleanup();
     throw err;

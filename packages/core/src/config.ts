@@ -389,6 +389,14 @@ export const awsSchema = z
         memory: fargateMemory.default("2 GB"),
         storage: z.string().regex(/^\d+ GB$/).default("20 GB"),
         logRetention: z.enum(LOG_RETENTIONS).default("1 month"),
+        /**
+         * A published runner image (a registry reference, ideally by digest) instead of one built at deploy time from
+         * the installed package's Dockerfile (which needs Docker on the deploying machine).
+         */
+        image: z
+          .string()
+          .regex(/^[a-z0-9][a-z0-9._\/-]*(:[0-9]+)?(\/[a-z0-9._-]+)*(:[\w][\w.-]{0,127})?(@sha256:[0-9a-f]{64})?$/, "must be an image reference such as 123456789012.dkr.ecr.eu-west-1.amazonaws.com/lifeboat-runner:0.5.0 or one @sha256:<digest>")
+          .optional(),
       })
       .strict()
       .default(() => ({ architecture: "arm64" as const, cpu: "1 vCPU" as const, memory: "2 GB", storage: "20 GB", logRetention: "1 month" as const })),

@@ -1,0 +1,47 @@
+// Types of `lifeboat/sst` (the package's sst/index.js, built from infra/package.ts). They name the SST app's own
+// global types (sst, aws, $util: sst.config.ts's `/// <reference path="./.sst/platform/config.d.ts" />`), so they are
+// written here by hand; test/sst-app.test.ts type-checks an SST app against them with the real platform types.
+import type { LifeboatConfigInput } from "../types/public.js";
+
+type Target = LifeboatConfigInput["targets"][string];
+
+/** A database of the same SST app: sst.aws.Postgres or sst.aws.Aurora. */
+export interface AppDatabase {
+  host: $util.Output<string>;
+  port: $util.Output<number>;
+  database: $util.Output<string>;
+  username: $util.Output<string>;
+  password: $util.Output<string>;
+  nodes: { instance?: unknown; cluster?: unknown };
+}
+
+export interface BackupsArgs extends Omit<LifeboatConfigInput, "targets"> {
+  /**
+   * The targets, as in lifeboat.config.ts; a target's `database` may also be an `sst.aws.Postgres` or `sst.aws.Aurora`
+   * of this app: its endpoint, port, database name and credentials are taken from it, and its security group lets
+   * the runner in.
+   */
+  targets: Record<string, Omit<Target, "database"> & { database: Target["database"] | AppDatabase }>;
+  /** The app's `sst.aws.Vpc`, for the runner (needed when a target's database is a component of this app). */
+  vpc?: sst.aws.Vpc;
+  /**
+   * Edit a child resource's args before it is created, by the child's own name (`Backups`, `Events`, `Launcher`,
+   * `Runner`, `Launches`, ...): a function that changes the args, or an object merged into them.
+   */
+  transform?: Record<string, ((args: any) => void) | Record<string, unknown>>;
+  /** Adopt the resources of a Lifeboat app deployed before the component existed (named without its prefix). */
+  adoptTopLevel?: boolean;
+}
+
+/** Lifeboat's backups of PostgreSQL, in this SST app. One per app. */
+export declare class Backups extends $util.ComponentResource {
+  /** The bucket every backup lands in. */
+  readonly bucket: sst.aws.Bucket;
+  /** The topic every result event (and alarm) is published to. */
+  readonly topic: sst.aws.SnsTopic;
+  /** The launcher function: invoke it with { "target": "name" } for a backup now. */
+  readonly launcher: sst.aws.Function;
+  readonly cluster: sst.aws.Cluster;
+  readonly runner: sst.aws.Task;
+  constructor(name: string, args: BackupsArgs, opts?: $util.ComponentResourceOptions);
+}
