@@ -71,11 +71,12 @@ export class Backups extends $util.ComponentResource {
         "lifeboat: one Backups component per SST app (its alarms and runner roles are named after the app and stage); put every target in it",
       );
     const { vpc, transform, adoptTopLevel, ...raw } = args;
+    if (vpc && raw.aws?.vpc) throw new VisibleError("lifeboat: give the Backups component either `vpc` (an sst.aws.Vpc of this app) or `aws.vpc` (the ids of an existing VPC), not both");
 
     // the app's databases become host targets whose password the runner reads from SSM; the config is planned with
     // their values still unknown, and deployed (as JSON, in the bucket) with them
     const app = appDatabaseTargets(name, this, raw.targets, Boolean(vpc));
-    const { config, plan } = planDeployment({ ...raw, targets: app.planned }, `the ${name} component's config`);
+    const { config, plan } = planDeployment({ ...raw, targets: app.planned }, `the ${name} component's config`, { appVpc: Boolean(vpc) });
     for (const warning of plan.warnings) console.warn(`lifeboat: ${warning}`);
     const ctx = context(name, this, config, plan, code, Boolean(adoptTopLevel), transform);
 

@@ -10,10 +10,10 @@ import { ConfigError, deployPlan, parseConfig, roleScope, type DeployPlan, type 
 export class VisibleError extends Error {}
 
 /** Validates a config and plans its deployment for this stage; a bad config is every problem, listed. */
-export function planDeployment(raw: unknown, source: string): { config: LifeboatConfig; plan: DeployPlan } {
+export function planDeployment(raw: unknown, source: string, opts: { appVpc?: boolean } = {}): { config: LifeboatConfig; plan: DeployPlan } {
   try {
     const config = parseConfig(raw, source);
-    return { config, plan: deployPlan(config, $app.stage, source) };
+    return { config, plan: deployPlan(config, $app.stage, source, opts) };
   } catch (err) {
     if (err instanceof ConfigError) throw new VisibleError(err.message);
     throw err;

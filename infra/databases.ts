@@ -29,9 +29,10 @@ export function appDatabasePasswordParameter(target: string): string {
 
 function securityGroupsOf(target: string, db: AppDatabase): $util.Output<string[]> {
   const nodes = db.nodes as { cluster?: aws.rds.Cluster; instance?: aws.rds.Instance };
-  // Aurora: the cluster's groups (its nodes.instance is an instance of the cluster); Postgres: the instance's
-  if (nodes.cluster) return nodes.cluster.vpcSecurityGroupIds;
-  if (nodes.instance) return nodes.instance.vpcSecurityGroupIds;
+  // Aurora: the cluster's groups (its nodes.instance is an instance of the cluster); Postgres: the instance's (none
+  // given: the VPC's default group)
+  if (nodes.cluster) return nodes.cluster.vpcSecurityGroupIds.apply((g) => g ?? []);
+  if (nodes.instance) return nodes.instance.vpcSecurityGroupIds.apply((g) => g ?? []);
   throw new VisibleError(
     `lifeboat: targets.${target}.database is an SST database that has no RDS instance or cluster here (under \`sst dev\` it is your local database): deploy with \`sst deploy\`, or give a host instead`,
   );

