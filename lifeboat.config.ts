@@ -1,4 +1,4 @@
-import { defineConfig } from "@lifeboat/core";
+import { defineConfig } from "lifeboat";
 
 /**
  * An example backup plan. Copy it, change the names, and check it with `npx lifeboat check --cloud` (`--config F` for another file)

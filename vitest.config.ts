@@ -3,10 +3,12 @@ import { defineConfig } from "vitest/config";
 
 // Infra tests synthesize sst.config.ts with the one copy of Pulumi that the SST platform components use.
 const platform = fileURLToPath(new URL("./.sst/platform/node_modules/", import.meta.url));
-const alias = {
-  "@pulumi/pulumi": platform + "@pulumi/pulumi",
-  "@pulumi/aws": platform + "@pulumi/aws",
-};
+// lifeboat.config.ts imports defineConfig from "lifeboat", as a user's does: here, the sources of that export.
+const alias = [
+  { find: "@pulumi/pulumi", replacement: platform + "@pulumi/pulumi" },
+  { find: "@pulumi/aws", replacement: platform + "@pulumi/aws" },
+  { find: /^lifeboat$/, replacement: fileURLToPath(new URL("./packages/core/src/public.ts", import.meta.url)) },
+];
 
 // Where the cloud components' tests record their AWS calls for the IAM check (test/support/aws-calls.ts); the
 // suite's global setup empties it first, the IAM check removes it when done (outside the temp directory, so that a
