@@ -1,7 +1,7 @@
-import { writeFileSync } from "node:fs";
+import { readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { ConfigError, parseConfig, parseSchedule } from "@lifeboat/core";
+import { ConfigError, LIFEBOAT_VERSION, SST_VERSION, parseConfig, parseSchedule } from "@lifeboat/core";
 import { loadConfig } from "@lifeboat/cli";
 import { REPO, cli, tempDir } from "./support/helpers.js";
 
@@ -125,6 +125,58 @@ describe("config validation", () => {
   it("the example config at the repository root is valid", async () => {
     const c = await loadConfig(join(REPO, "lifeboat.config.ts"));
     expect(Object.keys(c.targets).length).toBeGreaterThan(0);
+  });
+});
+
+describe("lifeboat init", () => {
+  it("writes an SST app that deploys the Backups component from lifeboat.config.ts, which lifeboat check --cloud accepts", async () => {
+    const dir = join(tempDir("lifeboat-init-"), "acme-backups");
+    const res = await cli(["init", dir, "--region", "eu-west-1", "--rds", "acme-prod", "--database", "app", "--user", "backup", "--vpc", "vpc-0a1b2c3d", "--subnets", "subnet-0a,subnet-0b", "--database-security-group", "sg-0db", "--email", "ops@example.com", "--json"]);
+    expect(res.code, res.stderr).toBe(0);
+    expect(readdirSync(dir).sort()).toEqual([".gitignore", "lifeboat.config.ts", "package.json", "sst.config.ts"]);
+    const result = JSON.parse(res.stdout);
+    expect(result).toMatchObject({ app: "acme-backups", bucket: expect.stringMatching(/^acme-backups-db-backups-[0-9a-f]{6}$/) });
+    // the secret's place, and the deploy
+    expect(result.next).toEqual([
+      expect.stringMatching(/^cd .*acme-backups$/),
+      "npm install",
+      expect.stringMatching(/^aws ssm put-parameter --type SecureString --name \/lifeboat\/app\/db-password --value '\.\.\.' +# the database password$/),
+      "npx lifeboat check --cloud",
+      "npx sst deploy --stage production",
+    ]);
+    const pkg = JSON.parse(readFileSync(join(dir, "package.json"), "utf8"));
+    expect(pkg).toMatchObject({ name: "acme-backups", private: true, type: "module", dependencies: { lifeboat: `^${LIFEBOAT_VERSION}`, sst: SST_VERSION } });
+    // the SST version init pins is the one this repository builds and tests the component with
+    expect(JSON.parse(readFileSync(join(REPO, "package.json"), "utf8")).devDependencies.sst).toBe(SST_VERSION);
+    const sst = readFileSync(join(dir, "sst.config.ts"), "utf8");
+    expect(sst).toContain('const { Backups } = await import("lifeboat/sst");');
+    expect(sst).toContain('new Backups("Backups", config)');
+    expect(readFileSync(join(dir, ".gitignore"), "utf8").split("\n")).toEqual(expect.arrayContaining(["node_modules", ".sst"]));
+    const config = readFileSync(join(dir, "lifeboat.config.ts"), "utf8");
+    expect(config).toMatch(/^import \{ defineConfig \} from "lifeboat";/);
+    const check = await cli(["check", "--config", join(dir, "lifeboat.config.ts"), "--cloud", "--json"]);
+    expect(check.code, check.stderr).toBe(0);
+    expect(JSON.parse(check.stdout)).toMatchObject({ targets: ["app"], cloud: { deployable: true } });
+    expect(parseConfig((await loadConfig(join(dir, "lifeboat.config.ts"))) as unknown, "x").targets.app!.database).toMatchObject({ rds: { instance: "acme-prod" }, database: "app", user: "backup", password: { ssm: "/lifeboat/app/db-password" } });
+  });
+
+  it("never overwrites: a folder with any of its files is refused and left as it was; a bad flag is refused with the fix", async () => {
+    const dir = tempDir("lifeboat-init-");
+    writeFileSync(join(dir, "package.json"), "{\"name\":\"mine\"}");
+    const res = await cli(["init", dir]);
+    expect(res.code).toBe(2);
+    expect(res.stderr).toContain("already has package.json: nothing was written");
+    expect(res.stderr).toContain("--force");
+    expect(readdirSync(dir)).toEqual(["package.json"]);
+    expect(readFileSync(join(dir, "package.json"), "utf8")).toBe("{\"name\":\"mine\"}");
+    const bad = await cli(["init", join(dir, "x"), "--retention-days", "a month"]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('--retention-days must be a whole number above 0, not "a month"');
+    // a config the deployment would refuse is refused before anything is written
+    const refused = await cli(["init", join(dir, "y"), "--host", "db.internal", "--database", "app"]);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain("db.internal is a private address");
+    expect(readdirSync(dir)).toEqual(["package.json"]);
   });
 });
 

@@ -62,8 +62,7 @@ const stack = new Stack();
 let close: (() => void) | undefined;
 
 beforeAll(async () => {
-  // the package as it is now (the suite's package.test packed it too, but a file run alone must not test an old one)
-  run("npm", ["run", "pack"], REPO);
+  // TARBALL: the package as the IAM project's global setup packed it (test/support/iam-teardown.ts)
   app = mkdtempSync(join(tmpdir(), "lifeboat-sst-app-"));
   writeFileSync(join(app, "package.json"), JSON.stringify({ name: "acme", private: true, type: "module", dependencies: { lifeboat: `file:${TARBALL}`, sst: SST_VERSION } }, null, 2));
   writeFileSync(join(app, "sst.config.ts"), SST_CONFIG);

@@ -7,6 +7,7 @@ import type { restoreCommand } from "./commands/restore.js";
 import type { runCommand } from "./commands/run.js";
 import type { scheduleCommand } from "./commands/schedule.js";
 import type { verifyCommand } from "./commands/verify.js";
+import type { InitOptions } from "./commands/init.js";
 
 // Commands, the runner and the AWS SDK load when a command runs: `lifeboat --version` and `--help` stay fast.
 const commands = {
@@ -20,6 +21,7 @@ const commands = {
   demo: () => import("./commands/demo.js"),
   keys: () => import("./commands/keys.js"),
   check: () => import("./commands/check.js"),
+  init: () => import("./commands/init.js"),
 };
 
 /** Repeatable options (--recipient, --identity): every value, in order. */
@@ -126,6 +128,37 @@ export async function main(argv: string[]): Promise<number> {
       .option("--stage <stage>", "with --cloud: the stage to check for (its bucket name and rules)", "production")
       .addHelpText("after", "\nExamples:\n  lifeboat check\n  lifeboat check --config ./lifeboat.config.ts --cloud --stage dev\n\nNo database, store or AWS account is touched.\n" + envHelp("config")),
   ).action(action(async (c, opts: { cloud?: boolean; stage?: string }) => (await commands.check()).checkCommand(c, opts)));
+
+  common(
+    program
+      .command("init")
+      .description("write a new SST app that deploys Lifeboat to AWS from the installed package: package.json, sst.config.ts, lifeboat.config.ts, .gitignore")
+      .argument("[dir]", "folder to write it in (default: this one); created if missing")
+      .option("--name <app>", "the SST app's name (default: the folder's name)")
+      .option("--bucket <name>", "the bucket for the backups (default: <app>-db-backups-<random>; non-production stages add -<stage>)")
+      .option("--region <region>", "AWS region of the bucket and the stack (default: $AWS_REGION, else us-east-1)")
+      .option("--target <name>", "the target's name", "app")
+      .option("--url-ssm <parameter>", "the database URL, kept in this SSM parameter (the default: /lifeboat/<target>/database-url)")
+      .option("--host <host>", "or the database host (with --database, --user, --password-ssm)")
+      .option("--rds <instance>", "or an RDS instance (its endpoint is looked up; with --database, --user, --password-ssm)")
+      .option("--port <port>", "with --host: the port (default 5432)")
+      .option("--database <name>", "with --host or --rds: the database (default postgres)")
+      .option("--user <user>", "with --host or --rds: the user (default postgres)")
+      .option("--password-ssm <parameter>", "with --host or --rds: the SSM parameter holding the password (default /lifeboat/<target>/db-password)")
+      .option("--schedule <expression>", "EventBridge schedule", "cron(0 3 * * ? *)")
+      .option("--timezone <zone>", "the schedule's time zone", "UTC")
+      .option("--retention-days <n>", "days each backup is kept", "30")
+      .option("--email <address>", "e-mail told of failed (and missed) backups")
+      .option("--vpc <id>", "the databases' VPC (else Lifeboat makes its own, which reaches only databases on the internet)")
+      .option("--subnets <ids>", "with --vpc: the runner's subnets, comma-separated")
+      .option("--database-security-group <ids>", "with --vpc: the databases' security groups, comma-separated (the runner is let in)")
+      .option("--lifeboat <spec>", "the lifeboat dependency in package.json (default: ^<this version>; a tarball: file:../lifeboat-x.y.z.tgz)")
+      .option("--force", "replace those four files if they exist (nothing else is touched)")
+      .addHelpText(
+        "after",
+        "\nExamples:\n  lifeboat init my-backups --region eu-west-1 --email ops@example.com\n  lifeboat init --rds prod-db --database app --user backup --vpc vpc-0abc --subnets subnet-1,subnet-2 --database-security-group sg-0def\n\nThen: npm install, put the secrets in SSM, npx lifeboat check --cloud, npx sst deploy --stage production.\nAlready deploy with SST? Add the Backups component to your own sst.config.ts instead (docs/deploy.md).\n",
+      ),
+  ).action(action(async (c, dir: string | undefined, opts: InitOptions) => (await commands.init()).initCommand(c, dir, opts)));
 
   common(
     program

@@ -10,6 +10,8 @@ export * from "./schedule.js";
 export * from "./store-url.js";
 
 export const LIFEBOAT_VERSION = "0.1.0";
+/** The SST version Lifeboat's component is built and tested with (`lifeboat init` pins it; package.json's devDependencies.sst). */
+export const SST_VERSION = "4.17.1";
 export * from "./slack.js";
 export * from "./deploy.js";
 export * from "./launch.js";

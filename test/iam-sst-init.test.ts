@@ -1,0 +1,76 @@
+/**
+ * `npx lifeboat init` from the installed package, in an empty folder outside this repository: the app it writes
+ * installs (the tarball as its lifeboat), type-checks against SST's platform types and lifeboat/sst's, synthesizes
+ * under Pulumi mocks into the stack a user would deploy, and meets least privilege. (The platform is this
+ * repository's .sst/platform, copied: the same sst version; test/iam-sst-app.test.ts runs `sst install` itself.)
+ */
+import { execFileSync, spawnSync } from "node:child_process";
+import { copyFileSync, cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { LIFEBOAT_VERSION } from "@lifeboat/core";
+import { REPO } from "./support/helpers.js";
+import { assertLeastPrivilege } from "./support/least-privilege.js";
+import { ofType, one, synthesize, unwrap, type Recorded } from "./support/sst-synth.js";
+
+const TARBALL = join(REPO, "dist", `lifeboat-${LIFEBOAT_VERSION}.tgz`);
+const run = (cmd: string, args: string[], cwd: string) => execFileSync(cmd, args, { cwd, stdio: "pipe", env: { ...process.env, npm_config_loglevel: "error" } }).toString();
+
+let home: string;
+let app: string;
+let resources: Recorded[];
+let close: (() => void) | undefined;
+
+beforeAll(async () => {
+  // the package as the IAM project's global setup packed it (test/support/iam-teardown.ts)
+  home = mkdtempSync(join(tmpdir(), "lifeboat-sst-init-"));
+  const tarball = join(home, "lifeboat.tgz");
+  copyFileSync(TARBALL, tarball);
+  // a user's machine: lifeboat installed somewhere, `npx lifeboat init` in an empty folder
+  const tools = join(home, "tools");
+  mkdirSync(tools);
+  writeFileSync(join(tools, "package.json"), JSON.stringify({ name: "tools", private: true }));
+  run("npm", ["install", "--prefer-offline", "--no-audit", "--no-fund", tarball], tools);
+  app = join(home, "acme-backups");
+  run(process.execPath, [join(tools, "node_modules/lifeboat/bin/lifeboat.js"), "init", app, "--region", "eu-west-1", "--bucket", "acme-db-backups", "--email", "ops@example.com", "--lifeboat", `file:${tarball}`], home);
+  run("npm", ["install", "--prefer-offline", "--no-audit", "--no-fund"], app);
+  cpSync(join(REPO, ".sst/platform"), join(app, ".sst/platform"), { recursive: true });
+  writeFileSync(join(app, "tsconfig.json"), JSON.stringify({ compilerOptions: { target: "ES2022", module: "ESNext", moduleResolution: "Bundler", strict: true, skipLibCheck: true, noEmit: true }, include: ["sst.config.ts", "lifeboat.config.ts"] }));
+  const synth = await synthesize("production", { root: app });
+  resources = synth.resources;
+  close = synth.close;
+}, 600_000);
+afterAll(() => {
+  close?.();
+  if (home) rmSync(home, { recursive: true, force: true });
+});
+
+describe("the SST app `lifeboat init` writes, outside this repository", () => {
+  it("depends on the lifeboat it was given and the sst Lifeboat is built with", () => {
+    const pkg = JSON.parse(readFileSync(join(app, "package.json"), "utf8"));
+    expect(Object.keys(pkg.dependencies).sort()).toEqual(["lifeboat", "sst"]);
+  });
+
+  it("type-checks against SST's platform types and lifeboat/sst's", () => {
+    const tsc = spawnSync(process.execPath, [join(REPO, "node_modules/typescript/bin/tsc"), "-p", "tsconfig.json"], { cwd: app, encoding: "utf8" });
+    expect(tsc.status, tsc.stdout + tsc.stderr).toBe(0);
+  }, 120_000);
+
+  it("synthesizes the stack: the bucket, the schedule, the runner built from the installed package, alarms by e-mail", () => {
+    expect(unwrap(one(resources, "aws:s3/bucket:Bucket").inputs).bucket).toBe("acme-db-backups");
+    const [schedule] = ofType(resources, "aws:scheduler/schedule:Schedule").filter((r) => !r.name.includes("Freshness")).map((r) => unwrap(r.inputs));
+    expect(schedule).toMatchObject({ scheduleExpression: "cron(0 3 * * ? *)", scheduleExpressionTimezone: "UTC" });
+    const image = unwrap(one(resources, "docker-build:index:Image").inputs);
+    expect(image.context.location).toBe(join(app, "node_modules/lifeboat"));
+    expect(image.dockerfile.location).toBe(join(app, "node_modules/lifeboat/Dockerfile"));
+    expect(image.buildArgs?.LIFEBOAT_SOURCE ?? "package").toBe("package");
+    const functions = ofType(resources, "aws:lambda/function:Function").map((f) => unwrap(f.inputs));
+    expect(functions.length).toBeGreaterThanOrEqual(3);
+    expect(ofType(resources, "aws:sns/topicSubscription:TopicSubscription").map((s) => unwrap(s.inputs)).filter((s) => s.protocol === "email").map((s) => s.endpoint)).toEqual(["ops@example.com", "ops@example.com"]);
+  });
+
+  it("meets least privilege", () => {
+    assertLeastPrivilege(resources, "Backups");
+  });
+});
