@@ -66,8 +66,8 @@ export function runner(
    * read its manifests, run record and newest-backup pointer (and its dumps, if it schedules restore drills); list
    * its prefix, and the bucket's pending uploads (AWS has no prefix condition for that listing: keys and upload ids,
    * no data); delete its own dumps (a failed run removes the dump whose manifest could not be written), and anything
-   * under its prefix only if the runner prunes it; read the deployed config, its own secrets (and the heartbeat's
-   * URL); describe its RDS instance; publish to the topic; use the bucket's KMS key through S3. A delete in this
+   * under its prefix only if the runner prunes it; read the deployed config, its own secrets (SSM parameters, Secrets
+   * Manager secrets; and the heartbeat's URL); describe its RDS instance; publish to the topic; use the bucket's KMS key through S3. A delete in this
    * versioned bucket leaves the previous version, which no Lifeboat role may delete.
    */
   function targetStatements(t: (typeof plan.runnerTargets)[number]) {
@@ -82,6 +82,8 @@ export function runner(
       { actions: ["s3:ListBucketMultipartUploads"], resources: [bucket.arn] },
       { actions: ["s3:DeleteObject"], resources: t.pruned ? [mine("*")] : dumpPatterns.map(mine) },
       ...(t.parameters.length ? [{ actions: ["ssm:GetParameter"], resources: t.parameters.map((p) => parameterArn(ctx, p)) }] : []),
+      // Secrets Manager secrets it names (a secret with a key of its own also needs kms:Decrypt: the key's policy)
+      ...(t.secrets.length ? [{ actions: ["secretsmanager:GetSecretValue"], resources: t.secrets }] : []),
       ...(t.rds ? [{ actions: ["rds:DescribeDBInstances"], resources: [rdsInstanceArn(ctx, t.rds)] }] : []),
       { actions: ["sns:Publish"], resources: [topic.arn] },
       ...bucketKeyPermissions(ctx),

@@ -10,26 +10,29 @@ import { DescribeDBInstancesCommand, RDSClient } from "@aws-sdk/client-rds";
 import { PublishCommand, SNSClient } from "@aws-sdk/client-sns";
 import { DeleteObjectCommand, GetObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3";
 import { GetParameterCommand, SSMClient } from "@aws-sdk/client-ssm";
+import { GetSecretValueCommand, SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { Logger } from "@aws-lambda-powertools/logger";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { LAUNCH_DELIVERIES, deployedConfigKey, readDeployedConfig, launchClientToken, parseConfig, sha256Hex, renderSlackMessage, runIdFor, runnerRoleName, type LifeboatEvent } from "@lifeboat/core";
 import { S3Store, backupMetrics, generateIdentity, runTargetBackups, runnerMain, snsPublisher } from "@lifeboat/runner";
 import { createFreshnessCheck, createLauncher, createSlackHandler, createWatcher, createWebhookHandler, deployedConfig } from "@lifeboat/functions";
 import { recordAwsCalls } from "./support/aws-calls.js";
-import { SETTINGS, TEST_BUCKET, TOPIC, cloudConfig } from "./support/cloud-fixture.js";
+import { SETTINGS, TEST_BUCKET, TOPIC, VAULT_SECRET, cloudConfig } from "./support/cloud-fixture.js";
 import { conn, createDatabase, pg, s3, s3Client, s3Keys, s3PendingUploads, startRecorder, unique, tempDir } from "./support/helpers.js";
 
 const ecs = mockClient(ECSClient);
 const rds = mockClient(RDSClient);
 const sns = mockClient(SNSClient);
 const ssm = mockClient(SSMClient);
+const sm = mockClient(SecretsManagerClient);
 // every call here is recorded for the IAM check (test/iam.test.ts), by the component that makes it
-const calls = recordAwsCalls(ecs, rds, sns, ssm);
+const calls = recordAwsCalls(ecs, rds, sns, ssm, sm);
 beforeEach(() => {
   ecs.reset();
   rds.reset();
   sns.reset();
   ssm.reset();
+  sm.reset();
   // no run of any target is going, unless a test says so
   ecs.on(ListTasksCommand).resolves({ taskArns: [] });
 });
@@ -546,6 +549,18 @@ describe("the runner container entry point", () => {
     });
     const slack = renderSlackMessage(JSON.parse(msg!.Message!));
     expect(JSON.stringify(slack.blocks.at(-1))).toContain("stage *production* · eu-west-1 · task `0f1e2d3c4b5a` · <https://eu-west-1.console.aws.amazon.com/cloudwatch/home?region=eu-west-1#logsV2:log-groups/log-group/$252Fsst");
+  });
+
+  it("a target whose password is an RDS-managed secret in Secrets Manager: one field of its JSON, read by the runner", async () => {
+    const db = unique("vault");
+    await createDatabase(db, "create table t as select g from generate_series(1, 10) g;");
+    sm.on(GetSecretValueCommand, { SecretId: VAULT_SECRET }).resolves({ SecretString: JSON.stringify({ username: "postgres", password: pg().password }) });
+    const { LIFEBOAT_CONFIG: _file, ...env } = runEnv("", "vault", await deployConfig(entryConfig("vault", local(db))));
+    const lines: string[] = [];
+    expect(await runnerMain(env, { log: (_l, m, f) => void lines.push(`${m} ${JSON.stringify(f ?? {})}`) }), lines.join("\n")).toBe(0);
+    expect(sm.commandCalls(GetSecretValueCommand).map((c) => c.args[0].input)).toEqual([{ SecretId: VAULT_SECRET }]);
+    expect((await s3Keys("pg/vault/")).some((k) => k.endsWith(".manifest.json"))).toBe(true);
+    expect(lines.join("\n")).not.toContain(pg().password);
   });
 
   it("pings the heartbeat as the run starts and when it succeeded, with the URL read from SSM (its own parameter)", async () => {

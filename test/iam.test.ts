@@ -1,6 +1,6 @@
 import { describe, expect, it, vi } from "vitest";
 import type { Component } from "./support/aws-calls.js";
-import { cloudConfig } from "./support/cloud-fixture.js";
+import { VAULT_SECRET, cloudConfig } from "./support/cloud-fixture.js";
 import { ROLES, Stack, denials, keysAwsDoesNotSet, recorded, synthesizedStack, type IamRequest } from "./support/iam-check.js";
 import { ACCOUNT, one, ofType, unwrap } from "./support/sst-synth.js";
 
@@ -115,6 +115,9 @@ describe("one target, one scope", () => {
     expect(await as("drill", "s3:GetObject", key("drill/2026/12/03/x.dump"))).toBe("Allowed");
     expect(await as("entry", "s3:GetObject", key("entry/2026/12/03/x.dump"))).toBe("ImplicitlyDenied");
     expect(await as("entry", "rds:DescribeDBInstances", `arn:aws:rds:eu-west-1:${ACCOUNT}:db:acme-orders`)).toBe("ImplicitlyDenied");
+    // a Secrets Manager secret: its target's role alone
+    expect(await as("vault", "secretsmanager:GetSecretValue", VAULT_SECRET)).toBe("Allowed");
+    expect(await as("entry", "secretsmanager:GetSecretValue", VAULT_SECRET)).toBe("ImplicitlyDenied");
   });
 
   it("the launcher passes the target's role with each launch, and may pass only this stage's runner roles", async () => {

@@ -1,6 +1,7 @@
 import { mockClient } from "aws-sdk-client-mock";
 import { GetParameterCommand, SSMClient } from "@aws-sdk/client-ssm";
 import { DescribeDBInstancesCommand, RDSClient } from "@aws-sdk/client-rds";
+import { GetSecretValueCommand, SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { beforeEach, describe, expect, it } from "vitest";
 import { AttemptError, LifeboatError, parseConfig, redact } from "@lifeboat/core";
 import { DefaultSecretResolver, resolveDatabase } from "@lifeboat/runner";
@@ -8,10 +9,14 @@ import { DefaultSecretResolver, resolveDatabase } from "@lifeboat/runner";
 /** AWS control-plane calls with no local twin: the exact requests sent are asserted. */
 const ssm = mockClient(SSMClient);
 const rds = mockClient(RDSClient);
+const sm = mockClient(SecretsManagerClient);
 beforeEach(() => {
   ssm.reset();
   rds.reset();
+  sm.reset();
 });
+/** An RDS-managed master user secret's ARN (the name RDS gives it, with Secrets Manager's 6-character suffix). */
+const RDS_SECRET = "arn:aws:secretsmanager:eu-central-1:123456789012:secret:rds!db-0f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b-Ab12Cd";
 
 const target = (database: unknown) =>
   parseConfig({ storage: { directory: "/tmp/x" }, targets: { prod: { database } } }).targets.prod!.database;
@@ -49,6 +54,51 @@ describe("secrets", () => {
     expect((await resolveDatabase(target({ url: { env: "OWN" } }), resolver, "t", undefined, {}, cloud)).params).toEqual({ sslmode: "verify-full", sslrootcert: "system" });
     expect((await resolveDatabase(target({ host: "db", database: "a", user: "b", sslmode: "disable" }), resolver, "t", undefined, {}, cloud)).params).toEqual({ sslmode: "disable" });
     expect((await resolveDatabase(host, resolver, "t")).params).toEqual({});
+  });
+});
+
+describe("Secrets Manager secrets", () => {
+  it("reads one field of an RDS-managed secret's JSON, from the secret's own region", async () => {
+    sm.on(GetSecretValueCommand).resolves({ SecretString: JSON.stringify({ username: "postgres", password: "pw-from-secrets-manager" }) });
+    const resolver = new DefaultSecretResolver({});
+    const c = await resolveDatabase(target({ host: "db.internal", database: "app", user: "postgres", password: { secretsManager: RDS_SECRET, key: "password" } }), resolver, "targets.prod.database");
+    const calls = sm.commandCalls(GetSecretValueCommand);
+    expect(calls.map((c) => c.args[0].input)).toEqual([{ SecretId: RDS_SECRET }]);
+    expect(await (calls[0]!.thisValue as SecretsManagerClient).config.region()).toBe("eu-central-1");
+    expect(c.password).toBe("pw-from-secrets-manager");
+    // without key, the whole string
+    sm.on(GetSecretValueCommand).resolves({ SecretString: "plain-secret" });
+    expect(await new DefaultSecretResolver({}).resolve({ secretsManager: RDS_SECRET }, "x")).toBe("plain-secret");
+  });
+
+  it("a missing field, a secret that is not JSON, a missing secret: each named with its fix, never a value", async () => {
+    sm.on(GetSecretValueCommand).resolves({ SecretString: JSON.stringify({ username: "postgres", pass: "hunter2-value" }) });
+    const missing = await new DefaultSecretResolver({}).resolve({ secretsManager: RDS_SECRET, key: "password" }, "targets.prod.database.password").catch((e: LifeboatError) => e);
+    expect((missing as LifeboatError).message).toBe(`targets.prod.database.password: the Secrets Manager secret ${RDS_SECRET} has no string field "password" (its fields: username, pass)`);
+    expect((missing as LifeboatError).exitCode).toBe(2);
+    sm.on(GetSecretValueCommand).resolves({ SecretString: "hunter2-value" });
+    const notJson = await new DefaultSecretResolver({}).resolve({ secretsManager: RDS_SECRET, key: "password" }, "p").catch((e: LifeboatError) => e);
+    expect((notJson as LifeboatError).message).toBe(`p: the Secrets Manager secret ${RDS_SECRET} is not JSON, so it has no field "password"`);
+    for (const e of [missing, notJson]) expect(JSON.stringify({ m: (e as Error).message, h: (e as LifeboatError).hint })).not.toContain("hunter2");
+    sm.on(GetSecretValueCommand).rejects(Object.assign(new Error("Secrets Manager can't find the specified secret."), { name: "ResourceNotFoundException" }));
+    const gone = await new DefaultSecretResolver({}).resolve({ secretsManager: RDS_SECRET }, "p").catch((e: LifeboatError) => e);
+    expect((gone as LifeboatError).message).toBe(`p: cannot read the Secrets Manager secret ${RDS_SECRET} (ResourceNotFoundException)`);
+    expect((gone as LifeboatError).hint).toContain("with its 6-character suffix");
+  });
+
+  it("the config takes exactly one place per secret; key only with secretsManager; a full ARN", () => {
+    const problems = (password: unknown) => {
+      try {
+        target({ host: "db.internal", database: "app", user: "app", password });
+        return [];
+      } catch (e) {
+        return (e as { problems: Array<{ path: string; message: string }> }).problems.map((p) => `${p.path}: ${p.message}`);
+      }
+    };
+    expect(problems({ secretsManager: RDS_SECRET, key: "password" })).toEqual([]);
+    expect(problems({ ssm: "/x", secretsManager: RDS_SECRET })).toEqual([expect.stringContaining('give exactly one of { env: "VAR_NAME" }, { ssm: "/parameter/name" } or { secretsManager:')]);
+    expect(problems({ ssm: "/x", key: "password" })).toEqual([expect.stringMatching(/key: key is read from a Secrets Manager secret's JSON: give it with secretsManager only$/)]);
+    expect(problems({ secretsManager: "arn:aws:secretsmanager:eu-central-1:123456789012:secret:db-password" })).toEqual([expect.stringContaining("must be a Secrets Manager secret's full ARN")]);
   });
 });
 

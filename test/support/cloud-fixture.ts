@@ -20,6 +20,7 @@ export const SETTINGS: RunnerTaskSettings = {
 };
 
 const pw = (target: string) => ({ ssm: `/lifeboat/${target}/pw` });
+export const VAULT_SECRET = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:rds!db-0f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b-Ab12Cd";
 
 /** The deployment's config. The runner tests point `entry`, `drill`, `kept` and `rdsprod` at the test's own server. */
 export const cloudConfig = {
@@ -41,6 +42,8 @@ export const cloudConfig = {
     },
     kept: { database: { host: "kept.internal", database: "kept", user: "postgres", password: pw("kept") }, retention: { keepLast: 2 } },
     rdsprod: { database: { rds: { instance: "acme-orders" }, database: "orders", user: "postgres", password: pw("rdsprod") }, retries: { attempts: 1 } },
+    // its password in Secrets Manager, as RDS keeps a managed master user's (JSON, key "password")
+    vault: { database: { host: "vault.internal", database: "vault", user: "postgres", password: { secretsManager: VAULT_SECRET, key: "password" } } },
   },
   // the heartbeat is pinged by the runner itself: its role reads the URL's parameter (the runner tests leave it out of
   // the config they write, but the one test of the heartbeat)

@@ -48,6 +48,11 @@ export function targetOf(call: RecordedCall, all: Record<string, { database: unk
   if (name && targets[name[1]!]) return name[1];
   const appDb = /^\/lifeboat\/[^/]+\/[^/]+\/([^/]+)\/database-password$/.exec(String(call.input.Name ?? ""));
   if (appDb && targets[appDb[1]!]) return appDb[1];
+  if (call.input.SecretId) {
+    const refs = (t: any) => [t.database?.password, t.database?.url, t.encryption?.identity].map((r) => r?.secretsManager);
+    const found = Object.keys(targets).find((t) => refs(targets[t]).includes(call.input.SecretId));
+    if (found) return found;
+  }
   if (call.input.DBInstanceIdentifier) return Object.keys(targets).find((t) => targets[t]!.database.rds?.instance === call.input.DBInstanceIdentifier);
   return undefined;
 }
@@ -181,6 +186,8 @@ export class Stack {
         return [{ action: "sns:Publish", resource: v(i.TopicArn), context: {} }];
       case "SSMClient.GetParameterCommand":
         return [{ action: "ssm:GetParameter", resource: `arn:aws:ssm:${r}:${ACCOUNT}:parameter${i.Name}`, context: {} }];
+      case "SecretsManagerClient.GetSecretValueCommand":
+        return [{ action: "secretsmanager:GetSecretValue", resource: String(i.SecretId), context: {} }];
       case "RDSClient.DescribeDBInstancesCommand":
         return [{ action: "rds:DescribeDBInstances", resource: `arn:aws:rds:${r}:${ACCOUNT}:db:${i.DBInstanceIdentifier}`, context: {} }];
       case "ECSClient.RunTaskCommand": {

@@ -12,16 +12,26 @@ import { nextRun } from "./schedule-eval.js";
 
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
-/** A secret is never written in the config: it names where to read it from. */
+/** A Secrets Manager secret's full ARN (as the console and `aws secretsmanager describe-secret` show it). */
+const SECRET_ARN = /^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[\w/+=.@!-]+-[A-Za-z0-9]{6}$/;
+
+/**
+ * A secret is never written in the config: it names where to read it from. { secretsManager: ARN, key? }: a Secrets
+ * Manager secret (RDS keeps a managed master user's password there, as JSON: key "password").
+ */
 export const secretRefSchema = z
   .object({
     env: z.string().regex(ENV_NAME, "must be an environment variable name such as PGPASSWORD").optional(),
     ssm: z.string().startsWith("/", "must be an SSM parameter name starting with /").optional(),
+    secretsManager: z.string().regex(SECRET_ARN, "must be a Secrets Manager secret's full ARN, arn:aws:secretsmanager:<region>:<account>:secret:<name>-<6 characters>").optional(),
+    /** With secretsManager: the field of the secret's JSON to read (RDS-managed secrets: "password"). */
+    key: z.string().min(1).optional(),
   })
   .strict()
-  .refine((s) => (s.env === undefined) !== (s.ssm === undefined), {
-    message: 'give exactly one of { env: "VAR_NAME" } or { ssm: "/parameter/name" }',
-  });
+  .refine((s) => [s.env, s.ssm, s.secretsManager].filter((x) => x !== undefined).length === 1, {
+    message: 'give exactly one of { env: "VAR_NAME" }, { ssm: "/parameter/name" } or { secretsManager: "arn:aws:secretsmanager:...", key?: "password" }',
+  })
+  .refine((s) => s.key === undefined || s.secretsManager !== undefined, { message: "key is read from a Secrets Manager secret's JSON: give it with secretsManager only", path: ["key"] });
 export type SecretRef = z.infer<typeof secretRefSchema>;
 
 /**

@@ -1,4 +1,4 @@
-import { awsSchema, fargateCpuUnits, fargateMemoryMiB, type AwsConfig, type LifeboatConfig, type Outcome, type RetentionPolicy } from "./config.js";
+import { awsSchema, fargateCpuUnits, fargateMemoryMiB, type AwsConfig, type LifeboatConfig, type Outcome, type RetentionPolicy, type SecretRef } from "./config.js";
 import { ConfigError, type ConfigProblem } from "./errors.js";
 import { joinKey, targetPrefix } from "./naming.js";
 import { parseSchedule } from "./schedule.js";
@@ -54,7 +54,7 @@ export interface DeployPlan {
   webhook?: { urlParameter: string; on: Outcome[]; filterPolicy: NotificationFilter };
   email: Array<{ address: string; filterPolicy: NotificationFilter }>;
   /** What each target's runner role may reach: its keys, its secrets, its RDS instance. */
-  runnerTargets: Array<{ target: string; prefix: string; parameters: string[]; rds?: { instance: string; region?: string }; drills: boolean; pruned: boolean }>;
+  runnerTargets: Array<{ target: string; prefix: string; parameters: string[]; secrets: string[]; rds?: { instance: string; region?: string }; drills: boolean; pruned: boolean }>;
   /** The largest task a launch may ask for (the runner's size and every target's own): RunTask is allowed no more. */
   runTaskLimits: { cpuUnits: number; memoryMiB: number };
   /** Things the deployment leaves out, said aloud at deploy time. */
@@ -158,6 +158,7 @@ export function deployPlan(config: LifeboatConfig, stage: string, source = "life
     problems.push({ path: "storage", message: "the AWS deployment stores backups in S3", hint: 'use storage: { s3: { bucket: "a-globally-unique-name", prefix: "lifeboat" } }' });
   }
   const targetParameters = new Map<string, Set<string>>();
+  const targetSecrets = new Map<string, Set<string>>();
   const warnings: string[] = [];
   const schedules: SchedulePlan[] = [];
   const components = new Map<string, string>();
@@ -167,7 +168,7 @@ export function deployPlan(config: LifeboatConfig, stage: string, source = "life
       warnings.push(`targets.${name} is a SQLite file: the AWS deployment leaves it out; run \`lifeboat schedule\` on the machine that holds it`);
       continue;
     }
-    const refs: Array<[string, { env?: string | undefined; ssm?: string | undefined } | undefined]> = [
+    const refs: Array<[string, SecretRef | undefined]> = [
       ["database.password", t.database.password],
       ["database.url", typeof t.database.url === "object" ? t.database.url : undefined],
     ];
@@ -179,8 +180,11 @@ export function deployPlan(config: LifeboatConfig, stage: string, source = "life
     }
     const own = new Set<string>();
     targetParameters.set(name, own);
+    const secrets = new Set<string>();
+    targetSecrets.set(name, secrets);
     for (const [path, ref] of refs) {
       if (ref?.ssm) own.add(ref.ssm);
+      if (ref?.secretsManager) secrets.add(ref.secretsManager);
       if (ref?.env) {
         problems.push({ path: `targets.${name}.${path}`, message: `reads the environment variable ${ref.env}, which a Fargate task does not have`, hint: `store it in SSM: aws ssm put-parameter --type SecureString --name /lifeboat/${name}/... and use { ssm: "/lifeboat/${name}/..." }` });
       }
@@ -248,12 +252,12 @@ export function deployPlan(config: LifeboatConfig, stage: string, source = "life
     });
   }
   const slackRef = config.notifications.slack?.webhook;
-  if (slackRef?.env) {
-    problems.push({ path: "notifications.slack.webhook", message: `reads the environment variable ${slackRef.env}; the Slack Lambda reads SSM`, hint: 'use { ssm: "/lifeboat/slack-webhook-url" }' });
+  if (slackRef && !slackRef.ssm) {
+    problems.push({ path: "notifications.slack.webhook", message: `reads ${slackRef.env ? `the environment variable ${slackRef.env}` : "Secrets Manager"}; the Slack Lambda reads SSM`, hint: 'use { ssm: "/lifeboat/slack-webhook-url" }' });
   }
   const webhookRef = config.notifications.webhook?.url;
-  if (webhookRef?.env) {
-    problems.push({ path: "notifications.webhook.url", message: `reads the environment variable ${webhookRef.env}; the webhook Lambda reads SSM`, hint: 'use { ssm: "/lifeboat/webhook-url" }' });
+  if (webhookRef && !webhookRef.ssm) {
+    problems.push({ path: "notifications.webhook.url", message: `reads ${webhookRef.env ? `the environment variable ${webhookRef.env}` : "Secrets Manager"}; the webhook Lambda reads SSM`, hint: 'use { ssm: "/lifeboat/webhook-url" }' });
   }
   // the heartbeat is pinged by the runner itself, as each run starts and ends
   const heartbeatRef = config.notifications.heartbeat?.url;
@@ -302,6 +306,7 @@ export function deployPlan(config: LifeboatConfig, stage: string, source = "life
       prefix: joinKey(prefix, targetPrefix(name)) + "/",
       // its own secrets, and the heartbeat's URL, which every run pings
       parameters: [...(targetParameters.get(name) ?? []), ...(heartbeatRef?.ssm ? [heartbeatRef.ssm] : [])].sort(),
+      secrets: [...(targetSecrets.get(name) ?? []), ...(heartbeatRef?.secretsManager ? [heartbeatRef.secretsManager] : [])].sort(),
       ...(t.database.rds ? { rds: { instance: t.database.rds.instance, ...(t.database.rds.region ? { region: t.database.rds.region } : {}) } } : {}),
       drills: Boolean(t.verify),
       pruned: prunedByRunner(t.retention),

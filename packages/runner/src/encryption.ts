@@ -104,8 +104,8 @@ export async function checkIdentities(manifest: Pick<Manifest, "id" | "encryptio
   }
 }
 
-/** The identities held by a secret (encryption.identity: { env } or { ssm }): an identity file's text. */
+/** The identities held by a secret (encryption.identity: { env }, { ssm } or { secretsManager }): an identity file's text. */
 export async function identitiesFromSecret(ref: SecretRef, resolver: SecretResolver, what: string): Promise<string[]> {
-  const where = `${what} (${ref.env ? `environment variable ${ref.env}` : `SSM parameter ${ref.ssm}`})`;
+  const where = `${what} (${ref.env ? `environment variable ${ref.env}` : ref.ssm ? `SSM parameter ${ref.ssm}` : `Secrets Manager secret ${ref.secretsManager}${ref.key ? ` (${ref.key})` : ""}`})`;
   return parseIdentities(await resolver.resolve(ref, what), where);
 }
