@@ -106,6 +106,11 @@ export const databaseSchema = z
     sslmode: sslmode.optional(),
     /** CA certificates (PEM file) that verify the server (verify-ca, verify-full). RDS targets default to the RDS bundle. */
     sslrootcert: z.string().min(1).optional(),
+    /**
+     * RDS and Aurora IAM database authentication (rds targets): no stored password; a token from the runner's AWS
+     * credentials for each connection (rds-db:connect on this database user only), over verified TLS.
+     */
+    iamAuth: z.boolean().optional(),
   })
   .strict()
   .superRefine((db, ctx) => {
@@ -152,6 +157,11 @@ export const databaseSchema = z
     }
     if (db.rds !== undefined && db.port !== undefined) {
       ctx.addIssue({ code: "custom", path: ["port"], message: "comes from RDS for rds targets; remove it" });
+    }
+    if (db.iamAuth) {
+      if (db.rds === undefined) ctx.addIssue({ code: "custom", path: ["iamAuth"], message: "is for RDS and Aurora instances: give rds: { instance } (the token is made for its endpoint, and the role allowed on its resource id)" });
+      if (db.password !== undefined) ctx.addIssue({ code: "custom", path: ["password"], message: "is not used with iamAuth (each connection authenticates with a token): remove it" });
+      if (db.sslmode !== undefined && db.sslmode !== "verify-full" && db.sslmode !== "verify-ca") ctx.addIssue({ code: "custom", path: ["sslmode"], message: "must verify the server with iamAuth (RDS requires TLS for IAM authentication, and a token is a credential): remove it or use verify-full" });
     }
   });
 export type DatabaseConfig = z.infer<typeof databaseSchema>;

@@ -38,3 +38,4 @@ export * from "./retry.js";
 export * from "./pg/roles.js";
 export * from "./notify/heartbeat.js";
 export * from "./pg/undo.js";
+export * from "./iam-auth.js";

@@ -1,6 +1,14 @@
 import type { RDSClient } from "@aws-sdk/client-rds";
 import { AttemptError, LifeboatError, type DatabaseConfig, type SecretResolver } from "@lifeboat/core";
 import { parsePostgresUrl, type ConnectionInfo } from "./pg/connection.js";
+import { IamTokenFile, type TokenSigner } from "./iam-auth.js";
+
+/** The region tokens are signed for: the RDS client's, else the environment's. */
+async function rdsRegion(rds: RDSClient | undefined, env: NodeJS.ProcessEnv): Promise<string> {
+  const region = rds ? await rds.config.region() : (env.AWS_REGION ?? env.AWS_DEFAULT_REGION);
+  if (!region) throw new LifeboatError("IAM authentication needs the database's region", { exitCode: 2, hint: "set database.rds.region, or AWS_REGION" });
+  return region;
+}
 
 /**
  * Resolves a target's database config to a connection: a URL (inline or from a secret), host/port/database/user with
@@ -16,7 +24,7 @@ export async function resolveDatabase(
   what: string,
   rds?: RDSClient,
   env: NodeJS.ProcessEnv = process.env,
-  opts: { defaultSslmode?: "require" } = {},
+  opts: { defaultSslmode?: "require"; signer?: TokenSigner; refreshMs?: number } = {},
 ): Promise<ConnectionInfo> {
   const password = db.password ? await secrets.resolve(db.password, `${what}.password`) : undefined;
   const params: Record<string, string> = { ...(db.sslmode ? { sslmode: db.sslmode } : {}), ...(db.sslrootcert ? { sslrootcert: db.sslrootcert } : {}) };
@@ -39,12 +47,17 @@ export async function resolveDatabase(
     });
   }
   const endpoint = await rdsEndpoint(db.rds!, rds);
+  // IAM authentication: a token for each connection, from a password file kept fresh while the process lives
+  const passfile = db.iamAuth
+    ? (await IamTokenFile.start({ hostname: endpoint.host, port: endpoint.port, username: db.user!, region: db.rds!.region ?? (await rdsRegion(rds, env)) }, opts)).path
+    : undefined;
   return {
     host: endpoint.host,
     port: endpoint.port,
     database: db.database!,
     user: db.user!,
     password,
+    ...(passfile ? { passfile } : {}),
     params: { sslmode, ...(sslrootcert ? { sslrootcert } : {}) },
   };
 }

@@ -12,6 +12,8 @@ export interface ConnectionInfo {
   database: string;
   user: string;
   password?: string | undefined;
+  /** A password file libpq reads at each connection instead (IAM authentication: tokens replaced as they age). */
+  passfile?: string | undefined;
   /** Other libpq keywords (sslmode, sslrootcert, application_name, options, ...). */
   params: Record<string, string>;
 }
@@ -204,7 +206,8 @@ export function toolEnv(c: ConnectionInfo, base: NodeJS.ProcessEnv = process.env
   env.PGAPPNAME = "lifeboat";
   env.PGCONNECT_TIMEOUT = base.PGCONNECT_TIMEOUT ?? "10";
   if (base.PGPASSFILE) env.PGPASSFILE = base.PGPASSFILE;
-  if (c.password !== undefined) env.PGPASSWORD = c.password;
+  if (c.passfile !== undefined) env.PGPASSFILE = c.passfile;
+  else if (c.password !== undefined) env.PGPASSWORD = c.password;
   return env;
 }
 
