@@ -85,6 +85,17 @@ export function runner(
       // Secrets Manager secrets it names (a secret with a key of its own also needs kms:Decrypt: the key's policy)
       ...(t.secrets.length ? [{ actions: ["secretsmanager:GetSecretValue"], resources: t.secrets }] : []),
       ...(t.rds ? [{ actions: ["rds:DescribeDBInstances"], resources: [rdsInstanceArn(ctx, t.rds)] }] : []),
+      // IAM database authentication: connect as its user, to its instance only (by the instance's resource id)
+      ...(t.iamAuth
+        ? [
+            {
+              actions: ["rds-db:connect"],
+              resources: [
+                $interpolate`arn:${ctx.partition}:rds-db:${ctx.region}:${ctx.account}:dbuser:${aws.rds.getInstanceOutput({ dbInstanceIdentifier: t.iamAuth.instance }, { parent: ctx.parent }).resourceId}/${t.iamAuth.user}`,
+              ],
+            },
+          ]
+        : []),
       { actions: ["sns:Publish"], resources: [topic.arn] },
       ...bucketKeyPermissions(ctx),
     ];

@@ -11,6 +11,11 @@ import { ACCOUNT, one, ofType, unwrap } from "./support/sst-synth.js";
 vi.mock("../lifeboat.config", async () => ({ default: (await import("./support/cloud-fixture.js")).cloudConfig }));
 
 const stack = synthesizedStack("production");
+/** A connection with an IAM token, as RDS authorizes it: rds-db:connect on the instance's resource id and the user. */
+const iamConnect = (user: string): IamRequest => {
+  const resourceId = `db-${Buffer.from("acme-reports").toString("hex").toUpperCase().slice(0, 26)}`;
+  return { action: "rds-db:connect", resource: `arn:aws:rds-db:eu-west-1:${ACCOUNT}:dbuser:${resourceId}/${user}`, context: {} };
+};
 
 describe("every AWS call a deployed component makes is allowed by its synthesized role", () => {
   for (const component of Object.keys(ROLES) as Component[]) {
@@ -68,7 +73,13 @@ describe("every AWS call a deployed component makes is allowed by its synthesize
     // and Lambda's SQS poller reads the launch queue with the launcher's role
     const launches = `arn:aws:sqs:eu-west-1:${ACCOUNT}:${unwrap(one(stack.resources, "aws:sqs/queue:Queue", "LifeboatLaunchesQueue").inputs).name}`;
     const poller = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility"].map((action) => ({ action, resource: launches, context: {} }));
-    const byAws: Partial<Record<Component, IamRequest[]>> = { launcher: [{ action: "sqs:SendMessage", resource: destination, context: {} }, ...poller], slack: [failed("LifeboatSlackFailureDestination")], webhook: [failed("LifeboatWebhookFailureDestination")] };
+    const byAws: Partial<Record<Component, IamRequest[]>> = {
+      launcher: [{ action: "sqs:SendMessage", resource: destination, context: {} }, ...poller],
+      slack: [failed("LifeboatSlackFailureDestination")],
+      webhook: [failed("LifeboatWebhookFailureDestination")],
+      // an IAM-authenticated target's connections: RDS checks rds-db:connect when the token is presented
+      runner: [iamConnect("lifeboat_iam")],
+    };
     for (const r of poller) expect(await stack.evaluate("launcher", r), r.action).toBe("Allowed");
     expect((Object.keys(ROLES) as Component[]).flatMap((c) => stack.unusedActions(c, byAws[c]))).toEqual([]);
     // per action, not per statement: an unused action beside a used one is found
@@ -97,6 +108,16 @@ describe("every AWS call a deployed component makes is allowed by its synthesize
 });
 
 describe("one target, one scope", () => {
+  it("IAM database authentication: the target's role may connect as its user to its instance, and no other role or user", async () => {
+    const as = (target: string, r: IamRequest) => stack.evaluate("runner", r, stack.rolePolicies("runner", target));
+    expect(await as("rdsiam", iamConnect("lifeboat_iam"))).toBe("Allowed");
+    expect(await as("rdsiam", iamConnect("postgres"))).toBe("ImplicitlyDenied");
+    expect(await as("rdsiam", { ...iamConnect("lifeboat_iam"), resource: iamConnect("lifeboat_iam").resource.replace(/dbuser:[^/]+/, "dbuser:db-OTHERINSTANCE") })).toBe("ImplicitlyDenied");
+    expect(await as("entry", iamConnect("lifeboat_iam"))).toBe("ImplicitlyDenied");
+    // nothing else has it
+    for (const t of stack.runnerTargets().filter((t) => t !== "rdsiam")) expect(JSON.stringify(stack.rolePolicies("runner", t)), t).not.toContain("rds-db:");
+  });
+
   it("a target's runner role reads only its own secrets and writes only under its own prefix", async () => {
     const as = (target: string, action: string, resource: string, context: Record<string, string> = {}) => stack.evaluate("runner", { action, resource, context }, stack.rolePolicies("runner", target));
     const param = (name: string) => `arn:aws:ssm:eu-west-1:${ACCOUNT}:parameter${name}`;

@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { mockClient } from "aws-sdk-client-mock";
 import { DescribeDBInstancesCommand, RDSClient } from "@aws-sdk/client-rds";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { parseConfig } from "@lifeboat/core";
+import { deployPlan, parseConfig } from "@lifeboat/core";
 import { DefaultSecretResolver, closeIamTokenFiles, findTool, query, resolveDatabase, rdsSigner, toolEnv, type ConnectionInfo } from "@lifeboat/runner";
 import { conn, createDatabase, pg, tempDir, unique } from "./support/helpers.js";
 
@@ -119,5 +119,9 @@ describe("database.iamAuth", () => {
     expect(problems({ host: "db.example.com", database: "app", user: "u", iamAuth: true })).toEqual([expect.stringContaining("iamAuth: is for RDS and Aurora instances")]);
     expect(problems({ rds: { instance: "acme" }, database: "app", user: "u", iamAuth: true, password: { ssm: "/x" } })).toEqual([expect.stringContaining("password: is not used with iamAuth")]);
     expect(problems({ rds: { instance: "acme" }, database: "app", user: "u", iamAuth: true, sslmode: "require" })).toEqual([expect.stringContaining("sslmode: must verify the server with iamAuth")]);
+    // deployed: the instance's resource id is looked up in the stack's region
+    const config = (region?: string) => parseConfig({ storage: { s3: { bucket: "b", region: "eu-west-1" } }, targets: { prod: { database: { rds: { instance: "acme", ...(region ? { region } : {}) }, database: "app", user: "u", iamAuth: true } } }, aws: { vpc: { id: "vpc-0a1b2c3d", containerSubnets: ["subnet-0a"] } } });
+    expect(deployPlan(config(), "production").runnerTargets[0]!.iamAuth).toEqual({ instance: "acme", user: "u" });
+    expect(() => deployPlan(config("us-east-1"), "production")).toThrow(/targets\.prod\.database\.rds\.region: IAM authentication to an instance in another region \(us-east-1\)/);
   });
 });

@@ -42,6 +42,8 @@ export const cloudConfig = {
     },
     kept: { database: { host: "kept.internal", database: "kept", user: "postgres", password: pw("kept") }, retention: { keepLast: 2 } },
     rdsprod: { database: { rds: { instance: "acme-orders" }, database: "orders", user: "postgres", password: pw("rdsprod") }, retries: { attempts: 1 } },
+    // no password: IAM database authentication (a token per connection; rds-db:connect as lifeboat_iam)
+    rdsiam: { database: { rds: { instance: "acme-reports" }, database: "reports", user: "lifeboat_iam", iamAuth: true } },
     // its password in Secrets Manager, as RDS keeps a managed master user's (JSON, key "password")
     vault: { database: { host: "vault.internal", database: "vault", user: "postgres", password: { secretsManager: VAULT_SECRET, key: "password" } } },
   },

@@ -167,6 +167,9 @@ export async function synthesize(stage: string, opts: SynthOptions = {}): Promis
             return { json: renderPolicy(args.inputs), statements: args.inputs.statements ?? [], id: "policy" };
           case "aws:index/getAvailabilityZones:getAvailabilityZones":
             return { names: [`${region}a`, `${region}b`], zoneIds: ["az1", "az2"], id: "azs" };
+          case "aws:rds/getInstance:getInstance":
+            // an instance's resource id (db-...), as RDS gives it: what rds-db:connect names
+            return { dbInstanceIdentifier: args.inputs.dbInstanceIdentifier, resourceId: `db-${Buffer.from(String(args.inputs.dbInstanceIdentifier)).toString("hex").toUpperCase().slice(0, 26)}`, id: args.inputs.dbInstanceIdentifier };
           case "aws:ecr/getAuthorizationToken:getAuthorizationToken":
             return { userName: "AWS", password: "mock-token", proxyEndpoint: `https://${ACCOUNT}.dkr.ecr.${region}.amazonaws.com`, id: "ecr" };
           default:

@@ -54,7 +54,17 @@ export interface DeployPlan {
   webhook?: { urlParameter: string; on: Outcome[]; filterPolicy: NotificationFilter };
   email: Array<{ address: string; filterPolicy: NotificationFilter }>;
   /** What each target's runner role may reach: its keys, its secrets, its RDS instance. */
-  runnerTargets: Array<{ target: string; prefix: string; parameters: string[]; secrets: string[]; rds?: { instance: string; region?: string }; drills: boolean; pruned: boolean }>;
+  runnerTargets: Array<{
+    target: string;
+    prefix: string;
+    parameters: string[];
+    secrets: string[];
+    rds?: { instance: string; region?: string };
+    /** IAM database authentication: rds-db:connect as this user of this instance. */
+    iamAuth?: { instance: string; user: string };
+    drills: boolean;
+    pruned: boolean;
+  }>;
   /** The largest task a launch may ask for (the runner's size and every target's own): RunTask is allowed no more. */
   runTaskLimits: { cpuUnits: number; memoryMiB: number };
   /** Things the deployment leaves out, said aloud at deploy time. */
@@ -264,6 +274,12 @@ export function deployPlan(config: LifeboatConfig, stage: string, source = "life
   if (heartbeatRef?.env) {
     problems.push({ path: "notifications.heartbeat.url", message: `reads the environment variable ${heartbeatRef.env}, which a Fargate task does not have`, hint: 'use { ssm: "/lifeboat/heartbeat-url" }' });
   }
+  for (const [name, t] of Object.entries(config.targets)) {
+    const other = t.database.rds?.region;
+    if (t.database.iamAuth && other && other !== config.storage.s3?.region) {
+      problems.push({ path: `targets.${name}.database.rds.region`, message: `IAM authentication to an instance in another region (${other}) than the stack's is not supported yet (its resource id is looked up in the stack's region)`, hint: "deploy a stack in that region for this target, or use a password: { ssm } or { secretsManager }" });
+    }
+  }
   if (problems.length) throw new ConfigError(source, problems, "cannot be deployed");
 
   const aws = config.aws ?? awsSchema.parse({});
@@ -308,6 +324,7 @@ export function deployPlan(config: LifeboatConfig, stage: string, source = "life
       parameters: [...(targetParameters.get(name) ?? []), ...(heartbeatRef?.ssm ? [heartbeatRef.ssm] : [])].sort(),
       secrets: [...(targetSecrets.get(name) ?? []), ...(heartbeatRef?.secretsManager ? [heartbeatRef.secretsManager] : [])].sort(),
       ...(t.database.rds ? { rds: { instance: t.database.rds.instance, ...(t.database.rds.region ? { region: t.database.rds.region } : {}) } } : {}),
+      ...(t.database.iamAuth && t.database.rds ? { iamAuth: { instance: t.database.rds.instance, user: t.database.user! } } : {}),
       drills: Boolean(t.verify),
       pruned: prunedByRunner(t.retention),
     }));
