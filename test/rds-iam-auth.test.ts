@@ -120,7 +120,7 @@ describe("database.iamAuth", () => {
     expect(problems({ rds: { instance: "acme" }, database: "app", user: "u", iamAuth: true, password: { ssm: "/x" } })).toEqual([expect.stringContaining("password: is not used with iamAuth")]);
     expect(problems({ rds: { instance: "acme" }, database: "app", user: "u", iamAuth: true, sslmode: "require" })).toEqual([expect.stringContaining("sslmode: must verify the server with iamAuth")]);
     // deployed: the instance's resource id is looked up in the stack's region
-    const config = (region?: string) => parseConfig({ storage: { s3: { bucket: "b", region: "eu-west-1" } }, targets: { prod: { database: { rds: { instance: "acme", ...(region ? { region } : {}) }, database: "app", user: "u", iamAuth: true } } }, aws: { vpc: { id: "vpc-0a1b2c3d", containerSubnets: ["subnet-0a"] } } });
+    const config = (region?: string) => parseConfig({ storage: { s3: { bucket: "acme-backups", region: "eu-west-1" } }, targets: { prod: { database: { rds: { instance: "acme", ...(region ? { region } : {}) }, database: "app", user: "u", iamAuth: true } } }, aws: { vpc: { id: "vpc-0a1b2c3d", containerSubnets: ["subnet-0a"] } } });
     expect(deployPlan(config(), "production").runnerTargets[0]!.iamAuth).toEqual({ instance: "acme", user: "u" });
     expect(() => deployPlan(config("us-east-1"), "production")).toThrow(/targets\.prod\.database\.rds\.region: IAM authentication to an instance in another region \(us-east-1\)/);
   });
