@@ -1,10 +1,11 @@
 import { execFileSync, spawnSync } from "node:child_process";
-import { readdirSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { LIFEBOAT_VERSION } from "@lifeboat/core";
-import { REPO, tempDir } from "./support/helpers.js";
+import { LIFEBOAT_VERSION, deployedConfigKey, sha256Hex } from "@lifeboat/core";
+import { REPO, s3, s3Client, tempDir } from "./support/helpers.js";
+import { PutObjectCommand } from "@aws-sdk/client-s3";
 
 /**
  * What users install: `npm run pack` builds the tarball (compiled JavaScript), which is installed into an empty
@@ -64,4 +65,59 @@ describe("the installed package", () => {
     expect(res.status, res.stderr).toBe(0);
     expect(JSON.parse(res.stdout).targets.map((t: { target: string }) => t.target)).toEqual(["app"]);
   }, 120_000);
+});
+
+describe("the AWS deployment in the installed package", () => {
+  const pkg = () => join(dir, "node_modules/lifeboat");
+
+  it("the runner image's first stage, without Docker: the package with its runtime dependencies installed runs the runner", () => {
+    const dockerfile = readFileSync(join(pkg(), "Dockerfile"), "utf8");
+    expect(readFileSync(join(pkg(), ".dockerignore"), "utf8").split("\n")).toEqual(expect.arrayContaining(["node_modules", "functions", "sst"]));
+    // the from-package stage's RUN, as the Dockerfile says it (its npm cache clean left out: it would empty this machine's cache)
+    const stage = dockerfile.slice(dockerfile.indexOf("AS from-package"), dockerfile.indexOf("AS from-repository"));
+    const run = /^RUN ([\s\S]*?)\n\n/m.exec(stage + "\n\n")![1]!.replace(/\\\n/g, " ").replace(/\s+/g, " ").trim().replace(/ && npm cache clean --force$/, "");
+    expect(run).toBe("rm -rf node_modules functions sst && npm install --omit=dev --ignore-scripts --no-audit --no-fund");
+    const image = tempDir("lifeboat-image-");
+    cpSync(pkg(), image, { recursive: true });
+    execFileSync("sh", ["-c", run.replace("npm install", "npm install --prefer-offline")], { cwd: image, stdio: "pipe", env: { ...process.env, npm_config_loglevel: "error" } });
+    expect(readdirSync(image)).not.toContain("functions");
+    // the image's entry point, outside AWS: it starts, loads its dependencies, and says what it misses (exit 2)
+    const res = spawnSync(process.execPath, [join(image, "runner.js")], { cwd: image, env: { PATH: process.env.PATH }, encoding: "utf8" });
+    expect(res.status, res.stderr).toBe(2);
+    expect(res.stdout).toContain("LIFEBOAT_TARGET is not set");
+  }, 180_000);
+
+  it("the Lambda functions are built: each loads with its dependencies inside; the freshness check reads the deployed config from S3 and refuses a changed one", async () => {
+    for (const f of ["launcher", "watcher", "freshness", "slack", "webhook"]) {
+      const res = spawnSync(process.execPath, ["--input-type=module", "-e", `const m = await import(${JSON.stringify(join(pkg(), "functions", `${f}.mjs`))}); console.log(typeof m.handler);`], { cwd: tmpdir(), env: { PATH: process.env.PATH }, encoding: "utf8" });
+      expect([f, res.status, res.stdout.trim()], res.stderr).toEqual([f, 0, "function"]);
+    }
+    // a deployment's config, in the local S3 server, as the component writes it
+    const prefix = `pkg-fn-${Date.now()}`;
+    const text = JSON.stringify({ storage: { s3: { bucket: "acme-backups", prefix, region: "eu-west-1" } }, targets: { app: { database: { url: { ssm: "/lifeboat/app/url" } }, schedule: "rate(1 hour)" } } });
+    const key = deployedConfigKey(prefix);
+    await s3Client().send(new PutObjectCommand({ Bucket: s3().bucket, Key: key, Body: text }));
+    const invoke = (sha: string) =>
+      spawnSync(process.execPath, ["--input-type=module", "-e", `const m = await import(${JSON.stringify(join(pkg(), "functions", "freshness.mjs"))}); console.log(JSON.stringify(await m.handler({})));`], {
+        cwd: tmpdir(),
+        encoding: "utf8",
+        env: {
+          PATH: process.env.PATH,
+          LIFEBOAT_BUCKET: s3().bucket,
+          LIFEBOAT_CONFIG_KEY: key,
+          LIFEBOAT_CONFIG_SHA256: sha,
+          LIFEBOAT_TOPIC_ARN: "arn:aws:sns:eu-west-1:123456789012:lifeboat-events",
+          AWS_ENDPOINT_URL_S3: s3().endpoint,
+          AWS_ACCESS_KEY_ID: s3().accessKeyId,
+          AWS_SECRET_ACCESS_KEY: s3().secretAccessKey,
+          AWS_REGION: s3().region,
+        },
+      });
+    const ok = invoke(sha256Hex(text));
+    expect(ok.status, ok.stderr).toBe(0);
+    expect(JSON.parse(ok.stdout.trim().split("\n").pop()!)).toEqual({ missed: [] });
+    const changed = invoke(sha256Hex(text + " "));
+    expect(changed.status).not.toBe(0);
+    expect(changed.stderr).toContain("does not match the config this deployment was made from");
+  }, 60_000);
 });
