@@ -86,7 +86,7 @@ export class Backups extends $util.ComponentResource {
     const notified = notify(ctx);
     const alarmed = alarms(ctx, notified);
     alarmed.alarmOnNotifications(notified.subscribers);
-    const run = runner(ctx, { bucket, configKey, configSha256 }, notified, vpc, app.access);
+    const run = runner(ctx, { bucket, configKey, configSha256 }, notified, vpc, app.access, app.secrets);
     const { launcher } = schedule(ctx, run, alarmed);
     watch(ctx, { bucket, configKey }, notified, run, alarmed);
 

@@ -51,6 +51,7 @@ export function appDatabaseTargets<T extends { database: unknown }>(
   const planned: Record<string, T> = {};
   const deployed: Record<string, T> = {};
   const access: AppDatabaseAccess[] = [];
+  const secrets: Array<{ target: string; arn: $util.Output<string> }> = [];
   for (const [target, t] of Object.entries(targets ?? {})) {
     if (!isAppDatabase(t.database)) {
       planned[target] = deployed[target] = t;
@@ -62,17 +63,32 @@ export function appDatabaseTargets<T extends { database: unknown }>(
       );
     }
     const db = t.database;
-    const parameter = appDatabasePasswordParameter(target);
-    new aws.ssm.Parameter(
-      `${name}${pascal(target)}DatabasePassword`,
-      { name: parameter, type: "SecureString", value: db.password, description: `Lifeboat: the password of target ${target}'s database` },
-      { parent },
-    );
+    // Aurora keeps its credentials in a Secrets Manager secret (JSON: username, password), which the runner reads
+    // itself; sst.aws.Postgres exposes no secret, so its password is copied to an SSM SecureString for the runner
+    const auroraSecret = (db as { secretArn?: $util.Output<string> }).secretArn;
+    let password: { ssm: string } | { secretsManager: $util.Output<string> | string; key: string };
+    if (auroraSecret) {
+      password = { secretsManager: auroraSecret, key: "password" };
+      secrets.push({ target, arn: auroraSecret });
+    } else {
+      const parameter = appDatabasePasswordParameter(target);
+      new aws.ssm.Parameter(
+        `${name}${pascal(target)}DatabasePassword`,
+        { name: parameter, type: "SecureString", value: db.password, description: `Lifeboat: the password of target ${target}'s database` },
+        { parent },
+      );
+      password = { ssm: parameter };
+    }
     // RDS's certificate, verified against Amazon RDS's CA bundle (in the runner image)
-    const common = { password: { ssm: parameter }, sslmode: "verify-full" as const, sslrootcert: RDS_CA_BUNDLE_IN_IMAGE };
-    planned[target] = { ...t, database: { host: `${target}.app-database.invalid`, port: 5432, database: "app", user: "app", ...common } };
-    deployed[target] = { ...t, database: { host: db.host, port: db.port, database: db.database, user: db.username, ...common } };
+    const tls = { sslmode: "verify-full" as const, sslrootcert: RDS_CA_BUNDLE_IN_IMAGE };
+    // planned: the secret's ARN is known at deploy time only (the runner role gets it from `secrets`)
+    const plannedPassword = auroraSecret ? { secretsManager: PLANNED_SECRET, key: "password" } : password;
+    planned[target] = { ...t, database: { host: `${target}.app-database.invalid`, port: 5432, database: "app", user: "app", password: plannedPassword, ...tls } };
+    deployed[target] = { ...t, database: { host: db.host, port: db.port, database: db.database, user: db.username, password, ...tls } };
     access.push({ target, port: db.port, securityGroups: securityGroupsOf(target, db) });
   }
-  return { planned, deployed, access };
+  return { planned, deployed, access, secrets };
 }
+
+/** The stand-in for an app database's secret while the deployment is planned (never granted: see runner.ts). */
+export const PLANNED_SECRET = "arn:aws:secretsmanager:us-east-1:000000000000:secret:lifeboat-planned-AAAAAA";

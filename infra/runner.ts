@@ -3,6 +3,7 @@
 import { LAST_RUN_FILE, LATEST_FILE, pascal, runnerRoleName, runnerRolePath } from "@lifeboat/core";
 import { bucketKeyPermissions, maker, parameterArn, rdsInstanceArn, type Context } from "./context";
 import type { Notify } from "./notify";
+import { PLANNED_SECRET } from "./databases";
 
 /** A database of the same SST app: the runner is let in on its port, through its security groups. */
 export interface AppDatabaseAccess {
@@ -20,6 +21,7 @@ export function runner(
   { topic }: Notify,
   appVpc: sst.aws.Vpc | undefined,
   appDatabases: AppDatabaseAccess[],
+  appSecrets: Array<{ target: string; arn: $util.Output<string> }> = [],
 ) {
   const { plan } = ctx;
   const make = maker(ctx);
@@ -70,6 +72,9 @@ export function runner(
    * Manager secrets; and the heartbeat's URL); describe its RDS instance; publish to the topic; use the bucket's KMS key through S3. A delete in this
    * versioned bucket leaves the previous version, which no Lifeboat role may delete.
    */
+  /** A target's Secrets Manager secrets: those its config names, and its app database's (known at deploy time). */
+  const mySecrets = (target: string, named: string[]): $util.Input<string>[] => [...named.filter((s) => s !== PLANNED_SECRET), ...appSecrets.filter((s) => s.target === target).map((s) => s.arn)];
+
   function targetStatements(t: (typeof plan.runnerTargets)[number]) {
     const mine = (pattern: string) => $interpolate`${bucket.arn}/${t.prefix}${pattern}`;
     return [
@@ -83,7 +88,7 @@ export function runner(
       { actions: ["s3:DeleteObject"], resources: t.pruned ? [mine("*")] : dumpPatterns.map(mine) },
       ...(t.parameters.length ? [{ actions: ["ssm:GetParameter"], resources: t.parameters.map((p) => parameterArn(ctx, p)) }] : []),
       // Secrets Manager secrets it names (a secret with a key of its own also needs kms:Decrypt: the key's policy)
-      ...(t.secrets.length ? [{ actions: ["secretsmanager:GetSecretValue"], resources: t.secrets }] : []),
+      ...(mySecrets(t.target, t.secrets).length ? [{ actions: ["secretsmanager:GetSecretValue"], resources: mySecrets(t.target, t.secrets) }] : []),
       ...(t.rds ? [{ actions: ["rds:DescribeDBInstances"], resources: [rdsInstanceArn(ctx, t.rds)] }] : []),
       // IAM database authentication: connect as its user, to its instance only (by the instance's resource id)
       ...(t.iamAuth

@@ -13,7 +13,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LIFEBOAT_VERSION, parseConfig } from "@lifeboat/core";
 import type { Component, RecordedCall } from "./support/aws-calls.js";
-import { cloudConfig } from "./support/cloud-fixture.js";
+import { VAULT_SECRET, cloudConfig } from "./support/cloud-fixture.js";
 import { REPO } from "./support/helpers.js";
 import { ROLES, Stack, denials, recorded } from "./support/iam-check.js";
 import { assertLeastPrivilege, statements } from "./support/least-privilege.js";
@@ -58,6 +58,7 @@ export default $config({
 `;
 
 let app: string;
+let auroraSecret: string;
 const stack = new Stack();
 let close: (() => void) | undefined;
 
@@ -74,17 +75,20 @@ beforeAll(async () => {
   stack.resources = synth.resources;
   stack.region = synth.region;
   stack.component = "Backups";
-  stack.targets = { ...cloudConfig.targets, app: { database: {} } };
-  // the app database's runner makes the calls the fixture's `entry` runner made (a host target with an SSM password),
-  // under its own prefix and with its own parameter
-  stack.extraCalls.runner = recorded("runner")
-    .filter((c) => /^pg\/entry\//.test(String(c.input.Key ?? c.input.Prefix ?? "")) || c.input.Name === "/lifeboat/entry/pw")
-    .map((c): RecordedCall => ({
-      ...c,
-      input: Object.fromEntries(
-        Object.entries(c.input).map(([k, v]) => [k, typeof v === "string" ? v.replace(/^pg\/entry\//, "pg/app/").replace(/^\/lifeboat\/entry\/pw$/, PASSWORD_PARAMETER) : v]),
-      ),
-    }));
+  // the Aurora cluster's secret, as the deployed config names it (its ARN is made at deploy time)
+  auroraSecret = JSON.parse(unwrap(one(stack.resources, "aws:s3/bucketObjectv2:BucketObjectv2", "BackupsDeployedConfig").inputs).content).targets.analytics.database.password.secretsManager;
+  expect(auroraSecret).toMatch(/^arn:aws:secretsmanager:eu-west-1:123456789012:secret:.*AnalyticsProxySecret.*-AbCdEf$/);
+  stack.targets = { ...cloudConfig.targets, app: { database: {} }, analytics: { database: { password: { secretsManager: auroraSecret } } } };
+  // the app databases' runners make the calls the fixture's runners made for a host target with an SSM password
+  // (`entry`) and one with a Secrets Manager secret (`vault`), under their own prefixes and with their own secrets
+  const as = (from: string, to: string, secret: [string, string]) =>
+    recorded("runner")
+      .filter((c) => String(c.input.Key ?? c.input.Prefix ?? "").startsWith(`pg/${from}/`) || c.input.Name === secret[0] || c.input.SecretId === secret[0])
+      .map((c): RecordedCall => ({
+        ...c,
+        input: Object.fromEntries(Object.entries(c.input).map(([k, v]) => [k, typeof v === "string" ? (v === secret[0] ? secret[1] : v.replace(new RegExp(`^pg/${from}/`), `pg/${to}/`)) : v])),
+      }));
+  stack.extraCalls.runner = [...as("entry", "app", ["/lifeboat/entry/pw", PASSWORD_PARAMETER]), ...as("vault", "analytics", [VAULT_SECRET, auroraSecret])];
   close = synth.close;
 }, 600_000);
 afterAll(() => {
@@ -113,14 +117,15 @@ describe("an SST app outside this repository, with lifeboat installed from the t
       password: { ssm: PASSWORD_PARAMETER },
       sslmode: "verify-full",
     });
-    // Aurora: the cluster's endpoint and database
+    // Aurora: the cluster's endpoint and database, and its own secret (no copy of the password anywhere)
     const cluster = unwrap(one(stack.resources, "aws:rds/cluster:Cluster").inputs);
     expect(deployed.targets.analytics!.database).toMatchObject({
       host: expect.stringMatching(/\.cluster-c0ffee\.eu-west-1\.rds\.amazonaws\.com$/),
       database: cluster.databaseName,
       user: cluster.masterUsername,
-      password: { ssm: "/lifeboat/acme/production/analytics/database-password" },
+      password: { secretsManager: auroraSecret, key: "password" },
     });
+    expect(ofType(stack.resources, "aws:ssm/parameter:Parameter").map((p) => unwrap(p.inputs).name).sort()).toEqual([PASSWORD_PARAMETER, "/lifeboat/acme/production/reports/database-password"]);
     // the password is nowhere in what Lifeboat deploys but its parameter: not the config, a task definition, a function
     const lifeboat = stack.resources.filter((r) => r.name.startsWith("Backups") && !r.name.endsWith("DatabasePassword"));
     expect(lifeboat.length).toBeGreaterThan(30);
@@ -142,6 +147,13 @@ describe("an SST app outside this repository, with lifeboat installed from the t
     const publicSubnets = ofType(stack.resources, "aws:ec2/subnet:Subnet").filter((s) => /Public/.test(s.name)).map((s) => `${s.name}-id`);
     expect(JSON.parse(env.LIFEBOAT_SUBNETS).sort()).toEqual(publicSubnets.sort());
     expect(env.LIFEBOAT_ASSIGN_PUBLIC_IP).toBe("true");
+  });
+
+  it("the Aurora target's runner role reads the cluster's secret, and no other role does", () => {
+    const reads = (role: string) => statements(one(stack.resources, "aws:iam/role:Role", role)).filter((s) => s.Action.includes("secretsmanager:GetSecretValue")).flatMap((s) => s.Resource);
+    expect(reads("BackupsRunnerAnalyticsRole")).toEqual([auroraSecret]);
+    expect(reads("BackupsRunnerAppRole")).toEqual([]);
+    expect(reads("BackupsRunnerVaultRole")).toEqual([VAULT_SECRET]);
   });
 
   it("the target's runner role reads its own password parameter, and no other target's", () => {

@@ -79,6 +79,8 @@ function arnFor(type: string, name: string, inputs: Record<string, any>, region:
       return `arn:aws:ecs:${region}:${a}:task-definition/${inputs.family}:1`;
     case "aws:iam/role:Role":
       return `arn:aws:iam::${a}:role/${name}`;
+    case "aws:secretsmanager/secret:Secret":
+      return `arn:aws:secretsmanager:${region}:${a}:secret:${name}-AbCdEf`;
     case "aws:lambda/function:Function":
       return `arn:aws:lambda:${region}:${a}:function:${name}`;
     case "aws:cloudwatch/logGroup:LogGroup":
