@@ -75,6 +75,15 @@ export function runner(
   /** A target's Secrets Manager secrets: those its config names, and its app database's (known at deploy time). */
   const mySecrets = (target: string, named: string[]): $util.Input<string>[] => [...named.filter((s) => s !== PLANNED_SECRET), ...appSecrets.filter((s) => s.target === target).map((s) => s.arn)];
 
+  /**
+   * What rds-db:connect names: an instance's resource id (db-...), or, for an instance of an Aurora cluster, the
+   * cluster's (cluster-...): IAM authentication to Aurora is authorized on the cluster.
+   */
+  const iamResourceId = (instance: string) =>
+    aws.rds.getInstanceOutput({ dbInstanceIdentifier: instance }, { parent: ctx.parent }).apply((i) =>
+      i.dbClusterIdentifier ? aws.rds.getClusterOutput({ clusterIdentifier: i.dbClusterIdentifier }, { parent: ctx.parent }).clusterResourceId : $output(i.resourceId),
+    );
+
   function targetStatements(t: (typeof plan.runnerTargets)[number]) {
     const mine = (pattern: string) => $interpolate`${bucket.arn}/${t.prefix}${pattern}`;
     return [
@@ -96,7 +105,7 @@ export function runner(
             {
               actions: ["rds-db:connect"],
               resources: [
-                $interpolate`arn:${ctx.partition}:rds-db:${ctx.region}:${ctx.account}:dbuser:${aws.rds.getInstanceOutput({ dbInstanceIdentifier: t.iamAuth.instance }, { parent: ctx.parent }).resourceId}/${t.iamAuth.user}`,
+                $interpolate`arn:${ctx.partition}:rds-db:${ctx.region}:${ctx.account}:dbuser:${iamResourceId(t.iamAuth.instance)}/${t.iamAuth.user}`,
               ],
             },
           ]

@@ -16,6 +16,8 @@ vi.mock("../lifeboat.config", () => ({
         verify: { schedule: "cron(0 5 ? * SUN *)" },
       },
       manual: { database: { host: "h.internal", database: "d", user: "u", password: { ssm: "/lb/manual" } } },
+      // IAM database authentication to an instance of an Aurora cluster (the mocks' "aurora" instances belong to one)
+      reports: { database: { rds: { instance: "acme-aurora-1" }, database: "reports", user: "lifeboat_iam", iamAuth: true } },
     },
     aws: {
       runner: { architecture: "x86_64", cpu: "0.5 vCPU", memory: "1 GB", logRetention: "3 months" },
@@ -99,6 +101,13 @@ describe("a deployment with every option", () => {
     expect(st.filter((x: { Action: string[] }) => x.Action.some((a) => a.startsWith("s3:Delete")))).toEqual([
       { Effect: "Allow", Action: ["s3:DeleteObject"], Resource: ["arn:aws:s3:::acme-backups-dev/orders/*.dump", "arn:aws:s3:::acme-backups-dev/orders/*.sql", "arn:aws:s3:::acme-backups-dev/orders/*.sql.gz"] },
     ]);
+  });
+
+  it("IAM authentication to an Aurora instance is granted on its cluster's resource id, as that user only", () => {
+    expect(statements(one(resources, "aws:iam/role:Role", "LifeboatRunnerReportsRole")).filter((s) => s.Action.some((a) => a.startsWith("rds-db:")))).toEqual([
+      { Effect: "Allow", Action: ["rds-db:connect"], Resource: ["arn:aws:rds-db:us-east-1:123456789012:dbuser:cluster-ACMEAURORA/lifeboat_iam"] },
+    ]);
+    for (const role of ["LifeboatRunnerOrdersRole", "LifeboatRunnerManualRole"]) expect(JSON.stringify(statements(one(resources, "aws:iam/role:Role", role)))).not.toContain("rds-db:");
   });
 
   it("no Slack and no e-mail configured: no subscriptions", () => {

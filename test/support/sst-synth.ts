@@ -169,9 +169,15 @@ export async function synthesize(stage: string, opts: SynthOptions = {}): Promis
             return { json: renderPolicy(args.inputs), statements: args.inputs.statements ?? [], id: "policy" };
           case "aws:index/getAvailabilityZones:getAvailabilityZones":
             return { names: [`${region}a`, `${region}b`], zoneIds: ["az1", "az2"], id: "azs" };
-          case "aws:rds/getInstance:getInstance":
-            // an instance's resource id (db-...), as RDS gives it: what rds-db:connect names
-            return { dbInstanceIdentifier: args.inputs.dbInstanceIdentifier, resourceId: `db-${Buffer.from(String(args.inputs.dbInstanceIdentifier)).toString("hex").toUpperCase().slice(0, 26)}`, id: args.inputs.dbInstanceIdentifier };
+          case "aws:rds/getInstance:getInstance": {
+            // an instance's resource id (db-...), as RDS gives it: what rds-db:connect names; an "aurora" instance
+            // belongs to a cluster (acme-aurora-1 to acme-aurora)
+            const id = String(args.inputs.dbInstanceIdentifier);
+            const cluster = id.includes("aurora") ? id.replace(/-\d+$/, "") : "";
+            return { dbInstanceIdentifier: id, dbClusterIdentifier: cluster, resourceId: `db-${Buffer.from(id).toString("hex").toUpperCase().slice(0, 26)}`, id };
+          }
+          case "aws:rds/getCluster:getCluster":
+            return { clusterIdentifier: args.inputs.clusterIdentifier, clusterResourceId: `cluster-${String(args.inputs.clusterIdentifier).replace(/-/g, "").toUpperCase()}`, id: args.inputs.clusterIdentifier };
           case "aws:ecr/getAuthorizationToken:getAuthorizationToken":
             return { userName: "AWS", password: "mock-token", proxyEndpoint: `https://${ACCOUNT}.dkr.ecr.${region}.amazonaws.com`, id: "ecr" };
           default:
