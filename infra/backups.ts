@@ -1,7 +1,7 @@
 // Lifeboat as an SST component: `new Backups("Backups", { ...lifeboat.config, vpc, targets: { app: { database: db } } })`
 // inside any SST app's run(). Everything lifeboat.config.ts can say, the component accepts (the same zod schema
 // validates both); a target's database may also be an sst.aws.Postgres or sst.aws.Aurora of the same app.
-import type { LifeboatConfigInput } from "@lifeboat/core";
+import { sha256Hex, type LifeboatConfigInput } from "@lifeboat/core";
 import { alarms } from "./alarms";
 import { context, planDeployment, VisibleError, type Code } from "./context";
 import { appDatabaseTargets, type AppDatabase } from "./databases";
@@ -73,15 +73,15 @@ export class Backups extends $util.ComponentResource {
     const { vpc, transform, adoptTopLevel, ...raw } = args;
     if (vpc && raw.aws?.vpc) throw new VisibleError("lifeboat: give the Backups component either `vpc` (an sst.aws.Vpc of this app) or `aws.vpc` (the ids of an existing VPC), not both");
 
-    // the app's databases become host targets whose password the runner reads from SSM; the config is planned with
-    // their values still unknown, and deployed (as JSON, in the bucket) with them
+    // the app's databases become host targets whose password the runner reads itself (Aurora's secret, or an SSM copy
+    // of Postgres's); the config is planned with their values still unknown, and deployed (JSON, in the bucket) with them
     const app = appDatabaseTargets(name, this, raw.targets, Boolean(vpc));
     const { config, plan } = planDeployment({ ...raw, targets: app.planned }, `the ${name} component's config`, { appVpc: Boolean(vpc) });
     for (const warning of plan.warnings) console.warn(`lifeboat: ${warning}`);
     const ctx = context(name, this, config, plan, code, Boolean(adoptTopLevel), transform);
 
     const configText = $jsonStringify({ ...raw, targets: app.deployed });
-    const configSha256 = configText.apply(async (text) => (await import("node:crypto")).createHash("sha256").update(text).digest("hex"));
+    const configSha256 = configText.apply(sha256Hex);
     const { bucket, configKey } = storage(ctx, configText);
     const notified = notify(ctx);
     const alarmed = alarms(ctx, notified);

@@ -45,6 +45,8 @@ export default $config({
       storage: ${JSON.stringify(fixture.storage)},
       notifications: ${JSON.stringify(fixture.notifications)},
       vpc,
+      // SST's style: a function that edits a child's args, or an object merged into them
+      transform: { Launcher: (args) => void (args.memory = "512 MB"), Watcher: { timeout: "2 minutes" } },
       targets: {
         ${Object.entries(fixture.targets).map(([name, t]) => `${JSON.stringify(name)}: ${JSON.stringify(t)},`).join("\n        ")}
         app: { database: db, schedule: "cron(0 3 * * ? *)", retention: { days: 14 } },
@@ -160,6 +162,13 @@ describe("an SST app outside this repository, with lifeboat installed from the t
     const ssm = statements(one(stack.resources, "aws:iam/role:Role", "BackupsRunnerAppRole")).filter((s) => s.Action.includes("ssm:GetParameter"));
     // its password, and the heartbeat's URL (every runner pings it)
     expect(ssm.map((s) => s.Resource)).toEqual([[`arn:aws:ssm:eu-west-1:123456789012:parameter${PASSWORD_PARAMETER}`, "arn:aws:ssm:eu-west-1:123456789012:parameter/lifeboat/heartbeat"]]);
+  });
+
+  it("transform edits a child's args by its name, as a function or an object", () => {
+    const fn = (name: string) => unwrap(one(stack.resources, "aws:lambda/function:Function", name).inputs);
+    expect(fn("BackupsLauncherFunction").memorySize).toBe(512);
+    expect(fn("BackupsWatcherFunction").timeout).toBe(120);
+    expect(fn("BackupsFreshnessFunction").memorySize).toBe(256);
   });
 
   it("meets least privilege", () => {
