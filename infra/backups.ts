@@ -4,7 +4,7 @@
 import { sha256Hex, type LifeboatConfigInput } from "@lifeboat/core";
 import { alarms } from "./alarms";
 import { context, planDeployment, VisibleError, type Code } from "./context";
-import { appDatabaseTargets, type AppDatabase } from "./databases";
+import { appDatabaseTargets, type AppDatabase, type AppDatabaseTarget } from "./databases";
 import { notify } from "./notify";
 import { runner } from "./runner";
 import { schedule } from "./schedule";
@@ -21,7 +21,7 @@ export interface BackupsArgs extends Omit<LifeboatConfigInput, "targets"> {
    * of this app: its endpoint, port, database name and credentials are taken from it, and its security group lets
    * the runner in.
    */
-  targets: Record<string, Omit<Target, "database"> & { database: Target["database"] | AppDatabase }>;
+  targets: Record<string, Omit<Target, "database"> & { database: Target["database"] | AppDatabase | AppDatabaseTarget }>;
   /**
    * The app's `sst.aws.Vpc`, for the runner (needed when a target's database is a component of this app). The runner
    * takes its public subnets, with a public IP and a security group that lets nothing in. Without it, Lifeboat
@@ -86,7 +86,7 @@ export class Backups extends $util.ComponentResource {
     const notified = notify(ctx);
     const alarmed = alarms(ctx, notified);
     alarmed.alarmOnNotifications(notified.subscribers);
-    const run = runner(ctx, { bucket, configKey, configSha256 }, notified, vpc, app.access, app.secrets);
+    const run = runner(ctx, { bucket, configKey, configSha256 }, notified, vpc, app.access, app.secrets, app.iam);
     const { launcher } = schedule(ctx, run, alarmed);
     watch(ctx, { bucket, configKey }, notified, run, alarmed);
 

@@ -18,6 +18,25 @@ export interface AppDatabase {
 /** Where the runner image keeps Amazon RDS's CA bundle (packages/runner/Dockerfile). */
 export const RDS_CA_BUNDLE_IN_IMAGE = "/usr/share/lifeboat/rds-global-bundle.pem";
 
+/** An app database with Lifeboat's own user on it, or IAM authentication: { component: db, user, iamAuth }. */
+export interface AppDatabaseTarget {
+  component: AppDatabase;
+  /** The database to back up (default: the component's). */
+  database?: string;
+  /** The user (default: the component's master user); required with iamAuth (a user with the rds_iam role). */
+  user?: string;
+  /** IAM database authentication: no password at all; rds-db:connect as `user` on this database only. */
+  iamAuth?: boolean;
+  /** With a user of Lifeboat's own (and no iamAuth): where its password is ({ ssm }, { secretsManager }). */
+  password?: { ssm?: string; secretsManager?: string; key?: string };
+}
+
+function appDatabaseSpec(x: unknown): AppDatabaseTarget | undefined {
+  if (isAppDatabase(x)) return { component: x };
+  if (x && typeof x === "object" && "component" in x && isAppDatabase((x as { component: unknown }).component)) return x as AppDatabaseTarget;
+  return undefined;
+}
+
 export function isAppDatabase(x: unknown): x is AppDatabase {
   return $util.Resource.isInstance(x) && ["host", "port", "database", "username", "password", "nodes"].every((k) => k in (x as object));
 }
@@ -52,8 +71,10 @@ export function appDatabaseTargets<T extends { database: unknown }>(
   const deployed: Record<string, T> = {};
   const access: AppDatabaseAccess[] = [];
   const secrets: Array<{ target: string; arn: $util.Output<string> }> = [];
+  const iam: AppDatabaseIam[] = [];
   for (const [target, t] of Object.entries(targets ?? {})) {
-    if (!isAppDatabase(t.database)) {
+    const spec = appDatabaseSpec(t.database);
+    if (!spec) {
       planned[target] = deployed[target] = t;
       continue;
     }
@@ -62,7 +83,34 @@ export function appDatabaseTargets<T extends { database: unknown }>(
         `lifeboat: targets.${target}.database is a database of this app: give the Backups component its VPC too (\`vpc\`: the sst.aws.Vpc the database is in)`,
       );
     }
-    const db = t.database;
+    const db = spec.component;
+    const nodes = db.nodes as { cluster?: aws.rds.Cluster; instance?: aws.rds.Instance };
+    const tls = { sslmode: "verify-full" as const, sslrootcert: RDS_CA_BUNDLE_IN_IMAGE };
+    const where = { host: db.host, port: db.port, database: spec.database ?? db.database };
+    if (spec.iamAuth) {
+      if (!spec.user) {
+        throw new VisibleError(`lifeboat: targets.${target}.database.iamAuth needs user: a database user of its own with the rds_iam role (granting rds_iam to the master user would end its password logins)`);
+      }
+      const resourceId = nodes.cluster ? nodes.cluster.clusterResourceId : nodes.instance ? nodes.instance.resourceId : undefined;
+      if (!resourceId) throw new VisibleError(`lifeboat: targets.${target}.database has no RDS instance or cluster here (under \`sst dev\` it is your local database)`);
+      // the database must accept IAM authentication: said at deploy time when it does not
+      (nodes.cluster ?? nodes.instance)!.iamDatabaseAuthenticationEnabled.apply((on) => {
+        if (!on) console.warn(`lifeboat: targets.${target} uses IAM authentication, but its database does not accept it: set iamDatabaseAuthenticationEnabled: true in its transform (${nodes.cluster ? "transform.cluster" : "transform.instance"})`);
+      });
+      iam.push({ target, user: spec.user, resourceId });
+      planned[target] = { ...t, database: { host: `${target}.app-database.invalid`, port: 5432, database: "app", user: spec.user, password: { ssm: PLANNED_PARAMETER }, ...tls } };
+      deployed[target] = { ...t, database: { ...where, user: spec.user, iamAuth: true, ...tls } };
+      access.push({ target, port: db.port, securityGroups: securityGroupsOf(target, db) });
+      continue;
+    }
+    if (spec.user) {
+      // a user of Lifeboat's own, with its own password (the component's is the master user's)
+      if (!spec.password) throw new VisibleError(`lifeboat: targets.${target}.database.user is not the master user: give its password ({ ssm: "/..." } or { secretsManager: "arn:..." }), or iamAuth: true`);
+      planned[target] = { ...t, database: { host: `${target}.app-database.invalid`, port: 5432, database: "app", user: spec.user, password: spec.password, ...tls } };
+      deployed[target] = { ...t, database: { ...where, user: spec.user, password: spec.password, ...tls } };
+      access.push({ target, port: db.port, securityGroups: securityGroupsOf(target, db) });
+      continue;
+    }
     // Aurora keeps its credentials in a Secrets Manager secret (JSON: username, password), which the runner reads
     // itself; sst.aws.Postgres exposes no secret, so its password is copied to an SSM SecureString for the runner
     const auroraSecret = (db as { secretArn?: $util.Output<string> }).secretArn;
@@ -80,15 +128,24 @@ export function appDatabaseTargets<T extends { database: unknown }>(
       password = { ssm: parameter };
     }
     // RDS's certificate, verified against Amazon RDS's CA bundle (in the runner image)
-    const tls = { sslmode: "verify-full" as const, sslrootcert: RDS_CA_BUNDLE_IN_IMAGE };
     // planned: the secret's ARN is known at deploy time only (the runner role gets it from `secrets`)
     const plannedPassword = auroraSecret ? { secretsManager: PLANNED_SECRET, key: "password" } : password;
     planned[target] = { ...t, database: { host: `${target}.app-database.invalid`, port: 5432, database: "app", user: "app", password: plannedPassword, ...tls } };
-    deployed[target] = { ...t, database: { host: db.host, port: db.port, database: db.database, user: db.username, password, ...tls } };
+    deployed[target] = { ...t, database: { ...where, user: db.username, password, ...tls } };
     access.push({ target, port: db.port, securityGroups: securityGroupsOf(target, db) });
   }
-  return { planned, deployed, access, secrets };
+  return { planned, deployed, access, secrets, iam };
 }
+
+/** An app database target's IAM authentication: rds-db:connect as its user on the instance's or cluster's resource id. */
+export interface AppDatabaseIam {
+  target: string;
+  user: string;
+  resourceId: $util.Output<string>;
+}
+
+/** The stand-in for an IAM-authenticated app database's password while the deployment is planned (never granted). */
+export const PLANNED_PARAMETER = "/lifeboat/planned/none";
 
 /** The stand-in for an app database's secret while the deployment is planned (never granted: see runner.ts). */
 export const PLANNED_SECRET = "arn:aws:secretsmanager:us-east-1:000000000000:secret:lifeboat-planned-AAAAAA";

@@ -3,7 +3,7 @@
 import { LAST_RUN_FILE, LATEST_FILE, pascal, runnerRoleName, runnerRolePath } from "@lifeboat/core";
 import { bucketKeyPermissions, maker, parameterArn, rdsInstanceArn, type Context } from "./context";
 import type { Notify } from "./notify";
-import { PLANNED_SECRET } from "./databases";
+import { PLANNED_PARAMETER, PLANNED_SECRET, type AppDatabaseIam } from "./databases";
 
 /** A database of the same SST app: the runner is let in on its port, through its security groups. */
 export interface AppDatabaseAccess {
@@ -22,6 +22,7 @@ export function runner(
   appVpc: sst.aws.Vpc | undefined,
   appDatabases: AppDatabaseAccess[],
   appSecrets: Array<{ target: string; arn: $util.Output<string> }> = [],
+  appIam: AppDatabaseIam[] = [],
 ) {
   const { plan } = ctx;
   const make = maker(ctx);
@@ -95,7 +96,7 @@ export function runner(
       { actions: ["s3:ListBucket"], resources: [bucket.arn], conditions: [{ test: "StringLike", variable: "s3:prefix", values: [`${t.prefix}*`] }] },
       { actions: ["s3:ListBucketMultipartUploads"], resources: [bucket.arn] },
       { actions: ["s3:DeleteObject"], resources: t.pruned ? [mine("*")] : dumpPatterns.map(mine) },
-      ...(t.parameters.length ? [{ actions: ["ssm:GetParameter"], resources: t.parameters.map((p) => parameterArn(ctx, p)) }] : []),
+      ...(t.parameters.some((p) => p !== PLANNED_PARAMETER) ? [{ actions: ["ssm:GetParameter"], resources: t.parameters.filter((p) => p !== PLANNED_PARAMETER).map((p) => parameterArn(ctx, p)) }] : []),
       // Secrets Manager secrets it names (a secret with a key of its own also needs kms:Decrypt: the key's policy)
       ...(mySecrets(t.target, t.secrets).length ? [{ actions: ["secretsmanager:GetSecretValue"], resources: mySecrets(t.target, t.secrets) }] : []),
       ...(t.rds ? [{ actions: ["rds:DescribeDBInstances"], resources: [rdsInstanceArn(ctx, t.rds)] }] : []),
@@ -110,6 +111,10 @@ export function runner(
             },
           ]
         : []),
+      // an app database's IAM authentication: as its user, on that instance or cluster only
+      ...appIam
+        .filter((a) => a.target === t.target)
+        .map((a) => ({ actions: ["rds-db:connect"], resources: [$interpolate`arn:${ctx.partition}:rds-db:${ctx.region}:${ctx.account}:dbuser:${a.resourceId}/${a.user}`] })),
       { actions: ["sns:Publish"], resources: [topic.arn] },
       ...bucketKeyPermissions(ctx),
     ];

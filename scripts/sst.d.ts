@@ -15,13 +15,26 @@ export interface AppDatabase {
   nodes: { instance?: unknown; cluster?: unknown };
 }
 
+/** An app database with a user of Lifeboat's own, or IAM authentication (no password at all). */
+export interface AppDatabaseTarget {
+  component: AppDatabase;
+  /** The database to back up (default: the component's). */
+  database?: string;
+  /** The user (default: the component's master user); required with iamAuth (a user with the rds_iam role). */
+  user?: string;
+  /** IAM database authentication: rds-db:connect as `user` on this database only. */
+  iamAuth?: boolean;
+  /** With a user of Lifeboat's own (and no iamAuth): where its password is. */
+  password?: { ssm: string } | { secretsManager: string; key?: string };
+}
+
 export interface BackupsArgs extends Omit<LifeboatConfigInput, "targets"> {
   /**
    * The targets, as in lifeboat.config.ts; a target's `database` may also be an `sst.aws.Postgres` or `sst.aws.Aurora`
    * of this app: its endpoint, port, database name and credentials are taken from it, and its security group lets
    * the runner in.
    */
-  targets: Record<string, Omit<Target, "database"> & { database: Target["database"] | AppDatabase }>;
+  targets: Record<string, Omit<Target, "database"> & { database: Target["database"] | AppDatabase | AppDatabaseTarget }>;
   /** The app's `sst.aws.Vpc`, for the runner (needed when a target's database is a component of this app). */
   vpc?: sst.aws.Vpc;
   /**

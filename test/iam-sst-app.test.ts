@@ -39,7 +39,10 @@ export default $config({
     const db = new sst.aws.Postgres("Database", { vpc });
     // a database given a security group of its own, and an Aurora cluster
     const reportsGroup = new aws.ec2.SecurityGroup("ReportsGroup", { vpcId: vpc.id });
-    const reports = new sst.aws.Postgres("Reports", { vpc, transform: { instance: (args) => void (args.vpcSecurityGroupIds = [reportsGroup.id]) } });
+    const reports = new sst.aws.Postgres("Reports", {
+      vpc,
+      transform: { instance: (args) => void Object.assign(args, { vpcSecurityGroupIds: [reportsGroup.id], iamDatabaseAuthenticationEnabled: true }) },
+    });
     const analytics = new sst.aws.Aurora("Analytics", { engine: "postgres", vpc });
     const backups = new Backups("Backups", {
       storage: ${JSON.stringify(fixture.storage)},
@@ -50,7 +53,8 @@ export default $config({
       targets: {
         ${Object.entries(fixture.targets).map(([name, t]) => `${JSON.stringify(name)}: ${JSON.stringify(t)},`).join("\n        ")}
         app: { database: db, schedule: "cron(0 3 * * ? *)", retention: { days: 14 } },
-        reports: { database: reports, schedule: "rate(1 day)" },
+        // no password at all: IAM database authentication, as a user of its own
+        reports: { database: { component: reports, user: "lifeboat_iam", iamAuth: true }, schedule: "rate(1 day)" },
         analytics: { database: analytics, schedule: "rate(1 day)" },
       },
     });
@@ -127,7 +131,10 @@ describe("an SST app outside this repository, with lifeboat installed from the t
       user: cluster.masterUsername,
       password: { secretsManager: auroraSecret, key: "password" },
     });
-    expect(ofType(stack.resources, "aws:ssm/parameter:Parameter").map((p) => unwrap(p.inputs).name).sort()).toEqual([PASSWORD_PARAMETER, "/lifeboat/acme/production/reports/database-password"]);
+    expect(ofType(stack.resources, "aws:ssm/parameter:Parameter").map((p) => unwrap(p.inputs).name).sort()).toEqual([PASSWORD_PARAMETER]);
+    // IAM authentication: the instance's endpoint, Lifeboat's own user, no password anywhere
+    const reports = unwrap(one(stack.resources, "aws:rds/instance:Instance", "ReportsInstance").inputs);
+    expect(deployed.targets.reports!.database).toEqual({ host: expect.stringMatching(/\.c0ffee\.eu-west-1\.rds\.amazonaws\.com$/), port: 5432, database: reports.dbName, user: "lifeboat_iam", iamAuth: true, sslmode: "verify-full", sslrootcert: "/usr/share/lifeboat/rds-global-bundle.pem" });
     // the password is nowhere in what Lifeboat deploys but its parameter: not the config, a task definition, a function
     const lifeboat = stack.resources.filter((r) => r.name.startsWith("Backups") && !r.name.endsWith("DatabasePassword"));
     expect(lifeboat.length).toBeGreaterThan(30);
@@ -156,6 +163,19 @@ describe("an SST app outside this repository, with lifeboat installed from the t
     expect(reads("BackupsRunnerAnalyticsRole")).toEqual([auroraSecret]);
     expect(reads("BackupsRunnerAppRole")).toEqual([]);
     expect(reads("BackupsRunnerVaultRole")).toEqual([VAULT_SECRET]);
+  });
+
+  it("the IAM-authenticated target's runner role may connect as its user to that instance only; no other role may", async () => {
+    const connect = (user: string, resourceId = "db-REPORTSINSTANCE") => ({ action: "rds-db:connect", resource: `arn:aws:rds-db:eu-west-1:123456789012:dbuser:${resourceId}/${user}`, context: {} });
+    const as = (target: string, r: ReturnType<typeof connect>) => stack.evaluate("runner", r, stack.rolePolicies("runner", target));
+    expect(await as("reports", connect("lifeboat_iam"))).toBe("Allowed");
+    expect(await as("reports", connect("postgres"))).toBe("ImplicitlyDenied");
+    expect(await as("reports", connect("lifeboat_iam", "db-DATABASEINSTANCE"))).toBe("ImplicitlyDenied");
+    expect(await as("app", connect("lifeboat_iam"))).toBe("ImplicitlyDenied");
+    // and it reads no password
+    expect(statements(one(stack.resources, "aws:iam/role:Role", "BackupsRunnerReportsRole")).filter((s) => s.Action.some((a) => a.startsWith("ssm:") || a.startsWith("secretsmanager:"))).flatMap((s) => s.Resource)).toEqual([
+      "arn:aws:ssm:eu-west-1:123456789012:parameter/lifeboat/heartbeat",
+    ]);
   });
 
   it("the target's runner role reads its own password parameter, and no other target's", () => {

@@ -116,12 +116,16 @@ describe("database.iamAuth", () => {
       }
     };
     expect(problems({ rds: { instance: "acme" }, database: "app", user: "u", iamAuth: true })).toEqual([]);
-    expect(problems({ host: "db.example.com", database: "app", user: "u", iamAuth: true })).toEqual([expect.stringContaining("iamAuth: is for RDS and Aurora instances")]);
+    expect(problems({ host: "acme.c0ffee.eu-west-1.rds.amazonaws.com", database: "app", user: "u", iamAuth: true })).toEqual([]);
+    expect(problems({ url: "postgres://u@db.example.com/app", iamAuth: true })).toEqual([expect.stringContaining("iamAuth: is for RDS and Aurora")]);
     expect(problems({ rds: { instance: "acme" }, database: "app", user: "u", iamAuth: true, password: { ssm: "/x" } })).toEqual([expect.stringContaining("password: is not used with iamAuth")]);
     expect(problems({ rds: { instance: "acme" }, database: "app", user: "u", iamAuth: true, sslmode: "require" })).toEqual([expect.stringContaining("sslmode: must verify the server with iamAuth")]);
     // deployed: the instance's resource id is looked up in the stack's region
     const config = (region?: string) => parseConfig({ storage: { s3: { bucket: "acme-backups", region: "eu-west-1" } }, targets: { prod: { database: { rds: { instance: "acme", ...(region ? { region } : {}) }, database: "app", user: "u", iamAuth: true } } }, aws: { vpc: { id: "vpc-0a1b2c3d", containerSubnets: ["subnet-0a"] } } });
     expect(deployPlan(config(), "production").runnerTargets[0]!.iamAuth).toEqual({ instance: "acme", user: "u" });
     expect(() => deployPlan(config("us-east-1"), "production")).toThrow(/targets\.prod\.database\.rds\.region: IAM authentication to an instance in another region \(us-east-1\)/);
+    // a host names no instance whose resource id the deployment could grant rds-db:connect on
+    const byHost = parseConfig({ storage: { s3: { bucket: "acme-backups", region: "eu-west-1" } }, targets: { prod: { database: { host: "acme.c0ffee.eu-west-1.rds.amazonaws.com", database: "app", user: "u", iamAuth: true } } } });
+    expect(() => deployPlan(byHost, "production")).toThrow(/targets\.prod\.database\.iamAuth: needs rds: \{ instance \} in the AWS deployment/);
   });
 });

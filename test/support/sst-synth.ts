@@ -139,11 +139,11 @@ export async function synthesize(stage: string, opts: SynthOptions = {}): Promis
         if (args.type === "aws:rds/instance:Instance") {
           const port = args.inputs.port ?? 5432;
           const address = `${String(args.inputs.identifier ?? args.name).toLowerCase()}.c0ffee.${region}.rds.amazonaws.com`;
-          return { id: `${args.name}-id`, state: { ...args.inputs, identifier: args.inputs.identifier ?? `${args.name.toLowerCase()}-id`, address, endpoint: `${address}:${port}`, port, arn: `arn:aws:rds:${region}:${ACCOUNT}:db:${args.name.toLowerCase()}` } };
+          return { id: `${args.name}-id`, state: { ...args.inputs, identifier: args.inputs.identifier ?? `${args.name.toLowerCase()}-id`, address, endpoint: `${address}:${port}`, port, resourceId: `db-${args.name.toUpperCase()}`, arn: `arn:aws:rds:${region}:${ACCOUNT}:db:${args.name.toLowerCase()}` } };
         }
         if (args.type === "aws:rds/cluster:Cluster") {
           const host = `${String(args.inputs.clusterIdentifier ?? args.name).toLowerCase()}.cluster-c0ffee.${region}.rds.amazonaws.com`;
-          return { id: `${args.name}-id`, state: { ...args.inputs, endpoint: host, readerEndpoint: host.replace(".cluster-", ".cluster-ro-"), port: args.inputs.port ?? 5432, arn: `arn:aws:rds:${region}:${ACCOUNT}:cluster:${args.name.toLowerCase()}` } };
+          return { id: `${args.name}-id`, state: { ...args.inputs, endpoint: host, readerEndpoint: host.replace(".cluster-", ".cluster-ro-"), port: args.inputs.port ?? 5432, clusterResourceId: `cluster-${args.name.toUpperCase()}`, arn: `arn:aws:rds:${region}:${ACCOUNT}:cluster:${args.name.toLowerCase()}` } };
         }
         if (args.type === "aws:rds/clusterInstance:ClusterInstance") return { id: `${args.name}-id`, state: { ...args.inputs, port: args.inputs.port ?? 5432, endpoint: `${args.name.toLowerCase()}.c0ffee.${region}.rds.amazonaws.com` } };
         if (args.type === "random:index/randomPassword:RandomPassword") return { id: `${args.name}-id`, state: { ...args.inputs, result: `${MOCK_SECRET}-${args.name}` } };

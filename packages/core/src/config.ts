@@ -159,7 +159,7 @@ export const databaseSchema = z
       ctx.addIssue({ code: "custom", path: ["port"], message: "comes from RDS for rds targets; remove it" });
     }
     if (db.iamAuth) {
-      if (db.rds === undefined) ctx.addIssue({ code: "custom", path: ["iamAuth"], message: "is for RDS and Aurora instances: give rds: { instance } (the token is made for its endpoint, and the role allowed on its resource id)" });
+      if (db.rds === undefined && db.host === undefined) ctx.addIssue({ code: "custom", path: ["iamAuth"], message: "is for RDS and Aurora: give rds: { instance } (or the host of an RDS or Aurora endpoint), with user" });
       if (db.password !== undefined) ctx.addIssue({ code: "custom", path: ["password"], message: "is not used with iamAuth (each connection authenticates with a token): remove it" });
       if (db.sslmode !== undefined && db.sslmode !== "verify-full" && db.sslmode !== "verify-ca") ctx.addIssue({ code: "custom", path: ["sslmode"], message: "must verify the server with iamAuth (RDS requires TLS for IAM authentication, and a token is a credential): remove it or use verify-full" });
     }

@@ -275,6 +275,9 @@ export function deployPlan(config: LifeboatConfig, stage: string, source = "life
     problems.push({ path: "notifications.heartbeat.url", message: `reads the environment variable ${heartbeatRef.env}, which a Fargate task does not have`, hint: 'use { ssm: "/lifeboat/heartbeat-url" }' });
   }
   for (const [name, t] of Object.entries(config.targets)) {
+    if (t.database.iamAuth && !t.database.rds) {
+      problems.push({ path: `targets.${name}.database.iamAuth`, message: "needs rds: { instance } in the AWS deployment: rds-db:connect is granted on the instance's resource id, which a host does not name", hint: 'use database: { rds: { instance: "..." }, database, user, iamAuth: true } (or, in an SST app, the database component itself)' });
+    }
     const other = t.database.rds?.region;
     if (t.database.iamAuth && other && other !== config.storage.s3?.region) {
       problems.push({ path: `targets.${name}.database.rds.region`, message: `IAM authentication to an instance in another region (${other}) than the stack's is not supported yet (its resource id is looked up in the stack's region)`, hint: "deploy a stack in that region for this target, or use a password: { ssm } or { secretsManager }" });

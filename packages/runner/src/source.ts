@@ -35,7 +35,12 @@ export async function resolveDatabase(
     return { ...c, password: password ?? c.password, params: withDefault({ ...c.params, ...params }) };
   }
   if (db.host !== undefined) {
-    return { host: db.host, port: db.port ?? 5432, database: db.database!, user: db.user!, password, params: withDefault(params) };
+    const port = db.port ?? 5432;
+    // IAM authentication to an RDS or Aurora endpoint given by its host (an SST app's database): its region is the runner's
+    const passfile = db.iamAuth ? (await IamTokenFile.start({ hostname: db.host, port, username: db.user!, region: await rdsRegion(undefined, env) }, opts)).path : undefined;
+    // a token is a credential: the server is verified (against the RDS CA bundle unless the target names a CA)
+    const tls = db.iamAuth && !params.sslmode ? { sslmode: "verify-full", ...(params.sslrootcert || !env.LIFEBOAT_RDS_CA_BUNDLE ? {} : { sslrootcert: env.LIFEBOAT_RDS_CA_BUNDLE }) } : {};
+    return { host: db.host, port, database: db.database!, user: db.user!, password, ...(passfile ? { passfile } : {}), params: withDefault({ ...params, ...tls }) };
   }
   // RDS: the server's certificate is verified against the RDS CA bundle unless the target says otherwise
   const sslmode = db.sslmode ?? "verify-full";
