@@ -37,6 +37,11 @@ function appDatabaseSpec(x: unknown): AppDatabaseTarget | undefined {
   return undefined;
 }
 
+/** An RDS Proxy endpoint: <name>.proxy-<id>.<region>.rds.amazonaws.com. */
+export function isRdsProxy(host: string): boolean {
+  return /\.proxy-[a-z0-9]+\.[a-z0-9-]+\.rds\.amazonaws\.com(\.cn)?$/.test(host);
+}
+
 export function isAppDatabase(x: unknown): x is AppDatabase {
   return $util.Resource.isInstance(x) && ["host", "port", "database", "username", "password", "nodes"].every((k) => k in (x as object));
 }
@@ -86,6 +91,9 @@ export function appDatabaseTargets<T extends { database: unknown }>(
     const db = spec.component;
     const nodes = db.nodes as { cluster?: aws.rds.Cluster; instance?: aws.rds.Instance };
     const tls = { sslmode: "verify-full" as const, sslrootcert: RDS_CA_BUNDLE_IN_IMAGE };
+    // through an RDS Proxy (the component's proxy: true, whose endpoint is its host) the certificate is ACM's, from
+    // Amazon's public roots, not the RDS bundle's: verified against the system's roots instead (libpq 16+, the image's)
+    const deployedTls = { sslmode: "verify-full" as const, sslrootcert: db.host.apply((h) => (isRdsProxy(h) ? "system" : RDS_CA_BUNDLE_IN_IMAGE)) };
     const where = { host: db.host, port: db.port, database: spec.database ?? db.database };
     if (spec.iamAuth) {
       if (!spec.user) {
@@ -98,8 +106,12 @@ export function appDatabaseTargets<T extends { database: unknown }>(
         if (!on) console.warn(`lifeboat: targets.${target} uses IAM authentication, but its database does not accept it: set iamDatabaseAuthenticationEnabled: true in its transform (${nodes.cluster ? "transform.cluster" : "transform.instance"})`);
       });
       iam.push({ target, user: spec.user, resourceId });
+      // through an RDS Proxy, IAM authentication is the proxy's (its own auth settings and a prx- grant): not made here
+      db.host.apply((h) => {
+        if (isRdsProxy(h)) console.warn(`lifeboat: targets.${target} uses IAM authentication through an RDS Proxy (${h}): Lifeboat grants rds-db:connect on the database, not the proxy; connect to the instance instead (no proxy), or use a password`);
+      });
       planned[target] = { ...t, database: { host: `${target}.app-database.invalid`, port: 5432, database: "app", user: spec.user, password: { ssm: PLANNED_PARAMETER }, ...tls } };
-      deployed[target] = { ...t, database: { ...where, user: spec.user, iamAuth: true, ...tls } };
+      deployed[target] = { ...t, database: { ...where, user: spec.user, iamAuth: true, ...deployedTls } };
       access.push({ target, port: db.port, securityGroups: securityGroupsOf(target, db) });
       continue;
     }
@@ -107,7 +119,7 @@ export function appDatabaseTargets<T extends { database: unknown }>(
       // a user of Lifeboat's own, with its own password (the component's is the master user's)
       if (!spec.password) throw new VisibleError(`lifeboat: targets.${target}.database.user is not the master user: give its password ({ ssm: "/..." } or { secretsManager: "arn:..." }), or iamAuth: true`);
       planned[target] = { ...t, database: { host: `${target}.app-database.invalid`, port: 5432, database: "app", user: spec.user, password: spec.password, ...tls } };
-      deployed[target] = { ...t, database: { ...where, user: spec.user, password: spec.password, ...tls } };
+      deployed[target] = { ...t, database: { ...where, user: spec.user, password: spec.password, ...deployedTls } };
       access.push({ target, port: db.port, securityGroups: securityGroupsOf(target, db) });
       continue;
     }
@@ -131,7 +143,7 @@ export function appDatabaseTargets<T extends { database: unknown }>(
     // planned: the secret's ARN is known at deploy time only (the runner role gets it from `secrets`)
     const plannedPassword = auroraSecret ? { secretsManager: PLANNED_SECRET, key: "password" } : password;
     planned[target] = { ...t, database: { host: `${target}.app-database.invalid`, port: 5432, database: "app", user: "app", password: plannedPassword, ...tls } };
-    deployed[target] = { ...t, database: { ...where, user: db.username, password, ...tls } };
+    deployed[target] = { ...t, database: { ...where, user: db.username, password, ...deployedTls } };
     access.push({ target, port: db.port, securityGroups: securityGroupsOf(target, db) });
   }
   return { planned, deployed, access, secrets, iam };

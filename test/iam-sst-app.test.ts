@@ -36,7 +36,7 @@ export default $config({
   async run() {
     const { Backups } = await import("lifeboat/sst");
     const vpc = new sst.aws.Vpc("Vpc");
-    const db = new sst.aws.Postgres("Database", { vpc });
+    const db = new sst.aws.Postgres("Database", { vpc, proxy: true });
     // a database given a security group of its own, and an Aurora cluster
     const reportsGroup = new aws.ec2.SecurityGroup("ReportsGroup", { vpcId: vpc.id });
     const reports = new sst.aws.Postgres("Reports", {
@@ -115,8 +115,10 @@ describe("an SST app outside this repository, with lifeboat installed from the t
     expect(parameter.value).toMatch(new RegExp(`^${MOCK_SECRET}`));
     const object = unwrap(one(stack.resources, "aws:s3/bucketObjectv2:BucketObjectv2", "BackupsDeployedConfig").inputs);
     const deployed = parseConfig(JSON.parse(object.content), "deployed");
+    // through its RDS Proxy: the proxy's endpoint, its certificate (ACM's) verified against the system's roots
     expect(deployed.targets.app!.database).toMatchObject({
-      host: expect.stringMatching(/\.c0ffee\.eu-west-1\.rds\.amazonaws\.com$/),
+      host: expect.stringMatching(/\.proxy-c0ffee\.eu-west-1\.rds\.amazonaws\.com$/),
+      sslrootcert: "system",
       port: 5432,
       database: instance.dbName,
       user: instance.username,

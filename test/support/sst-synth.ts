@@ -141,6 +141,9 @@ export async function synthesize(stage: string, opts: SynthOptions = {}): Promis
           const address = `${String(args.inputs.identifier ?? args.name).toLowerCase()}.c0ffee.${region}.rds.amazonaws.com`;
           return { id: `${args.name}-id`, state: { ...args.inputs, identifier: args.inputs.identifier ?? `${args.name.toLowerCase()}-id`, address, endpoint: `${address}:${port}`, port, resourceId: `db-${args.name.toUpperCase()}`, arn: `arn:aws:rds:${region}:${ACCOUNT}:db:${args.name.toLowerCase()}` } };
         }
+        if (args.type === "aws:rds/proxy:Proxy") {
+          return { id: `${args.name}-id`, state: { ...args.inputs, endpoint: `${args.name.toLowerCase()}.proxy-c0ffee.${region}.rds.amazonaws.com`, arn: `arn:aws:rds:${region}:${ACCOUNT}:db-proxy:prx-${args.name.toLowerCase()}` } };
+        }
         if (args.type === "aws:rds/cluster:Cluster") {
           const host = `${String(args.inputs.clusterIdentifier ?? args.name).toLowerCase()}.cluster-c0ffee.${region}.rds.amazonaws.com`;
           return { id: `${args.name}-id`, state: { ...args.inputs, endpoint: host, readerEndpoint: host.replace(".cluster-", ".cluster-ro-"), port: args.inputs.port ?? 5432, clusterResourceId: `cluster-${args.name.toUpperCase()}`, arn: `arn:aws:rds:${region}:${ACCOUNT}:cluster:${args.name.toLowerCase()}` } };
