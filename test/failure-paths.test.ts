@@ -387,7 +387,7 @@ describe("lifeboat status", () => {
 
     const res = await cli(["status", "--config", file, "--json"], { env });
     expect(res.code, res.stderr).toBe(1);
-    const out = JSON.parse(res.stdout) as { healthy: boolean; targets: Array<{ target: string; verdict: string; missedFireTimes: string[]; trend: unknown[]; lastRun: { code: string } | null; nextFireTime: string }> };
+    const out = JSON.parse(res.stdout) as { healthy: boolean; targets: Array<{ target: string; verdict: string; missedFireTimes: string[]; trend: unknown[]; lastRun: { code: string } | null; nextFireTime: string; newestBackup: { size: number } | null }> };
     expect(out.healthy).toBe(false);
     expect(Object.fromEntries(out.targets.map((t) => [t.target, t.verdict]))).toEqual({ good: "ok", stale: "missed", broken: "failing" });
     expect(out.targets.find((t) => t.target === "stale")!.missedFireTimes).toHaveLength(2);
@@ -399,5 +399,25 @@ describe("lifeboat status", () => {
     expect(human.stdout).toMatch(/good\s+OK\s+newest \d{8}T\d{6}Z-[0-9a-f]{4}, 0 min old/);
     expect(human.stdout).toMatch(/broken\s+FAILING/);
     expect((await cli(["status", "good", "--config", file], { env })).code).toBe(0);
+
+    // Prometheus: the same facts as OpenMetrics text, the same exit code
+    const prom = await cli(["status", "--config", file, "--format", "openmetrics"], { env });
+    expect(prom.code, prom.stderr).toBe(1);
+    const samples = new Map(prom.stdout.split("\n").filter((l) => l && !l.startsWith("#")).map((l) => [l.slice(0, l.lastIndexOf(" ")), Number(l.slice(l.lastIndexOf(" ") + 1))]));
+    expect(prom.stdout).toContain("# TYPE lifeboat_backup_last_success_timestamp_seconds gauge");
+    expect(prom.stdout.trimEnd().endsWith("# EOF")).toBe(true);
+    expect(samples.get('lifeboat_target_status{target="stale",status="missed"}')).toBe(1);
+    expect(samples.get('lifeboat_target_status{target="stale",status="ok"}')).toBe(0);
+    expect(samples.get('lifeboat_target_status{target="good",status="ok"}')).toBe(1);
+    expect(samples.get('lifeboat_last_run_success{target="broken"}')).toBe(0);
+    expect(samples.get('lifeboat_last_run_success{target="good"}')).toBe(1);
+    expect(samples.get('lifeboat_missed_fire_times{target="stale"}')).toBe(2);
+    expect(samples.get('lifeboat_backup_last_size_bytes{target="good"}')).toBe(out.targets.find((t) => t.target === "good")!.newestBackup!.size);
+    expect(samples.get('lifeboat_backup_last_duration_seconds{target="good"}')).toBeGreaterThan(0);
+    expect(Math.abs(samples.get('lifeboat_backup_last_success_timestamp_seconds{target="good"}')! - Date.now() / 1000)).toBeLessThan(600);
+    // a target never backed up has no backup samples (absent, not 0: 0 would read as 1970)
+    expect([...samples.keys()].filter((k) => k.includes('target="broken"') && k.startsWith("lifeboat_backup_"))).toEqual([]);
+    expect(samples.get("lifeboat_scheduler_up")).toBe(0);
+    expect((await cli(["status", "--config", file, "--format", "yaml"], { env })).stderr).toContain("--format yaml is not known");
   });
 });

@@ -166,8 +166,14 @@ export async function main(argv: string[]): Promise<number> {
       .description("each target's newest backup and age, verdict (ok, running, late, missed, failing), latest drill and next run; exit 1 when any is missed or failing")
       .argument("[target]", "only this target")
       .option("--from <store-url>", "read another store than the config's (a copy, or the bucket from a laptop): the config's targets as that store holds them")
-      .addHelpText("after", "\nA monitoring check: `lifeboat status --json` prints every target's state; the exit code is 1 when one is missed or failing,\nor (on one server) when the `lifeboat schedule` daemon stopped renewing its sign of life in the store.\n" + envHelp("config", "aws")),
-  ).action(action(async (c, target: string | undefined, opts: { from?: string }) => (await commands.status()).statusCommand(c, target, opts)));
+      .option("--format <format>", "openmetrics: Prometheus metrics (OpenMetrics text) on stdout, for node_exporter's textfile collector")
+      .addHelpText(
+        "after",
+        "\nA monitoring check: `lifeboat status --json` prints every target's state; the exit code is 1 when one is missed or failing,\nor (on one server) when the `lifeboat schedule` daemon stopped renewing its sign of life in the store.\n" +
+          "Prometheus: `lifeboat status --format openmetrics > /var/lib/node_exporter/textfile/lifeboat.prom` (from cron or a systemd timer).\n" +
+          envHelp("config", "aws"),
+      ),
+  ).action(action(async (c, target: string | undefined, opts: { from?: string; format?: string }) => (await commands.status()).statusCommand(c, target, opts)));
 
   common(
     program

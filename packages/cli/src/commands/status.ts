@@ -6,7 +6,8 @@ import type { Context } from "../context.js";
  * `lifeboat status [target]`: each target's newest backup and its age, its verdict, the latest drill, the next fire
  * time and a small trend. Exit 1 when any target is missed or failing, so that it works as a monitoring check.
  */
-export async function statusCommand(ctx: Context, target: string | undefined, opts: { from?: string } = {}): Promise<number> {
+export async function statusCommand(ctx: Context, target: string | undefined, opts: { from?: string; format?: string } = {}): Promise<number> {
+  if (opts.format !== undefined && opts.format !== "text" && opts.format !== "openmetrics") throw new UsageError(`--format ${opts.format} is not known`, "use --format openmetrics (Prometheus), --json, or neither");
   const { config } = await ctx.requireConfig("lifeboat status");
   if (target !== undefined && !config.targets[target]) throw new UsageError(`unknown target "${target}"`, `known targets: ${Object.keys(config.targets).join(", ")}`);
   // --from: the config's targets, as another store holds them (a copy, the bucket seen from a laptop)
@@ -29,6 +30,12 @@ export async function statusCommand(ctx: Context, target: string | undefined, op
         : scheduler.state === "running"
           ? [`scheduler: running on ${scheduler.record!.host} (pid ${scheduler.record!.pid}), alive ${formatAge(scheduler.ageMs!)} ago`]
           : [`scheduler NOT RUNNING: last alive ${formatAge(scheduler.ageMs!)} ago on ${scheduler.record!.host} (pid ${scheduler.record!.pid})${scheduler.record!.stoppedAt ? `, stopped at ${scheduler.record!.stoppedAt}` : ", then went silent"}: no scheduled backup runs until it is started again`];
+  if (opts.format === "openmetrics") {
+    // for node_exporter's textfile collector: the metrics on stdout, the exit code as always
+    const { openMetrics } = await import("../metrics.js");
+    process.stdout.write(await openMetrics(statuses, scheduler));
+    return bad.length || schedulerDown ? 1 : 0;
+  }
   const lines = statuses.flatMap((s) => {
     const newest = s.newestBackup ? `newest ${s.newestBackup.id}, ${formatAge(s.newestBackup.ageMs)} old, ${formatBytes(s.newestBackup.size)}` : "no backup yet";
     const out = [`${s.target.padEnd(16)} ${s.verdict.toUpperCase().padEnd(8)} ${newest}`];
