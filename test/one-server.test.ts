@@ -239,8 +239,20 @@ describe("a dead man's switch", () => {
     expect(JSON.parse(never.stdout).scheduler.state).toBe("never seen");
     let seen = "";
     let child: { kill: (s: NodeJS.Signals) => boolean } | undefined;
-    const daemon = cli(["schedule", "--config", config], { env, onStderr: (c, ch) => ((seen += c), (child = ch)) });
+    const port = await closedPort();
+    const daemon = cli(["schedule", "--config", config, "--metrics", String(port)], { env, onStderr: (c, ch) => ((seen += c), (child = ch)) });
     await until("the daemon's first run", () => /run succeeded/.test(seen), 60_000);
+    // its /metrics (Prometheus), on loopback: the same facts as status --format openmetrics
+    expect(seen).toContain(`metrics for Prometheus on http://127.0.0.1:${port}/metrics`);
+    const scrape = await fetch(`http://127.0.0.1:${port}/metrics`);
+    expect(scrape.status).toBe(200);
+    expect(scrape.headers.get("content-type")).toMatch(/^application\/openmetrics-text; version=1\.0\.0/);
+    const body = await scrape.text();
+    expect(body).toContain('lifeboat_target_status{target="app",status="ok"} 1');
+    expect(body).toContain("lifeboat_scheduler_up 1");
+    expect(body).toMatch(/lifeboat_backup_last_size_bytes\{target="app"\} [1-9]\d*/);
+    expect(body).not.toContain(pg().password);
+    expect((await fetch(`http://127.0.0.1:${port}/`)).status).toBe(404);
     // "run succeeded" carries what was stored
     expect(seen).toMatch(/"msg":"run succeeded","target":"app","backup":"[0-9TZ-]+[a-z0-9-]*","size":"[^"]+","duration":"[^"]+"/);
     const alive = await cli(["status", "--config", config, "--json"], { env });

@@ -218,6 +218,7 @@ export async function main(argv: string[]): Promise<number> {
       .description("run the config's targets on their schedules (EventBridge cron/rate + time zones), until SIGTERM")
       .option("--once", "run what is due now, then exit (for a system cron or a Kubernetes CronJob)")
       .option("--only <targets>", "only these targets (comma-separated)")
+      .option("--metrics <[host:]port>", "serve Prometheus metrics on http://host:port/metrics while the daemon runs (host 127.0.0.1 unless given)")
       .addHelpText(
         "after",
         "\nA target is due when its next fire time after its newest backup has passed (a target never backed up is due at once;\nmissed fire times give one catch-up run). Logs are JSON lines. See the README for a systemd unit.\n" +

@@ -11,6 +11,45 @@ const FRESHNESS_EVERY_MS = 5 * 60_000;
 export interface ScheduleCliOptions {
   once?: boolean;
   only?: string;
+  /** [host:]port for a Prometheus /metrics endpoint (host 127.0.0.1 unless given). */
+  metrics?: string;
+}
+
+/** "9187" or "0.0.0.0:9187": where the daemon's /metrics listens (loopback unless a host is given). */
+export function metricsAddress(value: string): { host: string; port: number } {
+  const m = /^(?:(.+):)?(\d{1,5})$/.exec(value.trim());
+  const port = m ? Number(m[2]) : NaN;
+  if (!m || port < 1 || port > 65535) throw new UsageError(`--metrics ${value}: expected a port or host:port`, "for example --metrics 9187 (127.0.0.1), or --metrics 0.0.0.0:9187 for a Prometheus on another host");
+  return { host: (m[1] ?? "127.0.0.1").replace(/^\[|\]$/g, ""), port };
+}
+
+/**
+ * The daemon's /metrics: the same facts as `lifeboat status --format openmetrics`, read from the store at each scrape
+ * (a store that cannot be read is a 503 with the reason, which Prometheus records as a failed scrape).
+ */
+async function serveMetrics(address: { host: string; port: number }, config: LifeboatConfig, store: ReturnType<typeof openStore>, targets: string[], log: Context["out"]) {
+  const [{ createServer }, { openMetrics }, { targetStatus, schedulerState }] = await Promise.all([import("node:http"), import("../metrics.js"), import("@lifeboat/runner")]);
+  const server = createServer((req, res) => {
+    if (req.method !== "GET" || (req.url ?? "").split("?")[0] !== "/metrics") {
+      res.writeHead(404, { "content-type": "text/plain" }).end("lifeboat: only GET /metrics is served here\n");
+      return;
+    }
+    void (async () => {
+      const now = new Date();
+      const statuses = [];
+      for (const name of targets) statuses.push(await targetStatus(config, store, name, now));
+      return openMetrics(statuses, await schedulerState(store, now));
+    })().then(
+      (body) => res.writeHead(200, { "content-type": "application/openmetrics-text; version=1.0.0; charset=utf-8" }).end(body),
+      (err) => res.writeHead(503, { "content-type": "text/plain" }).end(`lifeboat: the store cannot be read: ${errorMessage(err)}\n`),
+    );
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", (err) => reject(new UsageError(`--metrics ${address.host}:${address.port}: cannot listen (${(err as Error).message})`, "choose another port, or stop what uses it")));
+    server.listen(address.port, address.host, resolve);
+  });
+  log.log("info", `metrics for Prometheus on http://${address.host.includes(":") ? `[${address.host}]` : address.host}:${address.port}/metrics`);
+  return server;
 }
 
 /**
@@ -24,6 +63,8 @@ export async function scheduleCommand(ctx: Context, opts: ScheduleCliOptions): P
   // on a terminal, readable lines like every command; otherwise (journald, log shippers, CI, --json) JSON lines
   if (ctx.out.mode !== "tty") ctx.out.mode = "json";
   const only = opts.only?.split(",").map((s) => s.trim()).filter(Boolean);
+  if (opts.metrics && opts.once) throw new UsageError("--metrics serves the daemon's metrics while it runs; --once exits at once", "for a cron job, write `lifeboat status --format openmetrics` to node_exporter's textfile directory instead");
+  const metricsAt = opts.metrics ? metricsAddress(opts.metrics) : undefined;
   for (const name of only ?? []) {
     if (!config.targets[name]) throw new UsageError(`unknown target "${name}"`, `known targets: ${Object.keys(config.targets).join(", ")}`);
   }
@@ -134,9 +175,12 @@ export async function scheduleCommand(ctx: Context, opts: ScheduleCliOptions): P
   orphaned.unref();
   const watch = setInterval(() => void freshness(), FRESHNESS_EVERY_MS);
   const renewal = setInterval(() => void alive(), SCHEDULER_RENEW_MS);
+  const metrics = metricsAt ? await serveMetrics(metricsAt, config, store, only ?? Object.keys(config.targets), log) : undefined;
   try {
     await scheduler.run(stop.signal);
   } finally {
+    metrics?.close();
+    metrics?.closeAllConnections();
     clearInterval(watch);
     clearInterval(renewal);
     clearInterval(orphaned);
