@@ -22,9 +22,11 @@ export function alarms(ctx: Context, { topic, alerts, notificationFailures }: No
   /** Launches the queue gave up on after its deliveries (the launcher could not read them, or crashed on them). */
   const launchDeadLetters = queue("LaunchDeadLetters");
 
+  /** Every alarm made, for the dashboard's alarm widget. */
+  const made: aws.cloudwatch.MetricAlarm[] = [];
   function alarm(name: string, description: string, { comparisonOperator = "GreaterThanThreshold", ...metric }: Metric, opts: { alsoByEmail?: boolean } = {}) {
     const actions = opts.alsoByEmail ? [topic.arn, alerts.arn] : [topic.arn];
-    return make(aws.cloudwatch.MetricAlarm, name, {
+    const a = make(aws.cloudwatch.MetricAlarm, name, {
       // a stable, readable name (lifeboat-production-LaunchFailed: the app, the stage), not a generated one
       name: `${$app.name}-${$app.stage}-${name.replace(/Alarm$/, "")}`,
       alarmDescription: description,
@@ -34,6 +36,8 @@ export function alarms(ctx: Context, { topic, alerts, notificationFailures }: No
       okActions: actions,
       ...metric,
     });
+    made.push(a);
+    return a;
   }
 
   const queueHasMessages = (q: sst.aws.Queue) => ({
@@ -104,6 +108,6 @@ export function alarms(ctx: Context, { topic, alerts, notificationFailures }: No
     }
   }
 
-  return { scheduleDeadLetters, launchFailures, launchDeadLetters, alarmOnFunction, alarmOnNotifications };
+  return { scheduleDeadLetters, launchFailures, launchDeadLetters, alarmOnFunction, alarmOnNotifications, made };
 }
 export type Alarms = ReturnType<typeof alarms>;

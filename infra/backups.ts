@@ -4,6 +4,7 @@
 import { sha256Hex, type LifeboatConfigInput } from "@lifeboat/core";
 import { alarms } from "./alarms";
 import { context, planDeployment, VisibleError, type Code } from "./context";
+import { dashboard } from "./dashboard";
 import { appDatabaseTargets, type AppDatabase, type AppDatabaseTarget } from "./databases";
 import { notify } from "./notify";
 import { runner } from "./runner";
@@ -63,6 +64,8 @@ export class Backups extends $util.ComponentResource {
   /** The runner's cluster and task. */
   readonly cluster: sst.aws.Cluster;
   readonly runner: sst.aws.Task;
+  /** The stack's CloudWatch dashboard (backups per target, failure queues, alarms). */
+  readonly dashboardUrl: $util.Output<string>;
 
   constructor(name: string, args: BackupsArgs, opts: $util.ComponentResourceOptions = {}) {
     super("lifeboat:aws:Backups", name, {}, opts);
@@ -87,14 +90,17 @@ export class Backups extends $util.ComponentResource {
     const alarmed = alarms(ctx, notified);
     alarmed.alarmOnNotifications(notified.subscribers);
     const run = runner(ctx, { bucket, configKey, configSha256 }, notified, vpc, app.access, app.secrets, app.iam);
-    const { launcher } = schedule(ctx, run, alarmed);
+    const { launcher, launches } = schedule(ctx, run, alarmed);
     watch(ctx, { bucket, configKey }, notified, run, alarmed);
+    // last: it shows every alarm made above
+    const board = dashboard(ctx, alarmed, { launches, notificationFailures: notified.notificationFailures });
 
     this.bucket = bucket;
     this.topic = notified.topic;
     this.launcher = launcher;
     this.cluster = run.cluster;
     this.runner = run.task;
-    this.registerOutputs({ bucket: bucket.name, topic: notified.topic.arn, launcher: launcher.name, cluster: run.cluster.nodes.cluster.name });
+    this.dashboardUrl = board.url;
+    this.registerOutputs({ bucket: bucket.name, topic: notified.topic.arn, launcher: launcher.name, cluster: run.cluster.nodes.cluster.name, dashboard: board.url });
   }
 }

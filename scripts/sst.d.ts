@@ -56,5 +56,7 @@ export declare class Backups extends $util.ComponentResource {
   readonly launcher: sst.aws.Function;
   readonly cluster: sst.aws.Cluster;
   readonly runner: sst.aws.Task;
+  /** The stack's CloudWatch dashboard (backups per target, failure queues, alarms). */
+  readonly dashboardUrl: $util.Output<string>;
   constructor(name: string, args: BackupsArgs, opts?: $util.ComponentResourceOptions);
 }

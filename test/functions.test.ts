@@ -14,7 +14,7 @@ import { GetSecretValueCommand, SecretsManagerClient } from "@aws-sdk/client-sec
 import { Logger } from "@aws-lambda-powertools/logger";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { LAUNCH_DELIVERIES, deployedConfigKey, readDeployedConfig, launchClientToken, parseConfig, sha256Hex, renderSlackMessage, runIdFor, runnerRoleName, type LifeboatEvent } from "@lifeboat/core";
-import { S3Store, backupMetrics, generateIdentity, runTargetBackups, runnerMain, snsPublisher } from "@lifeboat/runner";
+import { S3Store, backupMetrics, generateIdentity, runTargetBackups, runnerMain, snsPublisher, withMetrics } from "@lifeboat/runner";
 import { createFreshnessCheck, createLauncher, createSlackHandler, createWatcher, createWebhookHandler, deployedConfig } from "@lifeboat/functions";
 import { recordAwsCalls } from "./support/aws-calls.js";
 import { SETTINGS, TEST_BUCKET, TOPIC, VAULT_SECRET, cloudConfig } from "./support/cloud-fixture.js";
@@ -786,5 +786,26 @@ describe("metrics", () => {
       ],
     });
     expect(m).toMatchObject({ Target: "prod", BackupSucceeded: 1, BackupDuration: 1234, BackupBytes: 4096 });
+  });
+
+  it("the Lambdas' publishers emit each event's metric after publishing it (a missed fire time, a failure the watcher reports)", async () => {
+    const published: string[] = [];
+    const lines: string[] = [];
+    const write = process.stdout.write.bind(process.stdout);
+    const spy = (chunk: unknown) => (lines.push(String(chunk)), true);
+    const log = console.log;
+    process.stdout.write = spy as typeof process.stdout.write;
+    console.log = (...a: unknown[]) => void lines.push(a.map(String).join(" "));
+    try {
+      await withMetrics(async (e) => void published.push(e.type))({ version: 1, type: "backup.missed", status: "failed", time: "", target: "prod", runId: "r", trigger: "schedule", attempt: 1, missed: { fireTime: "2026-12-03T02:00:00Z", schedule: "rate(1 day)", checkedAt: "" } } as unknown as LifeboatEvent);
+    } finally {
+      process.stdout.write = write;
+      console.log = log;
+    }
+    expect(published).toEqual(["backup.missed"]);
+    const emf = lines.map((l) => l.trim()).filter((l) => l.startsWith("{")).map((l) => JSON.parse(l));
+    expect(emf).toEqual([expect.objectContaining({ Target: "prod", BackupMissed: 1, service: "runner" })]);
+    // a publish that fails emits nothing (the event did not go out)
+    await expect(withMetrics(async () => Promise.reject(new Error("SNS down")))({ target: "prod", type: "backup.missed" } as unknown as LifeboatEvent)).rejects.toThrow("SNS down");
   });
 });

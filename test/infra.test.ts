@@ -1,7 +1,8 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { LAUNCH_DELIVERIES, parseConfig, runnerRoleName, sha256Hex } from "@lifeboat/core";
+import { LAUNCH_DELIVERIES, parseConfig, runnerRoleName, sha256Hex, type LifeboatEvent } from "@lifeboat/core";
+import { backupMetrics } from "@lifeboat/runner";
 import exampleConfig from "../lifeboat.config";
 import { REPO } from "./support/helpers.js";
 import { assertLeastPrivilege, statements } from "./support/least-privilege.js";
@@ -348,7 +349,40 @@ describe("launcher and watcher", () => {
     expect(perm).toMatchObject({ action: "lambda:InvokeFunction", principal: "events.amazonaws.com" });
   });
 
-  it("stack outputs name what the CLI needs", () => {
-    expect(Object.keys(outputs).sort()).toEqual(["bucket", "cluster", "launcher", "topic"]);
+  it("stack outputs name what the CLI needs, and the dashboard", async () => {
+    expect(Object.keys(outputs).sort()).toEqual(["bucket", "cluster", "dashboard", "launcher", "topic"]);
+    const dashboardUrl = await new Promise((resolve) => (outputs.dashboard as { apply: (f: (v: unknown) => void) => void }).apply(resolve));
+    expect(dashboardUrl).toBe("https://eu-west-1.console.aws.amazon.com/cloudwatch/home?region=eu-west-1#dashboards/dashboard/lifeboat-production");
+  });
+});
+
+describe("the CloudWatch dashboard", () => {
+  const board = () => unwrap(one(resources, "aws:cloudwatch/dashboard:Dashboard").inputs);
+  const widgets = () => JSON.parse(board().dashboardBody).widgets as Array<{ type: string; x: number; y: number; width: number; properties: { title?: string; metrics?: unknown[][]; alarms?: string[]; region?: string } }>;
+
+  it("one per stack, named after the app and stage", () => {
+    expect(board().dashboardName).toBe("lifeboat-production");
+  });
+
+  it("per target: size, duration and outcomes (backups, failures, missed fire times, drills) from the metrics Lifeboat emits", () => {
+    const metricNames = (title: string) => widgets().find((w) => w.properties.title === title)!.properties.metrics!.map((m) => m.slice(0, 6));
+    for (const t of ["prod", "staging", "analytics"]) {
+      expect(metricNames(`${t}: backup size`)).toEqual([["Lifeboat", "BackupBytes", "service", "runner", "Target", t]]);
+      expect(metricNames(`${t}: backup duration`)).toEqual([["Lifeboat", "BackupDuration", "service", "runner", "Target", t]]);
+      expect(metricNames(`${t}: outcomes`).map((m) => m[1])).toEqual(["BackupSucceeded", "BackupFailed", "BackupMissed", "DrillPassed", "DrillFailed"]);
+    }
+    // the names the runner's (and the Lambdas') embedded metric format uses: the widgets draw what is emitted
+    const emitted = backupMetrics({ version: 1, type: "backup.failed", status: "failed", time: "", target: "prod", runId: "r", trigger: "schedule", attempt: 1 } as unknown as LifeboatEvent).serializeMetrics() as { _aws: { CloudWatchMetrics: Array<{ Namespace: string; Dimensions: string[][] }> } };
+    expect(emitted._aws.CloudWatchMetrics[0]).toMatchObject({ Namespace: "Lifeboat", Dimensions: [["service", "Target"]] });
+    expect(widgets().every((w) => w.x + w.width <= 24)).toBe(true);
+    expect(new Set(widgets().map((w) => w.properties.region).filter(Boolean))).toEqual(new Set(["eu-west-1"]));
+  });
+
+  it("the queues where failures wait, and every alarm of the stack", () => {
+    const queues = widgets().find((w) => w.properties.title === "queues where failures wait")!.properties.metrics!.map((m) => String(m[3]));
+    expect(queues).toHaveLength(4);
+    for (const q of queues) expect(q).toMatch(/^lifeboat-production-Lifeboat(ScheduleDeadLetters|LaunchFailures|LaunchDeadLetters|NotificationFailures)Queue-/);
+    const alarms = widgets().find((w) => w.type === "alarm")!.properties.alarms!;
+    expect(alarms.sort()).toEqual(ofType(resources, "aws:cloudwatch/metricAlarm:MetricAlarm").map((a) => `arn:aws:mock:eu-west-1:123456789012:metricalarm/${unwrap(a.inputs).name}`).sort());
   });
 });

@@ -1,7 +1,7 @@
 import { SNSClient } from "@aws-sdk/client-sns";
 import { Logger } from "@aws-lambda-powertools/logger";
 import type { BackupMissedEvent, LifeboatConfig, ObjectStore } from "@lifeboat/core";
-import { S3Store, checkFreshness, snsPublisher } from "@lifeboat/runner";
+import { S3Store, checkFreshness, snsPublisher, withMetrics } from "@lifeboat/runner";
 import { deployedConfig } from "./config.js";
 
 /**
@@ -35,7 +35,8 @@ export const handler = async (event: unknown) => {
   check ??= createFreshnessCheck({
     config,
     store: new S3Store({ ...config.storage.s3!, bucket: process.env.LIFEBOAT_BUCKET! }),
-    publish: snsPublisher(new SNSClient({}), process.env.LIFEBOAT_TOPIC_ARN!),
+    // each event it publishes is a CloudWatch metric too (embedded metric format: the stack's dashboard shows them)
+    publish: withMetrics(snsPublisher(new SNSClient({}), process.env.LIFEBOAT_TOPIC_ARN!)),
     logger: new Logger({ serviceName: "lifeboat-freshness" }),
   });
   return check(event);

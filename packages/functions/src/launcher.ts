@@ -3,7 +3,7 @@ import { RDSClient } from "@aws-sdk/client-rds";
 import { SNSClient } from "@aws-sdk/client-sns";
 import { Logger } from "@aws-lambda-powertools/logger";
 import { LAUNCH_DELIVERIES, parseLaunchEvent, reportedFailure, runIdFor, type BackupFailedEvent, type LifeboatConfig, type RunnerRunEnv } from "@lifeboat/core";
-import { rdsEndpoint, runTaskInput, runnerSettingsFromEnv, runningRunnerTasks, snsPublisher, startRunnerTask, type LaunchRetry, type RunnerTaskSettings } from "@lifeboat/runner";
+import { rdsEndpoint, runTaskInput, runnerSettingsFromEnv, runningRunnerTasks, snsPublisher, startRunnerTask, withMetrics, type LaunchRetry, type RunnerTaskSettings } from "@lifeboat/runner";
 import { deployedConfig } from "./config.js";
 
 /**
@@ -140,7 +140,8 @@ export const handler = async (event: unknown) => {
     // the SDK's own retries too, adaptive: they slow down under throttling (the calls also back off in ecs.ts)
     ecs: new ECSClient({ maxAttempts: 5, retryMode: "adaptive" }),
     rds: new RDSClient({}),
-    publish: snsPublisher(new SNSClient({}), process.env.LIFEBOAT_TOPIC_ARN!),
+    // its launch failures are CloudWatch metrics too (the stack's dashboard shows them)
+    publish: withMetrics(snsPublisher(new SNSClient({}), process.env.LIFEBOAT_TOPIC_ARN!)),
     settings: runnerSettingsFromEnv(),
     logger: new Logger({ serviceName: "lifeboat-launcher" }),
   });

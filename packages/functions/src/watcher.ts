@@ -4,7 +4,7 @@ import { Logger } from "@aws-lambda-powertools/logger";
 import { EventBridgeSchema } from "@aws-lambda-powertools/parser/schemas/eventbridge";
 import { z } from "zod";
 import { reportedFailure, type BackupFailedEvent, type LifeboatConfig, type RunnerRunEnv } from "@lifeboat/core";
-import { UNREPORTED, runTaskInput, runnerSettingsFromEnv, snsPublisher, startRunnerTask, type LaunchRetry, type RunnerTaskSettings } from "@lifeboat/runner";
+import { UNREPORTED, runTaskInput, runnerSettingsFromEnv, snsPublisher, startRunnerTask, withMetrics, type LaunchRetry, type RunnerTaskSettings } from "@lifeboat/runner";
 import { deployedConfig } from "./config.js";
 
 /**
@@ -99,7 +99,8 @@ export const handler = async (event: unknown) => {
   watcher ??= createWatcher({
     config: await deployedConfig(),
     ecs: new ECSClient({ maxAttempts: 5, retryMode: "adaptive" }),
-    publish: snsPublisher(new SNSClient({}), process.env.LIFEBOAT_TOPIC_ARN!),
+    // each event it publishes is a CloudWatch metric too (embedded metric format: the stack's dashboard shows them)
+    publish: withMetrics(snsPublisher(new SNSClient({}), process.env.LIFEBOAT_TOPIC_ARN!)),
     settings: runnerSettingsFromEnv(),
     logger: new Logger({ serviceName: "lifeboat-watcher" }),
   });

@@ -27,3 +27,11 @@ export function backupMetrics(event: LifeboatEvent): Metrics {
 export function emitBackupMetrics(event: LifeboatEvent): void {
   backupMetrics(event).publishStoredMetrics();
 }
+
+/** A publisher that also emits each event's metrics (after it was published: a failed publish is the caller's error). */
+export function withMetrics(publish: (e: LifeboatEvent) => Promise<void>): (e: LifeboatEvent) => Promise<void> {
+  return async (e) => {
+    await publish(e);
+    emitBackupMetrics(e);
+  };
+}
