@@ -9,8 +9,7 @@ const NAMESPACE = "Lifeboat";
 export function dashboard(ctx: Context, alarmed: Alarms, queues: { launches: sst.aws.Queue; notificationFailures: sst.aws.Queue }) {
   const make = maker(ctx);
   const { plan } = ctx;
-  // a dashboard name is unique per account and region: the app and the stage
-  const name = `${$app.name}-${$app.stage}`.replace(/[^A-Za-z0-9_-]/g, "-");
+  const name = dashboardName();
   const targets = plan.runnerTargets.map((t) => t.target);
   const metric = (metricName: string, target: string, opts: Record<string, unknown> = {}) => [NAMESPACE, metricName, "service", "runner", "Target", target, opts];
   const width = 8;
@@ -45,6 +44,15 @@ export function dashboard(ctx: Context, alarmed: Alarms, queues: { launches: sst
     },
   );
   const board = make(aws.cloudwatch.Dashboard, "Dashboard", { dashboardName: name, dashboardBody: body });
-  const url = $interpolate`https://${ctx.region}.console.aws.amazon.com/cloudwatch/home?region=${ctx.region}#dashboards/dashboard/${board.dashboardName}`;
-  return { board, url };
+  return { board, url: dashboardUrl(ctx) };
+}
+
+/** A dashboard's name is unique per account and region: the app and the stage. */
+function dashboardName(): string {
+  return `${$app.name}-${$app.stage}`.replace(/[^A-Za-z0-9_-]/g, "-");
+}
+
+/** The dashboard's console URL, known before the dashboard exists (the Slack subscriber, made earlier, links it). */
+export function dashboardUrl(ctx: Context) {
+  return $interpolate`https://${ctx.region}.console.aws.amazon.com/cloudwatch/home?region=${ctx.region}#dashboards/dashboard/${dashboardName()}`;
 }

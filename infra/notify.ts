@@ -1,6 +1,7 @@
 // The topic every result event goes to, with the Slack and webhook subscribers and e-mail subscriptions from the config.
 import type { NotificationFilter } from "@lifeboat/core";
 import { lambdaDefaults, maker, parameterArn, type Context } from "./context";
+import { dashboardUrl } from "./dashboard";
 
 export function notify(ctx: Context) {
   const { plan } = ctx;
@@ -29,7 +30,7 @@ export function notify(ctx: Context) {
    * A subscriber Lambda that delivers to a URL kept in SSM (read by it alone). Subscriptions filter on the message
    * body: Lifeboat's events by status, and CloudWatch alarms (no message attributes) by state.
    */
-  function subscriber(name: "Slack" | "Webhook", parameter: string, environment: Record<string, string>, filterPolicy: NotificationFilter) {
+  function subscriber(name: "Slack" | "Webhook", parameter: string, environment: Record<string, $util.Input<string>>, filterPolicy: NotificationFilter) {
     // SNS subscriptions are named by SST after the topic and the subscriber's name
     const subscription = topic.subscribe(
       name,
@@ -59,7 +60,7 @@ export function notify(ctx: Context) {
 
   if (plan.slack) {
     const { webhookParameter, on, filterPolicy } = plan.slack;
-    subscriber("Slack", webhookParameter, { LIFEBOAT_SLACK_PARAMETER: webhookParameter, LIFEBOAT_SLACK_ON: JSON.stringify(on) }, filterPolicy);
+    subscriber("Slack", webhookParameter, { LIFEBOAT_SLACK_PARAMETER: webhookParameter, LIFEBOAT_SLACK_ON: JSON.stringify(on), LIFEBOAT_DASHBOARD_URL: dashboardUrl(ctx) }, filterPolicy);
   }
   if (plan.webhook) {
     const { urlParameter, on, filterPolicy } = plan.webhook;

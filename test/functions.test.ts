@@ -424,6 +424,21 @@ describe("Slack subscriber Lambda", () => {
     expect(JSON.stringify(received[1].blocks)).toContain("password authentication failed");
   });
 
+  it("links the stack's CloudWatch dashboard from a failure and an alarm, not from a success", async () => {
+    ssm.on(GetParameterCommand).resolves({ Parameter: { Value: hookUrl } });
+    received.length = 0;
+    const dashboardUrl = "https://eu-west-1.console.aws.amazon.com/cloudwatch/home?region=eu-west-1#dashboards/dashboard/lifeboat-production";
+    const handler = createSlackHandler({ ssm: new SSMClient({ region: "eu-west-1" }), parameter: "/lifeboat/slack", on: ["failed", "succeeded"], logger, dashboardUrl });
+    expect(await handler(snsEvent([failedEvent, okEvent]))).toEqual({ posted: 2, skipped: 0 });
+    const link = `<${dashboardUrl}|CloudWatch dashboard of every target>`;
+    expect(JSON.stringify(received[0].blocks)).toContain(JSON.stringify(link).slice(1, -1));
+    expect(JSON.stringify(received[1].blocks)).not.toContain("CloudWatch dashboard");
+    const alarm = { AlarmName: "lifeboat-production-LaunchFailed", AlarmDescription: "Lifeboat: the launcher failed", NewStateValue: "ALARM", NewStateReason: "x", StateChangeTime: "2026-11-21T02:20:00.000+0000" };
+    const record = { Records: [{ ...snsEvent([failedEvent]).Records[0]!, Sns: { ...snsEvent([failedEvent]).Records[0]!.Sns, Message: JSON.stringify(alarm), MessageAttributes: {} } }] };
+    expect(await handler(record)).toEqual({ posted: 1, skipped: 0 });
+    expect(JSON.stringify(received[2].blocks)).toContain("CloudWatch dashboard of every target");
+  });
+
   it("renders the deployment's CloudWatch alarms readably: ALARM as a failure, OK as resolved", async () => {
     ssm.on(GetParameterCommand).resolves({ Parameter: { Value: hookUrl } });
     received.length = 0;

@@ -360,8 +360,9 @@ describe("the CloudWatch dashboard", () => {
   const board = () => unwrap(one(resources, "aws:cloudwatch/dashboard:Dashboard").inputs);
   const widgets = () => JSON.parse(board().dashboardBody).widgets as Array<{ type: string; x: number; y: number; width: number; properties: { title?: string; metrics?: unknown[][]; alarms?: string[]; region?: string } }>;
 
-  it("one per stack, named after the app and stage", () => {
+  it("one per stack, named after the app and stage; the Slack subscriber links it from failures", () => {
     expect(board().dashboardName).toBe("lifeboat-production");
+    expect(fn("LifeboatEventsSubscriberSlackFunctionFunction").environment.variables.LIFEBOAT_DASHBOARD_URL).toBe("https://eu-west-1.console.aws.amazon.com/cloudwatch/home?region=eu-west-1#dashboards/dashboard/lifeboat-production");
   });
 
   it("per target: size, duration and outcomes (backups, failures, missed fire times, drills) from the metrics Lifeboat emits", () => {

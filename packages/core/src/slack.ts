@@ -15,7 +15,16 @@ export function isAlarmNotification(x: unknown): x is AlarmNotification {
 }
 
 /** An alarm, as a person reads it in Slack: what is wrong, where to look; and when it is over. */
-export function renderAlarmMessage(a: AlarmNotification): { text: string; blocks: unknown[] } {
+/** Where a failure's reader looks next: the stack's CloudWatch dashboard, when the deployment has one. */
+export interface SlackRenderOptions {
+  dashboardUrl?: string | undefined;
+}
+
+function dashboardBlock(opts: SlackRenderOptions): unknown[] {
+  return opts.dashboardUrl ? [{ type: "context", elements: [{ type: "mrkdwn", text: `<${opts.dashboardUrl}|CloudWatch dashboard of every target>` }] }] : [];
+}
+
+export function renderAlarmMessage(a: AlarmNotification, opts: SlackRenderOptions = {}): { text: string; blocks: unknown[] } {
   const alarming = a.NewStateValue === "ALARM";
   const what = a.AlarmDescription || a.AlarmName;
   const text = alarming ? `:rotating_light: ${what}` : `:white_check_mark: Resolved: ${what}`;
@@ -27,6 +36,7 @@ export function renderAlarmMessage(a: AlarmNotification): { text: string; blocks
         type: "context",
         elements: [{ type: "mrkdwn", text: `CloudWatch alarm \`${a.AlarmName}\` is ${a.NewStateValue}${a.Region ? ` in ${a.Region}` : ""}${a.StateChangeTime ? ` since ${a.StateChangeTime}` : ""}${a.NewStateReason ? `: ${a.NewStateReason.slice(0, 500)}` : ""}` }],
       },
+      ...(alarming ? dashboardBlock(opts) : []),
     ],
   };
 }
@@ -69,9 +79,10 @@ function originBlock(e: LifeboatEvent): unknown[] {
 }
 
 /** One rendering of a result event as a Slack Block Kit message (with where it ran, when the runner said). */
-export function renderSlackMessage(e: LifeboatEvent): { text: string; blocks: unknown[] } {
+export function renderSlackMessage(e: LifeboatEvent, opts: SlackRenderOptions = {}): { text: string; blocks: unknown[] } {
   const m = renderEvent(e);
-  return { text: m.text, blocks: [...m.blocks, ...originBlock(e)] };
+  // a failure (failed, missed, a failed drill) links the dashboard: the target's history, and every other target
+  return { text: m.text, blocks: [...m.blocks, ...originBlock(e), ...(e.status === "failed" ? dashboardBlock(opts) : [])] };
 }
 
 function renderEvent(e: LifeboatEvent): { text: string; blocks: unknown[] } {
