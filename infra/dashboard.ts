@@ -12,7 +12,7 @@ export function dashboard(ctx: Context, alarmed: Alarms, queues: { launches: sst
   const name = dashboardName();
   const targets = plan.runnerTargets.map((t) => t.target);
   const metric = (metricName: string, target: string, opts: Record<string, unknown> = {}) => [NAMESPACE, metricName, "service", "runner", "Target", target, opts];
-  const width = 8;
+  const width = 6;
   const queueNames = $util.all([alarmed.scheduleDeadLetters, alarmed.launchFailures, alarmed.launchDeadLetters, queues.notificationFailures, queues.launches].map((q) => q.nodes.queue.name));
   const alarmArns = $util.all(alarmed.made.map((a) => a.arn));
   const body = $util.all([ctx.region, alarmArns, queueNames]).apply(
@@ -31,6 +31,8 @@ export function dashboard(ctx: Context, alarmed: Alarms, queues: { launches: sst
           graph("backup size", [metric("BackupBytes", t, { stat: "Maximum", label: "size (bytes)" })]),
           graph("backup duration", [metric("BackupDuration", t, { stat: "Maximum", label: "duration (ms)" })]),
           graph("outcomes", [metric("BackupSucceeded", t, { stat: "Sum", label: "succeeded" }), metric("BackupFailed", t, { stat: "Sum", label: "failed" }), metric("BackupMissed", t, { stat: "Sum", label: "missed" }), metric("DrillPassed", t, { stat: "Sum", label: "drill passed" }), metric("DrillFailed", t, { stat: "Sum", label: "drill failed" })], { view: "bar", period: 86400 }),
+          // the freshness check's measure, every 15 minutes (scheduled targets)
+          graph("newest backup age", [metric("NewestBackupAge", t, { stat: "Maximum", label: "age (s)" })], { period: 900 }),
         ]);
       }
       const [scheduleDead, launchFailed, launchDead, notificationsFailed, launches] = queueNames;
@@ -38,8 +40,8 @@ export function dashboard(ctx: Context, alarmed: Alarms, queues: { launches: sst
       row([
         { type: "metric", properties: { title: "queues where failures wait", region, view: "timeSeries", period: 300, metrics: [queue(scheduleDead!, "schedule dead letters"), queue(launchFailed!, "launch failures"), queue(launchDead!, "launch dead letters"), queue(notificationsFailed!, "notification failures")] } },
         { type: "metric", properties: { title: "launch queue", region, view: "timeSeries", period: 300, metrics: [queue(launches!, "launches waiting")] } },
-        { type: "alarm", properties: { title: "alarms", alarms } },
       ]);
+      row([{ type: "alarm", width: 24, properties: { title: "alarms", alarms } }], 4);
       return JSON.stringify({ widgets });
     },
   );

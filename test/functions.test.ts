@@ -14,7 +14,7 @@ import { GetSecretValueCommand, SecretsManagerClient } from "@aws-sdk/client-sec
 import { Logger } from "@aws-lambda-powertools/logger";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { LAUNCH_DELIVERIES, deployedConfigKey, readDeployedConfig, launchClientToken, parseConfig, sha256Hex, renderSlackMessage, runIdFor, runnerRoleName, type LifeboatEvent } from "@lifeboat/core";
-import { S3Store, backupMetrics, generateIdentity, runTargetBackups, runnerMain, snsPublisher, withMetrics } from "@lifeboat/runner";
+import { S3Store, backupAgeMetrics, backupMetrics, generateIdentity, runTargetBackups, runnerMain, snsPublisher, withMetrics } from "@lifeboat/runner";
 import { createFreshnessCheck, createLauncher, createSlackHandler, createWatcher, createWebhookHandler, deployedConfig } from "@lifeboat/functions";
 import { recordAwsCalls } from "./support/aws-calls.js";
 import { SETTINGS, TEST_BUCKET, TOPIC, VAULT_SECRET, cloudConfig } from "./support/cloud-fixture.js";
@@ -759,8 +759,13 @@ describe("the freshness check Lambda", () => {
     // two days later: fire times every 6 hours after the backup, reported once their grace (6 h 30 min) has passed
     const now = () => new Date(started + 48 * 3_600_000);
     calls.as("freshness");
-    const check = createFreshnessCheck({ config, store, publish: snsPublisher(new SNSClient({ region: "eu-west-1" }), TOPIC), logger, now });
+    const ages = new Map<string, number | undefined>();
+    const check = createFreshnessCheck({ config, store, publish: snsPublisher(new SNSClient({ region: "eu-west-1" }), TOPIC), logger, now, age: (t, s) => void ages.set(t, s) });
     const first = await check({});
+    // each scheduled target's newest backup age, for the dashboard (none for a target never backed up)
+    expect(Object.fromEntries(ages)).toEqual({ prod: undefined, staging: 48 * 3600 });
+    expect(backupAgeMetrics("staging", 48 * 3600)!.serializeMetrics()).toMatchObject({ Target: "staging", NewestBackupAge: 172800, service: "runner" });
+    expect(backupAgeMetrics("prod", undefined)).toBeUndefined();
     expect(first.missed.map((m) => m.target)).toEqual(["staging", "staging", "staging", "staging", "staging", "staging"]);
     expect(first.missed.map((m) => Date.parse(m.fireTime) - started)).toEqual([6, 12, 18, 24, 30, 36].map((h) => h * 3_600_000));
     const events = published().map((p) => ({ attrs: p.MessageAttributes, body: JSON.parse(p.Message!) }));

@@ -371,6 +371,7 @@ describe("the CloudWatch dashboard", () => {
       expect(metricNames(`${t}: backup size`)).toEqual([["Lifeboat", "BackupBytes", "service", "runner", "Target", t]]);
       expect(metricNames(`${t}: backup duration`)).toEqual([["Lifeboat", "BackupDuration", "service", "runner", "Target", t]]);
       expect(metricNames(`${t}: outcomes`).map((m) => m[1])).toEqual(["BackupSucceeded", "BackupFailed", "BackupMissed", "DrillPassed", "DrillFailed"]);
+      expect(metricNames(`${t}: newest backup age`)).toEqual([["Lifeboat", "NewestBackupAge", "service", "runner", "Target", t]]);
     }
     // the names the runner's (and the Lambdas') embedded metric format uses: the widgets draw what is emitted
     const emitted = backupMetrics({ version: 1, type: "backup.failed", status: "failed", time: "", target: "prod", runId: "r", trigger: "schedule", attempt: 1 } as unknown as LifeboatEvent).serializeMetrics() as { _aws: { CloudWatchMetrics: Array<{ Namespace: string; Dimensions: string[][] }> } };

@@ -1,7 +1,7 @@
 import { SNSClient } from "@aws-sdk/client-sns";
 import { Logger } from "@aws-lambda-powertools/logger";
 import type { BackupMissedEvent, LifeboatConfig, ObjectStore } from "@lifeboat/core";
-import { S3Store, checkFreshness, snsPublisher, withMetrics } from "@lifeboat/runner";
+import { S3Store, checkFreshness, emitBackupAge, snsPublisher, withMetrics } from "@lifeboat/runner";
 import { deployedConfig } from "./config.js";
 
 /**
@@ -15,14 +15,18 @@ export interface FreshnessDeps {
   publish: (e: BackupMissedEvent) => Promise<void>;
   logger: Logger;
   now?: () => Date;
+  /** Each checked target's newest backup age in seconds (undefined: it has none): the dashboard's age widget. */
+  age?: (target: string, seconds: number | undefined) => void;
 }
 
 export function createFreshnessCheck(deps: FreshnessDeps) {
   return async (_event?: unknown): Promise<{ missed: Array<{ target: string; fireTime: string }> }> => {
+    const now = deps.now ? deps.now() : new Date();
     const raised = await checkFreshness(deps.config, deps.store, {
       scheduler: "eventbridge",
       publish: deps.publish,
-      ...(deps.now ? { now: deps.now() } : {}),
+      now,
+      ...(deps.age ? { newest: (target: string, startedAt: string | undefined) => deps.age!(target, startedAt ? Math.max(0, (now.getTime() - Date.parse(startedAt)) / 1000) : undefined) } : {}),
       log: { log: (level, msg, fields) => deps.logger[level](msg, fields ?? {}) },
     });
     return { missed: raised.map((e) => ({ target: e.target, fireTime: e.missed.fireTime })) };
@@ -38,6 +42,7 @@ export const handler = async (event: unknown) => {
     // each event it publishes is a CloudWatch metric too (embedded metric format: the stack's dashboard shows them)
     publish: withMetrics(snsPublisher(new SNSClient({}), process.env.LIFEBOAT_TOPIC_ARN!)),
     logger: new Logger({ serviceName: "lifeboat-freshness" }),
+    age: emitBackupAge,
   });
   return check(event);
 };

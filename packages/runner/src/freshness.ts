@@ -53,6 +53,8 @@ export interface FreshnessOptions {
   scheduler?: "eventbridge" | "lifeboat schedule";
   /** Delivers one event; it must resolve only once the event is out (the marker is written after it). */
   publish: (e: BackupMissedEvent) => Promise<void>;
+  /** Told each checked target's newest backup (its start), or that it has none: for a metric of its age. */
+  newest?: (target: string, startedAt: string | undefined) => void;
 }
 
 /** Targets checked at once. */
@@ -88,6 +90,7 @@ export async function checkFreshness(config: LifeboatConfig, store: ObjectStore,
     // the target's pointer to its newest backup (one small read); a target backed up only by an older Lifeboat has
     // none yet, and its manifests are read once more
     const newest = (await readLatest(store, target)) ?? (await listBackups(store, target, log))[0];
+    opts.newest?.(target, newest?.startedAt);
     // with a backup, its history proves the target was due from then on; without one, only since watching began
     const after = newest ? new Date(newest.startedAt) : since;
     const graceMinutes = t.freshness?.graceMinutes ?? defaultGraceMinutes(parsed.schedule, t.timezone, t.maxRunMinutes, now);

@@ -35,3 +35,19 @@ export function withMetrics(publish: (e: LifeboatEvent) => Promise<void>): (e: L
     emitBackupMetrics(e);
   };
 }
+
+/**
+ * A target's newest backup age (seconds), emitted by the freshness check every 15 minutes: what CloudWatch cannot
+ * derive from the backups' own metrics. A target without a backup emits nothing (no age to draw).
+ */
+export function backupAgeMetrics(target: string, seconds: number | undefined): Metrics | undefined {
+  if (seconds === undefined) return undefined;
+  const metrics = new Metrics({ namespace: "Lifeboat", serviceName: "runner" });
+  metrics.addDimension("Target", target);
+  metrics.addMetric("NewestBackupAge", MetricUnit.Seconds, Math.round(seconds));
+  return metrics;
+}
+
+export function emitBackupAge(target: string, seconds: number | undefined): void {
+  backupAgeMetrics(target, seconds)?.publishStoredMetrics();
+}
