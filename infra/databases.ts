@@ -51,20 +51,25 @@ export function appDatabasePasswordParameter(target: string): string {
   return `/lifeboat/${$app.name}/${$app.stage}/${target}/database-password`;
 }
 
-function securityGroupsOf(target: string, db: AppDatabase): $util.Output<string[]> {
+/** The RDS resource behind a database component: Aurora's cluster, or Postgres's instance (none under `sst dev`). */
+function rdsNodeOf(target: string, db: AppDatabase): { cluster: aws.rds.Cluster } | { instance: aws.rds.Instance } {
   const nodes = db.nodes as { cluster?: aws.rds.Cluster; instance?: aws.rds.Instance };
-  // Aurora: the cluster's groups (its nodes.instance is an instance of the cluster); Postgres: the instance's (none
-  // given: the VPC's default group)
-  if (nodes.cluster) return nodes.cluster.vpcSecurityGroupIds.apply((g) => g ?? []);
-  if (nodes.instance) return nodes.instance.vpcSecurityGroupIds.apply((g) => g ?? []);
+  // Aurora's nodes.instance is an instance of its cluster: the cluster is what has the security groups and the
+  // resource id IAM authentication is granted on
+  if (nodes.cluster) return { cluster: nodes.cluster };
+  if (nodes.instance) return { instance: nodes.instance };
   throw new VisibleError(
     `lifeboat: targets.${target}.database is an SST database that has no RDS instance or cluster here (under \`sst dev\` it is your local database): deploy with \`sst deploy\`, or give a host instead`,
   );
 }
 
+/** Where the runner's config says a database is while the deployment is planned (its endpoint is known at deploy time). */
+const plannedEndpoint = (target: string) => ({ host: `${target}.app-database.invalid`, port: 5432, database: "app" });
+
 /**
  * Splits the targets: `planned` (app databases as placeholders, for planning the deployment), `deployed` (their real
- * endpoints, resolved at deploy time, for the config the runner reads) and `access` (the security groups to open).
+ * endpoints, resolved at deploy time, for the config the runner reads), `access` (the security groups to open), and
+ * what the runner roles are granted once known: `secrets` (Aurora's), `iam` (rds-db:connect).
  */
 export function appDatabaseTargets<T extends { database: unknown }>(
   name: string,
@@ -89,62 +94,62 @@ export function appDatabaseTargets<T extends { database: unknown }>(
       );
     }
     const db = spec.component;
-    const nodes = db.nodes as { cluster?: aws.rds.Cluster; instance?: aws.rds.Instance };
+    const rds = rdsNodeOf(target, db);
+    const node = "cluster" in rds ? rds.cluster : rds.instance;
+    // RDS's certificate, verified against Amazon RDS's CA bundle (in the runner image); through an RDS Proxy (the
+    // component's proxy: true, whose endpoint is its host) the certificate is ACM's, from Amazon's public roots, not
+    // the RDS bundle's: verified against the system's roots instead (libpq 16+, the image's)
     const tls = { sslmode: "verify-full" as const, sslrootcert: RDS_CA_BUNDLE_IN_IMAGE };
-    // through an RDS Proxy (the component's proxy: true, whose endpoint is its host) the certificate is ACM's, from
-    // Amazon's public roots, not the RDS bundle's: verified against the system's roots instead (libpq 16+, the image's)
-    const deployedTls = { sslmode: "verify-full" as const, sslrootcert: db.host.apply((h) => (isRdsProxy(h) ? "system" : RDS_CA_BUNDLE_IN_IMAGE)) };
-    const where = { host: db.host, port: db.port, database: spec.database ?? db.database };
+    const deployedTls = { ...tls, sslrootcert: db.host.apply((h) => (isRdsProxy(h) ? "system" : RDS_CA_BUNDLE_IN_IMAGE)) };
+
+    // who the runner connects as, and how it authenticates: at planning time, and once deployed
+    let user: string | $util.Output<string>;
+    let plannedAuth: Record<string, unknown>;
+    let deployedAuth: Record<string, unknown>;
     if (spec.iamAuth) {
       if (!spec.user) {
         throw new VisibleError(`lifeboat: targets.${target}.database.iamAuth needs user: a database user of its own with the rds_iam role (granting rds_iam to the master user would end its password logins)`);
       }
-      const resourceId = nodes.cluster ? nodes.cluster.clusterResourceId : nodes.instance ? nodes.instance.resourceId : undefined;
-      if (!resourceId) throw new VisibleError(`lifeboat: targets.${target}.database has no RDS instance or cluster here (under \`sst dev\` it is your local database)`);
-      // the database must accept IAM authentication: said at deploy time when it does not
-      (nodes.cluster ?? nodes.instance)!.iamDatabaseAuthenticationEnabled.apply((on) => {
-        if (!on) console.warn(`lifeboat: targets.${target} uses IAM authentication, but its database does not accept it: set iamDatabaseAuthenticationEnabled: true in its transform (${nodes.cluster ? "transform.cluster" : "transform.instance"})`);
+      user = spec.user;
+      // the database must accept IAM authentication, and not through a proxy (a proxy's IAM authentication is its own,
+      // with a prx- grant, not made here): said at deploy time
+      node.iamDatabaseAuthenticationEnabled.apply((on) => {
+        if (!on) console.warn(`lifeboat: targets.${target} uses IAM authentication, but its database does not accept it: set iamDatabaseAuthenticationEnabled: true in its transform (${"cluster" in rds ? "transform.cluster" : "transform.instance"})`);
       });
-      iam.push({ target, user: spec.user, resourceId });
-      // through an RDS Proxy, IAM authentication is the proxy's (its own auth settings and a prx- grant): not made here
       db.host.apply((h) => {
         if (isRdsProxy(h)) console.warn(`lifeboat: targets.${target} uses IAM authentication through an RDS Proxy (${h}): Lifeboat grants rds-db:connect on the database, not the proxy; connect to the instance instead (no proxy), or use a password`);
       });
-      planned[target] = { ...t, database: { host: `${target}.app-database.invalid`, port: 5432, database: "app", user: spec.user, password: { ssm: PLANNED_PARAMETER }, ...tls } };
-      deployed[target] = { ...t, database: { ...where, user: spec.user, iamAuth: true, ...deployedTls } };
-      access.push({ target, port: db.port, securityGroups: securityGroupsOf(target, db) });
-      continue;
-    }
-    if (spec.user) {
+      iam.push({ target, user: spec.user, resourceId: "cluster" in rds ? rds.cluster.clusterResourceId : rds.instance.resourceId });
+      plannedAuth = { password: { ssm: PLANNED_PARAMETER } };
+      deployedAuth = { iamAuth: true };
+    } else if (spec.user) {
       // a user of Lifeboat's own, with its own password (the component's is the master user's)
       if (!spec.password) throw new VisibleError(`lifeboat: targets.${target}.database.user is not the master user: give its password ({ ssm: "/..." } or { secretsManager: "arn:..." }), or iamAuth: true`);
-      planned[target] = { ...t, database: { host: `${target}.app-database.invalid`, port: 5432, database: "app", user: spec.user, password: spec.password, ...tls } };
-      deployed[target] = { ...t, database: { ...where, user: spec.user, password: spec.password, ...deployedTls } };
-      access.push({ target, port: db.port, securityGroups: securityGroupsOf(target, db) });
-      continue;
-    }
-    // Aurora keeps its credentials in a Secrets Manager secret (JSON: username, password), which the runner reads
-    // itself; sst.aws.Postgres exposes no secret, so its password is copied to an SSM SecureString for the runner
-    const auroraSecret = (db as { secretArn?: $util.Output<string> }).secretArn;
-    let password: { ssm: string } | { secretsManager: $util.Output<string> | string; key: string };
-    if (auroraSecret) {
-      password = { secretsManager: auroraSecret, key: "password" };
-      secrets.push({ target, arn: auroraSecret });
+      user = spec.user;
+      plannedAuth = deployedAuth = { password: spec.password };
     } else {
-      const parameter = appDatabasePasswordParameter(target);
-      new aws.ssm.Parameter(
-        `${name}${pascal(target)}DatabasePassword`,
-        { name: parameter, type: "SecureString", value: db.password, description: `Lifeboat: the password of target ${target}'s database` },
-        { parent },
-      );
-      password = { ssm: parameter };
+      // the master user. Aurora keeps its credentials in a Secrets Manager secret (JSON: username, password), which the
+      // runner reads itself (its ARN is known at deploy time: the runner role gets it from `secrets`); sst.aws.Postgres
+      // exposes no secret, so its password is copied to an SSM SecureString for the runner
+      user = db.username;
+      const auroraSecret = (db as { secretArn?: $util.Output<string> }).secretArn;
+      if (auroraSecret) {
+        secrets.push({ target, arn: auroraSecret });
+        plannedAuth = { password: { secretsManager: PLANNED_SECRET, key: "password" } };
+        deployedAuth = { password: { secretsManager: auroraSecret, key: "password" } };
+      } else {
+        const parameter = appDatabasePasswordParameter(target);
+        new aws.ssm.Parameter(
+          `${name}${pascal(target)}DatabasePassword`,
+          { name: parameter, type: "SecureString", value: db.password, description: `Lifeboat: the password of target ${target}'s database` },
+          { parent },
+        );
+        plannedAuth = deployedAuth = { password: { ssm: parameter } };
+      }
     }
-    // RDS's certificate, verified against Amazon RDS's CA bundle (in the runner image)
-    // planned: the secret's ARN is known at deploy time only (the runner role gets it from `secrets`)
-    const plannedPassword = auroraSecret ? { secretsManager: PLANNED_SECRET, key: "password" } : password;
-    planned[target] = { ...t, database: { host: `${target}.app-database.invalid`, port: 5432, database: "app", user: "app", password: plannedPassword, ...tls } };
-    deployed[target] = { ...t, database: { ...where, user: db.username, password, ...deployedTls } };
-    access.push({ target, port: db.port, securityGroups: securityGroupsOf(target, db) });
+    planned[target] = { ...t, database: { ...plannedEndpoint(target), user: typeof user === "string" ? user : "app", ...plannedAuth, ...tls } };
+    deployed[target] = { ...t, database: { host: db.host, port: db.port, database: spec.database ?? db.database, user, ...deployedAuth, ...deployedTls } };
+    access.push({ target, port: db.port, securityGroups: node.vpcSecurityGroupIds.apply((g) => g ?? []) });
   }
   return { planned, deployed, access, secrets, iam };
 }

@@ -65,18 +65,6 @@ export function runner(
   const cluster = make(sst.aws.Cluster, "Cluster", { vpc });
 
   /**
-   * What one target's runner may do, and nothing of another target: write and abort uploads under its own prefix;
-   * read its manifests, run record and newest-backup pointer (and its dumps, if it schedules restore drills); list
-   * its prefix, and the bucket's pending uploads (AWS has no prefix condition for that listing: keys and upload ids,
-   * no data); delete its own dumps (a failed run removes the dump whose manifest could not be written), and anything
-   * under its prefix only if the runner prunes it; read the deployed config, its own secrets (SSM parameters, Secrets
-   * Manager secrets; and the heartbeat's URL); describe its RDS instance; publish to the topic; use the bucket's KMS key through S3. A delete in this
-   * versioned bucket leaves the previous version, which no Lifeboat role may delete.
-   */
-  /** A target's Secrets Manager secrets: those its config names, and its app database's (known at deploy time). */
-  const mySecrets = (target: string, named: string[]): $util.Input<string>[] => [...named.filter((s) => s !== PLANNED_SECRET), ...appSecrets.filter((s) => s.target === target).map((s) => s.arn)];
-
-  /**
    * What rds-db:connect names: an instance's resource id (db-...), or, for an instance of an Aurora cluster, the
    * cluster's (cluster-...): IAM authentication to Aurora is authorized on the cluster.
    */
@@ -84,9 +72,27 @@ export function runner(
     aws.rds.getInstanceOutput({ dbInstanceIdentifier: instance }, { parent: ctx.parent }).apply((i) =>
       i.dbClusterIdentifier ? aws.rds.getClusterOutput({ clusterIdentifier: i.dbClusterIdentifier }, { parent: ctx.parent }).clusterResourceId : $output(i.resourceId),
     );
+  const dbUser = (resourceId: $util.Input<string>, user: $util.Input<string>) => $interpolate`arn:${ctx.partition}:rds-db:${ctx.region}:${ctx.account}:dbuser:${resourceId}/${user}`;
 
+  /**
+   * What one target's runner may do, and nothing of another target: write and abort uploads under its own prefix;
+   * read its manifests, run record and newest-backup pointer (and its dumps, if it schedules restore drills); list
+   * its prefix, and the bucket's pending uploads (AWS has no prefix condition for that listing: keys and upload ids,
+   * no data); delete its own dumps (a failed run removes the dump whose manifest could not be written), and anything
+   * under its prefix only if the runner prunes it; read the deployed config, its own secrets (SSM parameters, Secrets
+   * Manager secrets; and the heartbeat's URL); describe its RDS instance; connect as its database user where it uses
+   * IAM authentication; publish to the topic; use the bucket's KMS key through S3. A delete in this versioned bucket
+   * leaves the previous version, which no Lifeboat role may delete.
+   */
   function targetStatements(t: (typeof plan.runnerTargets)[number]) {
     const mine = (pattern: string) => $interpolate`${bucket.arn}/${t.prefix}${pattern}`;
+    // the planning placeholders of app databases are never granted: their real secrets and users come from the component
+    const parameters = t.parameters.filter((p) => p !== PLANNED_PARAMETER);
+    const secrets: $util.Input<string>[] = [...t.secrets.filter((s) => s !== PLANNED_SECRET), ...appSecrets.filter((s) => s.target === t.target).map((s) => s.arn)];
+    const dbUsers = [
+      ...(t.iamAuth ? [dbUser(iamResourceId(t.iamAuth.instance), t.iamAuth.user)] : []),
+      ...appIam.filter((a) => a.target === t.target).map((a) => dbUser(a.resourceId, a.user)),
+    ];
     return [
       { actions: ["s3:PutObject", "s3:AbortMultipartUpload"], resources: [mine("*")] },
       {
@@ -96,25 +102,12 @@ export function runner(
       { actions: ["s3:ListBucket"], resources: [bucket.arn], conditions: [{ test: "StringLike", variable: "s3:prefix", values: [`${t.prefix}*`] }] },
       { actions: ["s3:ListBucketMultipartUploads"], resources: [bucket.arn] },
       { actions: ["s3:DeleteObject"], resources: t.pruned ? [mine("*")] : dumpPatterns.map(mine) },
-      ...(t.parameters.some((p) => p !== PLANNED_PARAMETER) ? [{ actions: ["ssm:GetParameter"], resources: t.parameters.filter((p) => p !== PLANNED_PARAMETER).map((p) => parameterArn(ctx, p)) }] : []),
+      ...(parameters.length ? [{ actions: ["ssm:GetParameter"], resources: parameters.map((p) => parameterArn(ctx, p)) }] : []),
       // Secrets Manager secrets it names (a secret with a key of its own also needs kms:Decrypt: the key's policy)
-      ...(mySecrets(t.target, t.secrets).length ? [{ actions: ["secretsmanager:GetSecretValue"], resources: mySecrets(t.target, t.secrets) }] : []),
+      ...(secrets.length ? [{ actions: ["secretsmanager:GetSecretValue"], resources: secrets }] : []),
       ...(t.rds ? [{ actions: ["rds:DescribeDBInstances"], resources: [rdsInstanceArn(ctx, t.rds)] }] : []),
-      // IAM database authentication: connect as its user, to its instance only (by the instance's resource id)
-      ...(t.iamAuth
-        ? [
-            {
-              actions: ["rds-db:connect"],
-              resources: [
-                $interpolate`arn:${ctx.partition}:rds-db:${ctx.region}:${ctx.account}:dbuser:${iamResourceId(t.iamAuth.instance)}/${t.iamAuth.user}`,
-              ],
-            },
-          ]
-        : []),
-      // an app database's IAM authentication: as its user, on that instance or cluster only
-      ...appIam
-        .filter((a) => a.target === t.target)
-        .map((a) => ({ actions: ["rds-db:connect"], resources: [$interpolate`arn:${ctx.partition}:rds-db:${ctx.region}:${ctx.account}:dbuser:${a.resourceId}/${a.user}`] })),
+      // IAM database authentication: as its user, on its instance or cluster only (by resource id)
+      ...(dbUsers.length ? [{ actions: ["rds-db:connect"], resources: dbUsers }] : []),
       { actions: ["sns:Publish"], resources: [topic.arn] },
       ...bucketKeyPermissions(ctx),
     ];

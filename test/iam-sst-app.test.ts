@@ -6,24 +6,21 @@
  * the runner and the Lambdas (the cloud fixture's targets, which this app backs up too) is allowed by this stack's
  * roles, and the app database's target is judged by its own role.
  */
-import { execFileSync, spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { LIFEBOAT_VERSION, parseConfig } from "@lifeboat/core";
+import { LIFEBOAT_VERSION, SST_VERSION, parseConfig } from "@lifeboat/core";
 import type { Component, RecordedCall } from "./support/aws-calls.js";
 import { VAULT_SECRET, cloudConfig } from "./support/cloud-fixture.js";
 import { REPO } from "./support/helpers.js";
 import { ROLES, Stack, denials, recorded } from "./support/iam-check.js";
 import { assertLeastPrivilege, statements } from "./support/least-privilege.js";
+import { run, typeCheckApp, writeAppTsconfig } from "./support/sst-app.js";
 import { MOCK_SECRET, ofType, one, synthesize, unwrap } from "./support/sst-synth.js";
 
 const TARBALL = join(REPO, "dist", `lifeboat-${LIFEBOAT_VERSION}.tgz`);
-const SST_VERSION = JSON.parse(execFileSync("npm", ["pkg", "get", "devDependencies.sst"], { cwd: REPO }).toString()) as string;
 const PASSWORD_PARAMETER = "/lifeboat/acme/production/app/database-password";
-const run = (cmd: string, args: string[], cwd: string, env: NodeJS.ProcessEnv = {}) =>
-  execFileSync(cmd, args, { cwd, stdio: "pipe", env: { ...process.env, npm_config_loglevel: "error", ...env } }).toString();
 
 /** The cloud fixture's deployment without its VPC ids (this app gives its own sst.aws.Vpc), plus the app's databases. */
 const fixture = { storage: cloudConfig.storage, notifications: cloudConfig.notifications, targets: cloudConfig.targets };
@@ -73,7 +70,7 @@ beforeAll(async () => {
   app = mkdtempSync(join(tmpdir(), "lifeboat-sst-app-"));
   writeFileSync(join(app, "package.json"), JSON.stringify({ name: "acme", private: true, type: "module", dependencies: { lifeboat: `file:${TARBALL}`, sst: SST_VERSION } }, null, 2));
   writeFileSync(join(app, "sst.config.ts"), SST_CONFIG);
-  writeFileSync(join(app, "tsconfig.json"), JSON.stringify({ compilerOptions: { target: "ES2022", module: "ESNext", moduleResolution: "Bundler", strict: true, skipLibCheck: true, noEmit: true }, include: ["sst.config.ts"] }));
+  writeAppTsconfig(app, ["sst.config.ts"]);
   run("npm", ["install", "--prefer-offline", "--no-audit", "--no-fund"], app);
   // SST's own install, offline (../shared/notes/sst-offline.md): the platform's sources and types in .sst/platform
   run("npx", ["sst", "install", "--stage", "ci"], app, { SST_NO_BUN: "1", SST_SKIP_DEPENDENCY_CHECK: "1", SST_TELEMETRY_DISABLED: "1" });
@@ -104,8 +101,8 @@ afterAll(() => {
 
 describe("an SST app outside this repository, with lifeboat installed from the tarball", () => {
   it("type-checks against SST's platform types and lifeboat/sst's", () => {
-    const tsc = spawnSync(process.execPath, [join(REPO, "node_modules/typescript/bin/tsc"), "-p", "tsconfig.json"], { cwd: app, encoding: "utf8" });
-    expect(tsc.status, tsc.stdout + tsc.stderr).toBe(0);
+    const tsc = typeCheckApp(app);
+    expect(tsc.status, tsc.output).toBe(0);
   }, 120_000);
 
   it("takes the database's endpoint, port, name and user from the component, its password into an SSM SecureString only", () => {

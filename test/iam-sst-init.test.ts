@@ -4,7 +4,6 @@
  * under Pulumi mocks into the stack a user would deploy, and meets least privilege. (The platform is this
  * repository's .sst/platform, copied: the same sst version; test/iam-sst-app.test.ts runs `sst install` itself.)
  */
-import { execFileSync, spawnSync } from "node:child_process";
 import { copyFileSync, cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -12,10 +11,10 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LIFEBOAT_VERSION } from "@lifeboat/core";
 import { REPO } from "./support/helpers.js";
 import { assertLeastPrivilege } from "./support/least-privilege.js";
+import { run, typeCheckApp, writeAppTsconfig } from "./support/sst-app.js";
 import { ofType, one, synthesize, unwrap, type Recorded } from "./support/sst-synth.js";
 
 const TARBALL = join(REPO, "dist", `lifeboat-${LIFEBOAT_VERSION}.tgz`);
-const run = (cmd: string, args: string[], cwd: string) => execFileSync(cmd, args, { cwd, stdio: "pipe", env: { ...process.env, npm_config_loglevel: "error" } }).toString();
 
 let home: string;
 let app: string;
@@ -36,7 +35,7 @@ beforeAll(async () => {
   run(process.execPath, [join(tools, "node_modules/lifeboat/bin/lifeboat.js"), "init", app, "--region", "eu-west-1", "--bucket", "acme-db-backups", "--email", "ops@example.com", "--lifeboat", `file:${tarball}`], home);
   run("npm", ["install", "--prefer-offline", "--no-audit", "--no-fund"], app);
   cpSync(join(REPO, ".sst/platform"), join(app, ".sst/platform"), { recursive: true });
-  writeFileSync(join(app, "tsconfig.json"), JSON.stringify({ compilerOptions: { target: "ES2022", module: "ESNext", moduleResolution: "Bundler", strict: true, skipLibCheck: true, noEmit: true }, include: ["sst.config.ts", "lifeboat.config.ts"] }));
+  writeAppTsconfig(app, ["sst.config.ts", "lifeboat.config.ts"]);
   const synth = await synthesize("production", { root: app });
   resources = synth.resources;
   close = synth.close;
@@ -53,8 +52,8 @@ describe("the SST app `lifeboat init` writes, outside this repository", () => {
   });
 
   it("type-checks against SST's platform types and lifeboat/sst's", () => {
-    const tsc = spawnSync(process.execPath, [join(REPO, "node_modules/typescript/bin/tsc"), "-p", "tsconfig.json"], { cwd: app, encoding: "utf8" });
-    expect(tsc.status, tsc.stdout + tsc.stderr).toBe(0);
+    const tsc = typeCheckApp(app);
+    expect(tsc.status, tsc.output).toBe(0);
   }, 120_000);
 
   it("synthesizes the stack: the bucket, the schedule, the runner built from the installed package, alarms by e-mail", () => {

@@ -1,5 +1,5 @@
-import { deployedConfigKey, readDeployedConfig, type LifeboatConfig } from "@lifeboat/core";
-import { S3Store } from "@lifeboat/runner";
+import { deployedConfigKey, type LifeboatConfig } from "@lifeboat/core";
+import { readDeployedConfigFromS3 } from "@lifeboat/runner";
 
 // The deployed functions read the config the deployment was made from: one object in the bucket
 // (LIFEBOAT_CONFIG_KEY), refused unless its SHA-256 is LIFEBOAT_CONFIG_SHA256. A deploy that changes the config
@@ -12,8 +12,7 @@ export function deployedConfig(env: NodeJS.ProcessEnv = process.env): Promise<Li
   const id = `${bucket}/${key}#${env.LIFEBOAT_CONFIG_SHA256 ?? ""}`;
   let config = cache.get(id);
   if (!config) {
-    const store = new S3Store({ bucket });
-    config = readDeployedConfig((k) => store.read(k), key, env.LIFEBOAT_CONFIG_SHA256, `s3://${bucket}/${key}`)
+    config = readDeployedConfigFromS3(bucket, key, env.LIFEBOAT_CONFIG_SHA256)
       // a failed read is tried again on the next invocation
       .catch((err) => {
         cache.delete(id);

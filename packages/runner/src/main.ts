@@ -13,7 +13,7 @@
  * possible); 3 the run ended but its result could not be published. Any exit but 0 and 1 (3, killed, out of memory,
  * never started) means the runner could not report: the watcher reports those.
  */
-import { LifeboatError, LocalEventBus, readDeployedConfig, UsageError, errorMessage, prunedByRunner, redact, type LifeboatEvent, type Logger, type Manifest, backupSize } from "@lifeboat/core";
+import { LifeboatError, LocalEventBus, UsageError, errorMessage, prunedByRunner, redact, type LifeboatEvent, type Logger, type Manifest, backupSize } from "@lifeboat/core";
 import { pruneTarget } from "./prune.js";
 import { runTargetBackups } from "./target-run.js";
 import { latestToDrill, verifyBackup } from "./verify.js";
@@ -39,10 +39,8 @@ const jsonLogger: Logger = {
 /** The deployed config (in the bucket, checked against its hash), else a config file. */
 async function runnerConfig(env: NodeJS.ProcessEnv) {
   if (env.LIFEBOAT_CONFIG_KEY && env.LIFEBOAT_BUCKET) {
-    const key = env.LIFEBOAT_CONFIG_KEY;
-    const { S3Store } = await import("./stores/s3.js");
-    const store = new S3Store({ bucket: env.LIFEBOAT_BUCKET });
-    return readDeployedConfig((k) => store.read(k), key, env.LIFEBOAT_CONFIG_SHA256, `s3://${env.LIFEBOAT_BUCKET}/${key}`);
+    const { readDeployedConfigFromS3 } = await import("./stores/s3.js");
+    return readDeployedConfigFromS3(env.LIFEBOAT_BUCKET, env.LIFEBOAT_CONFIG_KEY, env.LIFEBOAT_CONFIG_SHA256);
   }
   const file = findConfigFile(env.LIFEBOAT_CONFIG ?? (existsSync("/app/lifeboat.config.ts") ? "/app/lifeboat.config.ts" : undefined));
   if (!file) throw new UsageError("no lifeboat.config.ts found", "set LIFEBOAT_CONFIG");

@@ -3,11 +3,14 @@ import { AttemptError, LifeboatError, type DatabaseConfig, type SecretResolver }
 import { parsePostgresUrl, type ConnectionInfo } from "./pg/connection.js";
 import { IamTokenFile, type TokenSigner } from "./iam-auth.js";
 
-/** The region tokens are signed for: the RDS client's, else the environment's. */
-async function rdsRegion(rds: RDSClient | undefined, env: NodeJS.ProcessEnv): Promise<string> {
-  const region = rds ? await rds.config.region() : (env.AWS_REGION ?? env.AWS_DEFAULT_REGION);
+/**
+ * IAM authentication: the password file of tokens for this endpoint and user, kept fresh while the process lives.
+ * Tokens are signed for the instance's region (database.rds.region), else the RDS client's, else the environment's.
+ */
+async function iamPassfile(db: DatabaseConfig, host: string, port: number, rds: RDSClient | undefined, env: NodeJS.ProcessEnv, opts: { signer?: TokenSigner; refreshMs?: number }): Promise<string> {
+  const region = db.rds?.region ?? (rds ? await rds.config.region() : (env.AWS_REGION ?? env.AWS_DEFAULT_REGION));
   if (!region) throw new LifeboatError("IAM authentication needs the database's region", { exitCode: 2, hint: "set database.rds.region, or AWS_REGION" });
-  return region;
+  return (await IamTokenFile.start({ hostname: host, port, username: db.user!, region }, opts)).path;
 }
 
 /**
@@ -37,7 +40,7 @@ export async function resolveDatabase(
   if (db.host !== undefined) {
     const port = db.port ?? 5432;
     // IAM authentication to an RDS or Aurora endpoint given by its host (an SST app's database): its region is the runner's
-    const passfile = db.iamAuth ? (await IamTokenFile.start({ hostname: db.host, port, username: db.user!, region: await rdsRegion(undefined, env) }, opts)).path : undefined;
+    const passfile = db.iamAuth ? await iamPassfile(db, db.host, port, undefined, env, opts) : undefined;
     // a token is a credential: the server is verified (against the RDS CA bundle unless the target names a CA)
     const tls = db.iamAuth && !params.sslmode ? { sslmode: "verify-full", ...(params.sslrootcert || !env.LIFEBOAT_RDS_CA_BUNDLE ? {} : { sslrootcert: env.LIFEBOAT_RDS_CA_BUNDLE }) } : {};
     return { host: db.host, port, database: db.database!, user: db.user!, password, ...(passfile ? { passfile } : {}), params: withDefault({ ...params, ...tls }) };
@@ -53,9 +56,7 @@ export async function resolveDatabase(
   }
   const endpoint = await rdsEndpoint(db.rds!, rds);
   // IAM authentication: a token for each connection, from a password file kept fresh while the process lives
-  const passfile = db.iamAuth
-    ? (await IamTokenFile.start({ hostname: endpoint.host, port: endpoint.port, username: db.user!, region: db.rds!.region ?? (await rdsRegion(rds, env)) }, opts)).path
-    : undefined;
+  const passfile = db.iamAuth ? await iamPassfile(db, endpoint.host, endpoint.port, rds, env, opts) : undefined;
   return {
     host: endpoint.host,
     port: endpoint.port,

@@ -41,6 +41,13 @@ export interface TargetStatus {
   trend: Array<{ id: string; size: number; durationMs: number }>;
 }
 
+/** Several targets' status, one after the other (each a few small reads of the store). */
+export async function targetStatuses(config: LifeboatConfig, store: ObjectStore, targets: string[], now = new Date()): Promise<TargetStatus[]> {
+  const out: TargetStatus[] = [];
+  for (const name of targets) out.push(await targetStatus(config, store, name, now));
+  return out;
+}
+
 export async function targetStatus(config: LifeboatConfig, store: ObjectStore, target: string, now = new Date()): Promise<TargetStatus> {
   const t = config.targets[target]!;
   const backups: Manifest[] = await listBackups(store, target);

@@ -67,7 +67,7 @@ export async function initCommand(ctx: Context, dirArg: string | undefined, opts
   const next = [
     ...(cd ? [`cd ${cd}`] : []),
     "npm install",
-    ...parameters.map((p) => `aws ssm put-parameter --type SecureString --name ${p} --value '...'   # ${describeParameter(p, config)}`),
+    ...parameters.map((p) => `aws ssm put-parameter --type SecureString --name ${p} --value '...'   # ${describeParameter(config)}`),
     "npx lifeboat check --cloud",
     "npx sst deploy --stage production",
   ];
@@ -83,7 +83,8 @@ export async function initCommand(ctx: Context, dirArg: string | undefined, opts
   return 0;
 }
 
-function describeParameter(name: string, config: LifeboatConfigInput): string {
+/** What init's one SSM parameter holds: the database URL, or its password. */
+function describeParameter(config: LifeboatConfigInput): string {
   const t = Object.values(config.targets)[0]!;
   const db = t.database as { url?: unknown };
   return db.url ? "the database URL, postgres://user:password@host:5432/db" : "the database password";

@@ -28,18 +28,16 @@ export function metricsAddress(value: string): { host: string; port: number } {
  * (a store that cannot be read is a 503 with the reason, which Prometheus records as a failed scrape).
  */
 async function serveMetrics(address: { host: string; port: number }, config: LifeboatConfig, store: ReturnType<typeof openStore>, targets: string[], log: Context["out"]) {
-  const [{ createServer }, { openMetrics }, { targetStatus, schedulerState }] = await Promise.all([import("node:http"), import("../metrics.js"), import("@lifeboat/runner")]);
+  const [{ createServer }, { openMetrics }, { targetStatuses, schedulerState }] = await Promise.all([import("node:http"), import("../metrics.js"), import("@lifeboat/runner")]);
   const server = createServer((req, res) => {
     if (req.method !== "GET" || (req.url ?? "").split("?")[0] !== "/metrics") {
       res.writeHead(404, { "content-type": "text/plain" }).end("lifeboat: only GET /metrics is served here\n");
       return;
     }
-    void (async () => {
-      const now = new Date();
-      const statuses = [];
-      for (const name of targets) statuses.push(await targetStatus(config, store, name, now));
-      return openMetrics(statuses, await schedulerState(store, now));
-    })().then(
+    const now = new Date();
+    void Promise.all([targetStatuses(config, store, targets, now), schedulerState(store, now)])
+      .then(([statuses, scheduler]) => openMetrics(statuses, scheduler))
+      .then(
       (body) => res.writeHead(200, { "content-type": "application/openmetrics-text; version=1.0.0; charset=utf-8" }).end(body),
       (err) => res.writeHead(503, { "content-type": "text/plain" }).end(`lifeboat: the store cannot be read: ${errorMessage(err)}\n`),
     );

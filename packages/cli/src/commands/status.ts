@@ -1,5 +1,5 @@
 import { UsageError, formatAge, formatBytes, formatDuration } from "@lifeboat/core";
-import { schedulerState, targetStatus, type TargetStatus } from "@lifeboat/runner";
+import { schedulerState, targetStatuses } from "@lifeboat/runner";
 import type { Context } from "../context.js";
 
 /**
@@ -13,8 +13,7 @@ export async function statusCommand(ctx: Context, target: string | undefined, op
   // --from: the config's targets, as another store holds them (a copy, the bucket seen from a laptop)
   const store = await ctx.store(opts.from, "--from");
   const now = new Date();
-  const statuses: TargetStatus[] = [];
-  for (const name of target ? [target] : Object.keys(config.targets)) statuses.push(await targetStatus(config, store, name, now));
+  const statuses = await targetStatuses(config, store, target ? [target] : Object.keys(config.targets), now);
   const bad = statuses.filter((s) => s.verdict === "missed" || s.verdict === "failing");
   // on one server the daemon is what runs the schedules (on AWS, EventBridge does): a daemon that stopped renewing its
   // record is named, and makes the check fail while any target has a schedule

@@ -3,7 +3,7 @@ import { DirectoryStore } from "./directory.js";
 import { S3Store } from "./s3.js";
 
 export { DirectoryStore } from "./directory.js";
-export { S3Store, s3ClientConfig, PART_SIZE, QUEUE_SIZE } from "./s3.js";
+export { S3Store, s3ClientConfig, readDeployedConfigFromS3, PART_SIZE, QUEUE_SIZE } from "./s3.js";
 
 /** The one place where a storage config becomes a store. */
 export function openStore(storage: StorageConfig): ObjectStore {

@@ -8,7 +8,7 @@ import {
   paginateListObjectsV2,
   type S3ClientConfig,
 } from "@aws-sdk/client-s3";
-import { ConditionalWriteFailed, DEFAULT_PART_SIZE, S3_MAX_PARTS, UnsupportedStoreFeature, joinKey, partPlan, type IncompleteUpload, type Logger, type ObjectStore, type PutOptions, type StoredObject } from "@lifeboat/core";
+import { ConditionalWriteFailed, DEFAULT_PART_SIZE, S3_MAX_PARTS, UnsupportedStoreFeature, joinKey, partPlan, readDeployedConfig, type IncompleteUpload, type LifeboatConfig, type Logger, type ObjectStore, type PutOptions, type StoredObject } from "@lifeboat/core";
 import { uploadStream } from "./multipart.js";
 
 export interface S3StoreOptions {
@@ -82,6 +82,15 @@ const stderrLogger: Logger = { log: (level, msg, fields) => process.stderr.write
 /** Multipart parts of an ordinary dump: memory use is about partSize x queueSize whatever the size of the dump. */
 export const PART_SIZE = DEFAULT_PART_SIZE;
 export const QUEUE_SIZE = partPlan(undefined).queueSize;
+
+/**
+ * The deployed config (core's readDeployedConfig: refused unless its SHA-256 is `sha256`), read from the deployment's
+ * bucket: what the runner and the Lambdas run with.
+ */
+export function readDeployedConfigFromS3(bucket: string, key: string, sha256: string | undefined): Promise<LifeboatConfig> {
+  const store = new S3Store({ bucket });
+  return readDeployedConfig((k) => store.read(k), key, sha256, `s3://${bucket}/${key}`);
+}
 
 export class S3Store implements ObjectStore {
   readonly url: string;
