@@ -1,10 +1,10 @@
 // One bucket for every target: versioned, private, TLS only, encrypted, retention as lifecycle rules; and the config
 // the deployment was made from, which the runner and the functions read from it.
-import { MISSED_FOLDER, deployedConfigKey } from "@lifeboat/core";
+import { MISSED_FOLDER, RUNS_FOLDER, deployedConfigKey } from "@lifeboat/core";
 import { maker, type Context } from "./context";
 
 /**
- * What Lifeboat never rewrites once stored: dumps and parts, manifests, drill results, freshness markers. The bucket
+ * What Lifeboat never rewrites once stored: dumps and parts, manifests, drill results, freshness markers, run history. The bucket
  * refuses to create any of these keys without If-None-Match, from anyone ("Enforce conditional writes", S3 User
  * Guide): an object there can be written once and never overwritten, not even with the runner's own credentials.
  * CreateMultipartUpload and UploadPart take no conditional header, so only the calls that make an object
@@ -13,7 +13,7 @@ import { maker, type Context } from "./context";
  */
 export function writeOncePaths(prefix: string): string[] {
   const under = (pattern: string) => (prefix ? `${prefix}/${pattern}` : pattern);
-  return ["*.dump", "*.sql", "*.sql.gz", "*.manifest.json", "*.verify.json", `*/${MISSED_FOLDER}/*`].map(under);
+  return ["*.dump", "*.sql", "*.sql.gz", "*.manifest.json", "*.verify.json", `*/${MISSED_FOLDER}/*`, `*/${RUNS_FOLDER}/*`].map(under);
 }
 
 export function storage(ctx: Context, configText: $util.Output<string>) {

@@ -263,7 +263,7 @@ describe("the bucket", () => {
       {
         Effect: "Deny",
         Action: ["s3:PutObject"],
-        Resource: ["*.dump", "*.sql", "*.sql.gz", "*.manifest.json", "*.verify.json", "*/.lifeboat-missed/*"].map((p) => `arn:aws:s3:::acme-db-backups/lifeboat/${p}`),
+        Resource: ["*.dump", "*.sql", "*.sql.gz", "*.manifest.json", "*.verify.json", "*/.lifeboat-missed/*", "*/.lifeboat-runs/*"].map((p) => `arn:aws:s3:::acme-db-backups/lifeboat/${p}`),
         Principal: "*",
         Condition: { Null: { "s3:if-none-match": ["true"] }, Bool: { "s3:ObjectCreationOperation": ["true"] } },
       },

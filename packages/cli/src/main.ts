@@ -8,6 +8,8 @@ import type { runCommand } from "./commands/run.js";
 import type { scheduleCommand } from "./commands/schedule.js";
 import type { verifyCommand } from "./commands/verify.js";
 import type { InitOptions } from "./commands/init.js";
+import type { DashboardCommandOptions } from "./commands/dashboard.js";
+import type { ReportCommandOptions } from "./commands/report.js";
 
 // Commands, the runner and the AWS SDK load when a command runs: `lifeboat --version` and `--help` stay fast.
 const commands = {
@@ -22,6 +24,8 @@ const commands = {
   keys: () => import("./commands/keys.js"),
   check: () => import("./commands/check.js"),
   init: () => import("./commands/init.js"),
+  dashboard: () => import("./commands/dashboard.js"),
+  report: () => import("./commands/report.js"),
 };
 
 /** Repeatable options (--recipient, --identity): every value, in order. */
@@ -174,6 +178,39 @@ export async function main(argv: string[]): Promise<number> {
           envHelp("config", "aws"),
       ),
   ).action(action(async (c, target: string | undefined, opts: { from?: string; format?: string }) => (await commands.status()).statusCommand(c, target, opts)));
+
+  common(
+    program
+      .command("dashboard")
+      .description("a read-only web page of every target: verdicts, fire times, sizes and durations, backups, drills, restore commands")
+      .option("--from <store-url>", "show another store than the config's (a copy, the production bucket from a laptop with read-only credentials)")
+      .option("--host <address>", "address to listen on; any other than loopback needs a token", "127.0.0.1")
+      .option("--port <port>", "port to listen on (0: a free one)", "8080")
+      .option("--token <token>", "beyond loopback: the token to ask for (default: $LIFEBOAT_DASHBOARD_TOKEN, else one is made up and printed in the URL)")
+      .option("--refresh <seconds>", "how often pages reload (0: never)", "30")
+      .addHelpText(
+        "after",
+        "\nExamples:\n  lifeboat dashboard                       # http://127.0.0.1:8080/, until Ctrl-C\n  lifeboat dashboard --from s3://my-backups --port 0\n  lifeboat dashboard --host 0.0.0.0        # prints a URL with a token to open\n\nIt only reads the store (list and get): read-only credentials are enough. No secret or environment value is shown.\n" +
+          "Pages: / (all targets), /t/<target>, /t/<target>/b/<backup>. Docs: docs/operations.md.\n" +
+          envHelp("config", "aws") +
+          "\n  LIFEBOAT_DASHBOARD_TOKEN\n      the token, when --token is not given",
+      ),
+  ).action(action(async (c, opts: DashboardCommandOptions) => (await commands.dashboard()).dashboardCommand(c, opts)));
+
+  common(
+    program
+      .command("report")
+      .description("the evidence of a period as one self-contained HTML file: every fire time and its outcome, every drill with its row counts, retention, Object Lock, encryption")
+      .argument("[target]", "only this target (default: every target)")
+      .option("--out <file.html>", "the file to write (required)")
+      .option("--from <store-url>", "read another store than the config's")
+      .option("--since <when>", "start of the period: a date or time (2026-10-01), or a span back from now (90d)", "30d")
+      .option("--until <when>", "end of the period (default: now)")
+      .addHelpText(
+        "after",
+        "\nExamples:\n  lifeboat report --out evidence.html --since 90d\n  lifeboat report prod --out q3.html --since 2026-07-01 --until 2026-10-01\n\nThe file opens in any browser with no network; it holds no secret (public keys only). Docs: docs/operations.md.\n" + envHelp("config", "aws"),
+      ),
+  ).action(action(async (c, target: string | undefined, opts: ReportCommandOptions) => (await commands.report()).reportCommand(c, target, opts)));
 
   common(
     program

@@ -20,6 +20,11 @@ export const MANIFEST_SUFFIX = ".manifest.json";
 export const LATEST_FILE = ".lifeboat-latest.json";
 /** A target's record of its last run (`lifeboat status`), replaced by each run: <target>/.lifeboat-last-run.json */
 export const LAST_RUN_FILE = ".lifeboat-last-run.json";
+/**
+ * Every run's outcome, one object per run, written once (<target>/.lifeboat-runs/<start>-<run>.json): the history the
+ * dashboard's fire-time strip and `lifeboat report` read (the last-run record holds only the newest).
+ */
+export const RUNS_FOLDER = ".lifeboat-runs";
 /** Where the freshness check remembers the missed fire times it reported: <target>/.lifeboat-missed/<time>.json. */
 export const MISSED_FOLDER = ".lifeboat-missed";
 /** A restore drill's result, beside the manifest it drilled. */

@@ -1,4 +1,4 @@
-import { UnsupportedStoreFeature, warnUnsupportedOnce, MANIFEST_SUFFIX, VERIFY_SUFFIX, backupObjects, besideDump, planRetention, silentLogger, targetPrefix, type Logger, type Manifest, type ObjectStore, type RetentionDecision, type RetentionPolicy } from "@lifeboat/core";
+import { RUNS_FOLDER, compactTime, joinKey, UnsupportedStoreFeature, warnUnsupportedOnce, MANIFEST_SUFFIX, VERIFY_SUFFIX, backupObjects, besideDump, planRetention, silentLogger, targetPrefix, type Logger, type Manifest, type ObjectStore, type RetentionDecision, type RetentionPolicy } from "@lifeboat/core";
 import { listBackups } from "./catalog.js";
 import { DirectoryStore } from "./stores/directory.js";
 import { verifyKeys } from "./verify.js";
@@ -37,6 +37,14 @@ export async function pruneTarget(store: ObjectStore, target: string, policy: Re
     await store.delete([...backupObjects(m).map((o) => o.key), ...(await verifyKeys(store, m))]);
     deleted.push(d.id);
     log.log("info", "pruned", { target, backup: d.id, startedAt: d.startedAt });
+  }
+  // the run history goes with the backups: runs that started before the oldest backup kept
+  const kept = decisions.filter((d) => d.keep).map((d) => d.startedAt).sort()[0];
+  if (kept && deleted.length && !opts.dryRun) {
+    const before = compactTime(new Date(kept));
+    const old: string[] = [];
+    for await (const o of store.list(joinKey(target, RUNS_FOLDER) + "/")) if (o.key.slice(o.key.lastIndexOf("/") + 1) < before) old.push(o.key);
+    if (old.length) await store.delete(old);
   }
   return { target, decisions, deleted, dryRun: Boolean(opts.dryRun) };
 }

@@ -4,7 +4,7 @@ import {
   missedFireTimes,
   nextRun,
   parseSchedule,
-  type LifeboatConfig,
+  type TargetConfig,
   type Manifest,
   type ObjectStore,
   backupSize,
@@ -41,20 +41,35 @@ export interface TargetStatus {
   trend: Array<{ id: string; size: number; durationMs: number }>;
 }
 
+/** What a status reads of the config: each target's schedule and grace (a store read without a config has none). */
+export interface StatusConfig {
+  targets: Record<string, Pick<TargetConfig, "schedule" | "timezone" | "freshness" | "maxRunMinutes">>;
+}
+
 /** Several targets' status, one after the other (each a few small reads of the store). */
-export async function targetStatuses(config: LifeboatConfig, store: ObjectStore, targets: string[], now = new Date()): Promise<TargetStatus[]> {
+export async function targetStatuses(config: StatusConfig, store: ObjectStore, targets: string[], now = new Date()): Promise<TargetStatus[]> {
   const out: TargetStatus[] = [];
   for (const name of targets) out.push(await targetStatus(config, store, name, now));
   return out;
 }
 
-export async function targetStatus(config: LifeboatConfig, store: ObjectStore, target: string, now = new Date()): Promise<TargetStatus> {
+/**
+ * `known`: the target's backups (newest first) and drill verdicts when the caller has read them already (the
+ * dashboard keeps them between refreshes): only the mutable records are read then.
+ */
+export async function targetStatus(
+  config: StatusConfig,
+  store: ObjectStore,
+  target: string,
+  now = new Date(),
+  known?: { backups: Manifest[]; drills: Map<string, { outcome: "passed" | "failed"; verifiedAt: string }> },
+): Promise<TargetStatus> {
   const t = config.targets[target]!;
-  const backups: Manifest[] = await listBackups(store, target);
+  const backups: Manifest[] = known?.backups ?? (await listBackups(store, target));
   const newest = backups[0];
   const lastRun = (await readJsonIfExists<LastRun>(store, joinKey(target, LAST_RUN_FILE))) ?? null;
   const lease = await readLease(store, target);
-  const drills = await drillResults(store, target);
+  const drills = known?.drills ?? (await drillResults(store, target));
   const latestDrill = [...drills.entries()].map(([backupId, d]) => ({ backupId, ...d })).sort((a, b) => (a.verifiedAt < b.verifiedAt ? 1 : -1))[0] ?? null;
 
   let nextFireTime: string | null = null;

@@ -1,7 +1,8 @@
 import { randomUUID } from "node:crypto";
-import { BackupFailedError, DeadlineExceeded, LAST_RUN_FILE, LATEST_FILE, MANIFEST_SUFFIX, besideDump, type ObjectStore, errorMessage, joinKey, redact, type BackupFailedEvent, type BackupSucceededEvent, type DatabaseOutcome, type LocalEventBus, type TargetConfig, backupSize } from "@lifeboat/core";
+import { createHash } from "node:crypto";
+import { BackupFailedError, DeadlineExceeded, LAST_RUN_FILE, RUNS_FOLDER, compactTime, LATEST_FILE, MANIFEST_SUFFIX, besideDump, type ObjectStore, errorMessage, joinKey, redact, type BackupFailedEvent, type BackupSucceededEvent, type DatabaseOutcome, type LocalEventBus, type TargetConfig, backupSize } from "@lifeboat/core";
 import { runBackup, type BackupJob, type BackupResult } from "./backup.js";
-import { readJsonIfExists, replaceJson, updateJson } from "./catalog.js";
+import { readJsonIfExists, readObject, replaceJson, storeOnce, updateJson } from "./catalog.js";
 import type { ConnectionInfo } from "./pg/connection.js";
 import { query } from "./pg/psql.js";
 
@@ -67,11 +68,42 @@ export interface LastRun {
 export { LAST_RUN_FILE };
 
 async function recordLastRun(job: Omit<BackupJob, "dump" | "retries">, run: LastRun): Promise<void> {
+  const record = { ...run, runId: job.runId, trigger: job.trigger ?? "manual" };
   try {
-    await replaceJson(job.store, joinKey(job.target, LAST_RUN_FILE), { ...run, runId: job.runId, trigger: job.trigger ?? "manual" });
+    await replaceJson(job.store, joinKey(job.target, LAST_RUN_FILE), record);
   } catch (err) {
     job.log?.log("warn", "could not record the run's outcome for `lifeboat status`", { target: job.target, error: errorMessage(err) });
   }
+  try {
+    await storeOnce(job.store, runRecordKey(job.target, run.startedAt, job.runId), record);
+  } catch (err) {
+    job.log?.log("warn", "could not add the run to the target's history (the dashboard and `lifeboat report`)", { target: job.target, error: errorMessage(err) });
+  }
+}
+
+/** A run's entry in its target's history: <target>/.lifeboat-runs/<start, compact>-<a hash of the run id>.json */
+export function runRecordKey(target: string, startedAt: string, runId: string | undefined): string {
+  const suffix = createHash("sha256").update(runId ?? startedAt).digest("hex").slice(0, 8);
+  return joinKey(target, RUNS_FOLDER, `${compactTime(new Date(startedAt))}-${suffix}.json`);
+}
+
+/** A run as its target's history holds it. */
+export type RunRecord = LastRun & { trigger?: string };
+
+/** A target's runs (newest first) that started at or after `since` (default: all kept). */
+export async function runHistory(store: ObjectStore, target: string, since?: Date): Promise<RunRecord[]> {
+  const out: RunRecord[] = [];
+  const from = since ? compactTime(since) : "";
+  const keys: string[] = [];
+  for await (const o of store.list(joinKey(target, RUNS_FOLDER) + "/")) {
+    const name = o.key.slice(o.key.lastIndexOf("/") + 1);
+    if (name.endsWith(".json") && name >= from) keys.push(o.key);
+  }
+  for (let i = 0; i < keys.length; i += 8) {
+    const batch = await Promise.all(keys.slice(i, i + 8).map((k) => readObject(store, k).then((b) => JSON.parse(b.toString("utf8")) as RunRecord, () => undefined)));
+    for (const r of batch) if (r && (r.outcome === "succeeded" || r.outcome === "failed") && typeof r.startedAt === "string") out.push(r);
+  }
+  return out.sort((a, b) => (a.startedAt < b.startedAt ? 1 : -1));
 }
 
 /** What the freshness check reads instead of every manifest: the target's newest backup. */

@@ -18,6 +18,7 @@ export async function demoCommand(ctx: Context, opts: { keep?: boolean; scale?: 
 
   let pg: EphemeralPostgres | undefined;
   let s3: EmbeddedS3 | undefined;
+  let dashboard: { url: string; close(): Promise<void> } | undefined;
   // Ctrl-C or SIGTERM while the demo runs: every step is stopped (a cluster still starting too), the throwaway server
   // and the S3 directory go (the finally below), then exit 130 / 143 (main.ts)
   const signal = ctx.interruptible("the demo (its throwaway PostgreSQL and S3 server)");
@@ -65,7 +66,10 @@ export async function demoCommand(ctx: Context, opts: { keep?: boolean; scale?: 
       createdb: `PGPASSWORD=${pg.password} createdb -h 127.0.0.1 -p ${pg.port} -U ${pg.user} ${copy}`,
       restore: `npx lifeboat restore shop --from ${store.url} --backup ${m.id} --to ${pg.url(copy)}`,
       psql: `psql ${pg.url(copy)} -c '\\dt+'`,
+      dashboard: `npx lifeboat dashboard --from ${store.url}`,
     };
+    // --keep: the dashboard of what the demo just did, served while the servers run
+    dashboard = opts.keep ? await (await import("../dashboard/server.js")).startDashboard({ store, config: undefined, host: "127.0.0.1", port: 0, refresh: 30 }) : undefined;
     const summary = [
       "",
       `Lifeboat demo: ${schemaEqual && tablesEqual ? "backup and restore verified" : "RESTORE DIFFERS FROM SOURCE"}`,
@@ -85,8 +89,11 @@ export async function demoCommand(ctx: Context, opts: { keep?: boolean; scale?: 
             `  ${tryIt.createdb}`,
             `  ${tryIt.restore}`,
             `  ${tryIt.psql}`,
+            "",
+            `Its dashboard (every backup, its fire times, sizes, drills, the restore command to copy): open ${dashboard!.url}`,
+            `  or serve it yourself, with the env line above: ${tryIt.dashboard}`,
           ]
-        : ["", "The demo's servers are stopped and removed now; `lifeboat demo --keep` keeps them and prints the commands to restore the backup yourself."]),
+        : ["", "The demo's servers are stopped and removed now; `lifeboat demo --keep` keeps them, serves the dashboard of this backup (a URL to open) and prints the commands to restore it yourself."]),
     ].join("\n");
     out.result(summary, {
       status: schemaEqual && tablesEqual ? "verified" : "different",
@@ -96,12 +103,12 @@ export async function demoCommand(ctx: Context, opts: { keep?: boolean; scale?: 
       restore: { downloadMs: restored.downloadMs, restoreMs: restored.restoreMs },
       schemaEqual,
       tablesEqual,
-      ...(opts.keep ? { kept: { postgres: pg.url("shop"), s3: { endpoint: s3.endpoint, bucket: s3.bucket }, tryIt } } : {}),
+      ...(opts.keep ? { kept: { postgres: pg.url("shop"), s3: { endpoint: s3.endpoint, bucket: s3.bucket }, dashboard: dashboard!.url, tryIt } } : {}),
     });
     if (opts.keep) {
       // from here a signal ends the wait (exit 0: stopping is how --keep ends), and the cleanup below runs
       ctx.uninterruptible();
-      out.log("info", "kept running: press Ctrl-C to stop and clean up", { postgres: pg.url("shop"), s3: s3.endpoint });
+      out.log("info", "kept running: press Ctrl-C to stop and clean up", { postgres: pg.url("shop"), s3: s3.endpoint, dashboard: dashboard!.url });
       await new Promise<void>((resolve) => {
         process.once("SIGINT", () => resolve());
         process.once("SIGTERM", () => resolve());
@@ -110,6 +117,7 @@ export async function demoCommand(ctx: Context, opts: { keep?: boolean; scale?: 
     return schemaEqual && tablesEqual ? 0 : 1;
   } finally {
     out.log("info", "cleaning up");
+    await dashboard?.close().catch(() => {});
     await s3?.stop().catch(() => {});
     await pg?.stop().catch(() => {});
   }
