@@ -16,6 +16,30 @@ describe("lifeboat demo", () => {
     expect(logs).toContain("cleaning up");
   });
 
+  it("--keep serves the dashboard of the backup it made, and stops it with the servers on Ctrl-C", async () => {
+    let kept: { dashboard: string } | undefined;
+    let page = "";
+    let stdout = "";
+    const res = await cli(["demo", "--keep", "--json"], {
+      onStderr: (chunk, child) => {
+        if (!chunk.includes("kept running") || kept) return;
+        const line = chunk.split("\n").find((l) => l.includes("kept running"))!;
+        kept = { dashboard: JSON.parse(line).dashboard };
+        void fetch(kept.dashboard)
+          .then((r) => r.text())
+          .then((text) => (page = text))
+          .finally(() => child.kill("SIGINT"));
+      },
+    }).then((r) => ((stdout = r.stdout), r));
+    expect(res.code, res.stderr).toBe(0);
+    expect(kept!.dashboard).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/$/);
+    expect(JSON.parse(stdout).kept.dashboard).toBe(kept!.dashboard);
+    expect(page).toContain('data-target="shop"');
+    expect(page).toContain('data-verdict="ok"');
+    // stopped with the rest
+    await expect(fetch(kept!.dashboard)).rejects.toThrow();
+  });
+
   it("SIGTERM while it runs stops its PostgreSQL and S3 server, removes their directories and exits 143", async () => {
     let port: number | undefined;
     const res = await cli(["demo", "--json"], {
