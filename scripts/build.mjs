@@ -7,7 +7,7 @@
 // built already (functions/: one file per handler, every dependency inside, as Lambda runs them), and the runner
 // image's Dockerfile (built from this folder at deploy time).
 import { execFileSync } from "node:child_process";
-import { readFileSync, rmSync, writeFileSync, copyFileSync } from "node:fs";
+import { cpSync, readFileSync, rmSync, writeFileSync, copyFileSync } from "node:fs";
 import { build } from "esbuild";
 
 const out = "dist/package";
@@ -102,4 +102,6 @@ writeFileSync(
   ) + "\n",
 );
 copyFileSync("README.md", `${out}/README.md`);
+// the docs every command's --help names, with the dashboard's screenshots
+cpSync("docs", `${out}/docs`, { recursive: true });
 console.log(`built lifeboat ${version} into ${out}`);

@@ -280,8 +280,11 @@ describe("leftovers", () => {
     const err = await runTargetBackups(t, { target: "o", resolveSource: async () => conn(db), store }).catch((e: BackupFailedError) => e);
     expect(err).toBeInstanceOf(BackupFailedError);
     expect((err as BackupFailedError).attempts[0]!.message).toMatch(/terminat|connection/i);
-    // only the run's outcome for `lifeboat status` remains
-    expect(readdirSync(root, { recursive: true }).filter((f) => /\.(dump|json)$|partial/.test(String(f)))).toEqual([join("o", ".lifeboat-last-run.json")]);
+    // only the run's outcome remains: for `lifeboat status`, and in the target's run history
+    const left = readdirSync(root, { recursive: true }).map(String).filter((f) => /\.(dump|json)$|partial/.test(f)).sort();
+    expect(left).toHaveLength(2);
+    expect(left[0]).toBe(join("o", ".lifeboat-last-run.json"));
+    expect(left[1]).toMatch(/^o\/\.lifeboat-runs\/\d{8}T\d{6}Z-[0-9a-f]{8}\.json$/);
   });
 
   it("prune removes .partial files older than a day and says so; list --all shows them and dumps without a manifest", async () => {

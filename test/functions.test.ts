@@ -547,7 +547,13 @@ describe("the runner container entry point", () => {
     expect(lines.length).toBeGreaterThan(2);
     expect(lines.filter((l) => l.fields.runId !== "run-e" || l.fields.target !== "entry")).toEqual([]);
     const keys = await s3Keys("pg/entry/");
-    expect(keys.map((k) => k.replace(/\d{4}\/\d{2}\/\d{2}\/\d{8}T\d{6}Z-[0-9a-f]{4}/, "<id>"))).toEqual(["pg/entry/.lifeboat-last-run.json", "pg/entry/.lifeboat-latest.json", "pg/entry/<id>.dump", "pg/entry/<id>.manifest.json"]);
+    expect(keys.map((k) => k.replace(/\d{4}\/\d{2}\/\d{2}\/\d{8}T\d{6}Z-[0-9a-f]{4}/, "<id>").replace(/\d{8}T\d{6}Z-[0-9a-f]{8}\.json$/, "<run>.json"))).toEqual([
+      "pg/entry/.lifeboat-last-run.json",
+      "pg/entry/.lifeboat-latest.json",
+      "pg/entry/.lifeboat-runs/<run>.json",
+      "pg/entry/<id>.dump",
+      "pg/entry/<id>.manifest.json",
+    ]);
     const [msg] = published();
     expect(msg!.MessageAttributes!.type!.StringValue).toBe("backup.succeeded");
     // an e-mail subscriber reads the subject and the first line: the outcome in words

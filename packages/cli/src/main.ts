@@ -54,6 +54,23 @@ const ENV: Record<string, [string, string][]> = {
   remote: [["LIFEBOAT_LAUNCHER", "with --remote: the launcher function (default: .sst/outputs.json)"]],
 };
 
+/** The page of docs/ that documents each command. */
+const DOCS: Record<string, string> = {
+  run: "docs/cli.md#lifeboat-run",
+  list: "docs/cli.md#lifeboat-list",
+  check: "docs/cli.md#lifeboat-check-validate-a-config",
+  init: "docs/deploy.md",
+  status: "docs/cli.md#lifeboat-status-a-monitoring-check",
+  restore: "docs/cli.md#lifeboat-restore",
+  verify: "docs/cli.md#lifeboat-verify-restore-drills",
+  schedule: "docs/operations.md#lifeboat-schedule",
+  prune: "docs/operations.md#lifeboat-prune-retention-where-the-store-has-no-lifecycle-rules",
+  keygen: "docs/encryption.md",
+  demo: "README.md",
+  dashboard: "docs/operations.md#seeing-every-backup-lifeboat-dashboard-and-lifeboat-report",
+  report: "docs/operations.md#seeing-every-backup-lifeboat-dashboard-and-lifeboat-report",
+};
+
 function envHelp(...groups: string[]): string {
   const rows = groups.flatMap((g) => ENV[g] ?? []);
   return `\nEnvironment:\n${rows.map(([k, v]) => `  ${k}\n      ${v}`).join("\n")}`;
@@ -191,7 +208,7 @@ export async function main(argv: string[]): Promise<number> {
       .addHelpText(
         "after",
         "\nExamples:\n  lifeboat dashboard                       # http://127.0.0.1:8080/, until Ctrl-C\n  lifeboat dashboard --from s3://my-backups --port 0\n  lifeboat dashboard --host 0.0.0.0        # prints a URL with a token to open\n\nIt only reads the store (list and get): read-only credentials are enough. No secret or environment value is shown.\n" +
-          "Pages: / (all targets), /t/<target>, /t/<target>/b/<backup>. Docs: docs/operations.md.\n" +
+          "Pages: / (all targets), /t/<target>, /t/<target>/b/<backup>. " +
           envHelp("config", "aws") +
           "\n  LIFEBOAT_DASHBOARD_TOKEN\n      the token, when --token is not given",
       ),
@@ -208,7 +225,7 @@ export async function main(argv: string[]): Promise<number> {
       .option("--until <when>", "end of the period (default: now)")
       .addHelpText(
         "after",
-        "\nExamples:\n  lifeboat report --out evidence.html --since 90d\n  lifeboat report prod --out q3.html --since 2026-07-01 --until 2026-10-01\n\nThe file opens in any browser with no network; it holds no secret (public keys only). Docs: docs/operations.md.\n" + envHelp("config", "aws"),
+        "\nExamples:\n  lifeboat report --out evidence.html --since 90d\n  lifeboat report prod --out q3.html --since 2026-07-01 --until 2026-10-01\n\nThe file opens in any browser with no network; it holds no secret (public keys only). " + envHelp("config", "aws"),
       ),
   ).action(action(async (c, target: string | undefined, opts: ReportCommandOptions) => (await commands.report()).reportCommand(c, target, opts)));
 
@@ -258,7 +275,7 @@ export async function main(argv: string[]): Promise<number> {
       .option("--metrics <[host:]port>", "serve Prometheus metrics on http://host:port/metrics while the daemon runs (host 127.0.0.1 unless given)")
       .addHelpText(
         "after",
-        "\nA target is due when its next fire time after its newest backup has passed (a target never backed up is due at once;\nmissed fire times give one catch-up run). Logs are JSON lines. See the README for a systemd unit.\n" +
+        "\nA target is due when its next fire time after its newest backup has passed (a target never backed up is due at once;\nmissed fire times give one catch-up run). Logs are JSON lines. docs/operations.md has a systemd unit.\n" +
           "Secrets named in the config ({ env: NAME }) are read from the environment when a run starts.\n" +
           envHelp("config", "aws", "pg", "tools", "rds", "cluster"),
       ),
@@ -298,6 +315,12 @@ export async function main(argv: string[]): Promise<number> {
       .option("--scale <n>", "sample data size multiplier, 1 to 1000", "1")
       .addHelpText("after", "\nNeeds no AWS account and no database: the PostgreSQL binaries only.\n" + envHelp("tools", "cluster")),
   ).action(action(async (c, opts: { keep?: boolean; scale?: string }) => (await commands.demo()).demoCommand(c, opts)));
+
+  // each command's --help ends with the page that documents it (docs/ in the repository and in the installed package)
+  for (const cmd of program.commands) {
+    const page = DOCS[cmd.name()];
+    if (page) cmd.addHelpText("after", `\nDocs: ${page} (the docs/ folder of the repository, and of the installed package)`);
+  }
 
   // a command stopped by SIGINT/SIGTERM (Context.interruptible) says what it stopped and exits 130 / 143
   const stopped = async (err?: unknown): Promise<number | undefined> => {

@@ -183,7 +183,7 @@ function lifeboatConfig(config: LifeboatConfigInput): string {
 /**
  * What to back up, where to, and when (written by \`lifeboat init\`). Check it with \`npx lifeboat check --cloud\`.
  * Secrets are never written here: { ssm: "/name" } names an SSM parameter (a SecureString) the runner reads.
- * Every setting: the configuration section of Lifeboat's README, or the types of defineConfig.
+ * Every setting: docs/configuration.md in Lifeboat's repository, or the types of defineConfig.
  */
 export default defineConfig(${source(config)});
 `;

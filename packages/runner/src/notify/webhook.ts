@@ -7,7 +7,7 @@ export interface WebhookOptions extends DeliveryOptions {
 }
 
 /**
- * A generic webhook: the event itself (the versioned JSON of the README's *Events*, the same as on the SNS topic),
+ * A generic webhook: the event itself (the versioned JSON of docs/operations.md, Events and notifications, the same as on the SNS topic),
  * POSTed as is, for healthchecks, PagerDuty's or a team's own endpoint.
  */
 export async function postToWebhook(event: LifeboatEvent, opts: WebhookOptions): Promise<void> {
