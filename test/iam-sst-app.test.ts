@@ -1,64 +1,20 @@
 /**
- * Lifeboat in someone else's SST app, from the installed package: a temporary SST app outside this repository
- * installs the packed tarball (and sst), declares an sst.aws.Vpc, an sst.aws.Postgres and the Backups component with
- * a target on that database, runs `sst install` there, type-checks its sst.config.ts against the real platform types
- * and the package's, synthesizes it under Pulumi mocks, and passes the IAM check: every call the suite recorded for
+ * Lifeboat in someone else's SST app, from the installed package: the SST app outside this repository that
+ * test/outside-app.test.ts installed during the suite (the packed tarball and sst; an sst.aws.Vpc, sst.aws.Postgres
+ * and Aurora databases and the Backups component with targets on them; `sst install`; type-checked there) is
+ * synthesized under Pulumi mocks here, after the suite, and passes the IAM check: every call the suite recorded for
  * the runner and the Lambdas (the cloud fixture's targets, which this app backs up too) is allowed by this stack's
  * roles, and the app database's target is judged by its own role.
  */
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { rmSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { LIFEBOAT_VERSION, SST_VERSION, parseConfig } from "@lifeboat/core";
+import { parseConfig } from "@lifeboat/core";
 import type { Component, RecordedCall } from "./support/aws-calls.js";
 import { VAULT_SECRET, cloudConfig } from "./support/cloud-fixture.js";
-import { REPO } from "./support/helpers.js";
 import { ROLES, Stack, denials, recorded } from "./support/iam-check.js";
 import { assertLeastPrivilege, statements } from "./support/least-privilege.js";
-import { run, typeCheckApp, writeAppTsconfig } from "./support/sst-app.js";
+import { OUTSIDE_APP, PASSWORD_PARAMETER, outsideApp } from "./support/outside-app.js";
 import { MOCK_SECRET, ofType, one, synthesize, unwrap } from "./support/sst-synth.js";
-
-const TARBALL = join(REPO, "dist", `lifeboat-${LIFEBOAT_VERSION}.tgz`);
-const PASSWORD_PARAMETER = "/lifeboat/acme/production/app/database-password";
-
-/** The cloud fixture's deployment without its VPC ids (this app gives its own sst.aws.Vpc), plus the app's databases. */
-const fixture = { storage: cloudConfig.storage, notifications: cloudConfig.notifications, targets: cloudConfig.targets };
-if (Object.keys(cloudConfig).sort().join() !== "aws,notifications,storage,targets") throw new Error("cloud-fixture.ts has keys this test does not carry over: add them to `fixture`");
-const SST_CONFIG = `/// <reference path="./.sst/platform/config.d.ts" />
-export default $config({
-  app() {
-    return { name: "acme", home: "aws", providers: { aws: { region: "eu-west-1" } } };
-  },
-  async run() {
-    const { Backups } = await import("lifeboat/sst");
-    const vpc = new sst.aws.Vpc("Vpc");
-    const db = new sst.aws.Postgres("Database", { vpc, proxy: true });
-    // a database given a security group of its own, and an Aurora cluster
-    const reportsGroup = new aws.ec2.SecurityGroup("ReportsGroup", { vpcId: vpc.id });
-    const reports = new sst.aws.Postgres("Reports", {
-      vpc,
-      transform: { instance: (args) => void Object.assign(args, { vpcSecurityGroupIds: [reportsGroup.id], iamDatabaseAuthenticationEnabled: true }) },
-    });
-    const analytics = new sst.aws.Aurora("Analytics", { engine: "postgres", vpc });
-    const backups = new Backups("Backups", {
-      storage: ${JSON.stringify(fixture.storage)},
-      notifications: ${JSON.stringify(fixture.notifications)},
-      vpc,
-      // SST's style: a function that edits a child's args, or an object merged into them
-      transform: { Launcher: (args) => void (args.memory = "512 MB"), Watcher: { timeout: "2 minutes" } },
-      targets: {
-        ${Object.entries(fixture.targets).map(([name, t]) => `${JSON.stringify(name)}: ${JSON.stringify(t)},`).join("\n        ")}
-        app: { database: db, schedule: "cron(0 3 * * ? *)", retention: { days: 14 } },
-        // no password at all: IAM database authentication, as a user of its own
-        reports: { database: { component: reports, user: "lifeboat_iam", iamAuth: true }, schedule: "rate(1 day)" },
-        analytics: { database: analytics, schedule: "rate(1 day)" },
-      },
-    });
-    return { bucket: backups.bucket.name, topic: backups.topic.arn, launcher: backups.launcher.name };
-  },
-});
-`;
 
 let app: string;
 let auroraSecret: string;
@@ -66,14 +22,8 @@ const stack = new Stack();
 let close: (() => void) | undefined;
 
 beforeAll(async () => {
-  // TARBALL: the package as the IAM project's global setup packed it (test/support/iam-teardown.ts)
-  app = mkdtempSync(join(tmpdir(), "lifeboat-sst-app-"));
-  writeFileSync(join(app, "package.json"), JSON.stringify({ name: "acme", private: true, type: "module", dependencies: { lifeboat: `file:${TARBALL}`, sst: SST_VERSION } }, null, 2));
-  writeFileSync(join(app, "sst.config.ts"), SST_CONFIG);
-  writeAppTsconfig(app, ["sst.config.ts"]);
-  run("npm", ["install", "--prefer-offline", "--no-audit", "--no-fund"], app);
-  // SST's own install, offline (../shared/notes/sst-offline.md): the platform's sources and types in .sst/platform
-  run("npx", ["sst", "install", "--stage", "ci"], app, { SST_NO_BUN: "1", SST_SKIP_DEPENDENCY_CHECK: "1", SST_TELEMETRY_DISABLED: "1" });
+  // installed during the suite by test/outside-app.test.ts (which also type-checks it), or now when run alone
+  app = outsideApp();
   const synth = await synthesize("production", { root: app });
   stack.resources = synth.resources;
   stack.region = synth.region;
@@ -96,15 +46,10 @@ beforeAll(async () => {
 }, 600_000);
 afterAll(() => {
   close?.();
-  if (app) rmSync(app, { recursive: true, force: true });
+  rmSync(OUTSIDE_APP, { recursive: true, force: true });
 });
 
 describe("an SST app outside this repository, with lifeboat installed from the tarball", () => {
-  it("type-checks against SST's platform types and lifeboat/sst's", () => {
-    const tsc = typeCheckApp(app);
-    expect(tsc.status, tsc.output).toBe(0);
-  }, 120_000);
-
   it("takes the database's endpoint, port, name and user from the component, its password into an SSM SecureString only", () => {
     const instance = unwrap(one(stack.resources, "aws:rds/instance:Instance", "DatabaseInstance").inputs);
     const parameter = unwrap(one(stack.resources, "aws:ssm/parameter:Parameter", "BackupsAppDatabasePassword").inputs);

@@ -2,6 +2,7 @@ import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import type { TestProject } from "vitest/node";
 import { startEphemeralPostgres } from "@lifeboat/runner";
 import { startEmbeddedS3 } from "@lifeboat/cli";
@@ -44,6 +45,14 @@ export default async function setup(project: TestProject) {
   const before = lifeboatTempDirs();
   // the IAM check (test/iam.test.ts, after the suite) reads what this run records, and only that
   rmSync(process.env.LIFEBOAT_AWS_CALLS!, { recursive: true, force: true });
+  // the compiled package the tests run (helpers.ts BIN)
+  if (!process.env.LIFEBOAT_TEST_SOURCES) {
+    const repo = fileURLToPath(new URL("../..", import.meta.url));
+    execFileSync(process.execPath, ["scripts/build.mjs"], { cwd: repo, stdio: "pipe" });
+    // and its tarball, which the files that install it outside this repository use (outside-*.test.ts, iam-sst-app)
+    execFileSync("npm", ["pack", "./dist/package", "--pack-destination", "dist"], { cwd: repo, stdio: "pipe", env: { ...process.env, npm_config_loglevel: "error" } });
+    process.env.LIFEBOAT_TEST_BUILT = "1";
+  }
   const tls = testCertificates();
   const pg = await startEphemeralPostgres({ tls });
   const s3 = await startEmbeddedS3({ bucket: TEST_BUCKET });

@@ -10,7 +10,12 @@ import { ListMultipartUploadsCommand, ListObjectsV2Command, S3Client } from "@aw
 import { query, s3ClientConfig, type ConnectionInfo } from "@lifeboat/runner";
 
 export const REPO = fileURLToPath(new URL("../..", import.meta.url));
-export const BIN = fileURLToPath(new URL("../../packages/cli/bin/lifeboat.js", import.meta.url));
+/**
+ * The `lifeboat` the tests run: the compiled package (dist/package/bin/lifeboat.js, built by the suite's global setup
+ * with scripts/build.mjs), as users install it: what ships is what is tested, and a compiled start is about half a
+ * second quicker than the sources through tsx. LIFEBOAT_TEST_SOURCES=1 runs the sources instead (packages/cli/bin).
+ */
+export const BIN = fileURLToPath(new URL(process.env.LIFEBOAT_TEST_SOURCES ? "../../packages/cli/bin/lifeboat.js" : "../../dist/package/bin/lifeboat.js", import.meta.url));
 
 export function pg() {
   return inject("pg");

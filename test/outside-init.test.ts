@@ -2,7 +2,7 @@
  * `npx lifeboat init` from the installed package, in an empty folder outside this repository: the app it writes
  * installs (the tarball as its lifeboat), type-checks against SST's platform types and lifeboat/sst's, synthesizes
  * under Pulumi mocks into the stack a user would deploy, and meets least privilege. (The platform is this
- * repository's .sst/platform, copied: the same sst version; test/iam-sst-app.test.ts runs `sst install` itself.)
+ * repository's .sst/platform, copied: the same sst version; test/outside-app.test.ts runs `sst install` itself.)
  */
 import { copyFileSync, cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -22,7 +22,7 @@ let resources: Recorded[];
 let close: (() => void) | undefined;
 
 beforeAll(async () => {
-  // the package as the IAM project's global setup packed it (test/support/iam-teardown.ts)
+  // the package as the suite's global setup packed it (test/support/global-setup.ts)
   home = mkdtempSync(join(tmpdir(), "lifeboat-sst-init-"));
   const tarball = join(home, "lifeboat.tgz");
   copyFileSync(TARBALL, tarball);
