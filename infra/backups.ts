@@ -15,7 +15,7 @@ import { watch } from "./watch";
 type Targets = LifeboatConfigInput["targets"];
 type Target = Targets[string];
 
-/** The package ships these types as scripts/sst.d.ts (kept in step with this file; test/iam-sst-app.test.ts type-checks an app against it). */
+/** The package ships these types as scripts/sst.d.ts (kept in step with this file; test/outside-app.test.ts type-checks an app against it). */
 export interface BackupsArgs extends Omit<LifeboatConfigInput, "targets"> {
   /**
    * The targets, as in lifeboat.config.ts; a target's `database` may also be an `sst.aws.Postgres` or `sst.aws.Aurora`

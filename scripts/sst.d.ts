@@ -1,6 +1,6 @@
 // Types of `lifeboat/sst` (the package's sst/index.js, built from infra/package.ts). They name the SST app's own
 // global types (sst, aws, $util: sst.config.ts's `/// <reference path="./.sst/platform/config.d.ts" />`), so they are
-// written here by hand; test/iam-sst-app.test.ts type-checks an SST app against them with the real platform types.
+// written here by hand; test/outside-app.test.ts type-checks an SST app against them with the real platform types.
 import type { LifeboatConfigInput } from "../types/public.js";
 
 type Target = LifeboatConfigInput["targets"][string];

@@ -1,5 +1,5 @@
 /**
- * SST apps made outside this repository by the tests (test/iam-sst-app.test.ts, test/iam-sst-init.test.ts): running
+ * SST apps made outside this repository by the tests (test/outside-app.test.ts and test/iam-sst-app.test.ts, test/outside-init.test.ts): running
  * npm and sst there, and type-checking them against their own .sst/platform types and the installed lifeboat/sst's.
  */
 import { execFileSync, spawnSync } from "node:child_process";
