@@ -7,6 +7,7 @@
 import { copyFileSync, cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { spawn } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LIFEBOAT_VERSION } from "@lifeboat/core";
 import { REPO } from "./support/helpers.js";
@@ -71,5 +72,33 @@ describe("the SST app `lifeboat init` writes, outside this repository", () => {
 
   it("meets least privilege", () => {
     assertLeastPrivilege(resources, "Backups");
+  });
+});
+
+describe("the installed package's dashboard", () => {
+  it("serves its pages and its chart library from the package's own dependencies, outside this repository", async () => {
+    const store = join(home, "empty-store");
+    mkdirSync(store);
+    const child = spawn(process.execPath, [join(home, "tools/node_modules/lifeboat/bin/lifeboat.js"), "dashboard", "--from", `file://${store}`, "--port", "0"], { cwd: home, stdio: ["ignore", "pipe", "pipe"] });
+    try {
+      const url = await new Promise<string>((resolve, reject) => {
+        let out = "";
+        child.stdout!.on("data", (d: Buffer) => {
+          out += d.toString();
+          const m = /(http:\/\/\S+)/.exec(out);
+          if (m) resolve(m[1]!);
+        });
+        child.once("exit", (code) => reject(new Error(`dashboard exited ${code}`)));
+      });
+      const page = await fetch(url);
+      expect(page.status).toBe(200);
+      expect(await page.text()).toContain("No backups in this store yet");
+      const chart = await fetch(new URL("/assets/uPlot.iife.min.js", url));
+      expect(chart.status).toBe(200);
+      expect((await chart.text()).length).toBeGreaterThan(20_000);
+    } finally {
+      child.kill("SIGTERM");
+      await new Promise((r) => (child.exitCode !== null ? r(undefined) : child.once("exit", r)));
+    }
   });
 });
