@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { S3_PROVIDERS } from "./providers.js";
 import { compressionSchema } from "./compression.js";
 import { ConfigError, type ConfigProblem } from "./errors.js";
 import { TARGET_NAME } from "./naming.js";
@@ -336,6 +337,11 @@ export const storageSchema = z
         region: z.string().optional(),
         endpoint: z.url({ message: "must be a URL such as http://127.0.0.1:9000" }).optional(),
         forcePathStyle: z.boolean().optional(),
+        /**
+         * Which provider's rules the uploads follow (part count, checksum headers, addressing): aws, r2, b2, scaleway,
+         * minio, generic. Default: aws without an endpoint, generic with one.
+         */
+        provider: z.enum(S3_PROVIDERS, { message: `is not a provider Lifeboat knows: ${S3_PROVIDERS.join(", ")}` }).optional(),
       })
       .strict()
       .optional(),

@@ -167,6 +167,10 @@ export function deployPlan(config: LifeboatConfig, stage: string, source = "life
   if (!config.storage.s3) {
     problems.push({ path: "storage", message: "the AWS deployment stores backups in S3", hint: 'use storage: { s3: { bucket: "a-globally-unique-name", prefix: "lifeboat" } }' });
   }
+  const provider = config.storage.s3?.provider;
+  if (provider && provider !== "aws") {
+    problems.push({ path: "storage.s3.provider", message: `is ${provider}: the AWS deployment makes its bucket in AWS S3`, hint: 'remove provider (or use "aws"); another provider\'s store is for `lifeboat run --to` and one server' });
+  }
   const targetParameters = new Map<string, Set<string>>();
   const targetSecrets = new Map<string, Set<string>>();
   const warnings: string[] = [];

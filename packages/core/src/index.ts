@@ -18,5 +18,6 @@ export * from "./launch.js";
 export * from "./schedule-eval.js";
 export * from "./retention.js";
 export * from "./parts.js";
+export * from "./providers.js";
 export * from "./freshness.js";
 export * from "./deployed-config.js";

@@ -318,7 +318,28 @@ function asS3(server: { store: S3rverStore }, directory: string): void {
  * NotImplemented), for tests of the stores that lack it. `withoutConditionalWrites`: answer If-None-Match / If-Match
  * on writes with 501 NotImplemented, as servers that lack conditional writes do.
  */
-export async function startEmbeddedS3(opts: { bucket?: string; port?: number; withoutUploadListing?: boolean; withoutConditionalWrites?: boolean } = {}): Promise<EmbeddedS3> {
+/**
+ * Rules of S3-compatible providers that AWS S3 does not have, which the twin can be made to enforce (tests of the
+ * provider profiles, core's providers.ts), each answered as the provider documents or answers it:
+ * - maxParts (Scaleway: 1,000): UploadPart with a higher part number is 400 InvalidArgument.
+ * - equalParts (Cloudflare R2: "All parts except the last one must be the same size", the last no larger):
+ *   CompleteMultipartUpload of other parts is 400 InvalidPart "All non-trailing parts must have the same length."
+ * - noChecksumHeaders (Backblaze B2): a request with x-amz-checksum-*, x-amz-sdk-checksum-algorithm or a trailing
+ *   checksum (x-amz-trailer) is 400 InvalidArgument "Unsupported header '<name>' received for this API call."
+ */
+export interface ProviderRules {
+  maxParts?: number;
+  equalParts?: boolean;
+  noChecksumHeaders?: boolean;
+}
+
+function refusal(ctx: { status: number; type: string; body: unknown }, code: string, message: string): void {
+  ctx.status = 400;
+  ctx.type = "application/xml";
+  ctx.body = `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>${code}</Code><Message>${xmlEscape(message)}</Message></Error>`;
+}
+
+export async function startEmbeddedS3(opts: { bucket?: string; port?: number; withoutUploadListing?: boolean; withoutConditionalWrites?: boolean; rules?: ProviderRules } = {}): Promise<EmbeddedS3> {
   const bucket = opts.bucket ?? "lifeboat";
   // the request bodies' chunks would otherwise set off V8's full collections (see streamed, in the runner's heap.ts)
   collectYoungWhileStreaming();
@@ -336,6 +357,38 @@ export async function startEmbeddedS3(opts: { bucket?: string; port?: number; wi
     const url = new URL(ctx.url, "http://localhost");
     const [b, ...rest] = url.pathname.split("/").filter(Boolean).map(decodeURIComponent);
     if (!b) return next();
+    const rules = opts.rules;
+    if (rules) {
+      const drain = async () => {
+        for await (const _chunk of ctx.req) void _chunk;
+      };
+      if (rules.noChecksumHeaders) {
+        const header = Object.keys(ctx.headers).find((h) => h.startsWith("x-amz-checksum-") || h === "x-amz-sdk-checksum-algorithm" || (h === "x-amz-trailer" && /checksum/i.test(ctx.headers[h] ?? "")));
+        if (header) {
+          await drain();
+          return refusal(ctx, "InvalidArgument", `Unsupported header '${header}' received for this API call.`);
+        }
+      }
+      const uploadId = url.searchParams.get("uploadId");
+      const partNumber = Number(url.searchParams.get("partNumber") ?? 0);
+      if (ctx.method === "PUT" && uploadId && partNumber) {
+        if (rules.maxParts && partNumber > rules.maxParts) {
+          await drain();
+          return refusal(ctx, "InvalidArgument", `Part number must be an integer between 1 and ${rules.maxParts}, inclusive`);
+        }
+        const sizes = partSizes.get(uploadId) ?? new Map<number, number>();
+        sizes.set(partNumber, Number(ctx.headers["content-length"] ?? 0));
+        partSizes.set(uploadId, sizes);
+      }
+      if (ctx.method === "POST" && uploadId && rules.equalParts) {
+        const sizes = [...(partSizes.get(uploadId) ?? new Map<number, number>()).entries()].sort((a, b) => a[0] - b[0]).map(([, size]) => size);
+        const first = sizes[0] ?? 0;
+        if (sizes.slice(0, -1).some((size) => size !== first) || (sizes.at(-1) ?? 0) > first) {
+          await drain();
+          return refusal(ctx, "InvalidPart", "All non-trailing parts must have the same length.");
+        }
+      }
+    }
     // PutObject and CompleteMultipartUpload carry conditions; CreateMultipartUpload and UploadPart take none
     const writes = (ctx.method === "PUT" && !url.searchParams.has("partNumber")) || (ctx.method === "POST" && url.searchParams.has("uploadId"));
     if (writes && rest.length > 0 && (ctx.headers["if-none-match"] || ctx.headers["if-match"])) {
@@ -379,6 +432,7 @@ export async function startEmbeddedS3(opts: { bucket?: string; port?: number; wi
     }
     return next();
   };
+  const partSizes = new Map<string, Map<number, number>>();
   (server as unknown as { middleware: unknown[] }).middleware.splice(1, 0, multipartCalls);
   asS3(server as unknown as { store: S3rverStore }, directory);
 

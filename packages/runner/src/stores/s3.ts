@@ -8,7 +8,7 @@ import {
   paginateListObjectsV2,
   type S3ClientConfig,
 } from "@aws-sdk/client-s3";
-import { ConditionalWriteFailed, DEFAULT_PART_SIZE, S3_MAX_PARTS, UnsupportedStoreFeature, joinKey, partPlan, readDeployedConfig, type IncompleteUpload, type LifeboatConfig, type Logger, type ObjectStore, type PutOptions, type StoredObject } from "@lifeboat/core";
+import { ConditionalWriteFailed, DEFAULT_PART_SIZE, PROVIDER_PROFILES, S3_MAX_PARTS, S3_PROVIDERS, UnsupportedStoreFeature, UsageError, providerOf, unknownSizeBound, type ProviderProfile, type S3Provider, joinKey, partPlan, readDeployedConfig, type IncompleteUpload, type LifeboatConfig, type Logger, type ObjectStore, type PutOptions, type StoredObject } from "@lifeboat/core";
 import { uploadStream } from "./multipart.js";
 
 export interface S3StoreOptions {
@@ -21,6 +21,18 @@ export interface S3StoreOptions {
   region?: string | undefined;
   endpoint?: string | undefined;
   forcePathStyle?: boolean | undefined;
+  /** The provider whose rules uploads follow (default: $LIFEBOAT_S3_PROVIDER, else aws without an endpoint, generic with one). */
+  provider?: S3Provider | undefined;
+}
+
+/** The store's provider and its profile (core's providers.ts). */
+export function storeProvider(opts: S3StoreOptions, env: NodeJS.ProcessEnv = process.env): { provider: S3Provider; profile: ProviderProfile } {
+  const fromEnv = env.LIFEBOAT_S3_PROVIDER || undefined;
+  if (fromEnv !== undefined && !(S3_PROVIDERS as readonly string[]).includes(fromEnv)) {
+    throw new UsageError(`LIFEBOAT_S3_PROVIDER=${fromEnv} is not a provider Lifeboat knows`, `use one of ${S3_PROVIDERS.join(", ")}`);
+  }
+  const provider = providerOf(opts.provider ?? (fromEnv as S3Provider | undefined), opts.endpoint || env.AWS_ENDPOINT_URL_S3 || env.AWS_ENDPOINT_URL || undefined);
+  return { provider, profile: PROVIDER_PROFILES[provider] };
 }
 
 /**
@@ -28,9 +40,11 @@ export interface S3StoreOptions {
  * (the SDK's own conventions); credentials always come from the SDK's default chain (environment, profile, SSO,
  * instance or task role).
  *
- * With a custom endpoint: path-style addressing by default, and the SDK's default request checksums are switched to
- * "when required". Those default checksums send aws-chunked bodies with trailing checksums, which many S3-compatible
- * servers reject; integrity is kept end to end by the manifest's SHA-256, which restore and verify check.
+ * The provider's profile (core's providers.ts) decides the rest. With a custom endpoint (a provider other than aws):
+ * path-style addressing by default, and the SDK's default request checksums switched to "when required": those send
+ * aws-chunked bodies with trailing checksums, which many S3-compatible servers reject (Backblaze B2 refuses the
+ * headers); integrity is kept end to end by the manifest's SHA-256, which restore and verify check. The aws profile
+ * keeps the SDK's defaults, also with an endpoint (a VPC or FIPS endpoint of AWS S3 itself).
  */
 export function s3ClientConfig(opts: S3StoreOptions, env: NodeJS.ProcessEnv = process.env): S3ClientConfig {
   // an empty variable is an unset one (systemd's Environment=AWS_REGION= , a shell's export AWS_REGION=)
@@ -38,11 +52,14 @@ export function s3ClientConfig(opts: S3StoreOptions, env: NodeJS.ProcessEnv = pr
   const config: S3ClientConfig = {};
   const region = opts.region || env.AWS_REGION || env.AWS_DEFAULT_REGION || (endpoint ? "us-east-1" : undefined);
   if (region) config.region = region;
+  const { profile } = storeProvider(opts, env);
   if (endpoint) {
     config.endpoint = endpoint;
-    config.forcePathStyle = opts.forcePathStyle ?? true;
-    config.requestChecksumCalculation = "WHEN_REQUIRED";
-    config.responseChecksumValidation = "WHEN_REQUIRED";
+    config.forcePathStyle = opts.forcePathStyle ?? profile.pathStyle;
+    if (profile.checksums === "when_required") {
+      config.requestChecksumCalculation = "WHEN_REQUIRED";
+      config.responseChecksumValidation = "WHEN_REQUIRED";
+    }
   } else if (opts.forcePathStyle !== undefined) {
     config.forcePathStyle = opts.forcePathStyle;
   }
@@ -98,11 +115,13 @@ export class S3Store implements ObjectStore {
   readonly prefix: string;
   readonly client: S3Client;
   private readonly limits: S3StoreOptions["limits"];
+  private readonly profile: ProviderProfile;
   private readonly log: Logger | undefined;
   private warnedConditions = false;
 
   constructor(opts: S3StoreOptions, client?: S3Client) {
     this.limits = opts.limits;
+    this.profile = storeProvider(opts).profile;
     this.log = opts.log;
     this.bucket = opts.bucket;
     this.prefix = (opts.prefix ?? "").replace(/^\/+|\/+$/g, "");
@@ -120,7 +139,10 @@ export class S3Store implements ObjectStore {
 
   async put(key: string, body: Readable, opts: PutOptions = {}): Promise<{ size?: number; etag?: string }> {
     const Key = this.full(key);
-    const parts = partPlan(opts.expectedBytes, this.limits, opts.concurrent);
+    // the provider's part limit; a dump of unknown size gets parts large enough for what AWS's default parts carry
+    const maxParts = Math.min(this.limits?.maxParts ?? S3_MAX_PARTS, this.profile.maxParts);
+    const expected = opts.expectedBytes ?? unknownSizeBound(this.profile, this.limits?.minPartSize);
+    const parts = partPlan(expected, { ...this.limits, maxParts }, opts.concurrent);
     try {
       return await uploadStream({
         client: this.client,
@@ -130,7 +152,7 @@ export class S3Store implements ObjectStore {
         body,
         partSize: parts.partSize,
         queueSize: parts.queueSize,
-        maxParts: this.limits?.maxParts ?? S3_MAX_PARTS,
+        maxParts,
         signal: opts.signal,
         conditions: { ...(opts.ifNoneMatch ? { IfNoneMatch: opts.ifNoneMatch } : {}), ...(opts.ifMatch ? { IfMatch: opts.ifMatch } : {}) },
         onConditionsUnsupported: () => {
