@@ -62,6 +62,20 @@ describe("the engine boundary", () => {
     expect(text).not.toMatch(/pg_restore|psql|sqlite|ephemeral|manifest\.format/i);
   });
 
+  it("reading a backup knows no engine, and no engine imports the restore pipeline (issue 23, item 7)", () => {
+    const rel = (f: string) => (graph.get(join(src, f)) ?? []).map((g) => relative(src, g)).sort();
+    // fetch.ts: fetch, check, decrypt, from any store: nothing of PostgreSQL, SQLite or the engines
+    expect(rel("fetch.ts").filter((f) => f.startsWith("engines/") || f.startsWith("pg/") || f.startsWith("stores/"))).toEqual([]);
+    const text = readFileSync(join(src, "fetch.ts"), "utf8").replace(/\/\*[\s\S]*?\*\/|\/\/.*$/gm, "");
+    expect(text).not.toMatch(/pg_restore|psql|sqlite|spawn\(/i);
+    // the engines read backups through fetch.ts, and none imports restore.ts (the entry point that dispatches to them)
+    const engines = [...graph.keys()].filter((f) => relative(src, f).startsWith("engines/"));
+    expect(engines.length).toBeGreaterThan(3);
+    for (const e of engines) expect((graph.get(e) ?? []).map((g) => relative(src, g)), relative(src, e)).not.toContain("restore.ts");
+    expect(rel("engines/pg-restore.ts")).toContain("fetch.ts");
+    expect(rel("restore.ts")).toEqual(["engines/index.ts"]);
+  });
+
   it("the restore command reaches the engines only through engineOf: no restore function of an engine is named", () => {
     const cli = readFileSync(fileURLToPath(new URL("../packages/cli/src/commands/restore.ts", import.meta.url)), "utf8").replace(/\/\*[\s\S]*?\*\/|\/\/.*$/gm, "");
     expect(cli).toContain("engineOf(manifest)");

@@ -6,7 +6,8 @@ import { displayUrl, type ConnectionInfo } from "./pg/connection.js";
 import { query } from "./pg/psql.js";
 import { PsqlSession, ident, literal } from "./pg/session.js";
 import { checkIdentities } from "./encryption.js";
-import { restoreInto, verifiedDump } from "./restore.js";
+import { verifiedDump } from "./fetch.js";
+import { restoreInto } from "./engines/pg-restore.js";
 import { checkRowCounts } from "./engines/postgres.js";
 
 /**

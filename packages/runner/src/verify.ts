@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { ChecksumMismatchError, abortedAttempt, VERIFY_SUFFIX, backupSize, besideDump, silentLogger, type BackupVerifyEvent, type LocalEventBus, type Logger, type Manifest, type ObjectStore } from "@lifeboat/core";
 import type { ConnectionInfo } from "./pg/connection.js";
 import { DecryptionError } from "./encryption.js";
-import { verifiedDump } from "./restore.js";
+import { verifiedDump } from "./fetch.js";
 import { engineOf, type RowMismatch, type VerifyCheck } from "./engines/index.js";
 import { listBackups, storeOnce } from "./catalog.js";
 
@@ -78,7 +78,7 @@ export async function verifyBackup(opts: VerifyOptions): Promise<VerifyResult> {
     let files: string[];
     let unchanged = async () => {};
     try {
-      const dump = await verifiedDump(opts.store, manifest, dir, { identities: opts.identities, signal: opts.signal, onProgress: (d, t) => opts.onProgress?.({ phase: "download", done: d, total: t }) });
+      const dump = await verifiedDump(opts.store, manifest, dir, { identities: opts.identities, signal: opts.signal, copy: !engineOf(manifest).readsFilesInPlace, onProgress: (d, t) => opts.onProgress?.({ phase: "download", done: d, total: t }) });
       files = dump.files;
       unchanged = dump.unchanged;
       checks.push({

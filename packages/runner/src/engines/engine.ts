@@ -1,7 +1,6 @@
 import type { Readable } from "node:stream";
 import type { DumpOptions, Logger, Manifest, ObjectStore } from "@lifeboat/core";
 import type { ConnectionInfo } from "../pg/connection.js";
-import type { RestoreResult } from "../restore.js";
 
 /**
  * A database engine, as the backup pipeline sees it: for one attempt it opens a consistent snapshot of the source and
@@ -12,6 +11,8 @@ import type { RestoreResult } from "../restore.js";
  */
 export interface Engine {
   readonly name: "postgresql" | "sqlite";
+  /** Whether the engine's tools only read a backup's files (so a directory store's files are used where they lie). */
+  readonly readsFilesInPlace: boolean;
   snapshot(source: SnapshotRequest): Promise<Snapshot>;
   /**
    * The engine's part of a restore drill (verify.ts), on a dump whose SHA-256 the drill has checked and which is
@@ -39,6 +40,14 @@ export interface RestoreRequest {
   signal?: AbortSignal | undefined;
   log?: Logger | undefined;
   onProgress?: ((p: { phase: "download" | "restore"; done: number; total: number }) => void) | undefined;
+}
+
+export interface RestoreResult {
+  downloadMs: number;
+  restoreMs: number;
+  bytes: number;
+  jobs: number;
+  singleTransaction: boolean;
 }
 
 export type RestoreOutcome = ({ into: "database" } & RestoreResult) | { into: "file"; path: string; tables: number };

@@ -29,7 +29,7 @@ import type { DrillOutcome, DrillRequest, Engine, EngineManifest, RestoreOutcome
 import { compareRowCounts } from "./counts.js";
 import { startEphemeralPostgres, type EphemeralPostgres } from "../pg/ephemeral.js";
 import { missingRoles, quoteRole, rolesInArchive, rolesInSql } from "../pg/roles.js";
-import { plainSql, restoreBackup, restoreInto } from "../restore.js";
+import { plainSql, restoreInto, restorePostgres } from "./pg-restore.js";
 
 /**
  * PostgreSQL: pg_dump, or pg_dumpall --globals-only for roles and tablespaces. With row counts or parallel jobs, a
@@ -39,6 +39,8 @@ import { plainSql, restoreBackup, restoreInto } from "../restore.js";
  */
 export const postgresEngine: Engine = {
   name: "postgresql",
+  // pg_restore and psql only read the archives
+  readsFilesInPlace: true,
   async snapshot(req: SnapshotRequest): Promise<Snapshot> {
     const resolved = await req.resolveSource();
     const conn = req.database ? { ...resolved, database: req.database } : resolved;
@@ -141,7 +143,7 @@ export const postgresEngine: Engine = {
   async restore(req: RestoreRequest): Promise<RestoreOutcome> {
     if (!("database" in req.to)) throw new UsageError(`backup ${req.manifest.id} is a PostgreSQL dump: restore it with --to <postgres-url>`);
     const { to, ...rest } = req;
-    return { into: "database", ...(await restoreBackup({ ...rest, to: to.database })) };
+    return { into: "database", ...(await restorePostgres({ ...rest, to: to.database })) };
   },
 };
 

@@ -5,7 +5,7 @@ import { hostname, tmpdir } from "node:os";
 import { basename, dirname, join, resolve } from "node:path";
 import { AttemptError, LifeboatError, UsageError, type Logger, type Manifest, type ObjectStore } from "@lifeboat/core";
 import { checkIdentities } from "../encryption.js";
-import { downloadVerified } from "../restore.js";
+import { downloadVerified } from "../fetch.js";
 import { runTool } from "../pg/tools.js";
 import type { DrillOutcome, DrillRequest, Engine, RestoreOutcome, RestoreRequest, Snapshot, SnapshotRequest, VerifyCheck } from "./engine.js";
 import { compareRowCounts } from "./counts.js";
@@ -72,6 +72,8 @@ export function restoresToFileOnly(manifest: Pick<Manifest, "id">): UsageError {
  */
 export const sqliteEngine: Engine = {
   name: "sqlite",
+  // sqlite3 may write journals beside the database file it opens: a private copy, never the store's file
+  readsFilesInPlace: false,
   async snapshot(req: SnapshotRequest): Promise<Snapshot> {
     const live = resolve(req.sqlite!.path);
     if (!existsSync(live)) throw new AttemptError("sqlite_missing", "permanent", `${live} does not exist`, { hint: "check database.path" });
