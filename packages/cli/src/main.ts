@@ -10,6 +10,7 @@ import type { verifyCommand } from "./commands/verify.js";
 import type { InitOptions } from "./commands/init.js";
 import type { DashboardCommandOptions } from "./commands/dashboard.js";
 import type { ReportCommandOptions } from "./commands/report.js";
+import type { CopyCommandOptions } from "./commands/copy.js";
 
 // Commands, the runner and the AWS SDK load when a command runs: `lifeboat --version` and `--help` stay fast.
 const commands = {
@@ -26,6 +27,7 @@ const commands = {
   init: () => import("./commands/init.js"),
   dashboard: () => import("./commands/dashboard.js"),
   report: () => import("./commands/report.js"),
+  copy: () => import("./commands/copy.js"),
 };
 
 /** Repeatable options (--recipient, --identity): every value, in order. */
@@ -69,6 +71,7 @@ const DOCS: Record<string, string> = {
   demo: "README.md",
   dashboard: "docs/operations.md#seeing-every-backup-lifeboat-dashboard-and-lifeboat-report",
   report: "docs/operations.md#seeing-every-backup-lifeboat-dashboard-and-lifeboat-report",
+  copy: "docs/stores.md#copies-storagecopies",
 };
 
 function envHelp(...groups: string[]): string {
@@ -228,6 +231,21 @@ export async function main(argv: string[]): Promise<number> {
         "\nExamples:\n  lifeboat report --out evidence.html --since 90d\n  lifeboat report prod --out q3.html --since 2026-07-01 --until 2026-10-01\n\nThe file opens in any browser with no network; it holds no secret (public keys only). " + envHelp("config", "aws"),
       ),
   ).action(action(async (c, target: string | undefined, opts: ReportCommandOptions) => (await commands.report()).reportCommand(c, target, opts)));
+
+  common(
+    program
+      .command("copy")
+      .description("copy backups into the config's copies (storage.copies): the ones a copy lacks, or one; each object checked against its SHA-256 on the way")
+      .argument("[target]", "only this target's backups (default: every target's)")
+      .option("--backup <id>", "a backup id, latest, or missing (every backup the copy lacks)", "missing")
+      .option("--to <copy>", "only this copy (default: every copy)")
+      .option("--from <store-url>", "copy from this store (another copy) instead of the config's storage")
+      .addHelpText(
+        "after",
+        "\nExamples:\n  lifeboat copy                                  # every copy gets every backup it lacks\n  lifeboat copy app --backup 20261203T101500Z-1a2b --to offsite\n  lifeboat copy --from s3://offsite-bucket/lifeboat --to local   # repair one copy from another\n\nExit 0 when every copy holds the backups, 1 when one failed.\n" +
+          envHelp("config", "aws"),
+      ),
+  ).action(action(async (c, target: string | undefined, opts: CopyCommandOptions) => (await commands.copy()).copyCommand(c, target, opts)));
 
   common(
     program

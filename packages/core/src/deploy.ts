@@ -167,6 +167,9 @@ export function deployPlan(config: LifeboatConfig, stage: string, source = "life
   if (!config.storage.s3) {
     problems.push({ path: "storage", message: "the AWS deployment stores backups in S3", hint: 'use storage: { s3: { bucket: "a-globally-unique-name", prefix: "lifeboat" } }' });
   }
+  if (config.storage.copies?.length) {
+    problems.push({ path: "storage.copies", message: "copies are not deployed to AWS yet (the runner's role for each copy bucket is still to be made)", hint: "for now, copy from a server: lifeboat copy <target> --backup missing, with a config whose storage is the deployment's bucket" });
+  }
   const provider = config.storage.s3?.provider;
   if (provider && provider !== "aws") {
     problems.push({ path: "storage.s3.provider", message: `is ${provider}: the AWS deployment makes its bucket in AWS S3`, hint: 'remove provider (or use "aws"); another provider\'s store is for `lifeboat run --to` and one server' });

@@ -117,6 +117,31 @@ export interface BackupMissedEvent {
 }
 
 /**
+ * A copy (storage.copies) that does not hold a backup the primary holds: its write failed in the run and again when
+ * copied from the primary. The backup itself succeeded (backup.succeeded was published); status is "failed" so that
+ * filters on failures catch it. `lifeboat copy <target> --backup <id>` repairs it later.
+ */
+export interface BackupCopyFailedEvent {
+  version: typeof EVENT_VERSION;
+  type: "backup.copy_failed";
+  status: "failed";
+  time: string;
+  target: string;
+  runId: string;
+  trigger: string;
+  attempt: number;
+  copy: {
+    name: string;
+    backupId: string;
+    /** Where the backup is whole (the primary). */
+    location: string;
+    error: string;
+    /** The command that copies it again. */
+    repair: string;
+  };
+}
+
+/**
  * Where a deployed run happened, added by the runner to what it publishes: the stage, the region, the ECS task and a
  * link to its log stream in the CloudWatch console. Absent for local runs.
  */
@@ -127,7 +152,7 @@ export interface EventOrigin {
   logs?: string;
 }
 
-export type LifeboatEvent = (BackupSucceededEvent | BackupFailedEvent | BackupVerifyEvent | BackupMissedEvent) & { origin?: EventOrigin };
+export type LifeboatEvent = (BackupSucceededEvent | BackupFailedEvent | BackupVerifyEvent | BackupMissedEvent | BackupCopyFailedEvent) & { origin?: EventOrigin };
 
 /** How a person restores one backup: `prefix` is the command up to its options (e.g. `lifeboat restore prod`). */
 export function restoreCommandFor(prefix: string, backup: { id: string; format: string; encryption?: unknown }): string {

@@ -119,6 +119,18 @@ function renderEvent(e: LifeboatEvent): { text: string; blocks: unknown[] } {
       ],
     };
   }
+  if (e.type === "backup.copy_failed") {
+    const c = e.copy;
+    const text = `:warning: Copy *${c.name}* of *${e.target}*'s backup ${c.backupId} FAILED: the backup is whole in the primary store, not in this copy`;
+    return {
+      text,
+      blocks: [
+        { type: "section", text: { type: "mrkdwn", text } },
+        { type: "section", text: { type: "mrkdwn", text: "```" + c.error.slice(0, 1500) + "```" } },
+        { type: "context", elements: [{ type: "mrkdwn", text: `Primary: \`${c.location}\`. Repair: \`${c.repair}\`` }] },
+      ],
+    };
+  }
   if (e.type !== "backup.failed") {
     const v = e.verification;
     const ok = e.type === "backup.verified";

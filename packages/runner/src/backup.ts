@@ -19,7 +19,10 @@ import {
   type ObjectStore,
   type RetryPolicy,
 } from "@lifeboat/core";
+import { PassThrough } from "node:stream";
 import { storeOnce } from "./catalog.js";
+import { copyFailedEvent, retryCopies, type CopyOutcome } from "./copies.js";
+import type { CopyStore } from "./stores/index.js";
 import { Digest } from "./digest.js";
 import { encryptStream } from "./encryption.js";
 import { engineFor, type Snapshot, type SnapshotStream, type StoredStream } from "./engines/index.js";
@@ -62,6 +65,12 @@ export interface BackupJob {
   sqlite?: { path: string };
   /** Client-side encryption: every stream is an age file for these recipients before it is hashed and stored. */
   encryption?: { recipients: string[] } | undefined;
+  /**
+   * Copies (storage.copies): every stream goes to these stores too, at the same time as to `store` (one dump, hashed
+   * once); each gets the manifest once the primary has it. A copy that fails does not fail the backup: it is retried
+   * from the primary, then reported (backup.copy_failed).
+   */
+  copies?: CopyStore[] | undefined;
 }
 
 export interface BackupResult {
@@ -69,6 +78,8 @@ export interface BackupResult {
   location: string;
   manifestLocation: string;
   attempts: AttemptRecord[];
+  /** Each copy's outcome (none without copies). */
+  copies: CopyOutcome[];
 }
 
 /** One attempt: the engine's snapshot, its streams into the store, the manifest last. */
@@ -91,8 +102,15 @@ async function attemptBackup(job: BackupJob, attempt: number, runId: string, sec
     const keys = backupKeys(job.target, id, snapshot.extension, snapshot.folder);
     const streamKeys = snapshot.streams.map((_, i) => (i === 0 ? keys.dump : partKey(keys.dump, i)));
     const stored: string[] = [];
-    const [base, ...parts] = await storeStreams(job, snapshot, streamKeys, started, secrets, stored);
+    const copies = job.copies ?? [];
+    const copyFailures = new Map<string, unknown>();
+    const [base, ...parts] = await storeStreams(job, snapshot, streamKeys, started, secrets, stored, copyFailures);
     const finished = new Date();
+    // no manifest in the primary: what the copies received goes too (deleted here; the primary's by manifestOrNothing)
+    const dropCopies = async (err: unknown) => {
+      for (const c of copies) await c.store.delete(streamKeys).catch(() => {});
+      throw err;
+    };
     return await manifestOrNothing(job, stored, async () => {
       const described = await snapshot.describe();
       const manifest: Manifest = {
@@ -113,8 +131,24 @@ async function attemptBackup(job: BackupJob, attempt: number, runId: string, sec
       };
       await storeOnce(job.store, keys.manifest, manifest);
       log.log("info", "backup stored", { target: job.target, key: keys.dump, bytes: backupSize(manifest), sha256: manifest.object.sha256 });
-      return { manifest, location: job.store.location(keys.dump), manifestLocation: job.store.location(keys.manifest), attempts: [] };
-    });
+      // each copy that received every stream gets the manifest too: from then on it holds the backup on its own
+      const outcomes: CopyOutcome[] = [];
+      for (const c of copies) {
+        let failure = copyFailures.get(c.name);
+        if (failure === undefined) {
+          try {
+            await storeOnce(c.store, keys.manifest, manifest);
+          } catch (err) {
+            failure = err;
+          }
+        }
+        if (failure !== undefined) await c.store.delete(streamKeys).catch(() => {});
+        outcomes.push(failure === undefined ? { name: c.name, ok: true, location: c.store.location(keys.dump) } : { name: c.name, ok: false, error: toAttemptError(failure, secrets).message });
+        if (failure === undefined) log.log("info", "copy stored", { target: job.target, copy: c.name, location: c.store.location(keys.dump) });
+        else log.log("warn", "copy failed in the run (tried again from the primary next)", { target: job.target, copy: c.name, error: toAttemptError(failure, secrets).message });
+      }
+      return { manifest, location: job.store.location(keys.dump), manifestLocation: job.store.location(keys.manifest), attempts: [], copies: outcomes };
+    }).catch(dropCopies);
   } finally {
     await snapshot.close();
   }
@@ -125,7 +159,7 @@ async function attemptBackup(job: BackupJob, attempt: number, runId: string, sec
  * their sum. When one fails, the others are stopped, what was stored is deleted, and its error is the attempt's.
  * Keys of the stored objects are added to `stored` as they complete.
  */
-async function storeStreams(job: BackupJob, snapshot: Snapshot, keys: string[], started: Date, secrets: Set<string | undefined>, stored: string[]): Promise<StoredStream[]> {
+async function storeStreams(job: BackupJob, snapshot: Snapshot, keys: string[], started: Date, secrets: Set<string | undefined>, stored: string[], copyFailures: Map<string, unknown>): Promise<StoredStream[]> {
   const inner = new AbortController();
   const onOuterAbort = () => inner.abort(job.signal?.reason);
   if (job.signal?.aborted) onOuterAbort();
@@ -148,7 +182,7 @@ async function storeStreams(job: BackupJob, snapshot: Snapshot, keys: string[], 
     while (next < snapshot.streams.length && !failure) {
       const i = next++;
       try {
-        out[i] = await storeStream(job.store, snapshot.streams[i]!, keys[i]!, inner.signal, secrets, onBytes(i), job.encryption?.recipients, workers);
+        out[i] = await storeStream(job.store, snapshot.streams[i]!, keys[i]!, inner.signal, secrets, onBytes(i), job.encryption?.recipients, workers, (job.copies ?? []).filter((c) => !copyFailures.has(c.name)), copyFailures);
         stored.push(keys[i]!);
       } catch (err) {
         if (!failure) {
@@ -164,7 +198,11 @@ async function storeStreams(job: BackupJob, snapshot: Snapshot, keys: string[], 
     job.signal?.removeEventListener("abort", onOuterAbort);
   }
   if (failure) {
-    if (stored.length) await job.store.delete(stored.splice(0)).catch(() => {});
+    if (stored.length) {
+      const keysStored = stored.splice(0);
+      await job.store.delete(keysStored).catch(() => {});
+      for (const c of job.copies ?? []) await c.store.delete(keysStored).catch(() => {});
+    }
     throw job.signal?.aborted ? abortedAttempt(job.signal.reason) : failure.err;
   }
   report();
@@ -185,6 +223,8 @@ async function storeStream(
   onBytes: (n: number) => void,
   recipients: string[] | undefined,
   concurrent: number,
+  copies: CopyStore[] = [],
+  copyFailures: Map<string, unknown> = new Map(),
 ): Promise<StoredStream> {
   if (signal.aborted) throw abortedAttempt(signal.reason);
   const plain = await stream.open();
@@ -206,11 +246,36 @@ async function storeStream(
   signal.addEventListener("abort", onAbort, { once: true });
   if (signal.aborted) onAbort();
   source.pipe(digest);
+  // never over an existing object: a stored dump is history (the deployed bucket's policy refuses such writes too)
+  const putOptions = { contentType: stream.contentType, concurrent, ifNoneMatch: "*" as const, ...(stream.bound ? { expectedBytes: stream.bound } : {}) };
+  // with copies, the hashed stream is teed: one branch per store, read at the pace of the slowest (pipe waits for
+  // every branch to drain); a copy whose upload fails is dropped from the tee (its branch closes) and the rest go on
+  const branches = copies.map((c) => ({ copy: c, branch: new PassThrough() }));
+  const primary = branches.length ? new PassThrough() : digest;
+  if (branches.length) {
+    digest.pipe(primary);
+    for (const b of branches) digest.pipe(b.branch);
+  }
+  const copyPuts = branches.map((b) =>
+    b.copy.store.put(key, b.branch, putOptions).then(
+      () => undefined,
+      (err: unknown) => {
+        digest.unpipe(b.branch);
+        b.branch.destroy();
+        return err ?? new Error("the copy's upload failed");
+      },
+    ),
+  );
+  const endCopies = async () => {
+    for (const b of branches) if (!b.branch.destroyed) b.branch.destroy(new Error("the primary upload failed: the copy is not kept"));
+    await Promise.allSettled(copyPuts);
+    await Promise.all(copies.map((c) => c.store.delete([key]).catch(() => {})));
+  };
   try {
-    // never over an existing object: a stored dump is history (the deployed bucket's policy refuses such writes too)
-    await store.put(key, digest, { contentType: stream.contentType, concurrent, ifNoneMatch: "*", ...(stream.bound ? { expectedBytes: stream.bound } : {}) });
+    await store.put(key, primary, putOptions);
   } catch (err) {
     fail(err);
+    await endCopies();
     throw toAttemptError(failed, secrets);
   } finally {
     signal.removeEventListener("abort", onAbort);
@@ -218,8 +283,13 @@ async function storeStream(
   if (failed) {
     // stopped (another stream failed, SIGTERM) just as the store completed the object: it must not stay behind
     await store.delete([key]).catch(() => {});
+    await endCopies();
     throw toAttemptError(failed, secrets);
   }
+  const outcomes = await Promise.all(copyPuts);
+  outcomes.forEach((err, i) => {
+    if (err !== undefined) copyFailures.set(branches[i]!.copy.name, err);
+  });
   return { key, size: digest.bytes, sha256: digest.hex() };
 }
 
@@ -286,5 +356,11 @@ export async function runBackup(job: BackupJob): Promise<BackupResult> {
     restoreCommand: restoreCommandFor(job.restoreHint ?? `lifeboat restore ${job.target}`, result.manifest),
   };
   await job.bus?.publish(event);
+  // copies that failed in the run: copied again from the primary (each object hashed on the way, against the
+  // manifest), then reported if they still fail
+  if (result.copies.some((c) => !c.ok)) {
+    result.copies = await retryCopies(job.store, job.copies ?? [], result.copies, result.manifest, { log, ...(job.signal ? { signal: job.signal } : {}) });
+    for (const c of result.copies.filter((x) => !x.ok)) await job.bus?.publish(copyFailedEvent(job.target, runId, trigger, result.manifest, c));
+  }
   return result;
 }

@@ -57,6 +57,7 @@ function relativeToFile(config: LifeboatConfig, file: string): LifeboatConfig {
   const base = dirname(file);
   const fix = (p: string | undefined) => (p === undefined || isAbsolute(p) ? p : resolve(base, p));
   if (config.storage.directory !== undefined) config.storage.directory = fix(config.storage.directory)!;
+  for (const copy of config.storage.copies ?? []) if (copy.directory !== undefined) copy.directory = fix(copy.directory)!;
   for (const t of Object.values(config.targets)) {
     if (t.database.path !== undefined) t.database.path = fix(t.database.path)!;
   }

@@ -7,6 +7,7 @@ export * from "./secrets.js";
 export * from "./source.js";
 export * from "./notify/slack.js";
 export * from "./stores/index.js";
+export * from "./copies.js";
 export * from "./pg/classify.js";
 export * from "./pg/compare.js";
 export * from "./pg/connection.js";

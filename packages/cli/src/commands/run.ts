@@ -1,5 +1,5 @@
 import { UsageError, recipientProblem, compressionText, manifestCompression, parseCompression, restoreCommandFor, dumpSchema, type Compression, formatBytes, formatDuration, parseStoreUrl, retriesSchema, type DumpOptions, type RetryPolicy, backupSize } from "@lifeboat/core";
-import { DefaultSecretResolver, heartbeatStarted, isMultiDatabase, openStore, resolveDatabase, runBackup, runTargetBackups, type ConnectionInfo } from "@lifeboat/runner";
+import { DefaultSecretResolver, heartbeatStarted, isMultiDatabase, openCopies, openStore, resolveDatabase, runBackup, runTargetBackups, type ConnectionInfo } from "@lifeboat/runner";
 import { connectionArg, type Context } from "../context.js";
 import { wholeNumber } from "../options.js";
 import { runRemote } from "./remote.js";
@@ -98,6 +98,8 @@ export async function runCommand(ctx: Context, target: string | undefined, opts:
     restoreHint,
     onProgress: (p: { bytes: number; elapsedMs: number }) => out.progress("dumping", p.bytes, p.elapsedMs),
     ...(encryption ? { encryption } : {}),
+    // a config target's copies (storage.copies): written at the same time as the store; ad hoc runs have none
+    ...(target && !storeUrl && config?.storage.copies?.length ? { copies: await openCopies(config.storage, new DefaultSecretResolver()) } : {}),
   };
   // config targets go through the target run (engine, several databases); ad hoc runs are one backup
   const t = target ? config!.targets[target]! : undefined;
@@ -112,6 +114,7 @@ export async function runCommand(ctx: Context, target: string | undefined, opts:
   }
   const result = results[0]!.result!;
   const m = result.manifest;
+  const copyLines = result.copies.map((c) => `  copy      ${c.name}: ${c.ok ? c.location : `FAILED (${c.error}); repair: lifeboat copy ${name} --backup ${m.id} --to ${c.name}`}`);
   out.result(
     [
       `backup of "${name}" stored`,
@@ -122,8 +125,9 @@ export async function runCommand(ctx: Context, target: string | undefined, opts:
       ...(m.encryption ? [`  encrypted age, for ${m.encryption.recipients.join(", ")}`] : []),
       `  duration  ${formatDuration(m.durationMs)} (attempt ${m.attempt})`,
       `  restore   ${restoreCommandFor(restoreHint, m)}`,
+      ...copyLines,
     ].join("\n"),
-    { status: "succeeded", location: result.location, manifestLocation: result.manifestLocation, manifest: m, attempts: result.attempts },
+    { status: "succeeded", location: result.location, manifestLocation: result.manifestLocation, manifest: m, attempts: result.attempts, ...(result.copies.length ? { copies: result.copies } : {}) },
   );
   return 0;
 }

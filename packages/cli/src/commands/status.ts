@@ -1,5 +1,5 @@
-import { UsageError, formatAge, formatBytes, formatDuration } from "@lifeboat/core";
-import { schedulerState, targetStatuses } from "@lifeboat/runner";
+import { MANIFEST_SUFFIX, UsageError, errorMessage, formatAge, formatBytes, formatDuration, redact, targetPrefix, type LifeboatConfig } from "@lifeboat/core";
+import { DefaultSecretResolver, openCopies, schedulerState, targetStatuses, type TargetStatus } from "@lifeboat/runner";
 import type { Context } from "../context.js";
 
 /**
@@ -15,6 +15,10 @@ export async function statusCommand(ctx: Context, target: string | undefined, op
   const now = new Date();
   const statuses = await targetStatuses(config, store, target ? [target] : Object.keys(config.targets), now);
   const bad = statuses.filter((s) => s.verdict === "missed" || s.verdict === "failing");
+  // copies (storage.copies) of the config's store: each target's newest backup must be in every copy, else the copy
+  // is degraded (a failed or interrupted copy: `lifeboat copy` repairs it)
+  const copies = !opts.from && config.storage.copies?.length ? await copyStates(config, statuses) : [];
+  const degraded = copies.filter((c) => !c.holdsNewest);
   // on one server the daemon is what runs the schedules (on AWS, EventBridge does): a daemon that stopped renewing its
   // record is named, and makes the check fail while any target has a schedule
   const scheduled = statuses.some((s) => s.schedule);
@@ -33,7 +37,7 @@ export async function statusCommand(ctx: Context, target: string | undefined, op
     // for node_exporter's textfile collector: the metrics on stdout, the exit code as always
     const { openMetrics } = await import("../metrics.js");
     process.stdout.write(await openMetrics(statuses, scheduler));
-    return bad.length || schedulerDown ? 1 : 0;
+    return bad.length || schedulerDown || degraded.length ? 1 : 0;
   }
   const lines = statuses.flatMap((s) => {
     const newest = s.newestBackup ? `newest ${s.newestBackup.id}, ${formatAge(s.newestBackup.ageMs)} old, ${formatBytes(s.newestBackup.size)}` : "no backup yet";
@@ -46,8 +50,29 @@ export async function statusCommand(ctx: Context, target: string | undefined, op
     if (s.missedFireTimes.length) out.push(`  missed: ${s.missedFireTimes.join(", ")}`);
     out.push(`  schedule ${s.schedule ?? "none (manual)"}${s.dueSince ? `, due since ${s.dueSince}` : s.nextFireTime ? `, next ${s.nextFireTime}` : ""}; drill ${s.latestDrill ? `${s.latestDrill.outcome} ${s.latestDrill.verifiedAt}` : "never"}`);
     if (s.trend.length > 1) out.push(`  trend: ${s.trend.map((b) => `${formatBytes(b.size)}/${formatDuration(b.durationMs)}`).join(" -> ")}`);
+    for (const c of copies.filter((x) => x.target === s.target)) {
+      out.push(c.holdsNewest ? `  copy ${c.copy}: holds the newest backup` : `  copy ${c.copy}: DEGRADED, ${c.error ? `cannot be read (${c.error})` : `lacks the newest backup ${s.newestBackup!.id}`}; repair: lifeboat copy ${s.target} --to ${c.copy}`);
+    }
     return out;
   });
-  ctx.out.result([...schedulerLine, ...lines].join("\n"), { store: store.url, ...(scheduler ? { scheduler } : {}), targets: statuses, healthy: bad.length === 0 && !schedulerDown });
-  return bad.length || schedulerDown ? 1 : 0;
+  ctx.out.result([...schedulerLine, ...lines].join("\n"), { store: store.url, ...(scheduler ? { scheduler } : {}), targets: statuses, ...(copies.length ? { copies } : {}), healthy: bad.length === 0 && !schedulerDown && degraded.length === 0 });
+  return bad.length || schedulerDown || degraded.length ? 1 : 0;
+}
+
+/** Whether each copy holds each target's newest backup (its manifest), or cannot be read. */
+async function copyStates(config: LifeboatConfig, statuses: TargetStatus[]): Promise<Array<{ target: string; copy: string; holdsNewest: boolean; error?: string }>> {
+  const out: Array<{ target: string; copy: string; holdsNewest: boolean; error?: string }> = [];
+  for (const c of await openCopies(config.storage, new DefaultSecretResolver())) {
+    for (const s of statuses) {
+      if (!s.newestBackup) continue;
+      try {
+        let found = false;
+        for await (const o of c.store.list(targetPrefix(s.target))) if (o.key.endsWith(`/${s.newestBackup.id}${MANIFEST_SUFFIX}`)) found = true;
+        out.push({ target: s.target, copy: c.name, holdsNewest: found });
+      } catch (err) {
+        out.push({ target: s.target, copy: c.name, holdsNewest: false, error: redact(errorMessage(err)) });
+      }
+    }
+  }
+  return out;
 }

@@ -17,6 +17,8 @@ export function backupMetrics(event: LifeboatEvent): Metrics {
     metrics.addMetric("BackupFailed", MetricUnit.Count, 1);
   } else if (event.type === "backup.missed") {
     metrics.addMetric("BackupMissed", MetricUnit.Count, 1);
+  } else if (event.type === "backup.copy_failed") {
+    metrics.addMetric("CopyFailed", MetricUnit.Count, 1);
   } else {
     metrics.addMetric(event.type === "backup.verified" ? "DrillPassed" : "DrillFailed", MetricUnit.Count, 1);
     metrics.addMetric("DrillDuration", MetricUnit.Milliseconds, event.verification.durationMs);

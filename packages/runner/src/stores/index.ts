@@ -1,13 +1,37 @@
-import type { ObjectStore, StorageConfig } from "@lifeboat/core";
+import { S3Client } from "@aws-sdk/client-s3";
+import type { CopyConfig, ObjectStore, SecretResolver, StorageConfig } from "@lifeboat/core";
 import { DirectoryStore } from "./directory.js";
-import { S3Store } from "./s3.js";
+import { S3Store, s3ClientConfig } from "./s3.js";
 
 export { DirectoryStore } from "./directory.js";
 export { S3Store, s3ClientConfig, readDeployedConfigFromS3, PART_SIZE, QUEUE_SIZE } from "./s3.js";
 
 /** The one place where a storage config becomes a store. */
-export function openStore(storage: StorageConfig): ObjectStore {
+export function openStore(storage: StorageConfig | Omit<CopyConfig, "name">): ObjectStore {
   if (storage.s3) return new S3Store(storage.s3);
   if (storage.directory) return new DirectoryStore(storage.directory);
   throw new Error("storage has neither s3 nor directory");
+}
+
+/** A copy's store, and its name as the config gives it. */
+export interface CopyStore {
+  name: string;
+  store: ObjectStore;
+}
+
+/**
+ * The config's copies as stores (storage.copies): an S3 copy with credentials of its own gets a client of its own
+ * (its secrets read now: for each run, as the database's are); one without uses the SDK's chain, as the primary does.
+ */
+export async function openCopies(storage: StorageConfig, secrets: SecretResolver): Promise<CopyStore[]> {
+  const out: CopyStore[] = [];
+  for (const c of storage.copies ?? []) {
+    if (c.s3?.credentials) {
+      const { credentials, ...s3 } = c.s3;
+      const accessKeyId = await secrets.resolve(credentials.accessKeyId, `storage.copies ${c.name}: credentials.accessKeyId`);
+      const secretAccessKey = await secrets.resolve(credentials.secretAccessKey, `storage.copies ${c.name}: credentials.secretAccessKey`);
+      out.push({ name: c.name, store: new S3Store(s3, new S3Client({ ...s3ClientConfig(s3), credentials: { accessKeyId, secretAccessKey } })) });
+    } else out.push({ name: c.name, store: openStore(c) });
+  }
+  return out;
 }
