@@ -5,8 +5,8 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { S3Client } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { LocalEventBus, dumpSchema, renderSlackMessage, retriesSchema, type LifeboatEvent } from "@lifeboat/core";
-import { DirectoryStore, S3Store, fingerprint, listBackups, runBackup, s3ClientConfig } from "@lifeboat/runner";
+import { LocalEventBus, deployPlan, dumpSchema, parseConfig, renderSlackMessage, retriesSchema, type LifeboatEvent } from "@lifeboat/core";
+import { DirectoryStore, S3Store, copiesOf, fingerprint, listBackups, runBackup, s3ClientConfig } from "@lifeboat/runner";
 import { startEmbeddedS3, type EmbeddedS3 } from "@lifeboat/cli";
 import { cli, conn, createDatabase, pg, s3, s3Client, tempDir, unique, url } from "./support/helpers.js";
 
@@ -135,9 +135,16 @@ describe("copies: one dump to three stores", () => {
     }
   });
 
-  it("the config names copies clearly: unknown copy and no copies are usage errors", async () => {
+  it("the config names copies clearly: unknown copy and no copies are usage errors; a target may have its own; not on AWS yet", async () => {
     const unknown = await cli(["copy", "app", "--config", configFile, "--to", "tape"], { env: secondEnv() });
     expect(unknown.code).toBe(2);
     expect(unknown.stderr).toContain('no copy named "tape"');
+    const base = { storage: { directory: "/srv/b", copies: [{ name: "offsite", directory: "/mnt/offsite" }] }, targets: { a: { database: { url: "postgres://u@db.example.com/a" } }, b: { database: { url: "postgres://u@db.example.com/b" }, copies: [] }, c: { database: { url: "postgres://u@db.example.com/c" }, copies: [{ name: "tape", directory: "/mnt/tape" }] } } };
+    const config = parseConfig(base);
+    expect(["a", "b", "c"].map((t) => copiesOf(config.storage, config.targets[t]).map((c) => c.name))).toEqual([["offsite"], [], ["tape"]]);
+    expect(() => parseConfig({ ...base, storage: { directory: "/srv/b", copies: [{ name: "x", directory: "/a" }, { name: "x", directory: "/b" }] } })).toThrow(/copy names must be unique/);
+    expect(() => parseConfig({ ...base, storage: { directory: "/srv/b", copies: [{ name: "x", directory: "/a", s3: { bucket: "bucket-b" } }] } })).toThrow(/exactly one of s3/);
+    const cloud = { ...base, storage: { s3: { bucket: "acme-backups" }, copies: [{ name: "offsite", directory: "/mnt/offsite" }] } };
+    expect(() => deployPlan(parseConfig(cloud), "production")).toThrow(/storage\.copies: copies are not deployed to AWS yet/);
   });
 });

@@ -270,6 +270,40 @@ export const targetAwsSchema = z
   .object({ cpu: fargateCpu.optional(), memory: fargateMemory.optional() })
   .strict();
 
+const s3StoreSchema = z
+  .object({
+    bucket: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, "must be a valid S3 bucket name"),
+    prefix: z.string().default(""),
+    region: z.string().optional(),
+    endpoint: z.url({ message: "must be a URL such as http://127.0.0.1:9000" }).optional(),
+    forcePathStyle: z.boolean().optional(),
+    /**
+     * Which provider's rules the uploads follow (part count, checksum headers, addressing): aws, r2, b2, scaleway,
+     * minio, generic. Default: aws without an endpoint, generic with one.
+     */
+    provider: z.enum(S3_PROVIDERS, { message: `is not a provider Lifeboat knows: ${S3_PROVIDERS.join(", ")}` }).optional(),
+  })
+  .strict();
+
+/**
+ * A further store every backup is written to at the same time as the primary (3-2-1: another account, another
+ * provider, a local disk): one dump stream, hashed once, goes to all. Each copy holds the backup's manifest too, so
+ * that list, restore, verify and status work from it alone. `credentials`: its own access key (secret references);
+ * default: the same credentials as the primary (the SDK's chain).
+ */
+export const copySchema = z
+  .object({
+    name: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, "copy names are lowercase letters, digits, - and _ (max 63)"),
+    s3: s3StoreSchema
+      .extend({ credentials: z.object({ accessKeyId: secretRefSchema, secretAccessKey: secretRefSchema }).strict().optional() })
+      .strict()
+      .optional(),
+    directory: z.string().min(1).optional(),
+  })
+  .strict()
+  .refine((c) => (c.s3 === undefined) !== (c.directory === undefined), { message: 'give exactly one of s3: { bucket, prefix } or directory: "/path"' });
+export type CopyConfig = z.infer<typeof copySchema>;
+
 export const targetSchema = z
   .object({
     description: z.string().optional(),
@@ -290,6 +324,11 @@ export const targetSchema = z
     all: z.boolean().optional(),
     /** Roles and tablespaces (pg_dumpall --globals-only); password hashes only with { passwords: true }. */
     globals: z.union([z.boolean(), z.object({ passwords: z.boolean().default(false) }).strict()]).optional(),
+    /** This target's copies, instead of storage.copies (`[]`: none for this target). */
+    copies: z
+      .array(copySchema)
+      .refine((c) => new Set(c.map((x) => x.name)).size === c.length, { message: "copy names must be unique" })
+      .optional(),
     /** Scheduled restore drills (`lifeboat verify` of the latest backup), in EventBridge syntax like `schedule`. */
     verify: z
       .object({
@@ -327,40 +366,6 @@ export const targetSchema = z
     }
   });
 export type TargetConfig = z.infer<typeof targetSchema>;
-
-const s3StoreSchema = z
-  .object({
-    bucket: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, "must be a valid S3 bucket name"),
-    prefix: z.string().default(""),
-    region: z.string().optional(),
-    endpoint: z.url({ message: "must be a URL such as http://127.0.0.1:9000" }).optional(),
-    forcePathStyle: z.boolean().optional(),
-    /**
-     * Which provider's rules the uploads follow (part count, checksum headers, addressing): aws, r2, b2, scaleway,
-     * minio, generic. Default: aws without an endpoint, generic with one.
-     */
-    provider: z.enum(S3_PROVIDERS, { message: `is not a provider Lifeboat knows: ${S3_PROVIDERS.join(", ")}` }).optional(),
-  })
-  .strict();
-
-/**
- * A further store every backup is written to at the same time as the primary (3-2-1: another account, another
- * provider, a local disk): one dump stream, hashed once, goes to all. Each copy holds the backup's manifest too, so
- * that list, restore, verify and status work from it alone. `credentials`: its own access key (secret references);
- * default: the same credentials as the primary (the SDK's chain).
- */
-export const copySchema = z
-  .object({
-    name: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, "copy names are lowercase letters, digits, - and _ (max 63)"),
-    s3: s3StoreSchema
-      .extend({ credentials: z.object({ accessKeyId: secretRefSchema, secretAccessKey: secretRefSchema }).strict().optional() })
-      .strict()
-      .optional(),
-    directory: z.string().min(1).optional(),
-  })
-  .strict()
-  .refine((c) => (c.s3 === undefined) !== (c.directory === undefined), { message: 'give exactly one of s3: { bucket, prefix } or directory: "/path"' });
-export type CopyConfig = z.infer<typeof copySchema>;
 
 export const storageSchema = z
   .object({

@@ -167,7 +167,7 @@ export function deployPlan(config: LifeboatConfig, stage: string, source = "life
   if (!config.storage.s3) {
     problems.push({ path: "storage", message: "the AWS deployment stores backups in S3", hint: 'use storage: { s3: { bucket: "a-globally-unique-name", prefix: "lifeboat" } }' });
   }
-  if (config.storage.copies?.length) {
+  if (config.storage.copies?.length || Object.values(config.targets).some((t) => t.copies?.length)) {
     problems.push({ path: "storage.copies", message: "copies are not deployed to AWS yet (the runner's role for each copy bucket is still to be made)", hint: "for now, copy from a server: lifeboat copy <target> --backup missing, with a config whose storage is the deployment's bucket" });
   }
   const provider = config.storage.s3?.provider;

@@ -60,6 +60,7 @@ function relativeToFile(config: LifeboatConfig, file: string): LifeboatConfig {
   for (const copy of config.storage.copies ?? []) if (copy.directory !== undefined) copy.directory = fix(copy.directory)!;
   for (const t of Object.values(config.targets)) {
     if (t.database.path !== undefined) t.database.path = fix(t.database.path)!;
+    for (const copy of t.copies ?? []) if (copy.directory !== undefined) copy.directory = fix(copy.directory)!;
   }
   return config;
 }

@@ -1,5 +1,5 @@
 import { UsageError, backupSize, errorMessage, formatBytes, redact, type Manifest } from "@lifeboat/core";
-import { DefaultSecretResolver, copyBackup, findBackup, listBackups, openCopies } from "@lifeboat/runner";
+import { DefaultSecretResolver, copiesOf, copyBackup, findBackup, listBackups, openCopies } from "@lifeboat/runner";
 import type { Context } from "../context.js";
 
 export interface CopyCommandOptions {
@@ -15,38 +15,45 @@ export interface CopyCommandOptions {
  */
 export async function copyCommand(ctx: Context, target: string | undefined, opts: CopyCommandOptions): Promise<number> {
   const { config } = await ctx.requireConfig("lifeboat copy");
-  if (!config.storage.copies?.length) throw new UsageError("the config names no copies (storage.copies)", 'add one: storage: { ..., copies: [{ name: "offsite", s3: { bucket: "...", endpoint: "..." } }] } (docs/stores.md)');
   if (target !== undefined && !config.targets[target]) throw new UsageError(`unknown target "${target}"`, `known targets: ${Object.keys(config.targets).join(", ")}`);
-  const names = config.storage.copies.map((c) => c.name);
-  if (opts.to !== undefined && !names.includes(opts.to)) throw new UsageError(`no copy named "${opts.to}"`, `copies: ${names.join(", ")}`);
+  const targets = target ? [target] : Object.keys(config.targets);
+  const names = new Set(targets.flatMap((t) => copiesOf(config.storage, config.targets[t]).map((c) => c.name)));
+  if (!names.size) throw new UsageError(`the config names no copies${target ? ` for target "${target}"` : ""} (storage.copies, or the target's copies)`, 'add one: storage: { ..., copies: [{ name: "offsite", s3: { bucket: "...", endpoint: "..." } }] } (docs/stores.md)');
+  if (opts.to !== undefined && !names.has(opts.to)) throw new UsageError(`no copy named "${opts.to}"`, `copies: ${[...names].join(", ")}`);
   const from = await ctx.store(opts.from, "--from");
-  const copies = (await openCopies(config.storage, new DefaultSecretResolver())).filter((c) => opts.to === undefined || c.name === opts.to);
+  const secrets = new DefaultSecretResolver();
   const which = opts.backup ?? "missing";
   const signal = ctx.interruptible("the copy (the object being written is not kept)");
-  // the backups to copy: one (an id, or the newest), or every one the source holds
-  const wanted: Manifest[] = which === "missing" ? await listBackups(from, target, ctx.out) : [await findBackup(from, target, which, ctx.out)];
-  const rows: Array<{ copy: string; backup: string; outcome: "copied" | "present" | "failed"; error?: string }> = [];
-  for (const c of copies) {
-    for (const m of wanted) {
-      try {
-        const outcome = await copyBackup(from, c.store, m, { signal });
-        rows.push({ copy: c.name, backup: m.id, outcome });
-        if (outcome === "copied") ctx.out.log("info", `copied ${m.target} ${m.id} to ${c.name}`, { bytes: backupSize(m), location: c.store.location(m.object.key) });
-      } catch (err) {
-        if (signal.aborted) throw err;
-        const error = redact(errorMessage(err));
-        rows.push({ copy: c.name, backup: m.id, outcome: "failed", error });
-        ctx.out.log("error", `copying ${m.target} ${m.id} to ${c.name} failed`, { error });
+  const rows: Array<{ target: string; copy: string; url: string; backup: string; bytes: number; outcome: "copied" | "present" | "failed"; error?: string }> = [];
+  let wantedCount = 0;
+  for (const name of targets) {
+    const copies = (await openCopies(config.storage, secrets, config.targets[name])).filter((c) => opts.to === undefined || c.name === opts.to);
+    if (!copies.length) continue;
+    // the backups to copy: one (an id, or the newest), or every one the source holds
+    const wanted: Manifest[] = which === "missing" ? await listBackups(from, name, ctx.out) : [await findBackup(from, name, which, ctx.out)];
+    wantedCount += wanted.length;
+    for (const c of copies) {
+      for (const m of wanted) {
+        try {
+          const outcome = await copyBackup(from, c.store, m, { signal });
+          rows.push({ target: name, copy: c.name, url: c.store.url, backup: m.id, bytes: backupSize(m), outcome });
+          if (outcome === "copied") ctx.out.log("info", `copied ${m.target} ${m.id} to ${c.name}`, { bytes: backupSize(m), location: c.store.location(m.object.key) });
+        } catch (err) {
+          if (signal.aborted) throw err;
+          const error = redact(errorMessage(err));
+          rows.push({ target: name, copy: c.name, url: c.store.url, backup: m.id, bytes: backupSize(m), outcome: "failed", error });
+          ctx.out.log("error", `copying ${m.target} ${m.id} to ${c.name} failed`, { error });
+        }
       }
     }
   }
   const failed = rows.filter((r) => r.outcome === "failed");
-  const summary = copies.map((c) => {
-    const mine = rows.filter((r) => r.copy === c.name);
+  const summary = [...new Set(rows.map((r) => r.copy))].map((copy) => {
+    const mine = rows.filter((r) => r.copy === copy);
     const count = (o: string) => mine.filter((r) => r.outcome === o).length;
-    const bytes = wanted.filter((m) => mine.some((r) => r.backup === m.id && r.outcome === "copied")).reduce((n, m) => n + backupSize(m), 0);
-    return `${c.name.padEnd(16)} ${count("copied")} copied (${formatBytes(bytes)}), ${count("present")} already there, ${count("failed")} failed  ${c.store.url}`;
+    const bytes = mine.filter((r) => r.outcome === "copied").reduce((n, r) => n + r.bytes, 0);
+    return `${copy.padEnd(16)} ${count("copied")} copied (${formatBytes(bytes)}), ${count("present")} already there, ${count("failed")} failed  ${[...new Set(mine.map((r) => r.url))].join(", ")}`;
   });
-  ctx.out.result([`from ${from.url}${target ? `, target ${target}` : ""}: ${wanted.length} backup${wanted.length === 1 ? "" : "s"}`, ...summary, ...failed.map((f) => `  FAILED ${f.copy} ${f.backup}: ${f.error}`)].join("\n"), { from: from.url, copies: rows, failed: failed.length });
+  ctx.out.result([`from ${from.url}${target ? `, target ${target}` : ""}: ${wantedCount} backup${wantedCount === 1 ? "" : "s"}`, ...summary, ...failed.map((f) => `  FAILED ${f.copy} ${f.target} ${f.backup}: ${f.error}`)].join("\n"), { from: from.url, copies: rows, failed: failed.length });
   return failed.length ? 1 : 0;
 }

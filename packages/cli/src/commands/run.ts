@@ -1,5 +1,5 @@
 import { UsageError, recipientProblem, compressionText, manifestCompression, parseCompression, restoreCommandFor, dumpSchema, type Compression, formatBytes, formatDuration, parseStoreUrl, retriesSchema, type DumpOptions, type RetryPolicy, backupSize } from "@lifeboat/core";
-import { DefaultSecretResolver, heartbeatStarted, isMultiDatabase, openCopies, openStore, resolveDatabase, runBackup, runTargetBackups, type ConnectionInfo } from "@lifeboat/runner";
+import { DefaultSecretResolver, heartbeatStarted, isMultiDatabase, openCopiesForRun, openStore, resolveDatabase, runBackup, runTargetBackups, type ConnectionInfo } from "@lifeboat/runner";
 import { connectionArg, type Context } from "../context.js";
 import { wholeNumber } from "../options.js";
 import { runRemote } from "./remote.js";
@@ -99,7 +99,7 @@ export async function runCommand(ctx: Context, target: string | undefined, opts:
     onProgress: (p: { bytes: number; elapsedMs: number }) => out.progress("dumping", p.bytes, p.elapsedMs),
     ...(encryption ? { encryption } : {}),
     // a config target's copies (storage.copies): written at the same time as the store; ad hoc runs have none
-    ...(target && !storeUrl && config?.storage.copies?.length ? { copies: await openCopies(config.storage, new DefaultSecretResolver()) } : {}),
+    ...(target && !storeUrl && config ? { copies: await openCopiesForRun(config.storage, new DefaultSecretResolver(), config.targets[target], out) } : {}),
   };
   // config targets go through the target run (engine, several databases); ad hoc runs are one backup
   const t = target ? config!.targets[target]! : undefined;

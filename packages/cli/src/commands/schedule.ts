@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
 import { BackupFailedError, LIFEBOAT_VERSION, UsageError, backupSize, errorMessage, formatBytes, formatDuration, type LifeboatConfig } from "@lifeboat/core";
-import { DefaultSecretResolver, SCHEDULER_FILE, SCHEDULER_RENEW_MS, Scheduler, StoreWatch, heartbeatStarted, storeJson, type SchedulerRecord, acquireLease, checkFreshness, cleanLeftovers, failedEvent, lastVerifiedAt, latestToDrill, listBackups, openCopies, openStore, pruneTarget, resolveDatabase, runTargetBackups, verifyBackup, withRetries, type RunOutcome } from "@lifeboat/runner";
+import { DefaultSecretResolver, SCHEDULER_FILE, SCHEDULER_RENEW_MS, Scheduler, StoreWatch, heartbeatStarted, storeJson, type SchedulerRecord, acquireLease, checkFreshness, cleanLeftovers, failedEvent, lastVerifiedAt, latestToDrill, listBackups, openCopiesForRun, openStore, pruneTarget, resolveDatabase, runTargetBackups, verifyBackup, withRetries, type RunOutcome } from "@lifeboat/runner";
 import type { Context } from "../context.js";
 import { lifecycleManaged } from "./prune.js";
 
@@ -208,7 +208,7 @@ async function runScheduledTarget(
       log: deps.log,
       bus: deps.bus,
       restoreHint: `lifeboat restore ${name}`,
-      ...(config.storage.copies?.length ? { copies: await openCopies(config.storage, deps.secrets) } : {}),
+      copies: await openCopiesForRun(config.storage, deps.secrets, t, deps.log),
     });
   } catch (err) {
     deps.log.log("error", (err as Error).message, { target: name });

@@ -17,7 +17,7 @@ export async function statusCommand(ctx: Context, target: string | undefined, op
   const bad = statuses.filter((s) => s.verdict === "missed" || s.verdict === "failing");
   // copies (storage.copies) of the config's store: each target's newest backup must be in every copy, else the copy
   // is degraded (a failed or interrupted copy: `lifeboat copy` repairs it)
-  const copies = !opts.from && config.storage.copies?.length ? await copyStates(config, statuses) : [];
+  const copies = opts.from ? [] : await copyStates(config, statuses);
   const degraded = copies.filter((c) => !c.holdsNewest);
   // on one server the daemon is what runs the schedules (on AWS, EventBridge does): a daemon that stopped renewing its
   // record is named, and makes the check fail while any target has a schedule
@@ -62,9 +62,18 @@ export async function statusCommand(ctx: Context, target: string | undefined, op
 /** Whether each copy holds each target's newest backup (its manifest), or cannot be read. */
 async function copyStates(config: LifeboatConfig, statuses: TargetStatus[]): Promise<Array<{ target: string; copy: string; holdsNewest: boolean; error?: string }>> {
   const out: Array<{ target: string; copy: string; holdsNewest: boolean; error?: string }> = [];
-  for (const c of await openCopies(config.storage, new DefaultSecretResolver())) {
-    for (const s of statuses) {
-      if (!s.newestBackup) continue;
+  const secrets = new DefaultSecretResolver();
+  for (const s of statuses) {
+    if (!s.newestBackup) continue;
+    let copies: Awaited<ReturnType<typeof openCopies>>;
+    try {
+      copies = await openCopies(config.storage, secrets, config.targets[s.target]);
+    } catch (err) {
+      // a copy's credentials that cannot be read: every copy of the target is unknown, which is degraded
+      out.push({ target: s.target, copy: "(copies)", holdsNewest: false, error: redact(errorMessage(err)) });
+      continue;
+    }
+    for (const c of copies) {
       try {
         let found = false;
         for await (const o of c.store.list(targetPrefix(s.target))) if (o.key.endsWith(`/${s.newestBackup.id}${MANIFEST_SUFFIX}`)) found = true;

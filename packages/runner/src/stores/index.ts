@@ -1,5 +1,5 @@
 import { S3Client } from "@aws-sdk/client-s3";
-import type { CopyConfig, ObjectStore, SecretResolver, StorageConfig } from "@lifeboat/core";
+import type { CopyConfig, ObjectStore, SecretResolver, StorageConfig, TargetConfig } from "@lifeboat/core";
 import { DirectoryStore } from "./directory.js";
 import { S3Store, s3ClientConfig } from "./s3.js";
 
@@ -20,12 +20,33 @@ export interface CopyStore {
 }
 
 /**
- * The config's copies as stores (storage.copies): an S3 copy with credentials of its own gets a client of its own
- * (its secrets read now: for each run, as the database's are); one without uses the SDK's chain, as the primary does.
+ * A target's copies for a run: as openCopies, but a copy whose credentials cannot be read is left out with an error
+ * logged, so that the backup itself still runs (the copy then lacks it: `lifeboat status` says DEGRADED).
  */
-export async function openCopies(storage: StorageConfig, secrets: SecretResolver): Promise<CopyStore[]> {
+export async function openCopiesForRun(storage: StorageConfig, secrets: SecretResolver, target: Pick<TargetConfig, "copies"> | undefined, log: { log(level: "error", msg: string, fields?: Record<string, unknown>): void }): Promise<CopyStore[]> {
   const out: CopyStore[] = [];
-  for (const c of storage.copies ?? []) {
+  for (const c of copiesOf(storage, target)) {
+    try {
+      out.push(...(await openCopies({ ...storage, copies: [c] }, secrets)));
+    } catch (err) {
+      log.log("error", `copy ${c.name} left out of this run: ${(err as Error).message}`, { copy: c.name });
+    }
+  }
+  return out;
+}
+
+/** A target's copies: its own (targets.<name>.copies), else the config's (storage.copies). */
+export function copiesOf(storage: StorageConfig, target?: Pick<TargetConfig, "copies">): CopyConfig[] {
+  return target?.copies ?? storage.copies ?? [];
+}
+
+/**
+ * A target's copies as stores (copiesOf): an S3 copy with credentials of its own gets a client of its own (its
+ * secrets read now: for each run, as the database's are); one without uses the SDK's chain, as the primary does.
+ */
+export async function openCopies(storage: StorageConfig, secrets: SecretResolver, target?: Pick<TargetConfig, "copies">): Promise<CopyStore[]> {
+  const out: CopyStore[] = [];
+  for (const c of copiesOf(storage, target)) {
     if (c.s3?.credentials) {
       const { credentials, ...s3 } = c.s3;
       const accessKeyId = await secrets.resolve(credentials.accessKeyId, `storage.copies ${c.name}: credentials.accessKeyId`);
