@@ -5,8 +5,8 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { S3Client } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { LocalEventBus, deployPlan, dumpSchema, parseConfig, renderSlackMessage, retriesSchema, type LifeboatEvent } from "@lifeboat/core";
-import { DirectoryStore, S3Store, copiesOf, fingerprint, listBackups, runBackup, s3ClientConfig } from "@lifeboat/runner";
+import { LocalEventBus, deployPlan, dumpSchema, parseConfig, renderSlackMessage, retriesSchema, type LifeboatEvent, type ObjectStore } from "@lifeboat/core";
+import { DirectoryStore, S3Store, copiesOf, copyBackup, fingerprint, listBackups, runBackup, s3ClientConfig } from "@lifeboat/runner";
 import { startEmbeddedS3, type EmbeddedS3 } from "@lifeboat/cli";
 import { cli, conn, createDatabase, pg, s3, s3Client, tempDir, unique, url } from "./support/helpers.js";
 
@@ -117,6 +117,39 @@ describe("copies: one dump to three stores", () => {
     const healthy = await cli(["status", "app", "--config", configFile], { env: secondEnv() });
     expect(healthy.code, healthy.stdout).toBe(0);
     expect(healthy.stdout).toContain("copy offsite: holds the newest backup");
+  });
+
+  it("a write-only copy is enough: a run and a repair only list and create in it (reads and deletes refused as a create-only key refuses them)", async () => {
+    const refused: string[] = [];
+    const writeOnly = (store: ObjectStore): ObjectStore =>
+      new Proxy(store, {
+        get(target, prop) {
+          if (prop === "get" || prop === "read" || prop === "delete") {
+            return async () => {
+              refused.push(String(prop));
+              throw new Error(`AccessDenied: ${String(prop)} is not allowed for this key`);
+            };
+          }
+          const value = Reflect.get(target, prop, target) as unknown;
+          return typeof value === "function" ? value.bind(target) : value;
+        },
+      });
+    const vault = join(dir, "vault");
+    const result = await runBackup({
+      target: "app",
+      resolveSource: async () => conn(db),
+      store: primaryStore(),
+      copies: [{ name: "vault", store: writeOnly(new DirectoryStore(vault)) }],
+      dump: dumpSchema.parse({}),
+      retries: retriesSchema.parse({ attempts: 1 }),
+    });
+    expect(result.copies).toEqual([{ name: "vault", ok: true, location: expect.stringContaining("vault") }]);
+    // a repair of every older backup into another write-only copy
+    const older = (await listBackups(primaryStore(), "app")).filter((m) => m.id !== result.manifest.id);
+    for (const m of older) expect(await copyBackup(primaryStore(), writeOnly(new DirectoryStore(vault)), m)).toBe("copied");
+    expect(await copyBackup(primaryStore(), writeOnly(new DirectoryStore(vault)), result.manifest)).toBe("present");
+    expect(refused).toEqual([]);
+    expect((await listBackups(new DirectoryStore(vault), "app")).length).toBe(older.length + 1);
   });
 
   it("each store restores the backup on its own: the primary, the second S3 server, the directory", async () => {

@@ -4,7 +4,7 @@
 // SHA-256 and size: in the run, the bytes it received are the ones that were hashed; copied afterwards, they are
 // hashed again on their way from the source.
 import { ChecksumMismatchError, EVENT_VERSION, MANIFEST_SUFFIX, backupObjects, besideDump, errorMessage, redact, silentLogger, type BackupCopyFailedEvent, type Logger, type Manifest, type ObjectStore } from "@lifeboat/core";
-import { readIfExists, storeOnce } from "./catalog.js";
+import { storeOnce } from "./catalog.js";
 import { Digest } from "./digest.js";
 import type { CopyStore } from "./stores/index.js";
 
@@ -20,11 +20,13 @@ export interface CopyOutcome {
 /** Copies a backup from `from` into `to`: each object streamed and hashed on the way, the manifest last. */
 export async function copyBackup(from: ObjectStore, to: ObjectStore, manifest: Manifest, opts: { signal?: AbortSignal } = {}): Promise<"copied" | "present"> {
   const manifestKey = besideDump(manifest, MANIFEST_SUFFIX);
-  if (await readIfExists(to, manifestKey)) return "present";
+  // listed, not read: a write-only copy's credentials may list and put, nothing more (docs/stores.md)
+  for await (const o of to.list(manifestKey)) if (o.key === manifestKey) return "present";
   for (const o of backupObjects(manifest)) {
     opts.signal?.throwIfAborted();
-    // left by an earlier try that never got its manifest: replaced (a copy's dump without a manifest is nothing)
-    await to.delete([o.key]).catch(() => {});
+    // left by an earlier try that never got its manifest: removed first (a copy's dump without a manifest is nothing;
+    // a write-only key cannot, and the put below then says so)
+    for await (const existing of to.list(o.key)) if (existing.key === o.key) await to.delete([o.key]).catch(() => {});
     const digest = new Digest();
     const source = await from.get(o.key);
     source.on("error", (err: Error) => digest.destroy(err));
