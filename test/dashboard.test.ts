@@ -26,12 +26,13 @@ let recipient: string;
 let browser: Browser;
 const servers: ChildProcess[] = [];
 
-function configText(): string {
+function configText(copies = ["local"]): string {
   const db = (name: string) => `{ host: "127.0.0.1", port: ${pg().port}, database: ${JSON.stringify(name)}, user: "postgres", password: { env: "DASH_DB_PASSWORD" } }`;
   return `export default {
   storage: { s3: { bucket: ${JSON.stringify(s3().bucket)}, prefix: ${JSON.stringify(prefix)}, endpoint: ${JSON.stringify(s3().endpoint)} } },
   targets: {
     shop: { database: ${db(shopDb)}, retention: { days: 30, keepLast: 5 }, retries: { attempts: 1 },
+      copies: [${copies.map((c) => `{ name: ${JSON.stringify(c)}, directory: ${JSON.stringify(`./copy-${c}`)} }`).join(", ")}],
       encryption: { recipients: [${JSON.stringify(recipient)}], identity: { env: "DASH_AGE_IDENTITY" } } },
     broken: { database: ${db("no_such_database_here")}, retries: { attempts: 1 } },
     nightly: { database: ${db(shopDb)}, schedule: "cron(0 * * * ? *)", freshness: { graceMinutes: 5 } },
@@ -101,6 +102,8 @@ beforeAll(async () => {
   await checkFreshness(config, store, { now: new Date(Date.now() - 2 * 60_000), only: ["minutely"], publish: async () => {} });
   const lease = await acquireLease(store, "busy", { ttlMs: 15 * 60_000 });
   expect(lease.taken).toBe(true);
+  // a second copy of shop added after its backups: it holds none of them (degraded)
+  writeFileSync(configFile, configText(["local", "late"]));
 
   browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox"] });
   mkdirSync(SHOTS, { recursive: true });
@@ -171,6 +174,7 @@ describe("lifeboat dashboard in a browser", () => {
     expect(["missed", "due"]).toContain(watched.at(-1));
     expect(nightly.slice(0, nightly.indexOf("missed")).every((o) => o === "before")).toBe(true);
     // shop has no schedule: its runs, the newest drilled
+    await expect(page.locator('tr[data-target="shop"] .copy-degraded').textContent()).resolves.toBe("copy degraded");
     const shop = await page.$$eval('tr[data-target="shop"] .cell', (cells) => cells.map((c) => c.getAttribute("data-outcome")));
     expect(shop).toEqual(["backed-up", "backed-up", "drilled"]);
     await expect(page.$$eval('tr[data-target="broken"] .cell', (cells) => cells.map((c) => c.getAttribute("data-outcome")))).resolves.toEqual(["failed"]);
@@ -185,6 +189,11 @@ describe("lifeboat dashboard in a browser", () => {
     await expect(page.getAttribute('[data-chart="duration"]', "data-points")).resolves.toBe("3");
     await expect(page.locator("table.backups tbody tr").count()).resolves.toBe(3);
     const newestId = await page.getAttribute("table.backups tbody tr:first-child", "data-backup");
+    // its copies: the one written with every backup holds all three, the one added later none (degraded)
+    await expect(page.locator('tr[data-copy="local"]').textContent()).resolves.toContain("3 of 3");
+    await expect(page.getAttribute('tr[data-copy="local"]', "data-holds-newest")).resolves.toBe("true");
+    await expect(page.getAttribute('tr[data-copy="late"]', "data-holds-newest")).resolves.toBe("false");
+    await expect(page.locator('tr[data-copy="late"]').textContent()).resolves.toContain("lifeboat copy shop --to late");
     await expect(page.locator("table.backups tbody tr:first-child").textContent()).resolves.toContain("passed");
     await page.click('button[data-copy="restore-newest"]');
     await page.waitForSelector(".copied:text('copied')");

@@ -43,6 +43,7 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; }
 pre.error { white-space: pre-wrap; color: var(--bad); margin: 4px 0; font-size: 13px; }
 .drill-passed, .checks .ok strong { color: var(--ok); } .drill-failed, .checks .bad strong { color: var(--bad); }
 .empty { color: var(--muted); }
+.copy-degraded { color: var(--bad); font-size: 12px; font-weight: 600; margin-top: 4px; }
 pre.manifest { background: #f6f8fa; padding: 12px; overflow-x: auto; font-size: 12px; }
 .sha { word-break: break-all; }
 `;

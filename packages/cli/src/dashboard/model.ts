@@ -9,6 +9,9 @@ import {
   RUNS_FOLDER,
   VERIFY_SUFFIX,
   defaultGraceMinutes,
+  errorMessage,
+  redact,
+  silentLogger,
   manifestSchema,
   nextRun,
   parseSchedule,
@@ -19,7 +22,7 @@ import {
   type Schedule,
   type TargetConfig,
 } from "@lifeboat/core";
-import { placeManifest, readJsonIfExists, readObject, sinceKey, targetStatus, type RunRecord, type StatusConfig, type TargetStatus, type VerifyResult } from "@lifeboat/runner";
+import { DefaultSecretResolver, openCopiesForRun, placeManifest, readJsonIfExists, readObject, sinceKey, targetStatus, type CopyStore, type RunRecord, type StatusConfig, type TargetStatus, type VerifyResult } from "@lifeboat/runner";
 
 /** What became of one scheduled fire time (or, for a target without a schedule, of one run). */
 export type FireOutcome = "drilled" | "drill-failed" | "backed-up" | "failed" | "missed" | "due" | "before";
@@ -51,12 +54,25 @@ export interface TargetView {
   fires: FireCell[];
   /** True when `fires` are runs (no schedule known), not fire times. */
   firesAreRuns: boolean;
+  /** The target's copies (with a config): how many of its backups each holds, and whether the newest. */
+  copies: CopyView[];
+}
+
+export interface CopyView {
+  name: string;
+  url: string;
+  /** Backups of the primary the copy holds (their manifests). */
+  held: number;
+  holdsNewest: boolean;
+  /** The copy cannot be read (redacted). */
+  error?: string;
 }
 
 export const STRIP = 30;
 
 export class StoreView {
   private readonly cache = new Map<string, unknown>();
+  private readonly copyStores = new Map<string, Promise<CopyStore[]>>();
   constructor(
     readonly store: ObjectStore,
     readonly config: LifeboatConfig | undefined,
@@ -118,7 +134,26 @@ export class StoreView {
     } else {
       fires = runCells(manifests, runs, drills, period);
     }
-    return { name, config, status, backups: manifests, drills, runs, reportedMissed, fires, firesAreRuns: !parsed?.ok };
+    return { name, config, status, backups: manifests, drills, runs, reportedMissed, fires, firesAreRuns: !parsed?.ok, copies: await this.copiesOf(name, manifests) };
+  }
+
+  /** What each copy of the target holds of its backups (listed: the copy's manifests, never read). */
+  private async copiesOf(name: string, backups: Manifest[]): Promise<CopyView[]> {
+    if (!this.config) return [];
+    const config = this.config;
+    // opened once per dashboard (credentials read once); a copy whose credentials cannot be read is left out, logged
+    if (!this.copyStores.has(name)) this.copyStores.set(name, openCopiesForRun(config.storage, new DefaultSecretResolver(), config.targets[name], silentLogger));
+    const out: CopyView[] = [];
+    for (const c of await this.copyStores.get(name)!) {
+      try {
+        const ids = new Set<string>();
+        for await (const o of c.store.list(targetPrefix(name))) if (o.key.endsWith(MANIFEST_SUFFIX)) ids.add(o.key.slice(o.key.lastIndexOf("/") + 1, -MANIFEST_SUFFIX.length));
+        out.push({ name: c.name, url: c.store.url, held: backups.filter((m) => ids.has(m.id)).length, holdsNewest: backups.length === 0 || ids.has(backups[0]!.id) });
+      } catch (err) {
+        out.push({ name: c.name, url: c.store.url, held: 0, holdsNewest: false, error: redact(errorMessage(err)) });
+      }
+    }
+    return out;
   }
 
   /** Reads the immutable records not read before (8 at a time); an unreadable one is remembered as nothing. */

@@ -78,7 +78,7 @@ export function overviewPage(targets: TargetView[], storeUrl: string, now: Date,
     const drill = s.latestDrill;
     return html`<tr data-target="${t.name}" data-verdict="${s.verdict}">
 <th scope="row"><a href="/t/${encodeURIComponent(t.name)}">${t.name}</a></th>
-<td>${verdictBadge(s.verdict)}</td>
+<td>${verdictBadge(s.verdict)}${t.copies.some((c) => !c.holdsNewest) ? html`<div class="copy-degraded">copy degraded</div>` : ""}</td>
 <td>${strip(t)}<div class="strip-note">${t.firesAreRuns ? `last ${t.fires.length} runs (no schedule)` : `last ${t.fires.length} fire times`}</div></td>
 <td>${s.newestBackup ? html`${formatAge(s.newestBackup.ageMs)} ago<br><span class="muted">${formatBytes(s.newestBackup.size)}</span>` : "no backup yet"}</td>
 <td>${drill ? html`${drill.outcome}<br><span class="muted">${relative(drill.verifiedAt, now)}</span>` : "never"}</td>
@@ -171,6 +171,13 @@ ${t.backups.length
 </tr>`,
     )}</tbody></table>`
   : html`<p class="empty">No backups kept.</p>`}
+${t.copies.length
+  ? html`<h2>Copies</h2>
+<table class="copies"><thead><tr><th scope="col">Copy</th><th scope="col">Store</th><th scope="col">Backups held</th><th scope="col">Newest backup</th></tr></thead>
+<tbody>${t.copies.map(
+      (c) => html`<tr data-copy="${c.name}" data-holds-newest="${String(c.holdsNewest)}"><th scope="row">${c.name}</th><td><code>${c.url}</code></td><td>${c.error ? html`<span class="drill-failed">cannot be read: ${c.error}</span>` : `${c.held} of ${t.backups.length}`}</td><td>${c.holdsNewest ? "held" : html`<span class="drill-failed">DEGRADED: missing</span> <code>lifeboat copy ${t.name} --to ${c.name}</code>`}</td></tr>`,
+    )}</tbody></table>`
+  : ""}
 <h2>Missed fire times</h2>
 ${missed.length ? html`<ul class="missed">${missed.slice(0, 50).map((m) => html`<li>${when(m, now)}</li>`)}</ul>` : html`<p class="empty">None.</p>`}
 ${failedRuns.length
