@@ -168,6 +168,39 @@ describe("copies: one dump to three stores", () => {
     }
   });
 
+  it("prune applies each copy's retention: its own, else the target's; a copy left to its store is never pruned", async () => {
+    const small = unique("copies_small");
+    await createDatabase(small, "create table t(id int primary key); insert into t select generate_series(1, 100);");
+    const root = tempDir("lifeboat-copies-prune-");
+    const file = join(root, "lifeboat.config.ts");
+    writeFileSync(
+      file,
+      `export default {
+  storage: {
+    directory: "./primary",
+    copies: [
+      { name: "mirror", directory: "./mirror" },
+      { name: "short", directory: "./short", retention: { keepLast: 1 } },
+      { name: "vault", directory: "./vault", retention: "store" },
+    ],
+  },
+  targets: { app: { database: { host: "127.0.0.1", port: ${pg().port}, database: ${JSON.stringify(small)}, user: ${JSON.stringify(pg().user)}, password: { env: "COPY_PGPASSWORD" } }, retention: { keepLast: 2 } } },
+};
+`,
+    );
+    for (let i = 0; i < 3; i++) {
+      const run = await cli(["run", "app", "--config", file], { env: secondEnv() });
+      expect(run.code, run.stderr).toBe(0);
+    }
+    const count = async (d: string) => (await listBackups(new DirectoryStore(join(root, d)), "app")).length;
+    expect(await Promise.all(["primary", "mirror", "short", "vault"].map(count))).toEqual([3, 3, 3, 3]);
+    const prune = await cli(["prune", "app", "--config", file], { env: secondEnv() });
+    expect(prune.code, prune.stderr).toBe(0);
+    expect(prune.stdout).toContain("copy vault: left to the store's own retention");
+    expect(prune.stdout).toContain("copy short: 1 kept, 2 deleted");
+    expect(await Promise.all(["primary", "mirror", "short", "vault"].map(count))).toEqual([2, 2, 1, 3]);
+  });
+
   it("the config names copies clearly: unknown copy and no copies are usage errors; a target may have its own; not on AWS yet", async () => {
     const unknown = await cli(["copy", "app", "--config", configFile, "--to", "tape"], { env: secondEnv() });
     expect(unknown.code).toBe(2);

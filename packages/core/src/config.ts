@@ -299,6 +299,11 @@ export const copySchema = z
       .strict()
       .optional(),
     directory: z.string().min(1).optional(),
+    /**
+     * How long the copy keeps backups: a retention policy of its own, or "store" (the store's own lifecycle rules or
+     * Object Lock decide, and Lifeboat never deletes there: for write-only credentials). Default: the target's.
+     */
+    retention: z.union([z.literal("store"), retentionSchema]).optional(),
   })
   .strict()
   .refine((c) => (c.s3 === undefined) !== (c.directory === undefined), { message: 'give exactly one of s3: { bucket, prefix } or directory: "/path"' });

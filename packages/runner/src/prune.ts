@@ -1,6 +1,7 @@
 import { RUNS_FOLDER, compactTime, joinKey, UnsupportedStoreFeature, warnUnsupportedOnce, MANIFEST_SUFFIX, VERIFY_SUFFIX, backupObjects, besideDump, planRetention, silentLogger, targetPrefix, type Logger, type Manifest, type ObjectStore, type RetentionDecision, type RetentionPolicy } from "@lifeboat/core";
 import { listBackups } from "./catalog.js";
 import { DirectoryStore } from "./stores/directory.js";
+import type { CopyStore } from "./stores/index.js";
 import { verifyKeys } from "./verify.js";
 
 export interface PruneResult {
@@ -47,6 +48,27 @@ export async function pruneTarget(store: ObjectStore, target: string, policy: Re
     if (old.length) await store.delete(old);
   }
   return { target, decisions, deleted, dryRun: Boolean(opts.dryRun) };
+}
+
+/**
+ * Retention in a target's copies: each with its own policy, else the target's (`policy`); a copy whose retention is
+ * "store" is left to the store's own rules (Lifeboat never deletes there), and one without any policy is not pruned.
+ */
+export async function pruneCopies(copies: CopyStore[], target: string, policy: RetentionPolicy | undefined, opts: { dryRun?: boolean; now?: Date; log?: Logger; signal?: AbortSignal } = {}): Promise<Array<{ copy: string; result?: PruneResult; skipped?: "store" | "no policy" }>> {
+  const out: Array<{ copy: string; result?: PruneResult; skipped?: "store" | "no policy" }> = [];
+  for (const c of copies) {
+    if (c.retention === "store") {
+      out.push({ copy: c.name, skipped: "store" });
+      continue;
+    }
+    const own = c.retention ?? policy;
+    if (!own) {
+      out.push({ copy: c.name, skipped: "no policy" });
+      continue;
+    }
+    out.push({ copy: c.name, result: await pruneTarget(c.store, target, own, opts) });
+  }
+  return out;
 }
 
 /** What a run can leave behind: pending multipart uploads, `.partial` files, dumps whose manifest was never written. */

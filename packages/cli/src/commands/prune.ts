@@ -1,5 +1,5 @@
 import { UsageError, retentionSchema, type LifeboatConfig, type RetentionPolicy } from "@lifeboat/core";
-import { cleanLeftovers, listBackups, pruneTarget } from "@lifeboat/runner";
+import { DefaultSecretResolver, cleanLeftovers, listBackups, openCopiesForRun, pruneCopies, pruneTarget } from "@lifeboat/runner";
 import { wholeNumber } from "../options.js";
 import type { Context } from "../context.js";
 
@@ -57,6 +57,15 @@ export async function pruneCommand(ctx: Context, target: string | undefined, opt
     results.push(result);
     lines.push(`${name}: ${result.decisions.filter((d) => d.keep).length} kept, ${result.decisions.filter((d) => !d.keep).length} ${opts.dryRun ? "would be deleted" : "deleted"} (${JSON.stringify(policy)})`);
     for (const d of result.decisions) lines.push(`  ${d.keep ? "keep  " : opts.dryRun ? "DELETE?" : "DELETE"} ${d.id}  ${d.startedAt}  ${d.reasons.join(", ")}`);
+    // the config's copies of this target (not with --from: that store is pruned alone)
+    if (config && !opts.from) {
+      const copies = await openCopiesForRun(config.storage, new DefaultSecretResolver(), config.targets[name], ctx.out);
+      for (const c of await pruneCopies(copies, name, policy, { dryRun: Boolean(opts.dryRun), log: ctx.out, signal })) {
+        if (c.skipped) lines.push(`  copy ${c.copy}: ${c.skipped === "store" ? "left to the store's own retention" : "no retention policy, nothing pruned"}`);
+        else lines.push(`  copy ${c.copy}: ${c.result!.decisions.filter((d) => d.keep).length} kept, ${c.result!.decisions.filter((d) => !d.keep).length} ${opts.dryRun ? "would be deleted" : "deleted"}`);
+        if (c.result) results.push({ ...c.result, copy: c.copy });
+      }
+    }
   }
   // leftovers of runs that never finished: pending multipart uploads and .partial files older than a day
   const leftovers = [];

@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
 import { BackupFailedError, LIFEBOAT_VERSION, UsageError, backupSize, errorMessage, formatBytes, formatDuration, type LifeboatConfig } from "@lifeboat/core";
-import { DefaultSecretResolver, SCHEDULER_FILE, SCHEDULER_RENEW_MS, Scheduler, StoreWatch, heartbeatStarted, storeJson, type SchedulerRecord, acquireLease, checkFreshness, cleanLeftovers, failedEvent, lastVerifiedAt, latestToDrill, listBackups, openCopiesForRun, openStore, pruneTarget, resolveDatabase, runTargetBackups, verifyBackup, withRetries, type RunOutcome } from "@lifeboat/runner";
+import { DefaultSecretResolver, SCHEDULER_FILE, SCHEDULER_RENEW_MS, Scheduler, StoreWatch, heartbeatStarted, storeJson, type SchedulerRecord, acquireLease, checkFreshness, cleanLeftovers, failedEvent, lastVerifiedAt, latestToDrill, listBackups, openCopiesForRun, openStore, pruneCopies, pruneTarget, resolveDatabase, runTargetBackups, verifyBackup, withRetries, type RunOutcome } from "@lifeboat/runner";
 import type { Context } from "../context.js";
 import { lifecycleManaged } from "./prune.js";
 
@@ -226,6 +226,10 @@ async function runScheduledTarget(
       if (t.retention) {
         const pruned = await pruneTarget(deps.store, name, t.retention, { log: deps.log });
         if (pruned.deleted.length) deps.log.log("info", "retention applied", { target: name, deleted: pruned.deleted });
+      }
+      // the copies' retention: their own policy, else the target's; "store" copies are left to their store
+      for (const c of await pruneCopies(await openCopiesForRun(config.storage, deps.secrets, t, deps.log), name, t.retention, { log: deps.log })) {
+        if (c.result?.deleted.length) deps.log.log("info", "retention applied to a copy", { target: name, copy: c.copy, deleted: c.result.deleted });
       }
       await cleanLeftovers(deps.store, name, { log: deps.log });
     } catch (err) {

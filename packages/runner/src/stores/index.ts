@@ -13,10 +13,11 @@ export function openStore(storage: StorageConfig | Omit<CopyConfig, "name">): Ob
   throw new Error("storage has neither s3 nor directory");
 }
 
-/** A copy's store, and its name as the config gives it. */
+/** A copy's store, its name as the config gives it, and its retention ("store": Lifeboat never deletes there). */
 export interface CopyStore {
   name: string;
   store: ObjectStore;
+  retention?: CopyConfig["retention"];
 }
 
 /**
@@ -51,8 +52,8 @@ export async function openCopies(storage: StorageConfig, secrets: SecretResolver
       const { credentials, ...s3 } = c.s3;
       const accessKeyId = await secrets.resolve(credentials.accessKeyId, `storage.copies ${c.name}: credentials.accessKeyId`);
       const secretAccessKey = await secrets.resolve(credentials.secretAccessKey, `storage.copies ${c.name}: credentials.secretAccessKey`);
-      out.push({ name: c.name, store: new S3Store(s3, new S3Client({ ...s3ClientConfig(s3), credentials: { accessKeyId, secretAccessKey } })) });
-    } else out.push({ name: c.name, store: openStore(c) });
+      out.push({ name: c.name, store: new S3Store(s3, new S3Client({ ...s3ClientConfig(s3), credentials: { accessKeyId, secretAccessKey } })), ...(c.retention ? { retention: c.retention } : {}) });
+    } else out.push({ name: c.name, store: openStore(c), ...(c.retention ? { retention: c.retention } : {}) });
   }
   return out;
 }
