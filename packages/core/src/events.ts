@@ -121,15 +121,8 @@ export interface BackupMissedEvent {
  * copied from the primary. The backup itself succeeded (backup.succeeded was published); status is "failed" so that
  * filters on failures catch it. `lifeboat copy <target> --backup <id>` repairs it later.
  */
-export interface BackupCopyFailedEvent {
-  version: typeof EVENT_VERSION;
+export interface BackupCopyFailedEvent extends Omit<BackupFailedEvent, "type" | "error" | "databases"> {
   type: "backup.copy_failed";
-  status: "failed";
-  time: string;
-  target: string;
-  runId: string;
-  trigger: string;
-  attempt: number;
   copy: {
     name: string;
     backupId: string;

@@ -142,10 +142,15 @@ async function attemptBackup(job: BackupJob, attempt: number, runId: string, sec
             failure = err;
           }
         }
-        if (failure !== undefined) await c.store.delete(streamKeys).catch(() => {});
-        outcomes.push(failure === undefined ? { name: c.name, ok: true, location: c.store.location(keys.dump) } : { name: c.name, ok: false, error: toAttemptError(failure, secrets).message });
-        if (failure === undefined) log.log("info", "copy stored", { target: job.target, copy: c.name, location: c.store.location(keys.dump) });
-        else log.log("warn", "copy failed in the run (tried again from the primary next)", { target: job.target, copy: c.name, error: toAttemptError(failure, secrets).message });
+        if (failure === undefined) {
+          outcomes.push({ name: c.name, ok: true, location: c.store.location(keys.dump) });
+          log.log("info", "copy stored", { target: job.target, copy: c.name, location: c.store.location(keys.dump) });
+          continue;
+        }
+        await c.store.delete(streamKeys).catch(() => {});
+        const error = toAttemptError(failure, secrets).message;
+        outcomes.push({ name: c.name, ok: false, error });
+        log.log("warn", "copy failed in the run (tried again from the primary next)", { target: job.target, copy: c.name, error });
       }
       return { manifest, location: job.store.location(keys.dump), manifestLocation: job.store.location(keys.manifest), attempts: [], copies: outcomes };
     }).catch(dropCopies);

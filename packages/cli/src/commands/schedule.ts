@@ -197,6 +197,8 @@ async function runScheduledTarget(
 ): Promise<{ outcome: RunOutcome; fields: Record<string, unknown> }> {
   const t = config.targets[name]!;
   await heartbeatStarted(config, deps.secrets, name, { log: deps.log, signal });
+  // the target's copies, opened (their credentials read) once: for the run, then for their retention
+  const copies = await openCopiesForRun(config.storage, deps.secrets, t, deps.log);
   let run: Awaited<ReturnType<typeof runTargetBackups>>;
   try {
     run = await runTargetBackups(t, {
@@ -208,7 +210,7 @@ async function runScheduledTarget(
       log: deps.log,
       bus: deps.bus,
       restoreHint: `lifeboat restore ${name}`,
-      copies: await openCopiesForRun(config.storage, deps.secrets, t, deps.log),
+      copies,
     });
   } catch (err) {
     deps.log.log("error", (err as Error).message, { target: name });
@@ -228,7 +230,7 @@ async function runScheduledTarget(
         if (pruned.deleted.length) deps.log.log("info", "retention applied", { target: name, deleted: pruned.deleted });
       }
       // the copies' retention: their own policy, else the target's; "store" copies are left to their store
-      for (const c of await pruneCopies(await openCopiesForRun(config.storage, deps.secrets, t, deps.log), name, t.retention, { log: deps.log })) {
+      for (const c of await pruneCopies(copies, name, t.retention, { log: deps.log })) {
         if (c.result?.deleted.length) deps.log.log("info", "retention applied to a copy", { target: name, copy: c.copy, deleted: c.result.deleted });
       }
       await cleanLeftovers(deps.store, name, { log: deps.log });

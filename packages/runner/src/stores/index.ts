@@ -28,7 +28,7 @@ export async function openCopiesForRun(storage: StorageConfig, secrets: SecretRe
   const out: CopyStore[] = [];
   for (const c of copiesOf(storage, target)) {
     try {
-      out.push(...(await openCopies({ ...storage, copies: [c] }, secrets)));
+      out.push(await openCopy(c, secrets));
     } catch (err) {
       log.log("error", `copy ${c.name} left out of this run: ${(err as Error).message}`, { copy: c.name });
     }
@@ -47,13 +47,15 @@ export function copiesOf(storage: StorageConfig, target?: Pick<TargetConfig, "co
  */
 export async function openCopies(storage: StorageConfig, secrets: SecretResolver, target?: Pick<TargetConfig, "copies">): Promise<CopyStore[]> {
   const out: CopyStore[] = [];
-  for (const c of copiesOf(storage, target)) {
-    if (c.s3?.credentials) {
-      const { credentials, ...s3 } = c.s3;
-      const accessKeyId = await secrets.resolve(credentials.accessKeyId, `storage.copies ${c.name}: credentials.accessKeyId`);
-      const secretAccessKey = await secrets.resolve(credentials.secretAccessKey, `storage.copies ${c.name}: credentials.secretAccessKey`);
-      out.push({ name: c.name, store: new S3Store(s3, new S3Client({ ...s3ClientConfig(s3), credentials: { accessKeyId, secretAccessKey } })), ...(c.retention ? { retention: c.retention } : {}) });
-    } else out.push({ name: c.name, store: openStore(c), ...(c.retention ? { retention: c.retention } : {}) });
-  }
+  for (const c of copiesOf(storage, target)) out.push(await openCopy(c, secrets));
   return out;
+}
+
+async function openCopy(c: CopyConfig, secrets: SecretResolver): Promise<CopyStore> {
+  const retention = c.retention ? { retention: c.retention } : {};
+  if (!c.s3?.credentials) return { name: c.name, store: openStore(c), ...retention };
+  const { credentials, ...s3 } = c.s3;
+  const accessKeyId = await secrets.resolve(credentials.accessKeyId, `storage.copies ${c.name}: credentials.accessKeyId`);
+  const secretAccessKey = await secrets.resolve(credentials.secretAccessKey, `storage.copies ${c.name}: credentials.secretAccessKey`);
+  return { name: c.name, store: new S3Store(s3, new S3Client({ ...s3ClientConfig(s3), credentials: { accessKeyId, secretAccessKey } })), ...retention };
 }
