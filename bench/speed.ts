@@ -10,7 +10,8 @@
  * Lifeboat might default to; `pg_dump -Fd -jN` (local disk); Lifeboat's default backup into S3 (the compiled CLI in its
  * own process: time, output size, peak RSS); then restores: `pg_restore -jN` from a local file of Lifeboat's dump
  * against `lifeboat restore --jobs N` from a directory store and from S3; and the cost of encryption (age) as a ratio
- * to the same backup unencrypted. S3 is s3rver on loopback, in its own process, on the same cores: the last column is
+ * to the same backup unencrypted; and the cost of copies (`--copy`: one, then two further stores written from the same
+ * dump stream) as a ratio to the same backup with none. S3 is s3rver on loopback, in its own process, on the same cores: the last column is
  * the CPU it used during each step (work a real S3 does elsewhere). Each step starts after a checkpoint and a sync;
  * autovacuum is off (the database is vacuumed once, when built), so that no step runs beside another's vacuum; each
  * restored database is dropped once its restore is measured.
@@ -21,8 +22,8 @@ import { createWriteStream, mkdirSync, mkdtempSync, readFileSync, rmSync, statSy
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { pipeline } from "node:stream/promises";
-import { fileURLToPath } from "node:url";
-import { GetObjectCommand, HeadObjectCommand, S3Client } from "@aws-sdk/client-s3";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import { CreateBucketCommand, GetObjectCommand, HeadObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import { backupObjects, backupSize, formatBytes, type Manifest } from "@lifeboat/core";
 import { findTool, generateIdentity, query, s3ClientConfig, startEphemeralPostgres } from "@lifeboat/runner";
 
@@ -167,6 +168,23 @@ if (process.argv[2] === "--s3-server") {
     const enc = await lifeboat(["run", "--db", db, "--to", "s3://bench/lifeboat-enc", "--name", "bench", "--attempts", "1", "--recipient", recipient, "--json"]);
     const me = JSON.parse(enc.stdout).manifest as Manifest;
     row(`lifeboat run, defaults, encrypted (age) -> S3`, enc.secs, backupSize(me), base.secs, baseBytes, enc.peakRss, enc.s3cpu);
+    // the cost of copies (3-2-1): the same defaults, the one dump stream also written to a second bucket, then also to
+    // a directory on the local disk (the slowest store sets the pace)
+    await client.send(new CreateBucketCommand({ Bucket: "bench-copy" }));
+    const copyRuns: Array<[string, Measured]> = [];
+    for (const [what, copies] of [
+      ["1 copy (a second bucket)", ["s3://bench-copy/one"]],
+      ["2 copies (a second bucket, a local directory)", ["s3://bench-copy/two", pathToFileURL(join(work, "copy")).href]],
+    ] as const) {
+      const r = await lifeboat(["run", "--db", db, "--to", `s3://bench/lifeboat-copies-${copies.length}`, "--name", "bench", "--attempts", "1", ...copies.flatMap((c) => ["--copy", c]), "--json"]);
+      const result = JSON.parse(r.stdout) as { manifest: Manifest; copies: Array<{ name: string; ok: boolean; error?: string }> };
+      const failed = result.copies.filter((c) => !c.ok);
+      if (failed.length || result.copies.length !== copies.length) throw new Error(`the run with ${what} did not write every copy: ${JSON.stringify(result.copies)}`);
+      row(`lifeboat run, defaults, ${what}`, r.secs, backupSize(result.manifest), base.secs, baseBytes, r.peakRss, r.s3cpu);
+      copyRuns.push([what, r]);
+    }
+    rmSync(join(work, "copy"), { recursive: true, force: true });
+    const copiesCost = copyRuns.map(([what, r]) => `${what}: ${(r.secs / lb.secs).toFixed(2)}x the time of no copy, peak RSS ${formatBytes(r.peakRss)} (no copy: ${formatBytes(lb.peakRss)}), S3 server CPU ${cpu(r.s3cpu) || "0 s"} (no copy: ${cpu(lb.s3cpu) || "0 s"})`);
     const encryptionCost = `encryption (age) costs ${(enc.secs / lb.secs).toFixed(2)}x the time of the same unencrypted backup, ${(backupSize(me) / backupSize(m)).toFixed(4)}x its size`;
 
     // restores of Lifeboat's dump: pg_restore from a local file, lifeboat from a directory store and from S3
@@ -202,6 +220,7 @@ if (process.argv[2] === "--s3-server") {
     for (const r of all) console.log(r.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  "));
     if (m.rowCountMs !== undefined) console.log(`\n(lifeboat's row counts took ${m.rowCountMs} ms of its time)`);
     console.log(encryptionCost);
+    for (const line of copiesCost) console.log(`copies, ${line}`);
   } finally {
     rmSync(work, { recursive: true, force: true });
     await pg.stop();

@@ -201,6 +201,34 @@ describe("copies: one dump to three stores", () => {
     expect(await Promise.all(["primary", "mirror", "short", "vault"].map(count))).toEqual([2, 2, 1, 3]);
   });
 
+  it("an ad hoc run writes --copy stores at the same time, with no config; lifeboat copy --to <store-url> repairs one", async () => {
+    const small = unique("copies_adhoc");
+    await createDatabase(small, "create table t(id int primary key, note text); insert into t select g, md5(g::text) from generate_series(1, 500) g;");
+    const root = tempDir("lifeboat-copies-adhoc-");
+    const [primary, one, two] = ["primary", "one", "two"].map((d) => `file://${join(root, d)}`);
+    const same = await cli(["run", "--db", url(small), "--to", primary!, "--copy", primary!]);
+    expect(same.code).toBe(2);
+    expect(same.stderr).toContain("is the store itself (--to)");
+    const run = await cli(["run", "--db", url(small), "--to", primary!, "--copy", one!, "--copy", two!, "--name", "adhoc", "--json"]);
+    expect(run.code, run.stderr).toBe(0);
+    const out = JSON.parse(run.stdout);
+    expect(out.copies.map((c: { name: string; ok: boolean }) => [c.name, c.ok])).toEqual([["copy-1", true], ["copy-2", true]]);
+    const [p] = await listBackups(new DirectoryStore(join(root, "primary")), "adhoc");
+    expect(await listBackups(new DirectoryStore(join(root, "one")), "adhoc")).toEqual([p]);
+    expect(await listBackups(new DirectoryStore(join(root, "two")), "adhoc")).toEqual([p]);
+    // a third store, filled later from the primary by URL: no config anywhere
+    const third = `file://${join(root, "three")}`;
+    const noTarget = await cli(["copy", "--from", primary!, "--to", third]);
+    expect(noTarget.code).toBe(2);
+    expect(noTarget.stderr).toContain("needs the target whose backups to copy");
+    const copy = await cli(["copy", "adhoc", "--from", primary!, "--to", third, "--json"]);
+    expect(copy.code, copy.stderr).toBe(0);
+    expect(JSON.parse(copy.stdout).copies.map((r: { backup: string; outcome: string }) => [r.backup, r.outcome])).toEqual([[p!.id, "copied"]]);
+    expect(await listBackups(new DirectoryStore(join(root, "three")), "adhoc")).toEqual([p]);
+    const again = await cli(["copy", "adhoc", "--from", primary!, "--to", third, "--json"]);
+    expect(JSON.parse(again.stdout).copies.map((r: { outcome: string }) => r.outcome)).toEqual(["present"]);
+  });
+
   it("the config names copies clearly: unknown copy and no copies are usage errors; a target may have its own; not on AWS yet", async () => {
     const unknown = await cli(["copy", "app", "--config", configFile, "--to", "tape"], { env: secondEnv() });
     expect(unknown.code).toBe(2);

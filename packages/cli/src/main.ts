@@ -123,6 +123,7 @@ export async function main(argv: string[]): Promise<number> {
       .option("--attempts <n>", "attempts before giving up, transient failures only (default: the target's retries.attempts, else 3)")
       .option("--jobs <n>", "parallel pg_dump processes for custom-format dumps, 1 to 16 (default: the target's dump.jobs, else the CPUs available, at most 4)")
       .option("--recipient <age1...>", "encrypt the backup (age) for this public key; repeat for several (default: the target's encryption.recipients, else none)", collect)
+      .option("--copy <store-url>", "also write the backup to this store, at the same time (one dump stream); repeat for several (default: the target's copies, else none)", collect)
       .option("--remote", "run the target in the AWS deployment (invokes the launcher, follows the Fargate task)")
       .option("--launcher <name>", "with --remote: the launcher function (default: $LIFEBOAT_LAUNCHER or .sst/outputs.json)")
       .option("--reason <text>", "with --remote: why, for the logs")
@@ -235,14 +236,14 @@ export async function main(argv: string[]): Promise<number> {
   common(
     program
       .command("copy")
-      .description("copy backups into the config's copies (storage.copies): the ones a copy lacks, or one; each object checked against its SHA-256 on the way")
-      .argument("[target]", "only this target's backups (default: every target's)")
+      .description("copy backups into the config's copies (storage.copies), or into any store: the ones a copy lacks, or one; each object checked against its SHA-256 on the way")
+      .argument("[target]", "only this target's backups (default: every target's; required with --to <store-url>)")
       .option("--backup <id>", "a backup id, latest, or missing (every backup the copy lacks)", "missing")
-      .option("--to <copy>", "only this copy (default: every copy)")
+      .option("--to <copy>", "only this copy of the config, or a store by its URL (s3://bucket/prefix, file:///path: no config needed) (default: every copy)")
       .option("--from <store-url>", "copy from this store (another copy) instead of the config's storage")
       .addHelpText(
         "after",
-        "\nExamples:\n  lifeboat copy                                  # every copy gets every backup it lacks\n  lifeboat copy app --backup 20261203T101500Z-1a2b --to offsite\n  lifeboat copy --from s3://offsite-bucket/lifeboat --to local   # repair one copy from another\n\nExit 0 when every copy holds the backups, 1 when one failed.\n" +
+        "\nExamples:\n  lifeboat copy                                  # every copy gets every backup it lacks\n  lifeboat copy app --backup 20261203T101500Z-1a2b --to offsite\n  lifeboat copy --from s3://offsite-bucket/lifeboat --to local   # repair one copy from another\n  lifeboat copy app --from s3://my-backups/app --to file:///mnt/offline/lifeboat   # no config\n\nExit 0 when every copy holds the backups, 1 when one failed.\n" +
           envHelp("config", "aws"),
       ),
   ).action(action(async (c, target: string | undefined, opts: CopyCommandOptions) => (await commands.copy()).copyCommand(c, target, opts)));

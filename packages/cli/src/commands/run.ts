@@ -1,5 +1,5 @@
 import { UsageError, recipientProblem, compressionText, manifestCompression, parseCompression, restoreCommandFor, dumpSchema, type Compression, formatBytes, formatDuration, parseStoreUrl, retriesSchema, type DumpOptions, type RetryPolicy, backupSize } from "@lifeboat/core";
-import { DefaultSecretResolver, heartbeatStarted, isMultiDatabase, openCopiesForRun, openStore, resolveDatabase, runBackup, runTargetBackups, type ConnectionInfo } from "@lifeboat/runner";
+import { DefaultSecretResolver, type CopyStore, heartbeatStarted, isMultiDatabase, openCopiesForRun, openStore, resolveDatabase, runBackup, runTargetBackups, type ConnectionInfo } from "@lifeboat/runner";
 import { connectionArg, type Context } from "../context.js";
 import { wholeNumber } from "../options.js";
 import { runRemote } from "./remote.js";
@@ -16,6 +16,7 @@ export interface RunOptions {
   attempts?: string;
   jobs?: string;
   recipient?: string[];
+  copy?: string[];
 }
 
 function compressionOption(v: string | undefined): Compression | undefined {
@@ -82,6 +83,17 @@ export async function runCommand(ctx: Context, target: string | undefined, opts:
   // an ad hoc run (--db/PG* and --to) reads no config: nothing in the working directory changes what it does
   const config = target ? (await ctx.config())?.config : undefined;
   const store = storeUrl ? openStore(parseStoreUrl(storeUrl)) : openStore(config!.storage);
+  // --copy: these stores instead of the target's copies (written at the same time, as copies are); a target's own
+  // copies otherwise, and none for an ad hoc run
+  const copies: CopyStore[] | undefined = opts.copy?.length
+    ? opts.copy.map((url, i) => {
+        const c = openStore(parseStoreUrl(url));
+        if (c.url === store.url) throw new UsageError(`--copy ${url} is the store itself (--to)`, "a copy is another store: another bucket, provider or disk");
+        return { name: `copy-${i + 1}`, store: c };
+      })
+    : target && !storeUrl && config
+      ? await openCopiesForRun(config.storage, new DefaultSecretResolver(), config.targets[target], out)
+      : undefined;
   const bus = await ctx.bus(target ? config : undefined);
 
   // SIGINT/SIGTERM: pg_dump is stopped, the upload aborted, nothing published as a success; exit 130 / 143 (main.ts)
@@ -98,8 +110,7 @@ export async function runCommand(ctx: Context, target: string | undefined, opts:
     restoreHint,
     onProgress: (p: { bytes: number; elapsedMs: number }) => out.progress("dumping", p.bytes, p.elapsedMs),
     ...(encryption ? { encryption } : {}),
-    // a config target's copies (storage.copies): written at the same time as the store; ad hoc runs have none
-    ...(target && !storeUrl && config ? { copies: await openCopiesForRun(config.storage, new DefaultSecretResolver(), config.targets[target], out) } : {}),
+    ...(copies ? { copies } : {}),
   };
   // config targets go through the target run (engine, several databases); ad hoc runs are one backup
   const t = target ? config!.targets[target]! : undefined;
@@ -114,7 +125,9 @@ export async function runCommand(ctx: Context, target: string | undefined, opts:
   }
   const result = results[0]!.result!;
   const m = result.manifest;
-  const copyLines = result.copies.map((c) => `  copy      ${c.name}: ${c.ok ? c.location : `FAILED (${c.error}); repair: lifeboat copy ${name} --backup ${m.id} --to ${c.name}`}`);
+  // an ad hoc copy (--copy) is repaired by its URL, a config's copy by its name
+  const repairTo = (c: { name: string }) => (opts.copy?.length ? `${opts.copy[Number(c.name.slice("copy-".length)) - 1]} --from ${store.url}` : c.name);
+  const copyLines = result.copies.map((c) => `  copy      ${c.name}: ${c.ok ? c.location : `FAILED (${c.error}); repair: lifeboat copy ${name} --backup ${m.id} --to ${repairTo(c)}`}`);
   out.result(
     [
       `backup of "${name}" stored`,
