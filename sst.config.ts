@@ -22,6 +22,6 @@ export default $config({
     const { Backups } = await import("./infra/backups");
     // adoptTopLevel: this app's resources were named without the component's name before the component existed
     const backups = new Backups("Lifeboat", { ...config, adoptTopLevel: true });
-    return { bucket: backups.bucket.name, topic: backups.topic.arn, launcher: backups.launcher.name, cluster: backups.cluster.nodes.cluster.name, dashboard: backups.dashboardUrl };
+    return { bucket: backups.bucket.name, topic: backups.topic.arn, launcher: backups.launcher.name, cluster: backups.cluster.nodes.cluster.name, dashboard: backups.dashboardUrl, runnerRoles: backups.runnerRoles };
   },
 });

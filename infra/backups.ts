@@ -66,6 +66,8 @@ export class Backups extends $util.ComponentResource {
   readonly runner: sst.aws.Task;
   /** The stack's CloudWatch dashboard (backups per target, failure queues, alarms). */
   readonly dashboardUrl: $util.Output<string>;
+  /** Each target's runner role ARN: what a copy bucket in another account allows in its bucket policy. */
+  readonly runnerRoles: $util.Output<Record<string, string>>;
 
   constructor(name: string, args: BackupsArgs, opts: $util.ComponentResourceOptions = {}) {
     super("lifeboat:aws:Backups", name, {}, opts);
@@ -101,6 +103,7 @@ export class Backups extends $util.ComponentResource {
     this.cluster = run.cluster;
     this.runner = run.task;
     this.dashboardUrl = board.url;
-    this.registerOutputs({ bucket: bucket.name, topic: notified.topic.arn, launcher: launcher.name, cluster: run.cluster.nodes.cluster.name, dashboard: board.url });
+    this.runnerRoles = $util.all(run.targetRoles.map((r) => r.arn)).apply((arns) => Object.fromEntries(plan.runnerTargets.map((t, i) => [t.target, arns[i]!])));
+    this.registerOutputs({ bucket: bucket.name, topic: notified.topic.arn, launcher: launcher.name, cluster: run.cluster.nodes.cluster.name, dashboard: board.url, runnerRoles: this.runnerRoles });
   }
 }

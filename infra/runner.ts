@@ -97,7 +97,8 @@ export function runner(
       { actions: ["s3:PutObject", "s3:AbortMultipartUpload"], resources: [mine("*")] },
       {
         actions: ["s3:GetObject"],
-        resources: [...(t.drills ? [mine("*")] : [mine("*.manifest.json"), mine(LAST_RUN_FILE), mine(LATEST_FILE)]), $interpolate`${bucket.arn}/${configKey}`],
+        // dumps too for drills, and for copies (a copy that failed in the run is copied again from the primary)
+        resources: [...(t.drills || t.copies ? [mine("*")] : [mine("*.manifest.json"), mine(LAST_RUN_FILE), mine(LATEST_FILE)]), $interpolate`${bucket.arn}/${configKey}`],
       },
       { actions: ["s3:ListBucket"], resources: [bucket.arn], conditions: [{ test: "StringLike", variable: "s3:prefix", values: [`${t.prefix}*`] }] },
       { actions: ["s3:ListBucketMultipartUploads"], resources: [bucket.arn] },
@@ -110,6 +111,28 @@ export function runner(
       ...(dbUsers.length ? [{ actions: ["rds-db:connect"], resources: dbUsers }] : []),
       { actions: ["sns:Publish"], resources: [topic.arn] },
       ...bucketKeyPermissions(ctx),
+      ...t.copyBuckets.flatMap(copyStatements),
+    ];
+  }
+
+  /**
+   * A copy in an AWS bucket (its own account's, or another's whose bucket policy allows this role): create and abort
+   * uploads under the target's keys there, list them (is a backup there already; what to prune) and the bucket's
+   * pending uploads (a failed upload's leftovers), and delete there only
+   * what a failed run left (its dumps) or, if the runner prunes that copy, old backups (deciding from its manifests,
+   * the one read there). A copy left to its store is never read: it is written, and checked by listing.
+   */
+  function copyStatements(c: (typeof plan.runnerTargets)[number]["copyBuckets"][number]) {
+    const arn = $interpolate`arn:${ctx.partition}:s3:::${c.bucket}`;
+    const theirs = (pattern: string) => $interpolate`${arn}/${c.prefix}${pattern}`;
+    return [
+      { actions: ["s3:PutObject", "s3:AbortMultipartUpload"], resources: [theirs("*")] },
+      { actions: ["s3:ListBucket"], resources: [arn], conditions: [{ test: "StringLike", variable: "s3:prefix", values: [`${c.prefix}*`] }] },
+      // a failed upload's leftovers are looked for (AWS has no prefix condition for this listing)
+      { actions: ["s3:ListBucketMultipartUploads"], resources: [arn] },
+      { actions: ["s3:DeleteObject"], resources: c.pruned ? [theirs("*")] : dumpPatterns.map(theirs) },
+      // pruning decides from the copy's manifests: read those, and only for a copy the runner prunes
+      ...(c.pruned ? [{ actions: ["s3:GetObject"], resources: [theirs("*.manifest.json")] }] : []),
     ];
   }
 

@@ -58,5 +58,7 @@ export declare class Backups extends $util.ComponentResource {
   readonly runner: sst.aws.Task;
   /** The stack's CloudWatch dashboard (backups per target, failure queues, alarms). */
   readonly dashboardUrl: $util.Output<string>;
+  /** Each target's runner role ARN: what a copy bucket in another account allows in its bucket policy. */
+  readonly runnerRoles: $util.Output<Record<string, string>>;
   constructor(name: string, args: BackupsArgs, opts?: $util.ComponentResourceOptions);
 }

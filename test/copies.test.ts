@@ -229,7 +229,7 @@ describe("copies: one dump to three stores", () => {
     expect(JSON.parse(again.stdout).copies.map((r: { outcome: string }) => r.outcome)).toEqual(["present"]);
   });
 
-  it("the config names copies clearly: unknown copy and no copies are usage errors; a target may have its own; not on AWS yet", async () => {
+  it("the config names copies clearly: unknown copy and no copies are usage errors; a target may have its own; a directory copy is not deployed to AWS", async () => {
     const unknown = await cli(["copy", "app", "--config", configFile, "--to", "tape"], { env: secondEnv() });
     expect(unknown.code).toBe(2);
     expect(unknown.stderr).toContain('no copy named "tape"');
@@ -238,7 +238,8 @@ describe("copies: one dump to three stores", () => {
     expect(["a", "b", "c"].map((t) => copiesOf(config.storage, config.targets[t]).map((c) => c.name))).toEqual([["offsite"], [], ["tape"]]);
     expect(() => parseConfig({ ...base, storage: { directory: "/srv/b", copies: [{ name: "x", directory: "/a" }, { name: "x", directory: "/b" }] } })).toThrow(/copy names must be unique/);
     expect(() => parseConfig({ ...base, storage: { directory: "/srv/b", copies: [{ name: "x", directory: "/a", s3: { bucket: "bucket-b" } }] } })).toThrow(/exactly one of s3/);
+    // the AWS deployment: a directory copy is refused (test/deploy-plan.test.ts has the rest)
     const cloud = { ...base, storage: { s3: { bucket: "acme-backups" }, copies: [{ name: "offsite", directory: "/mnt/offsite" }] } };
-    expect(() => deployPlan(parseConfig(cloud), "production")).toThrow(/storage\.copies: copies are not deployed to AWS yet/);
+    expect(() => deployPlan(parseConfig(cloud), "production")).toThrow(/storage\.copies\[0\]\.directory: copy "offsite" is a directory/);
   });
 });

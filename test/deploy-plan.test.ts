@@ -109,6 +109,48 @@ describe("deploy plan", () => {
     expect(deployPlan(publicIp, "production").warnings.filter((w) => w.startsWith("aws.vpc"))).toEqual([expect.stringMatching(/^aws\.vpc\.publicIp: the runner's subnets \(subnet-0aa\) must route 0\.0\.0\.0\/0 to an internet gateway/)]);
   });
 
+  it("copies: an AWS bucket is written by the target's role (pruned by the runner when it has a retention), another provider's with keys from SSM; what cannot work in a Fargate task is refused", () => {
+    const offsite = { name: "offsite", s3: { bucket: "acme-offsite", prefix: "copies", region: "us-west-2" } };
+    const r2 = { name: "r2", s3: { bucket: "acme-r2", endpoint: "https://0123.r2.cloudflarestorage.com", provider: "r2", credentials: { accessKeyId: { ssm: "/lifeboat/r2/id" }, secretAccessKey: { secretsManager: "arn:aws:secretsmanager:eu-west-1:123456789012:secret:r2-Ab12Cd" } } }, retention: "store" };
+    const config = { ...base, storage: { ...base.storage, copies: [offsite, r2] }, targets: { ...base.targets, adhoc: { ...base.targets.adhoc, copies: [] } } };
+    const plan = deployPlan(parseConfig(config), "production");
+    const prod = plan.runnerTargets.find((t) => t.target === "prod")!;
+    // prod keeps 35 days: the copy inherits it, and the runner prunes it there (no lifecycle rule in a bucket it does not own)
+    expect(prod.copyBuckets).toEqual([{ copy: "offsite", bucket: "acme-offsite", prefix: "copies/prod/", region: "us-west-2", pruned: true }]);
+    expect(prod.copies).toBe(true);
+    expect(prod.parameters).toEqual(["/lifeboat/prod/pw", "/lifeboat/r2/id"]);
+    expect(prod.secrets).toEqual(["arn:aws:secretsmanager:eu-west-1:123456789012:secret:r2-Ab12Cd"]);
+    const adhoc = plan.runnerTargets.find((t) => t.target === "adhoc")!;
+    expect([adhoc.copies, adhoc.copyBuckets, adhoc.parameters]).toEqual([false, [], []]);
+    // a copy left to its store is never deleted from by the runner
+    const kept = deployPlan(parseConfig({ ...config, storage: { ...base.storage, copies: [{ ...offsite, retention: "store" }] } }), "production");
+    expect(kept.runnerTargets.find((t) => t.target === "prod")!.copyBuckets[0]!.pruned).toBe(false);
+    expect(plan.warnings.filter((w) => w.includes('copy "offsite"'))).toEqual([
+      'targets.prod: copy "offsite" writes to s3://acme-offsite/copies/prod/* as this target\'s runner role (its ARN: the stack\'s output runnerRoles): in another account, its bucket policy must allow that role too (docs/deploy.md, "Copies")',
+      'targets.staging-eu: copy "offsite" writes to s3://acme-offsite/copies/staging-eu/* as this target\'s runner role (its ARN: the stack\'s output runnerRoles): in another account, its bucket policy must allow that role too (docs/deploy.md, "Copies")',
+    ]);
+
+    const refused = (copies: unknown[]) => {
+      try {
+        deployPlan(parseConfig({ ...base, storage: { ...base.storage, copies } }), "production");
+      } catch (err) {
+        return (err as ConfigError).problems.map((p) => `${p.path}: ${p.message}`);
+      }
+      return [];
+    };
+    // each told once, though storage.copies is every target's
+    expect(refused([{ name: "disk", directory: "/mnt/disk" }])).toEqual(['storage.copies[0].directory: copy "disk" is a directory: a Fargate task\'s disk is gone when the task ends']);
+    expect(refused([{ name: "b2", s3: { bucket: "acme-b2", endpoint: "https://s3.us-west-004.backblazeb2.com", provider: "b2" } }])).toEqual([
+      'storage.copies[0].s3.credentials: copy "b2" is at another provider (https://s3.us-west-004.backblazeb2.com), whose keys the runner\'s role is not',
+    ]);
+    expect(refused([{ name: "b2", s3: { bucket: "acme-b2", endpoint: "https://s3.us-west-004.backblazeb2.com", credentials: { accessKeyId: { env: "B2_ID" }, secretAccessKey: { ssm: "/b2/secret" } } } }])).toEqual([
+      "storage.copies[0].s3.credentials.accessKeyId: reads the environment variable B2_ID, which a Fargate task does not have",
+    ]);
+    expect(refused([{ name: "same", s3: { bucket: "acme-backups", prefix: "other" } }])).toEqual(['storage.copies[0].s3.bucket: copy "same" is the deployment\'s own bucket (acme-backups): one failure domain']);
+    // another stage's bucket is not the production bucket
+    expect(() => deployPlan(parseConfig({ ...base, storage: { ...base.storage, copies: [{ name: "prod-bucket", s3: { bucket: "acme-backups" } }] } }), "dev")).not.toThrow();
+  });
+
   it("other stages get their own bucket name", () => {
     expect(deployPlan(parseConfig(base), "dev").bucketName).toBe("acme-backups-dev");
   });

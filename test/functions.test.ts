@@ -8,13 +8,14 @@ import { mockClient } from "aws-sdk-client-mock";
 import { DescribeTasksCommand, ECSClient, ListTasksCommand, RunTaskCommand } from "@aws-sdk/client-ecs";
 import { DescribeDBInstancesCommand, RDSClient } from "@aws-sdk/client-rds";
 import { PublishCommand, SNSClient } from "@aws-sdk/client-sns";
-import { DeleteObjectCommand, GetObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3";
+import { CreateBucketCommand, DeleteObjectCommand, GetObjectCommand, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import { GetParameterCommand, SSMClient } from "@aws-sdk/client-ssm";
 import { GetSecretValueCommand, SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { Logger } from "@aws-lambda-powertools/logger";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { LAUNCH_DELIVERIES, deployedConfigKey, readDeployedConfig, launchClientToken, parseConfig, sha256Hex, renderSlackMessage, runIdFor, runnerRoleName, type LifeboatEvent } from "@lifeboat/core";
-import { S3Store, backupAgeMetrics, backupMetrics, generateIdentity, runTargetBackups, runnerMain, snsPublisher, withMetrics } from "@lifeboat/runner";
+import { S3Store, listBackups, backupAgeMetrics, backupMetrics, generateIdentity, runTargetBackups, runnerMain, s3ClientConfig, snsPublisher, withMetrics } from "@lifeboat/runner";
+import { startEmbeddedS3 } from "@lifeboat/cli";
 import { createFreshnessCheck, createLauncher, createSlackHandler, createWatcher, createWebhookHandler, deployedConfig } from "@lifeboat/functions";
 import { recordAwsCalls } from "./support/aws-calls.js";
 import { SETTINGS, TEST_BUCKET, TOPIC, VAULT_SECRET, cloudConfig } from "./support/cloud-fixture.js";
@@ -639,6 +640,50 @@ describe("the runner container entry point", () => {
     const manifests = (await s3Keys("pg/kept/")).filter((k) => k.endsWith(".manifest.json"));
     expect(manifests).toHaveLength(2);
     expect((await s3Keys("pg/kept/")).filter((k) => k.endsWith(".dump"))).toHaveLength(2);
+  });
+
+  it("a target with copies: each run writes them (an AWS bucket as the target's role, another provider with keys from SSM), prunes the one with a retention, and a copy that fails is published as backup.copy_failed", async () => {
+    const db = unique("copied");
+    await createDatabase(db, "create table t as select g, md5(g::text) as note from generate_series(1, 2000) g;");
+    password("copied");
+    // the AWS copy bucket, on the same local S3 as the deployment's bucket (another account's, once deployed)
+    await s3Client().send(new CreateBucketCommand({ Bucket: "acme-offsite" })).catch((e: Error) => { if (e.name !== "BucketAlreadyOwnedByYou") throw e; });
+    // the other provider: its own S3 server, its own keys (from SSM)
+    const r2 = await startEmbeddedS3({ bucket: "acme-r2" });
+    try {
+      ssm.on(GetParameterCommand, { Name: "/lifeboat/copied/r2-key-id", WithDecryption: true }).resolves({ Parameter: { Value: r2.accessKeyId } });
+      ssm.on(GetParameterCommand, { Name: "/lifeboat/copied/r2-secret", WithDecryption: true }).resolves({ Parameter: { Value: r2.secretAccessKey } });
+      const config = entryConfig("copied", local(db));
+      const copies = (cloudConfig.targets.copied.copies as readonly any[]).map((c) => (c.name === "r2" ? { ...c, s3: { ...c.s3, endpoint: r2.endpoint } } : c));
+      const file = configFile("copied", local(db));
+      writeFileSync(file, `export default ${JSON.stringify({ ...config, targets: { copied: { ...config.targets.copied!, copies } } })};`);
+      const lines: string[] = [];
+      const log = { log: (_l: string, m: string, f?: Record<string, unknown>) => void lines.push(`${m} ${JSON.stringify(f ?? {})}`) };
+      for (let i = 0; i < 2; i++) expect(await runnerMain(runEnv(file, "copied", { LIFEBOAT_RUN_ID: `copied-${i}` }), log), lines.join("\n")).toBe(0);
+      const manifests = (keys: string[]) => keys.filter((k) => k.endsWith(".manifest.json")).map((k) => k.split("/").pop());
+      const primary = manifests(await s3Keys("pg/copied/"));
+      expect(primary).toHaveLength(2);
+      // the AWS copy keeps 1 (its own keepLast, pruned by the runner); the other provider's is left to its store
+      const listed = async (store: S3Store) => {
+        const keys: string[] = [];
+        for await (const o of store.list("copied/")) keys.push(o.key);
+        return keys;
+      };
+      const [newest] = await listBackups(new S3Store({ bucket: s3().bucket, prefix: "pg" }, s3Client()), "copied");
+      expect(manifests(await listed(new S3Store({ bucket: "acme-offsite", prefix: "pg" }, s3Client())))).toEqual([`${newest!.id}.manifest.json`]);
+      const other = new S3Store({ bucket: "acme-r2", prefix: "pg", endpoint: r2.endpoint }, Object.assign(new S3Client({ ...s3ClientConfig({ bucket: "acme-r2", endpoint: r2.endpoint }), credentials: { accessKeyId: r2.accessKeyId, secretAccessKey: r2.secretAccessKey } }), { [Symbol.for("lifeboat.test-client")]: true }));
+      expect(manifests(await listed(other)).sort()).toEqual(primary.sort());
+      // the other provider down: the backup still counts (exit 0), the copy's failure is published for Slack and webhooks
+      await r2.stop();
+      sns.resetHistory();
+      expect(await runnerMain(runEnv(file, "copied", { LIFEBOAT_RUN_ID: "copied-down" }), log), lines.join("\n")).toBe(0);
+      const events = published().map((p) => JSON.parse(p.Message!) as LifeboatEvent);
+      expect(events.map((e) => e.type).sort()).toEqual(["backup.copy_failed", "backup.succeeded"]);
+      expect(events.find((e) => e.type === "backup.copy_failed")).toMatchObject({ target: "copied", status: "failed", copy: { name: "r2" } });
+      expect(manifests(await s3Keys("pg/copied/"))).toHaveLength(3);
+    } finally {
+      await r2.stop().catch(() => {});
+    }
   });
 
   it("a result that cannot be published (SNS refuses) makes the runner exit 3, for the watcher to report", async () => {

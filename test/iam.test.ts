@@ -1,7 +1,10 @@
 import { describe, expect, it, vi } from "vitest";
 import type { Component } from "./support/aws-calls.js";
 import { VAULT_SECRET, cloudConfig } from "./support/cloud-fixture.js";
-import { ROLES, Stack, denials, keysAwsDoesNotSet, recorded, synthesizedStack, type IamRequest } from "./support/iam-check.js";
+import { readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { runnerRoleName } from "@lifeboat/core";
+import { ROLES, Stack, denials, keysAwsDoesNotSet, recorded, synthesizedStack, type IamRequest, type Policy } from "./support/iam-check.js";
 import { ACCOUNT, one, ofType, unwrap } from "./support/sst-synth.js";
 
 /**
@@ -139,6 +142,57 @@ describe("one target, one scope", () => {
     // a Secrets Manager secret: its target's role alone
     expect(await as("vault", "secretsmanager:GetSecretValue", VAULT_SECRET)).toBe("Allowed");
     expect(await as("entry", "secretsmanager:GetSecretValue", VAULT_SECRET)).toBe("ImplicitlyDenied");
+  });
+
+  it("copies: the target's role writes and lists its keys in the copy bucket, deletes there only what it prunes, never reads; another provider's copy is reached with its own keys", async () => {
+    const as = (target: string, action: string, resource: string, context: Record<string, string> = {}) => stack.evaluate("runner", { action, resource, context }, stack.rolePolicies("runner", target));
+    const copyKey = (k: string) => `arn:aws:s3:::acme-offsite/pg/${k}`;
+    const write = { "s3:ObjectCreationOperation": "true", "s3:if-none-match": "*" };
+    expect(await as("copied", "s3:PutObject", copyKey("copied/2026/12/03/x.dump"), write)).toBe("Allowed");
+    expect(await as("copied", "s3:PutObject", copyKey("entry/2026/12/03/x.dump"), write)).toBe("ImplicitlyDenied");
+    expect(await as("entry", "s3:PutObject", copyKey("entry/2026/12/03/x.dump"), write)).toBe("ImplicitlyDenied");
+    expect(await as("copied", "s3:GetObject", copyKey("copied/2026/12/03/x.dump"))).toBe("ImplicitlyDenied");
+    expect(await as("copied", "s3:ListBucket", "arn:aws:s3:::acme-offsite", { "s3:prefix": "pg/copied/" })).toBe("Allowed");
+    expect(await as("copied", "s3:ListBucket", "arn:aws:s3:::acme-offsite", { "s3:prefix": "pg/" })).toBe("ImplicitlyDenied");
+    // keepLast 1 there: the runner prunes it, which reads the copy's manifests (and nothing else there)
+    expect(await as("copied", "s3:DeleteObject", copyKey("copied/2026/12/03/x.manifest.json"))).toBe("Allowed");
+    expect(await as("copied", "s3:GetObject", copyKey("copied/2026/12/03/x.manifest.json"))).toBe("Allowed");
+    // a failed copy is copied again from the deployment's bucket: the target reads its own dumps there
+    expect(await as("copied", "s3:GetObject", "arn:aws:s3:::acme-backups/pg/copied/2026/12/03/x.dump")).toBe("Allowed");
+    // what the runner did in the tests (test/functions.test.ts): written, listed and pruned in the copy bucket; the
+    // other provider's keys read from SSM; none of its calls to that provider made as the role
+    const requests = recorded("runner").flatMap((c) => stack.iamRequests(c));
+    const inCopy = [...new Set(requests.filter((r) => r.resource.startsWith("arn:aws:s3:::acme-offsite")).map((r) => r.action))].sort();
+    expect(inCopy).toEqual(expect.arrayContaining(["s3:DeleteObject", "s3:ListBucket", "s3:PutObject"]));
+    expect(requests.filter((r) => r.action === "ssm:GetParameter").map((r) => r.resource)).toEqual(expect.arrayContaining([`arn:aws:ssm:eu-west-1:${ACCOUNT}:parameter/lifeboat/copied/r2-key-id`, `arn:aws:ssm:eu-west-1:${ACCOUNT}:parameter/lifeboat/copied/r2-secret`]));
+    expect(requests.some((r) => r.resource.includes("acme-r2"))).toBe(false);
+    expect(recorded("runner").filter((c) => c.endpoint && c.input.Bucket === "acme-r2" && /^(PutObject|CompleteMultipartUpload)Command$/.test(c.command)).length).toBeGreaterThan(0);
+  });
+
+  it("a copy bucket in another account: docs/deploy.md's bucket policy allows every write and listing the runner made there, and refuses its reads and deletes", async () => {
+    const doc = readFileSync(fileURLToPath(new URL("../docs/deploy.md", import.meta.url)), "utf8");
+    const section = doc.slice(doc.indexOf("### Copies (3-2-1)"));
+    const documented = JSON.parse(/```json\n([\s\S]*?)\n```/.exec(section)![1]!) as Policy;
+    // the doc's example is target prod: the same policy for the fixture's target "copied", its role as the principal
+    const role = `arn:aws:iam::${ACCOUNT}:role/lifeboat/lifeboat/production/runner/${runnerRoleName("lifeboat/production", "copied")}`;
+    const policy = JSON.parse(JSON.stringify(documented).replaceAll("arn:aws:iam::111111111111:role/lifeboat/acme/production/runner/lb-0123456789-prod", role).replaceAll("pg/prod/", "pg/copied/")) as Policy;
+    const other = { bucketPolicy: policy, account: "222222222222", principal: role };
+    const as = (action: string, resource: string, context: Record<string, string> = {}) => stack.evaluate("runner", { action, resource, context }, stack.rolePolicies("runner", "copied"), other);
+    // the documented policy is for a copy left to its store (retention: "store"): the fixture's copy is also pruned,
+    // whose reads of its manifests and deletes the policy refuses (below)
+    const made = recorded("runner").flatMap((c) => stack.iamRequests(c)).filter((r) => r.resource.startsWith("arn:aws:s3:::acme-offsite") && r.action !== "s3:DeleteObject" && r.action !== "s3:GetObject");
+    expect(made.length).toBeGreaterThan(3);
+    for (const r of made) expect(await as(r.action, r.resource, r.context), `${r.action} ${r.resource}`).toBe("Allowed");
+    // a failed upload's leftovers are looked for (no recorded failure in a copy bucket: asked here)
+    expect(await as("s3:ListBucketMultipartUploads", "arn:aws:s3:::acme-offsite")).toBe("Allowed");
+    const key = "arn:aws:s3:::acme-offsite/pg/copied/2026/12/03/20261203T020000Z-ab12.dump";
+    expect(await as("s3:GetObject", key)).toBe("ImplicitlyDenied");
+    expect(await as("s3:GetObject", key.replace(/\.dump$/, ".manifest.json"))).toBe("ImplicitlyDenied");
+    expect(await as("s3:DeleteObject", key)).toBe("ImplicitlyDenied");
+    expect(await as("s3:PutObject", key, { "s3:ObjectCreationOperation": "true" })).toBe("ExplicitlyDenied");
+    // without the bucket's consent, the role alone gets nowhere in another account
+    const none = { ...other, bucketPolicy: { Version: "2012-10-17", Statement: [] } as unknown as Policy };
+    expect(await stack.evaluate("runner", made[0]!, stack.rolePolicies("runner", "copied"), none)).not.toBe("Allowed");
   });
 
   it("the launcher passes the target's role with each launch, and may pass only this stage's runner roles", async () => {

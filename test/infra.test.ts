@@ -350,7 +350,15 @@ describe("launcher and watcher", () => {
   });
 
   it("stack outputs name what the CLI needs, and the dashboard", async () => {
-    expect(Object.keys(outputs).sort()).toEqual(["bucket", "cluster", "dashboard", "launcher", "topic"]);
+    expect(Object.keys(outputs).sort()).toEqual(["bucket", "cluster", "dashboard", "launcher", "runnerRoles", "topic"]);
+    // the ARN of each target's runner role, for the bucket policy of a copy bucket in another account (docs/deploy.md)
+    const roles = await new Promise<Record<string, string>>((resolve) => (outputs.runnerRoles as { apply: (f: (v: Record<string, string>) => void) => void }).apply(resolve));
+    expect(roles).toEqual({
+      prod: `arn:aws:iam::123456789012:role/${unwrap(one(resources, "aws:iam/role:Role", "LifeboatRunnerProdRole").inputs).name}`,
+      staging: `arn:aws:iam::123456789012:role/${unwrap(one(resources, "aws:iam/role:Role", "LifeboatRunnerStagingRole").inputs).name}`,
+      analytics: `arn:aws:iam::123456789012:role/${unwrap(one(resources, "aws:iam/role:Role", "LifeboatRunnerAnalyticsRole").inputs).name}`,
+    });
+    expect(roles.prod).toBe(`arn:aws:iam::123456789012:role/${runnerRoleName("lifeboat/production", "prod")}`);
     const dashboardUrl = await new Promise((resolve) => (outputs.dashboard as { apply: (f: (v: unknown) => void) => void }).apply(resolve));
     expect(dashboardUrl).toBe("https://eu-west-1.console.aws.amazon.com/cloudwatch/home?region=eu-west-1#dashboards/dashboard/lifeboat-production");
   });

@@ -18,6 +18,11 @@ export interface RecordedCall {
   command: string;
   /** The client's region; empty when it is the environment's default (once deployed: the stack's region). */
   region: string;
+  /**
+   * The endpoint a client was given in the config (another provider's, for a copy with keys of its own): its calls go
+   * there with those keys, never to AWS as the component's role. Empty for AWS's own (the environment's endpoint).
+   */
+  endpoint?: string;
   input: Record<string, unknown>;
 }
 
@@ -37,7 +42,11 @@ async function write(component: Component, client: any, command: any): Promise<v
   const resolved = typeof client?.config?.region === "function" ? await client.config.region() : String(client?.config?.region ?? "");
   const region = resolved === process.env.AWS_REGION ? "" : resolved;
   const input = Object.fromEntries(Object.entries((command?.input ?? {}) as Record<string, unknown>).filter(([k]) => KEEP.includes(k)));
-  const call: RecordedCall = { component, client: client.constructor.name, command: command.constructor.name, region, input };
+  // the tests' stand-in for AWS S3 is the environment's endpoint (AWS_ENDPOINT_URL_S3): any other is another provider's
+  const given = client?.config?.isCustomEndpoint && typeof client.config.endpoint === "function" ? await client.config.endpoint() : undefined;
+  const endpoint = given ? `${given.protocol}//${given.hostname}${given.port ? `:${given.port}` : ""}` : undefined;
+  const aws = process.env.AWS_ENDPOINT_URL_S3 ? new URL(process.env.AWS_ENDPOINT_URL_S3).origin : undefined;
+  const call: RecordedCall = { component, client: client.constructor.name, command: command.constructor.name, region, input, ...(endpoint && endpoint !== aws ? { endpoint } : {}) };
   appendFileSync(join(dir(), `${component}.jsonl`), JSON.stringify(call) + "\n");
 }
 

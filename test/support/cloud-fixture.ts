@@ -45,6 +45,19 @@ export const cloudConfig = {
     // no password: IAM database authentication (a token per connection; rds-db:connect as lifeboat_iam)
     rdsiam: { database: { rds: { instance: "acme-reports" }, database: "reports", user: "lifeboat_iam", iamAuth: true } },
     // its password in Secrets Manager, as RDS keeps a managed master user's (JSON, key "password")
+    // 3-2-1: an AWS bucket (another account's, in the deployment) written by the target's own role and pruned by the
+    // runner, and another provider's bucket with keys of its own from SSM, left to that store's retention
+    copied: {
+      database: { host: "copied.internal", database: "copied", user: "postgres", password: pw("copied") },
+      copies: [
+        { name: "offsite", s3: { bucket: "acme-offsite", prefix: "pg", region: "eu-west-1" }, retention: { keepLast: 1 } },
+        {
+          name: "r2",
+          s3: { bucket: "acme-r2", prefix: "pg", endpoint: "https://0123456789abcdef.r2.cloudflarestorage.com", provider: "r2", credentials: { accessKeyId: { ssm: "/lifeboat/copied/r2-key-id" }, secretAccessKey: { ssm: "/lifeboat/copied/r2-secret" } } },
+          retention: "store",
+        },
+      ],
+    },
     vault: { database: { host: "vault.internal", database: "vault", user: "postgres", password: { secretsManager: VAULT_SECRET, key: "password" } } },
   },
   // the heartbeat is pinged by the runner itself: its role reads the URL's parameter (the runner tests leave it out of

@@ -113,6 +113,12 @@ export class Stack {
     return p ? (JSON.parse(p) as Policy) : undefined;
   }
 
+  /** Whether an S3 ARN is the deployment's bucket or one of its objects. */
+  inDeployedBucket(arn: string): boolean {
+    const bucket = this.deployed().swap.get(TEST_BUCKET)!;
+    return arn === `arn:aws:s3:::${bucket}` || arn.startsWith(`arn:aws:s3:::${bucket}/`);
+  }
+
   /** The bucket's KMS key, when objects are encrypted with one (SSE-KMS). */
   kmsKey(): string | undefined {
     const [sse] = ofType(this.resources, "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration").map((r) => unwrap(r.inputs));
@@ -141,6 +147,8 @@ export class Stack {
     const d = this.deployed();
     const v = (x: unknown) => (typeof x === "string" ? (d.swap.get(x) ?? x) : String(x));
     const i = call.input;
+    // a call to another provider's endpoint (a copy with keys of its own) is not AWS's to authorize
+    if (call.endpoint) return [];
     // a client on the environment's default region is, once deployed, on the stack's region
     const r = call.region || this.region;
     const object = () => `arn:aws:s3:::${v(i.Bucket)}/${i.Key}`;
@@ -149,7 +157,8 @@ export class Stack {
     // (https://docs.aws.amazon.com/AmazonS3/latest/userguide/UsingKMSEncryption.html#aws-managed-customer-managed-keys)
     const key = this.kmsKey();
     const kms = (...actions: string[]): IamRequest[] =>
-      key ? actions.map((action) => ({ action, resource: key, context: { "kms:ViaService": `s3.${r}.amazonaws.com` } })) : [];
+      // (a copy's bucket is taken to use S3's own keys: docs/deploy.md says a copy bucket's KMS key is not granted)
+      key && this.inDeployedBucket(bucket()) ? actions.map((action) => ({ action, resource: key, context: { "kms:ViaService": `s3.${r}.amazonaws.com` } })) : [];
     // the calls that make an object carry s3:ObjectCreationOperation true, and the conditional headers they send
     // (s3:if-none-match, s3:if-match); CreateMultipartUpload and UploadPart carry false and no header
     const creates = (yes: boolean): Record<string, string> => ({
@@ -226,7 +235,7 @@ export class Stack {
   }
 
   /** The verdict of a component's role on one request; a context key AWS would not send, or one the simulator ignored, fails. */
-  async evaluate(component: Component, request: IamRequest, policies: Policy[] = this.rolePolicies(component)): Promise<string> {
+  async evaluate(component: Component, request: IamRequest, policies: Policy[] = this.rolePolicies(component), other?: { bucketPolicy: Policy; account: string; principal: string }): Promise<string> {
     const invented = await keysAwsDoesNotSet(request);
     if (invented.length) return `invalid request: AWS sets no ${invented.join(", ")} for ${request.action}`;
     const res = await runSimulation(
@@ -238,11 +247,14 @@ export class Stack {
         // policy, which lets the account's IAM policies decide (docs/deploy.md says the key must allow this)
         ...(request.action.startsWith("kms:") ? { resourcePolicy: DEFAULT_KEY_POLICY } : {}),
         // the bucket's own policy (TLS only, write-once keys) applies to every S3 request
-        ...(request.action.startsWith("s3:") && this.bucketPolicy() ? { resourcePolicy: this.bucketPolicy() } : {}),
+        // (another bucket, a copy's, has its own policy: AWS asks only the caller's role when the bucket is its account's)
+        ...(request.action.startsWith("s3:") && this.bucketPolicy() && this.inDeployedBucket(request.resource) ? { resourcePolicy: this.bucketPolicy() } : {}),
+        // `other`: a bucket of another account, with its own policy (a copy's), asked as the role named there
+        ...(other ? { resourcePolicy: other.bucketPolicy } : {}),
         request: {
-          principal: `arn:aws:iam::${ACCOUNT}:role/${component === "runner" ? "runner" : ROLES[component]}`,
+          principal: other?.principal ?? `arn:aws:iam::${ACCOUNT}:role/${component === "runner" ? "runner" : ROLES[component]}`,
           action: request.action,
-          resource: { resource: request.resource, accountId: ACCOUNT },
+          resource: { resource: request.resource, accountId: other?.account ?? ACCOUNT },
           // the SDK speaks HTTPS: the bucket policy's TLS-only statement sees it
           contextVariables: request.action.startsWith("s3:") ? { "aws:SecureTransport": "true", ...request.context } : request.context,
         },

@@ -1,4 +1,4 @@
-import { awsSchema, fargateCpuUnits, fargateMemoryMiB, type AwsConfig, type LifeboatConfig, type Outcome, type RetentionPolicy, type SecretRef } from "./config.js";
+import { awsSchema, type CopyConfig, fargateCpuUnits, fargateMemoryMiB, type AwsConfig, type LifeboatConfig, type Outcome, type RetentionPolicy, type SecretRef } from "./config.js";
 import { ConfigError, type ConfigProblem } from "./errors.js";
 import { joinKey, targetPrefix } from "./naming.js";
 import { parseSchedule } from "./schedule.js";
@@ -64,6 +64,15 @@ export interface DeployPlan {
     iamAuth?: { instance: string; user: string };
     drills: boolean;
     pruned: boolean;
+    /**
+     * Its copies in AWS S3 buckets (named without credentials of their own), which its role writes to: under the
+     * target's keys of the copy's prefix; deleting there only if the runner prunes that copy (its retention, else the
+     * target's; not "store"). A bucket of another account must allow the role too (its bucket policy). Copies with
+     * credentials of their own (another provider) need only their SSM parameters, which are in `parameters`.
+     */
+    copyBuckets: Array<{ copy: string; bucket: string; prefix: string; region?: string; pruned: boolean }>;
+    /** It has copies: a copy that failed in the run is copied again from the primary, which reads the dumps. */
+    copies: boolean;
   }>;
   /** The largest task a launch may ask for (the runner's size and every target's own): RunTask is allowed no more. */
   runTaskLimits: { cpuUnits: number; memoryMiB: number };
@@ -158,6 +167,16 @@ function scheduleGapDays(expression: string | undefined, timeZone: string): numb
   return Math.max(1, Math.ceil(longest / 86_400_000));
 }
 
+/** A target's copies (its own, else storage.copies), as the runner opens them. */
+function copiesFor(config: LifeboatConfig, t: LifeboatConfig["targets"][string]): CopyConfig[] {
+  return t.copies ?? config.storage.copies ?? [];
+}
+
+/** Where a target's i-th copy is written in the config: its own copies, else storage.copies. */
+function copyPath(name: string, t: LifeboatConfig["targets"][string], i: number): string {
+  return t.copies ? `targets.${name}.copies[${i}]` : `storage.copies[${i}]`;
+}
+
 /**
  * `appVpc`: the runner runs in a VPC of the SST app the component is in (its `vpc`), whose ids are known only at
  * deploy time; private databases there are reachable as with aws.vpc.
@@ -166,9 +185,6 @@ export function deployPlan(config: LifeboatConfig, stage: string, source = "life
   const problems: ConfigProblem[] = [];
   if (!config.storage.s3) {
     problems.push({ path: "storage", message: "the AWS deployment stores backups in S3", hint: 'use storage: { s3: { bucket: "a-globally-unique-name", prefix: "lifeboat" } }' });
-  }
-  if (config.storage.copies?.length || Object.values(config.targets).some((t) => t.copies?.length)) {
-    problems.push({ path: "storage.copies", message: "copies are not deployed to AWS yet (the runner's role for each copy bucket is still to be made)", hint: "for now, copy from a server: lifeboat copy <target> --backup missing, with a config whose storage is the deployment's bucket" });
   }
   const provider = config.storage.s3?.provider;
   if (provider && provider !== "aws") {
@@ -199,11 +215,16 @@ export function deployPlan(config: LifeboatConfig, stage: string, source = "life
     targetParameters.set(name, own);
     const secrets = new Set<string>();
     targetSecrets.set(name, secrets);
+    // copies with credentials of their own read them from SSM (or Secrets Manager), as the database's
+    for (const [i, c] of copiesFor(config, t).entries()) {
+      if (c.s3?.credentials) refs.push([`${copyPath(name, t, i)}.s3.credentials.accessKeyId`, c.s3.credentials.accessKeyId], [`${copyPath(name, t, i)}.s3.credentials.secretAccessKey`, c.s3.credentials.secretAccessKey]);
+    }
     for (const [path, ref] of refs) {
       if (ref?.ssm) own.add(ref.ssm);
       if (ref?.secretsManager) secrets.add(ref.secretsManager);
       if (ref?.env) {
-        problems.push({ path: `targets.${name}.${path}`, message: `reads the environment variable ${ref.env}, which a Fargate task does not have`, hint: `store it in SSM: aws ssm put-parameter --type SecureString --name /lifeboat/${name}/... and use { ssm: "/lifeboat/${name}/..." }` });
+        const where = path.startsWith("storage.") || path.startsWith("targets.") ? path : `targets.${name}.${path}`;
+        problems.push({ path: where, message: `reads the environment variable ${ref.env}, which a Fargate task does not have`, hint: `store it in SSM: aws ssm put-parameter --type SecureString --name /lifeboat/${name}/... and use { ssm: "/lifeboat/${name}/..." }` });
       }
     }
     const urlHost = typeof t.database.url === "string" ? new URL(t.database.url).hostname : undefined;
@@ -290,7 +311,24 @@ export function deployPlan(config: LifeboatConfig, stage: string, source = "life
       problems.push({ path: `targets.${name}.database.rds.region`, message: `IAM authentication to an instance in another region (${other}) than the stack's is not supported yet (its resource id is looked up in the stack's region)`, hint: "deploy a stack in that region for this target, or use a password: { ssm } or { secretsManager }" });
     }
   }
-  if (problems.length) throw new ConfigError(source, problems, "cannot be deployed");
+  const primaryBucket = config.storage.s3 ? bucketNameFor(config.storage.s3.bucket, stage) : undefined;
+  for (const [name, t] of Object.entries(config.targets)) {
+    if (t.engine === "sqlite") continue;
+    for (const [i, c] of copiesFor(config, t).entries()) {
+      const path = copyPath(name, t, i);
+      if (c.directory !== undefined) {
+        problems.push({ path: `${path}.directory`, message: `copy "${c.name}" is a directory: a Fargate task's disk is gone when the task ends`, hint: "give the deployment an S3 copy (a bucket in another account or region, or another provider's with credentials in SSM); a directory copy is for `lifeboat schedule` on a server" });
+      } else if (c.s3 && !c.s3.credentials && (c.s3.endpoint !== undefined || (c.s3.provider !== undefined && c.s3.provider !== "aws"))) {
+        problems.push({ path: `${path}.s3.credentials`, message: `copy "${c.name}" is at another provider (${c.s3.endpoint ?? c.s3.provider}), whose keys the runner's role is not`, hint: 'add credentials: { accessKeyId: { ssm: "/lifeboat/offsite/key-id" }, secretAccessKey: { ssm: "/lifeboat/offsite/secret" } }' });
+      } else if (c.s3 && !c.s3.credentials && c.s3.bucket === primaryBucket) {
+        problems.push({ path: `${path}.s3.bucket`, message: `copy "${c.name}" is the deployment's own bucket (${c.s3.bucket}): one failure domain`, hint: "a copy is another bucket: in another account or region" });
+      }
+    }
+  }
+  // storage.copies is every target's: its problems are told once
+  const told = new Set<string>();
+  const unique = problems.filter((p) => !told.has(`${p.path}\0${p.message}`) && told.add(`${p.path}\0${p.message}`));
+  if (unique.length) throw new ConfigError(source, unique, "cannot be deployed");
 
   const aws = config.aws ?? awsSchema.parse({});
   const s3 = config.storage.s3!;
@@ -337,6 +375,18 @@ export function deployPlan(config: LifeboatConfig, stage: string, source = "life
       ...(t.database.iamAuth && t.database.rds ? { iamAuth: { instance: t.database.rds.instance, user: t.database.user! } } : {}),
       drills: Boolean(t.verify),
       pruned: prunedByRunner(t.retention),
+      copies: copiesFor(config, t).length > 0,
+      // the runner's own role writes to AWS copies without credentials; Lifeboat makes no lifecycle rule in a bucket
+      // it does not own, so the runner prunes any copy with a retention (its own, else the target's), not "store"
+      copyBuckets: copiesFor(config, t)
+        .filter((c) => c.s3 && !c.s3.credentials)
+        .map((c) => ({
+          copy: c.name,
+          bucket: c.s3!.bucket,
+          prefix: joinKey(c.s3!.prefix, targetPrefix(name)) + "/",
+          ...(c.s3!.region ? { region: c.s3!.region } : {}),
+          pruned: c.retention !== "store" && (c.retention ?? t.retention) !== undefined,
+        })),
     }));
   const plan: DeployPlan = {
     stage,
@@ -359,6 +409,13 @@ export function deployPlan(config: LifeboatConfig, stage: string, source = "life
     email: aws.email.map((e) => ({ address: e.address, filterPolicy: notificationFilter(e.on) })),
     warnings,
   };
+  for (const t of runnerTargets) {
+    for (const c of t.copyBuckets) {
+      plan.warnings.push(
+        `targets.${t.target}: copy "${c.copy}" writes to s3://${c.bucket}/${c.prefix}* as this target's runner role (its ARN: the stack's output runnerRoles): in another account, its bucket policy must allow that role too (docs/deploy.md, "Copies")${c.region ? "" : `; no region given: the bucket is expected in the stack's region (${plan.region ?? "the default"})`}`,
+      );
+    }
+  }
   if (aws.vpc) {
     // routes cannot be read at deploy time from the config alone: said aloud, with what the runner needs
     const services = ["ECR (ecr.api, ecr.dkr: the image)", "S3", "CloudWatch Logs", "SSM", "SNS", ...(rdsInstances.size ? ["RDS (the instance lookup)"] : []), ...(config.notifications.heartbeat ? ["the heartbeat's URL"] : [])];

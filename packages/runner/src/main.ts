@@ -14,7 +14,7 @@
  * never started) means the runner could not report: the watcher reports those.
  */
 import { LifeboatError, LocalEventBus, UsageError, errorMessage, prunedByRunner, redact, type LifeboatEvent, type Logger, type Manifest, backupSize } from "@lifeboat/core";
-import { pruneTarget } from "./prune.js";
+import { pruneCopies, pruneTarget } from "./prune.js";
 import { runTargetBackups } from "./target-run.js";
 import { latestToDrill, verifyBackup } from "./verify.js";
 import { identitiesFromSecret } from "./encryption.js";
@@ -23,7 +23,7 @@ import { heartbeatStarted, subscribeNotifications } from "./notify/index.js";
 import { heartbeatSubscriber } from "./notify/heartbeat.js";
 import { DefaultSecretResolver } from "./secrets.js";
 import { resolveDatabase } from "./source.js";
-import { openStore } from "./stores/index.js";
+import { openCopiesForRun, openStore } from "./stores/index.js";
 import { existsSync } from "node:fs";
 import { randomUUID } from "node:crypto";
 
@@ -140,6 +140,9 @@ export async function runnerMain(env: NodeJS.ProcessEnv = process.env, baseLog: 
     process.once("SIGTERM", onTerm);
     const attempt = Number(env.LIFEBOAT_ATTEMPT ?? "1");
     const store = openStore(storage);
+    // the target's copies (3-2-1): written at the same time as the bucket; one whose credentials cannot be read is left
+    // out with an error logged (the backup still runs)
+    const copies = await openCopiesForRun(storage, secrets, t, log);
     await heartbeatStarted(config, secrets, target, { log, signal: abort.signal, ...(heartbeatUrl ? { url: heartbeatUrl } : {}) });
     try {
       // the watcher relaunches tasks that died; within one task the target's retries apply to the remaining attempts
@@ -153,6 +156,7 @@ export async function runnerMain(env: NodeJS.ProcessEnv = process.env, baseLog: 
         log,
         bus,
         restoreHint: `lifeboat restore ${target}`,
+        copies,
         onProgress: (() => {
           let last = 0;
           return (p: { bytes: number; elapsedMs: number }) => {
@@ -171,6 +175,17 @@ export async function runnerMain(env: NodeJS.ProcessEnv = process.env, baseLog: 
           log.log("info", "pruned", { target, deleted: pruned.deleted.length, kept: pruned.decisions.filter((d) => d.keep).length });
         } catch (err) {
           log.log("error", `the backup succeeded, but pruning old backups failed: ${redact(errorMessage(err))}`, { target });
+        }
+      }
+      // copies are pruned by the runner (no lifecycle rule in a bucket the deployment does not own): each by its own
+      // retention, else the target's; none left to its store ("store")
+      for (const copy of copies) {
+        try {
+          for (const c of await pruneCopies([copy], target, t.retention, { log })) {
+            if (c.result) log.log("info", `pruned copy ${c.copy}`, { target, copy: c.copy, deleted: c.result.deleted.length, kept: c.result.decisions.filter((d) => d.keep).length });
+          }
+        } catch (err) {
+          log.log("error", `the backup succeeded, but pruning copy ${copy.name} failed: ${redact(errorMessage(err))}`, { target, copy: copy.name });
         }
       }
       return unreported ? UNREPORTED : 0;

@@ -171,7 +171,7 @@ export default $config({
     const { default: config } = await import("./lifeboat.config");
     const { Backups } = await import("lifeboat/sst");
     const backups = new Backups("Backups", config);
-    return { bucket: backups.bucket.name, topic: backups.topic.arn, launcher: backups.launcher.name };
+    return { bucket: backups.bucket.name, topic: backups.topic.arn, launcher: backups.launcher.name, runnerRoles: backups.runnerRoles };
   },
 });
 `;
