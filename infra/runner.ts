@@ -120,13 +120,14 @@ export function runner(
    * uploads under the target's keys there, list them (is a backup there already; what to prune) and the bucket's
    * pending uploads (a failed upload's leftovers), and delete there only
    * what a failed run left (its dumps) or, if the runner prunes that copy, old backups (deciding from its manifests,
-   * the one read there). A copy left to its store is never read: it is written, and checked by listing.
+   * the one read there). A copy left to its store is never read: it is written, and checked by listing. A copy with
+   * objectLock sets each object's retention as it writes it (s3:PutObjectRetention; never BypassGovernanceRetention).
    */
   function copyStatements(c: (typeof plan.runnerTargets)[number]["copyBuckets"][number]) {
     const arn = $interpolate`arn:${ctx.partition}:s3:::${c.bucket}`;
     const theirs = (pattern: string) => $interpolate`${arn}/${c.prefix}${pattern}`;
     return [
-      { actions: ["s3:PutObject", "s3:AbortMultipartUpload"], resources: [theirs("*")] },
+      { actions: ["s3:PutObject", "s3:AbortMultipartUpload", ...(c.objectLock ? ["s3:PutObjectRetention"] : [])], resources: [theirs("*")] },
       { actions: ["s3:ListBucket"], resources: [arn], conditions: [{ test: "StringLike", variable: "s3:prefix", values: [`${c.prefix}*`] }] },
       // a failed upload's leftovers are looked for (AWS has no prefix condition for this listing)
       { actions: ["s3:ListBucketMultipartUploads"], resources: [arn] },

@@ -116,7 +116,7 @@ describe("deploy plan", () => {
     const plan = deployPlan(parseConfig(config), "production");
     const prod = plan.runnerTargets.find((t) => t.target === "prod")!;
     // prod keeps 35 days: the copy inherits it, and the runner prunes it there (no lifecycle rule in a bucket it does not own)
-    expect(prod.copyBuckets).toEqual([{ copy: "offsite", bucket: "acme-offsite", prefix: "copies/prod/", region: "us-west-2", pruned: true }]);
+    expect(prod.copyBuckets).toEqual([{ copy: "offsite", bucket: "acme-offsite", prefix: "copies/prod/", region: "us-west-2", pruned: true, objectLock: false }]);
     expect(prod.copies).toBe(true);
     expect(prod.parameters).toEqual(["/lifeboat/prod/pw", "/lifeboat/r2/id"]);
     expect(prod.secrets).toEqual(["arn:aws:secretsmanager:eu-west-1:123456789012:secret:r2-Ab12Cd"]);
@@ -125,6 +125,9 @@ describe("deploy plan", () => {
     // a copy left to its store is never deleted from by the runner
     const kept = deployPlan(parseConfig({ ...config, storage: { ...base.storage, copies: [{ ...offsite, retention: "store" }] } }), "production");
     expect(kept.runnerTargets.find((t) => t.target === "prod")!.copyBuckets[0]!.pruned).toBe(false);
+    // a copy with objectLock: its role sets the retention as it writes (s3:PutObjectRetention, infra/runner.ts)
+    const locked = deployPlan(parseConfig({ ...config, storage: { ...base.storage, copies: [{ ...offsite, retention: "store", objectLock: { days: 30 } }] } }), "production");
+    expect(locked.runnerTargets.find((t) => t.target === "prod")!.copyBuckets[0]).toMatchObject({ pruned: false, objectLock: true });
     expect(plan.warnings.filter((w) => w.includes('copy "offsite"'))).toEqual([
       'targets.prod: copy "offsite" writes to s3://acme-offsite/copies/prod/* as this target\'s runner role (its ARN: the stack\'s output runnerRoles): in another account, its bucket policy must allow that role too (docs/deploy.md, "Copies")',
       'targets.staging-eu: copy "offsite" writes to s3://acme-offsite/copies/staging-eu/* as this target\'s runner role (its ARN: the stack\'s output runnerRoles): in another account, its bucket policy must allow that role too (docs/deploy.md, "Copies")',

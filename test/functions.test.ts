@@ -8,7 +8,7 @@ import { mockClient } from "aws-sdk-client-mock";
 import { DescribeTasksCommand, ECSClient, ListTasksCommand, RunTaskCommand } from "@aws-sdk/client-ecs";
 import { DescribeDBInstancesCommand, RDSClient } from "@aws-sdk/client-rds";
 import { PublishCommand, SNSClient } from "@aws-sdk/client-sns";
-import { CreateBucketCommand, DeleteObjectCommand, GetObjectCommand, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
+import { CreateBucketCommand, DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import { GetParameterCommand, SSMClient } from "@aws-sdk/client-ssm";
 import { GetSecretValueCommand, SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { Logger } from "@aws-lambda-powertools/logger";
@@ -647,7 +647,7 @@ describe("the runner container entry point", () => {
     await createDatabase(db, "create table t as select g, md5(g::text) as note from generate_series(1, 2000) g;");
     password("copied");
     // the AWS copy bucket, on the same local S3 as the deployment's bucket (another account's, once deployed)
-    await s3Client().send(new CreateBucketCommand({ Bucket: "acme-offsite" })).catch((e: Error) => { if (e.name !== "BucketAlreadyOwnedByYou") throw e; });
+    await s3Client().send(new CreateBucketCommand({ Bucket: "acme-offsite", ObjectLockEnabledForBucket: true })).catch((e: Error) => { if (e.name !== "BucketAlreadyOwnedByYou") throw e; });
     // the other provider: its own S3 server, its own keys (from SSM)
     const r2 = await startEmbeddedS3({ bucket: "acme-r2" });
     try {
@@ -670,7 +670,14 @@ describe("the runner container entry point", () => {
         return keys;
       };
       const [newest] = await listBackups(new S3Store({ bucket: s3().bucket, prefix: "pg" }, s3Client()), "copied");
-      expect(manifests(await listed(new S3Store({ bucket: "acme-offsite", prefix: "pg" }, s3Client())))).toEqual([`${newest!.id}.manifest.json`]);
+      const offsite = await listed(new S3Store({ bucket: "acme-offsite", prefix: "pg" }, s3Client()));
+      expect(manifests(offsite)).toEqual([`${newest!.id}.manifest.json`]);
+      // its objectLock: every object it holds is retained 30 days from its write, in GOVERNANCE mode
+      for (const key of offsite) {
+        const head = await s3Client().send(new HeadObjectCommand({ Bucket: "acme-offsite", Key: `pg/${key}` }));
+        expect(head.ObjectLockMode, key).toBe("GOVERNANCE");
+        expect(Math.abs(head.ObjectLockRetainUntilDate!.getTime() - (Date.now() + 30 * 86_400_000))).toBeLessThan(10 * 60_000);
+      }
       const other = new S3Store({ bucket: "acme-r2", prefix: "pg", endpoint: r2.endpoint }, Object.assign(new S3Client({ ...s3ClientConfig({ bucket: "acme-r2", endpoint: r2.endpoint }), credentials: { accessKeyId: r2.accessKeyId, secretAccessKey: r2.secretAccessKey } }), { [Symbol.for("lifeboat.test-client")]: true }));
       expect(manifests(await listed(other)).sort()).toEqual(primary.sort());
       // the other provider down: the backup still counts (exit 0), the copy's failure is published for Slack and webhooks

@@ -190,6 +190,12 @@ describe("one target, one scope", () => {
     expect(await as("s3:GetObject", key.replace(/\.dump$/, ".manifest.json"))).toBe("ImplicitlyDenied");
     expect(await as("s3:DeleteObject", key)).toBe("ImplicitlyDenied");
     expect(await as("s3:PutObject", key, { "s3:ObjectCreationOperation": "true" })).toBe("ExplicitlyDenied");
+    // the copy's objectLock (GOVERNANCE, 30 days) was set as it wrote; a longer or COMPLIANCE retention is refused
+    expect(made.filter((r) => r.action === "s3:PutObjectRetention").length).toBeGreaterThan(0);
+    const retention = (mode: string, days: number) => as("s3:PutObjectRetention", key, { "s3:object-lock-mode": mode, "s3:object-lock-remaining-retention-days": String(days) });
+    expect(await retention("GOVERNANCE", 30)).toBe("Allowed");
+    expect(await retention("GOVERNANCE", 3650)).toBe("ImplicitlyDenied");
+    expect(await retention("COMPLIANCE", 30)).toBe("ImplicitlyDenied");
     // without the bucket's consent, the role alone gets nowhere in another account
     const none = { ...other, bucketPolicy: { Version: "2012-10-17", Statement: [] } as unknown as Policy };
     expect(await stack.evaluate("runner", made[0]!, stack.rolePolicies("runner", "copied"), none)).not.toBe("Allowed");

@@ -29,7 +29,7 @@ export interface RecordedCall {
 /** Marks a client the test itself uses (helpers.ts s3Client()): its calls are never recorded as a component's. */
 export const TEST_CLIENT = Symbol.for("lifeboat.test-client");
 
-const KEEP = ["SecretId", "Bucket", "Key", "Prefix", "UploadId", "IfNoneMatch", "IfMatch", "TopicArn", "Name", "DBInstanceIdentifier", "cluster", "taskDefinition", "tags", "tasks", "overrides", "enableExecuteCommand"];
+const KEEP = ["SecretId", "Bucket", "Key", "Prefix", "UploadId", "IfNoneMatch", "IfMatch", "ObjectLockMode", "ObjectLockRetainUntilDate", "TopicArn", "Name", "DBInstanceIdentifier", "cluster", "taskDefinition", "tags", "tasks", "overrides", "enableExecuteCommand"];
 
 function dir(): string {
   const d = process.env.LIFEBOAT_AWS_CALLS;

@@ -50,7 +50,7 @@ export const cloudConfig = {
     copied: {
       database: { host: "copied.internal", database: "copied", user: "postgres", password: pw("copied") },
       copies: [
-        { name: "offsite", s3: { bucket: "acme-offsite", prefix: "pg", region: "eu-west-1" }, retention: { keepLast: 1 } },
+        { name: "offsite", s3: { bucket: "acme-offsite", prefix: "pg", region: "eu-west-1" }, retention: { keepLast: 1 }, objectLock: { mode: "GOVERNANCE", days: 30 } },
         {
           name: "r2",
           s3: { bucket: "acme-r2", prefix: "pg", endpoint: "https://0123456789abcdef.r2.cloudflarestorage.com", provider: "r2", credentials: { accessKeyId: { ssm: "/lifeboat/copied/r2-key-id" }, secretAccessKey: { ssm: "/lifeboat/copied/r2-secret" } } },

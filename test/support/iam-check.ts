@@ -166,11 +166,18 @@ export class Stack {
       ...(yes && i.IfNoneMatch ? { "s3:if-none-match": String(i.IfNoneMatch) } : {}),
       ...(yes && i.IfMatch ? { "s3:if-match": String(i.IfMatch) } : {}),
     });
+    // Object Lock headers on a write: s3:PutObjectRetention as well, and the lock's condition keys on both
+    // (https://docs.aws.amazon.com/AmazonS3/latest/userguide/object-lock-managing.html#object-lock-managing-permissions)
+    const until = i.ObjectLockMode ? new Date(i.ObjectLockRetainUntilDate as string) : undefined;
+    const lock: Record<string, string> = until
+      ? { "s3:object-lock-mode": String(i.ObjectLockMode), "s3:object-lock-retain-until-date": until.toISOString(), "s3:object-lock-remaining-retention-days": String(Math.ceil((until.getTime() - Date.now()) / 86_400_000)) }
+      : {};
+    const retention = (): IamRequest[] => (i.ObjectLockMode ? [{ action: "s3:PutObjectRetention", resource: object(), context: lock }] : []);
     switch (`${call.client}.${call.command}`) {
       case "S3Client.PutObjectCommand":
-        return [{ action: "s3:PutObject", resource: object(), context: creates(true) }, ...kms("kms:GenerateDataKey")];
+        return [{ action: "s3:PutObject", resource: object(), context: { ...creates(true), ...lock } }, ...retention(), ...kms("kms:GenerateDataKey")];
       case "S3Client.CreateMultipartUploadCommand":
-        return [{ action: "s3:PutObject", resource: object(), context: creates(false) }, ...kms("kms:GenerateDataKey")];
+        return [{ action: "s3:PutObject", resource: object(), context: { ...creates(false), ...lock } }, ...retention(), ...kms("kms:GenerateDataKey")];
       case "S3Client.UploadPartCommand":
         // "the requester must have permission to the kms:Decrypt and kms:GenerateDataKey actions" for multipart uploads
         return [{ action: "s3:PutObject", resource: object(), context: creates(false) }, ...kms("kms:GenerateDataKey", "kms:Decrypt")];

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { S3_PROVIDERS } from "./providers.js";
+import { S3_PROVIDERS, providerOf } from "./providers.js";
 import { compressionSchema } from "./compression.js";
 import { ConfigError, type ConfigProblem } from "./errors.js";
 import { TARGET_NAME } from "./naming.js";
@@ -304,9 +304,21 @@ export const copySchema = z
      * Object Lock decide, and Lifeboat never deletes there: for write-only credentials). Default: the target's.
      */
     retention: z.union([z.literal("store"), retentionSchema]).optional(),
+    /**
+     * S3 Object Lock on every object Lifeboat writes to this copy: its mode and how many days from the write nobody
+     * may delete that version (the bucket must have Object Lock on). AWS S3 only: elsewhere set the bucket's own rules.
+     */
+    objectLock: z.object({ mode: z.enum(["GOVERNANCE", "COMPLIANCE"]).default("GOVERNANCE"), days: z.number().int().min(1).max(36_500) }).strict().optional(),
   })
   .strict()
-  .refine((c) => (c.s3 === undefined) !== (c.directory === undefined), { message: 'give exactly one of s3: { bucket, prefix } or directory: "/path"' });
+  .refine((c) => (c.s3 === undefined) !== (c.directory === undefined), { message: 'give exactly one of s3: { bucket, prefix } or directory: "/path"' })
+  .superRefine((c, ctx) => {
+    if (!c.objectLock) return;
+    if (c.directory !== undefined) ctx.addIssue({ code: "custom", path: ["objectLock"], message: "is S3 Object Lock: a directory copy has none (make the disk's files immutable with the file system's own means)" });
+    else if (c.s3 && providerOf(c.s3.provider, c.s3.endpoint) !== "aws") {
+      ctx.addIssue({ code: "custom", path: ["objectLock"], message: `is set by Lifeboat on AWS S3 only, not on ${providerOf(c.s3.provider, c.s3.endpoint)}: set the bucket's own default retention (lock rules) at the provider instead, and give this copy retention: "store"` });
+    }
+  });
 export type CopyConfig = z.infer<typeof copySchema>;
 
 export const targetSchema = z

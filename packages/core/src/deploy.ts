@@ -70,7 +70,7 @@ export interface DeployPlan {
      * target's; not "store"). A bucket of another account must allow the role too (its bucket policy). Copies with
      * credentials of their own (another provider) need only their SSM parameters, which are in `parameters`.
      */
-    copyBuckets: Array<{ copy: string; bucket: string; prefix: string; region?: string; pruned: boolean }>;
+    copyBuckets: Array<{ copy: string; bucket: string; prefix: string; region?: string; pruned: boolean; objectLock: boolean }>;
     /** It has copies: a copy that failed in the run is copied again from the primary, which reads the dumps. */
     copies: boolean;
   }>;
@@ -386,6 +386,8 @@ export function deployPlan(config: LifeboatConfig, stage: string, source = "life
           prefix: joinKey(c.s3!.prefix, targetPrefix(name)) + "/",
           ...(c.s3!.region ? { region: c.s3!.region } : {}),
           pruned: c.retention !== "store" && (c.retention ?? t.retention) !== undefined,
+          // its objects are written with an Object Lock retention (s3:PutObjectRetention)
+          objectLock: c.objectLock !== undefined,
         })),
     }));
   const plan: DeployPlan = {

@@ -339,7 +339,24 @@ function refusal(ctx: { status: number; type: string; body: unknown }, code: str
   ctx.body = `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>${code}</Code><Message>${xmlEscape(message)}</Message></Error>`;
 }
 
-export async function startEmbeddedS3(opts: { bucket?: string; port?: number; withoutUploadListing?: boolean; withoutConditionalWrites?: boolean; rules?: ProviderRules } = {}): Promise<EmbeddedS3> {
+/**
+ * S3 Object Lock, as S3 documents it (https://docs.aws.amazon.com/AmazonS3/latest/userguide/object-lock.html and the API
+ * reference of PutObject, CreateMultipartUpload, UploadPart and HeadObject): a bucket has it when created with
+ * `x-amz-bucket-object-lock-enabled: true` (or, here, named in `objectLockBuckets`). A write that starts an object
+ * (PutObject, CreateMultipartUpload) may carry `x-amz-object-lock-mode` (GOVERNANCE or COMPLIANCE) and
+ * `x-amz-object-lock-retain-until-date`, both or neither (else 400 InvalidArgument), the date in the future (400
+ * InvalidArgument), into a bucket that has Object Lock (else 400 InvalidRequest "Bucket is missing Object Lock
+ * Configuration"); such a PutObject, and each UploadPart of such an upload, must carry Content-MD5 or an
+ * x-amz-checksum / x-amz-sdk-checksum-algorithm header (else 400 InvalidRequest). HeadObject and GetObject then answer
+ * the object's mode and date in the same headers. Versions are not modelled: S3 answers a DELETE of a locked object
+ * without a version id with a delete marker and keeps the locked version; this twin removes the object.
+ */
+interface Lock {
+  mode: string;
+  until: string;
+}
+
+export async function startEmbeddedS3(opts: { bucket?: string; port?: number; withoutUploadListing?: boolean; withoutConditionalWrites?: boolean; rules?: ProviderRules; objectLockBuckets?: string[] } = {}): Promise<EmbeddedS3> {
   const bucket = opts.bucket ?? "lifeboat";
   // the request bodies' chunks would otherwise set off V8's full collections (see streamed, in the runner's heap.ts)
   collectYoungWhileStreaming();
@@ -353,10 +370,73 @@ export async function startEmbeddedS3(opts: { bucket?: string; port?: number; wi
   });
 
   // Runs before s3rver's router (Koa composes middleware when the server starts listening).
-  const multipartCalls = async (ctx: { method: string; url: string; status: number; body: unknown; type: string; headers: Record<string, string | undefined>; req: AsyncIterable<Buffer> }, next: () => Promise<void>) => {
+  const lockedBuckets = new Set(opts.objectLockBuckets ?? []);
+  const locks = new Map<string, Lock>();
+  const lockedUploads = new Map<string, Lock>();
+  type Ctx = { method: string; url: string; status: number; body: unknown; type: string; headers: Record<string, string | undefined>; req: AsyncIterable<Buffer>; set(name: string, value: string): void };
+  const multipartCalls = async (ctx: Ctx, next: () => Promise<void>) => {
     const url = new URL(ctx.url, "http://localhost");
     const [b, ...rest] = url.pathname.split("/").filter(Boolean).map(decodeURIComponent);
     if (!b) return next();
+    const key = rest.join("/");
+    const lockProblem = objectLock(ctx, url, b, key);
+    if (lockProblem && "code" in lockProblem) {
+      for await (const _chunk of ctx.req) void _chunk;
+      return refusal(ctx, lockProblem.code, lockProblem.message);
+    }
+    return lockedCall(ctx, url, b, key, lockProblem ?? null, () => s3Calls(ctx, next, url, b, rest));
+  };
+
+  /** The Object Lock of a write that starts an object (null: none asked), or why S3 would refuse the request. */
+  const objectLock = (ctx: Ctx, url: URL, bucket: string, key: string): Lock | null | { code: string; message: string } | undefined => {
+    const checksum = Object.keys(ctx.headers).some((h) => h === "content-md5" || h.startsWith("x-amz-checksum-") || h === "x-amz-sdk-checksum-algorithm");
+    const uploadId = url.searchParams.get("uploadId");
+    if (ctx.method === "PUT" && uploadId && url.searchParams.has("partNumber") && lockedUploads.has(uploadId) && !checksum) {
+      return { code: "InvalidRequest", message: "Content-MD5 OR x-amz-checksum- HTTP header is required for Put Object requests with Object Lock parameters" };
+    }
+    const starts = key !== "" && ((ctx.method === "PUT" && !url.searchParams.has("partNumber")) || (ctx.method === "POST" && url.searchParams.has("uploads")));
+    const mode = ctx.headers["x-amz-object-lock-mode"];
+    const until = ctx.headers["x-amz-object-lock-retain-until-date"];
+    if (!starts || (mode === undefined && until === undefined)) return undefined;
+    if (!lockedBuckets.has(bucket)) return { code: "InvalidRequest", message: "Bucket is missing Object Lock Configuration" };
+    if (mode === undefined || until === undefined) return { code: "InvalidArgument", message: "x-amz-object-lock-retain-until-date and x-amz-object-lock-mode must both be supplied" };
+    if (mode !== "GOVERNANCE" && mode !== "COMPLIANCE") return { code: "InvalidArgument", message: "Unknown wormMode directive." };
+    if (!(Date.parse(until) > Date.now())) return { code: "InvalidArgument", message: "The retain until date must be in the future!" };
+    if (ctx.method === "PUT" && !checksum) return { code: "InvalidRequest", message: "Content-MD5 OR x-amz-checksum- HTTP header is required for Put Object requests with Object Lock parameters" };
+    return { mode, until: new Date(until).toISOString() };
+  };
+
+  /** Runs the call, then keeps what Object Lock needs: a bucket's lock, an object's or an upload's retention. */
+  const lockedCall = async (ctx: Ctx, url: URL, bucket: string, key: string, lock: Lock | null, call: () => Promise<void>) => {
+    if ((ctx.method === "GET" || ctx.method === "HEAD") && key !== "" && locks.has(`${bucket}\0${key}`) && !["uploadId", "retention", "legal-hold", "tagging", "acl"].some((q) => url.searchParams.has(q))) {
+      const held = locks.get(`${bucket}\0${key}`)!;
+      await call();
+      if (ctx.status === 200 || ctx.status === 206) {
+        ctx.set("x-amz-object-lock-mode", held.mode);
+        ctx.set("x-amz-object-lock-retain-until-date", held.until);
+      }
+      return;
+    }
+    await call();
+    if (ctx.status !== 200 && ctx.status !== 204) return;
+    if (ctx.method === "PUT" && key === "" && ctx.headers["x-amz-bucket-object-lock-enabled"]?.toLowerCase() === "true") lockedBuckets.add(bucket);
+    const uploadId = url.searchParams.get("uploadId");
+    if (ctx.method === "PUT" && key !== "" && !url.searchParams.has("partNumber")) {
+      if (lock) locks.set(`${bucket}\0${key}`, lock);
+      else locks.delete(`${bucket}\0${key}`);
+    } else if (ctx.method === "POST" && url.searchParams.has("uploads") && lock) {
+      const body = ctx.body as { InitiateMultipartUploadResult?: { UploadId?: string } } | string;
+      const id = typeof body === "string" ? /<UploadId>([^<]+)<\/UploadId>/.exec(body)?.[1] : body?.InitiateMultipartUploadResult?.UploadId;
+      if (id) lockedUploads.set(id, lock);
+    } else if (ctx.method === "POST" && uploadId) {
+      const held = lockedUploads.get(uploadId);
+      lockedUploads.delete(uploadId);
+      if (held) locks.set(`${bucket}\0${key}`, held);
+      else locks.delete(`${bucket}\0${key}`);
+    } else if (ctx.method === "DELETE" && key !== "" && !uploadId) locks.delete(`${bucket}\0${key}`);
+  };
+
+  const s3Calls = async (ctx: Ctx, next: () => Promise<void>, url: URL, b: string, rest: string[]) => {
     const rules = opts.rules;
     if (rules) {
       const drain = async () => {

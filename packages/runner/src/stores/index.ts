@@ -53,8 +53,10 @@ export async function openCopies(storage: StorageConfig, secrets: SecretResolver
 
 async function openCopy(c: CopyConfig, secrets: SecretResolver): Promise<CopyStore> {
   const retention = c.retention ? { retention: c.retention } : {};
-  if (!c.s3?.credentials) return { name: c.name, store: openStore(c), ...retention };
-  const { credentials, ...s3 } = c.s3;
+  if (!c.s3) return { name: c.name, store: openStore(c), ...retention };
+  const { credentials, ...own } = c.s3;
+  const s3 = { ...own, ...(c.objectLock ? { objectLock: c.objectLock } : {}) };
+  if (!credentials) return { name: c.name, store: new S3Store(s3), ...retention };
   const accessKeyId = await secrets.resolve(credentials.accessKeyId, `storage.copies ${c.name}: credentials.accessKeyId`);
   const secretAccessKey = await secrets.resolve(credentials.secretAccessKey, `storage.copies ${c.name}: credentials.secretAccessKey`);
   return { name: c.name, store: new S3Store(s3, new S3Client({ ...s3ClientConfig(s3), credentials: { accessKeyId, secretAccessKey } })), ...retention };

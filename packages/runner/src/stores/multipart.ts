@@ -29,6 +29,8 @@ export interface StreamUpload {
    * the request is sent again without them (its bytes are still in hand: the single part, or the uploaded parts).
    */
   onConditionsUnsupported?: ((err: unknown) => void) | undefined;
+  /** S3 Object Lock headers, on the request that starts the object (PutObject, CreateMultipartUpload). */
+  objectLock?: { ObjectLockMode: "GOVERNANCE" | "COMPLIANCE"; ObjectLockRetainUntilDate: Date } | undefined;
 }
 
 /** The store's answer to a conditional header it does not implement. */
@@ -72,7 +74,10 @@ export async function uploadStream(u: StreamUpload): Promise<{ etag?: string }> 
   const onAbort = () => stop.abort(u.signal?.reason);
   if (u.signal?.aborted) onAbort();
   u.signal?.addEventListener("abort", onAbort, { once: true });
-  const checksums = (await client.config.requestChecksumCalculation()) === "WHEN_SUPPORTED";
+  // Object Lock wants Content-MD5 or a checksum on every write of a locked object (PutObject's and UploadPart's API
+  // reference): CRC32 then, whatever the client's default
+  const locked = u.objectLock ? { ChecksumAlgorithm: ChecksumAlgorithm.CRC32 } : {};
+  const checksums = u.objectLock !== undefined || (await client.config.requestChecksumCalculation()) === "WHEN_SUPPORTED";
   const pool: Buffer[] = [];
   const done: CompletedPart[] = [];
   const inFlight = new Set<Promise<void>>();
@@ -83,9 +88,9 @@ export async function uploadStream(u: StreamUpload): Promise<{ etag?: string }> 
   const send = async (buf: Buffer, length: number) => {
     const PartNumber = ++partNumber;
     if (PartNumber > u.maxParts) throw new Error(`Exceeded ${u.maxParts} parts in multipart upload to Bucket: ${Bucket} Key: ${Key}.`);
-    uploadId ??= (await client.send(new CreateMultipartUploadCommand({ Bucket, Key, ContentType, ...(checksums ? { ChecksumAlgorithm: ChecksumAlgorithm.CRC32 } : {}) }), { abortSignal: stop.signal })).UploadId;
+    uploadId ??= (await client.send(new CreateMultipartUploadCommand({ Bucket, Key, ContentType, ...u.objectLock, ...(checksums ? { ChecksumAlgorithm: ChecksumAlgorithm.CRC32 } : {}) }), { abortSignal: stop.signal })).UploadId;
     const sent: Promise<void> = client
-      .send(new UploadPartCommand({ Bucket, Key, UploadId: uploadId, PartNumber, Body: buf.subarray(0, length) }), { abortSignal: stop.signal })
+      .send(new UploadPartCommand({ Bucket, Key, UploadId: uploadId, PartNumber, Body: buf.subarray(0, length), ...locked }), { abortSignal: stop.signal })
       .then(
         (res) => {
           if (!res.ETag) throw new Error(`Part ${PartNumber} of ${Key}: the store's UploadPart response has no ETag.`);
@@ -110,7 +115,7 @@ export async function uploadStream(u: StreamUpload): Promise<{ etag?: string }> 
       if (stop.signal.aborted) throw stop.signal.reason;
       if (!last) await send(buf, length);
       else if (partNumber === 0) {
-        const put = await making((c) => client.send(new PutObjectCommand({ Bucket, Key, ContentType, Body: buf.subarray(0, length), ...c }), { abortSignal: stop.signal }));
+        const put = await making((c) => client.send(new PutObjectCommand({ Bucket, Key, ContentType, Body: buf.subarray(0, length), ...u.objectLock, ...locked, ...c }), { abortSignal: stop.signal }));
         return put.ETag ? { etag: put.ETag } : {};
       } else if (length > 0) await send(buf, length);
     }

@@ -23,6 +23,8 @@ export interface S3StoreOptions {
   forcePathStyle?: boolean | undefined;
   /** The provider whose rules uploads follow (default: $LIFEBOAT_S3_PROVIDER, else aws without an endpoint, generic with one). */
   provider?: S3Provider | undefined;
+  /** S3 Object Lock on every object written (a copy's objectLock): the mode, and the days from the write it holds. */
+  objectLock?: { mode: "GOVERNANCE" | "COMPLIANCE"; days: number } | undefined;
 }
 
 /** The store's provider and its profile (core's providers.ts). */
@@ -117,10 +119,12 @@ export class S3Store implements ObjectStore {
   private readonly limits: S3StoreOptions["limits"];
   private readonly profile: ProviderProfile;
   private readonly log: Logger | undefined;
+  private readonly objectLock: S3StoreOptions["objectLock"];
   private warnedConditions = false;
 
   constructor(opts: S3StoreOptions, client?: S3Client) {
     this.limits = opts.limits;
+    this.objectLock = opts.objectLock;
     this.profile = storeProvider(opts).profile;
     this.log = opts.log;
     this.bucket = opts.bucket;
@@ -155,6 +159,8 @@ export class S3Store implements ObjectStore {
         maxParts,
         signal: opts.signal,
         conditions: { ...(opts.ifNoneMatch ? { IfNoneMatch: opts.ifNoneMatch } : {}), ...(opts.ifMatch ? { IfMatch: opts.ifMatch } : {}) },
+        // retained from the write: a copy's version nobody may delete (or, in COMPLIANCE mode, shorten) before then
+        ...(this.objectLock ? { objectLock: { ObjectLockMode: this.objectLock.mode, ObjectLockRetainUntilDate: new Date(Date.now() + this.objectLock.days * 86_400_000) } } : {}),
         onConditionsUnsupported: () => {
           if (this.warnedConditions) return;
           this.warnedConditions = true;
