@@ -31,6 +31,8 @@ export const manifestSchema = z.object({
     serverVersion: z.string(), // e.g. "15.18 (Debian 15.18-0+deb12u1)"
     serverVersionNum: z.number().int(), // e.g. 150018
     systemIdentifier: z.string().optional(), // pg_control_system(), identifies the cluster when readable
+    /** How the database was created (pg_database): `restore --create` makes the new one alike. Since 0.1 (issue 24). */
+    settings: z.object({ encoding: z.string(), collate: z.string(), ctype: z.string(), owner: z.string() }).optional(),
   }),
   pgDump: z.object({ version: z.string(), major: z.number().int() }),
   /** custom / plain: pg_dump formats; sqlite: a SQLite database file (an online-backup snapshot). */

@@ -129,12 +129,20 @@ export async function listBackups(store: ObjectStore, target?: string, log: Logg
 }
 
 /** One backup by id, or the newest one ("latest"). */
-export async function findBackup(store: ObjectStore, target: string | undefined, backup: string, log?: Logger, database?: string): Promise<Manifest> {
+export async function findBackup(store: ObjectStore, target: string | undefined, backup: string, log?: Logger, database?: string, at?: Date): Promise<Manifest> {
   const everything = await listBackups(store, target, log);
-  const all = database === undefined ? everything : everything.filter((m) => (m.kind === "globals" ? "globals" : m.database.name) === database);
+  const ofDatabase = database === undefined ? everything : everything.filter((m) => (m.kind === "globals" ? "globals" : m.database.name) === database);
   const where = `${store.url}${target ? ` for target "${target}"` : ""}`;
-  if (all.length === 0) throw new LifeboatError(`no backups in ${where}`, { hint: "run `lifeboat list` to see what the store holds" });
-  if (backup === "latest") {
+  if (at && backup !== "latest" && backup !== "latest-verified") {
+    throw new LifeboatError(`--at chooses the backup by time: it cannot be combined with --backup ${backup}`, { exitCode: 2, hint: "give --at alone (the newest backup before it), or with --backup latest-verified" });
+  }
+  if (ofDatabase.length === 0) throw new LifeboatError(`no backups in ${where}`, { hint: "run `lifeboat list` to see what the store holds" });
+  // as of a time: the backups that started before it (what the database held then is in the newest of them)
+  const all = at ? ofDatabase.filter((m) => Date.parse(m.startedAt) < at.getTime()) : ofDatabase;
+  if (all.length === 0) {
+    throw new LifeboatError(`no backup in ${where} started before ${at!.toISOString()}`, { hint: `the oldest there started at ${ofDatabase.at(-1)!.startedAt}; see \`lifeboat list\`` });
+  }
+  if (backup === "latest" || backup === "latest-verified") {
     if (!target) {
       const targets = new Set(all.map((m) => m.target));
       if (targets.size > 1) {
@@ -148,7 +156,16 @@ export async function findBackup(store: ObjectStore, target: string | undefined,
     if (database === undefined && names.size > 1) {
       throw new LifeboatError(`the latest backups of ${where} are of several databases (${[...names].sort().join(", ")}); name one`, { exitCode: 2, hint: "--database <name> (or --backup <id>)" });
     }
-    return all[0]!;
+    if (backup === "latest") return all[0]!;
+    // the newest whose newest restore drill passed (a backup drilled again and failed does not count)
+    const drills = await drillResults(store, target);
+    const verified = all.find((m) => drills.get(m.id)?.outcome === "passed");
+    if (!verified) {
+      throw new LifeboatError(`no backup in ${where}${at ? ` started before ${at.toISOString()}` : ""} has passed a restore drill`, {
+        hint: `drill one first (lifeboat verify ${target ?? "<target>"} --backup <id>), or choose without the drill: --backup latest`,
+      });
+    }
+    return verified;
   }
   const found = all.find((m) => m.id === backup);
   if (!found) {

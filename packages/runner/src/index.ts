@@ -25,6 +25,7 @@ export { wholeBuffers } from "./buffers.js";
 export * from "./pg/session.js";
 export * from "./pg/toc.js";
 export * from "./swap.js";
+export * from "./create-db.js";
 export * from "./scheduler.js";
 export * from "./prune.js";
 export * from "./target-run.js";

@@ -2,6 +2,7 @@ import { writeFile } from "node:fs/promises";
 import { resolve } from "node:path";
 import { UsageError } from "@lifeboat/core";
 import type { Context } from "../context.js";
+import { parseWhen } from "../options.js";
 
 export interface ReportCommandOptions {
   out?: string;
@@ -17,7 +18,7 @@ export interface ReportCommandOptions {
 export async function reportCommand(ctx: Context, target: string | undefined, opts: ReportCommandOptions): Promise<number> {
   if (!opts.out) throw new UsageError("lifeboat report needs --out FILE.html", "for example: lifeboat report --out backup-evidence.html --since 90d");
   const { StoreView } = await import("../dashboard/model.js");
-  const { parseWhen, renderReport } = await import("../dashboard/report.js");
+  const { renderReport } = await import("../dashboard/report.js");
   const now = new Date();
   const to = opts.until ? parseWhen(opts.until, "--until", now) : now;
   const from = parseWhen(opts.since ?? "30d", "--since", now);

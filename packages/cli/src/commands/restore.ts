@@ -1,15 +1,17 @@
 import { UsageError, formatBytes, formatDuration } from "@lifeboat/core";
-import { displayUrl, engineOf, findBackup, restoresToFileOnly, swapRestore } from "@lifeboat/runner";
+import { createRestoreDatabase, displayUrl, engineOf, findBackup, restoresToFileOnly, swapRestore } from "@lifeboat/runner";
 import { heapForThroughput } from "@lifeboat/runner/heap";
 import { connectionArg, type Context } from "../context.js";
 import { identitiesFor } from "./keys.js";
 import { jobsOption } from "./verify.js";
+import { parseWhen } from "../options.js";
 
 export interface RestoreCliOptions {
   toFile?: string;
   database?: string;
   from?: string;
   backup: string;
+  at?: string;
   to?: string;
   force?: boolean;
   owner: boolean;
@@ -17,10 +19,19 @@ export interface RestoreCliOptions {
   jobs?: string;
   swap?: boolean;
   identity?: string[];
+  create?: boolean;
+  encoding?: string;
+  locale?: string;
+  dbOwner?: string;
 }
 
 export async function restoreCommand(ctx: Context, target: string | undefined, opts: RestoreCliOptions): Promise<number> {
-  if (!opts.to && !opts.toFile) throw new UsageError("lifeboat restore needs --to <postgres-url> (or --to-file <path> for SQLite backups)", "create the database first: createdb <name>");
+  if (!opts.to && !opts.toFile) throw new UsageError("lifeboat restore needs --to <postgres-url> (or --to-file <path> for SQLite backups)", "an empty database (createdb <name>), or a new one with --create");
+  if (opts.create && opts.swap) throw new UsageError("--create makes a new database and --swap replaces an existing one: give one of them");
+  if (opts.create && opts.toFile) throw new UsageError("--create is for PostgreSQL databases (--to), not --to-file");
+  for (const [flag, v] of [["--encoding", opts.encoding], ["--locale", opts.locale], ["--db-owner", opts.dbOwner]] as const) {
+    if (v !== undefined && !opts.create) throw new UsageError(`${flag} sets how --create makes the database: give --create too`);
+  }
   if (target && !opts.from) {
     const { config } = await ctx.requireConfig(`lifeboat restore ${target}`);
     if (!config.targets[target]) throw new UsageError(`unknown target "${target}"`, `known targets: ${Object.keys(config.targets).join(", ")}`);
@@ -29,7 +40,13 @@ export async function restoreCommand(ctx: Context, target: string | undefined, o
   const store = await ctx.store(opts.from, "--from");
   // a directory store's files are checked where they lie: nothing is downloaded
   const fetching = store.localPath ? "checking" : "downloading";
-  const manifest = await findBackup(store, target, opts.backup, ctx.out, opts.database);
+  const at = opts.at === undefined ? undefined : parseWhen(opts.at, "--at", new Date());
+  const manifest = await findBackup(store, target, opts.backup, ctx.out, opts.database, at);
+  // chosen by time or by drill: say which backup before anything is done
+  if (at || opts.backup === "latest-verified") {
+    const why = [at ? `the newest that started before ${at.toISOString()}` : "the newest", opts.backup === "latest-verified" ? "whose restore drill passed" : ""].filter(Boolean).join(" ");
+    ctx.out.log("info", `chose backup ${manifest.id} of "${manifest.target}" (started ${manifest.startedAt}): ${why}`, { backup: manifest.id, startedAt: manifest.startedAt });
+  }
   const identities = await identitiesFor(ctx, opts.identity, manifest, opts.from !== undefined);
   // the backup's engine restores it: a PostgreSQL dump into --to, a SQLite database to --to-file (each refuses the other)
   const engine = engineOf(manifest);
@@ -66,35 +83,49 @@ export async function restoreCommand(ctx: Context, target: string | undefined, o
     );
     return 0;
   }
-  const res = await engine.restore({
-    store,
-    manifest,
-    to: { database: to },
-    identities,
-    force: Boolean(opts.force),
-    noOwner: !opts.owner,
-    noAcl: !opts.acl,
-    signal,
-    ...(jobsOption(opts.jobs) ? { jobs: jobsOption(opts.jobs)! } : {}),
-    log: ctx.out,
-    onProgress: (p) => {
-      if (p.phase === "download") ctx.out.progress(fetching, p.done, Date.now() - t0, p.total);
-      else {
-        if (p.done === 1) ctx.out.endProgress();
-        ctx.out.progressItems("restoring", p.done, p.total, "tables");
+  // --create: the database, made as the backed-up one was; dropped again if the restore into it fails
+  const created = opts.create ? await createRestoreDatabase(to, manifest, { encoding: opts.encoding, locale: opts.locale, owner: opts.dbOwner, log: ctx.out }) : undefined;
+  for (const w of created?.warnings ?? []) ctx.out.log("warn", w);
+  const res = await engine
+    .restore({
+      store,
+      manifest,
+      to: { database: to },
+      identities,
+      force: Boolean(opts.force),
+      noOwner: !opts.owner,
+      noAcl: !opts.acl,
+      signal,
+      ...(jobsOption(opts.jobs) ? { jobs: jobsOption(opts.jobs)! } : {}),
+      log: ctx.out,
+      onProgress: (p) => {
+        if (p.phase === "download") ctx.out.progress(fetching, p.done, Date.now() - t0, p.total);
+        else {
+          if (p.done === 1) ctx.out.endProgress();
+          ctx.out.progressItems("restoring", p.done, p.total, "tables");
+        }
+      },
+    })
+    .catch(async (err: unknown) => {
+      if (created) {
+        await created.drop().then(
+          () => ctx.out.log("info", `dropped database "${created.name}" again: --create made it for this restore, which failed`),
+          (e: unknown) => ctx.out.log("warn", `could not drop database "${created.name}" that --create made for this failed restore: drop it yourself`, { error: e instanceof Error ? e.message : String(e) }),
+        );
       }
-    },
-  });
+      throw err;
+    });
   if (res.into !== "database") return 0; // a PostgreSQL engine restores into a database
   ctx.out.result(
     [
       `restored backup ${manifest.id} of "${manifest.target}" into ${displayUrl(to)}`,
+      ...(created ? [`  created   ${created.name} (encoding ${created.encoding ?? "default"}, collation ${created.collate ?? "default"}, owner ${created.owner ?? "the restoring user"})`] : []),
       `  sha256    ${manifest.object.sha256} (verified)`,
       `  size      ${formatBytes(res.bytes)}`,
       `  download  ${formatDuration(res.downloadMs)}`,
       `  restore   ${formatDuration(res.restoreMs)} (${res.singleTransaction ? "one transaction" : `${res.jobs} parallel jobs`})`,
     ].join("\n"),
-    { status: "restored", backup: manifest.id, target: manifest.target, to: displayUrl(to), sha256: manifest.object.sha256, downloadMs: res.downloadMs, restoreMs: res.restoreMs, jobs: res.jobs },
+    { status: "restored", backup: manifest.id, target: manifest.target, to: displayUrl(to), ...(created ? { created: { database: created.name, encoding: created.encoding, collate: created.collate, ctype: created.ctype, owner: created.owner } } : {}), sha256: manifest.object.sha256, downloadMs: res.downloadMs, restoreMs: res.restoreMs, jobs: res.jobs },
   );
   return 0;
 }

@@ -115,11 +115,3 @@ function retentionText(r: NonNullable<NonNullable<ReportInput["config"]>["target
   return parts.join(", ") || "default";
 }
 
-/** --since / --until: an ISO 8601 time or date, or a span back from now (90m, 36h, 30d, 8w). */
-export function parseWhen(text: string, flag: string, now: Date): Date {
-  const span = /^(\d+)\s*(m|h|d|w)$/.exec(text.trim());
-  if (span) return new Date(now.getTime() - Number(span[1]) * { m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 }[span[2] as "m" | "h" | "d" | "w"]);
-  const at = Date.parse(text);
-  if (/^\d{4}-\d{2}-\d{2}/.test(text) && !Number.isNaN(at)) return new Date(at);
-  throw new UsageError(`${flag} "${text}" is neither a time nor a span of time`, `give a date or time (2026-11-01, 2026-11-01T00:00:00Z) or a span back from now (36h, 30d, 8w)`);
-}

@@ -306,6 +306,8 @@ function postgresDatabase(conn: ConnectionInfo, server: ServerInfo, name = serve
     serverVersion: server.version,
     serverVersionNum: server.versionNum,
     ...(server.systemIdentifier ? { systemIdentifier: server.systemIdentifier } : {}),
+    // the settings are of the connected database; a multi-database target's others are read when each is dumped
+    ...(name === server.database ? { settings: server.settings } : {}),
   };
 }
 

@@ -49,6 +49,8 @@ export interface ServerInfo {
   systemIdentifier: string | undefined;
   /** pg_database_size of the connected database: the bound on the dump's size that sizes its upload parts. */
   sizeBytes: number;
+  /** How the connected database was created: what `lifeboat restore --create` makes the new one with. */
+  settings: { encoding: string; collate: string; ctype: string; owner: string };
 }
 
 /** Connects and reads what the manifest and the tool choice need. */
@@ -58,11 +60,13 @@ export async function preflight(c: ConnectionInfo, signal?: AbortSignal): Promis
     `select current_setting('server_version_num'), current_setting('server_version'), current_database(),
        case when has_function_privilege('pg_control_system()', 'execute')
             then (select system_identifier::text from pg_control_system()) end,
-       pg_database_size(current_database());`,
+       pg_database_size(current_database()),
+       pg_encoding_to_char(d.encoding), d.datcollate, d.datctype, pg_get_userbyid(d.datdba)
+     from pg_database d where d.datname = current_database();`,
     signal ? { signal } : {},
   );
   const row = rows[0];
-  if (!row || row.length < 5) throw new AttemptError("preflight", "transient", "could not read the server version");
+  if (!row || row.length < 9) throw new AttemptError("preflight", "transient", "could not read the server version");
   const versionNum = Number(row[0]);
   return {
     versionNum,
@@ -71,5 +75,6 @@ export async function preflight(c: ConnectionInfo, signal?: AbortSignal): Promis
     database: row[2]!,
     systemIdentifier: row[3] ? row[3] : undefined,
     sizeBytes: Number(row[4]),
+    settings: { encoding: row[5]!, collate: row[6]!, ctype: row[7]!, owner: row[8]! },
   };
 }
