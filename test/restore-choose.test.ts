@@ -144,3 +144,59 @@ describe("restore --create", () => {
     expect(await settingsOf(into)).toBeUndefined();
   });
 });
+
+describe("restore --then: SQL run in the restored database before it is handed over", () => {
+  const script = (name: string, sql: string) => {
+    const file = join(dir, name);
+    writeFileSync(file, sql);
+    return file;
+  };
+
+  it("masks a new database (--create): the script's changes are there when the restore returns", async () => {
+    const mask = script("mask.sql", "update accounts set balance = 0 where id > 50;\ncreate table masked_at as select now() as at;\n");
+    const into = unique("masked");
+    const res = await cli(["restore", "shop", "--from", store, "--create", "--to", url(into), "--then", mask, "--json"]);
+    expect(res.code, res.stderr).toBe(0);
+    expect(JSON.parse(res.stdout).then).toEqual([{ file: mask, ms: expect.any(Number) }]);
+    expect(await balances(into)).toBe("150");
+    expect(await query(conn(into), "select count(*) from masked_at;")).toEqual([["1"]]);
+  });
+
+  it("--swap: a failing script drops the shadow and swaps nothing (the live database untouched); a good one is in the live database at once", async () => {
+    const live = unique("staging");
+    await createDatabase(live, "create table accounts(id int primary key, balance numeric); insert into accounts values (1, 42);");
+    const broken = script("broken.sql", "update accounts set balance = 0;\nselect 1 / 0;\n");
+    const failed = await cli(["restore", "shop", "--from", store, "--swap", "--to", url(live), "--then", broken]);
+    expect(failed.code).toBe(1);
+    expect(failed.stderr).toContain(`the script ${broken} failed, and was rolled back`);
+    expect(failed.stderr).toContain("division by zero");
+    expect(await balances(live)).toBe("42");
+    const shadows = () => query(conn(), `select datname from pg_database where datname like '${live}%' order by 1;`);
+    expect(await shadows()).toEqual([[live]]);
+    const mask = script("mask-all.sql", "update accounts set balance = 0;\n");
+    const swapped = await cli(["restore", "shop", "--from", store, "--swap", "--to", url(live), "--then", mask]);
+    expect(swapped.code, swapped.stderr).toBe(0);
+    expect(swapped.stdout).toContain(`then         ${mask} (in the shadow, before the swap)`);
+    expect(await balances(live)).toBe("0");
+    // the previous database is kept beside it, as before
+    expect((await shadows()).map((r) => r[0])).toEqual([live, expect.stringMatching(new RegExp(`^${live}_before_`))]);
+  });
+
+  it("a failing script: into a database --create made, the database is dropped; into an existing one, it is said what it holds; a missing file is a usage error", async () => {
+    const broken = script("broken-2.sql", "select 1 / 0;\n");
+    const created = unique("thenfail");
+    const res = await cli(["restore", "shop", "--from", store, "--create", "--to", url(created), "--then", broken]);
+    expect(res.code).toBe(1);
+    expect(res.stderr).toContain(`dropped database "${created}" again`);
+    expect(await settingsOf(created)).toBeUndefined();
+    const existing = unique("thenexisting");
+    await createDatabase(existing);
+    const into = await cli(["restore", "shop", "--from", store, "--to", url(existing), "--no-owner", "--then", broken]);
+    expect(into.code).toBe(1);
+    expect(into.stderr).toContain("holds the restored backup without this script's changes");
+    expect(await balances(existing)).toBe("300");
+    const missing = await cli(["restore", "shop", "--from", store, "--to", url(existing), "--then", join(dir, "nope.sql")]);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toContain(`--then ${join(dir, "nope.sql")}: no such readable file`);
+  });
+});

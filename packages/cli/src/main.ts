@@ -262,6 +262,7 @@ export async function main(argv: string[]): Promise<number> {
       .option("--encoding <name>", "with --create: this encoding instead of the backup's (UTF8)")
       .option("--locale <name>", "with --create: this LC_COLLATE and LC_CTYPE instead of the backup's (C.UTF-8)")
       .option("--db-owner <role>", "with --create: this owner instead of the backup's")
+      .option("--then <file.sql>", "run this SQL file in the restored database before it is handed over (with --swap: in the shadow, before the swap), in one transaction; repeatable, in order (masking, anonymizing)", collect)
       .option("--to-file <path>", "SQLite backups: the file to write (an existing file is replaced only with --force)")
       .option("--force", "allow restoring into the database the backup was taken from")
       .option("--no-owner", "do not restore object ownership (for servers without the original roles)")

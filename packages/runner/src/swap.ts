@@ -3,7 +3,7 @@ import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { LifeboatError, silentLogger, type Logger, type Manifest, type ObjectStore } from "@lifeboat/core";
 import { displayUrl, type ConnectionInfo } from "./pg/connection.js";
-import { query } from "./pg/psql.js";
+import { query, runSqlFile } from "./pg/psql.js";
 import { PsqlSession, ident, literal } from "./pg/session.js";
 import { checkIdentities } from "./encryption.js";
 import { verifiedDump } from "./fetch.js";
@@ -29,6 +29,8 @@ export interface SwapOptions {
   signal?: AbortSignal;
   onProgress?: (p: { phase: "download" | "restore"; done: number; total: number }) => void;
   now?: () => Date;
+  /** SQL files run in the shadow, in order, once it is restored and checked and before the swap (restore --then). */
+  then?: string[] | undefined;
 }
 
 export interface SwapResult {
@@ -89,6 +91,11 @@ export async function swapRestore(opts: SwapOptions): Promise<SwapResult> {
     await dump.unchanged();
     const counted = await checkRowCounts(shadowConn, manifest);
     if (!counted.check.ok) throw new LifeboatError(`the restored shadow database does not match the backup: ${counted.check.detail}`);
+    // --then (masking): in the shadow, before it has the live name; a script that fails drops the shadow, nothing swapped
+    for (const file of opts.then ?? []) {
+      log.log("info", `running ${file} in the shadow database "${shadow}"`);
+      await runSqlFile(shadowConn, file, opts.signal ? { signal: opts.signal } : {});
+    }
     // database grants of the live database, onto the shadow
     const grants = await query(
       admin,

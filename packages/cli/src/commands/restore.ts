@@ -1,5 +1,7 @@
-import { UsageError, formatBytes, formatDuration } from "@lifeboat/core";
-import { createRestoreDatabase, displayUrl, engineOf, findBackup, restoresToFileOnly, swapRestore } from "@lifeboat/runner";
+import { accessSync, constants } from "node:fs";
+import { resolve } from "node:path";
+import { LifeboatError, UsageError, formatBytes, formatDuration } from "@lifeboat/core";
+import { createRestoreDatabase, displayUrl, engineOf, findBackup, restoresToFileOnly, runSqlFile, swapRestore } from "@lifeboat/runner";
 import { heapForThroughput } from "@lifeboat/runner/heap";
 import { connectionArg, type Context } from "../context.js";
 import { identitiesFor } from "./keys.js";
@@ -23,6 +25,7 @@ export interface RestoreCliOptions {
   encoding?: string;
   locale?: string;
   dbOwner?: string;
+  then?: string[];
 }
 
 export async function restoreCommand(ctx: Context, target: string | undefined, opts: RestoreCliOptions): Promise<number> {
@@ -31,6 +34,16 @@ export async function restoreCommand(ctx: Context, target: string | undefined, o
   if (opts.create && opts.toFile) throw new UsageError("--create is for PostgreSQL databases (--to), not --to-file");
   for (const [flag, v] of [["--encoding", opts.encoding], ["--locale", opts.locale], ["--db-owner", opts.dbOwner]] as const) {
     if (v !== undefined && !opts.create) throw new UsageError(`${flag} sets how --create makes the database: give --create too`);
+  }
+  // --then scripts: each readable before anything is fetched
+  const then = (opts.then ?? []).map((f) => resolve(f));
+  if (then.length && opts.toFile) throw new UsageError("--then runs SQL in a restored PostgreSQL database, not in a --to-file restore");
+  for (const file of then) {
+    try {
+      accessSync(file, constants.R_OK);
+    } catch {
+      throw new UsageError(`--then ${file}: no such readable file`, "give the path of a SQL file to run in the restored database");
+    }
   }
   if (target && !opts.from) {
     const { config } = await ctx.requireConfig(`lifeboat restore ${target}`);
@@ -66,12 +79,13 @@ export async function restoreCommand(ctx: Context, target: string | undefined, o
   };
   if (opts.swap) {
     const jobs = jobsOption(opts.jobs);
-    const res = await swapRestore({ store, manifest, live: to, identities, ...(jobs ? { jobs } : {}), log: ctx.out, onProgress, signal });
+    const res = await swapRestore({ store, manifest, live: to, identities, ...(jobs ? { jobs } : {}), then, log: ctx.out, onProgress, signal });
     ctx.out.result(
       [
         `swapped in backup ${manifest.id} of "${manifest.target}" as "${res.live}"`,
         `  dark window  ${formatDuration(res.darkWindowMs)} (new connections refused; ${res.sessionsEnded} session${res.sessionsEnded === 1 ? "" : "s"} ended)`,
         `  restore      ${formatDuration(res.restoreMs)} into the shadow, ${res.tablesChecked} tables checked against the manifest`,
+        ...then.map((f) => `  then         ${f} (in the shadow, before the swap)`),
         `  previous     kept as "${res.previous}" (never dropped by Lifeboat)`,
         ...res.warnings.map((w) => `  warning      ${w}`),
         `  switch back (psql on the postgres database):`,
@@ -86,6 +100,7 @@ export async function restoreCommand(ctx: Context, target: string | undefined, o
   // --create: the database, made as the backed-up one was; dropped again if the restore into it fails
   const created = opts.create ? await createRestoreDatabase(to, manifest, { encoding: opts.encoding, locale: opts.locale, owner: opts.dbOwner, log: ctx.out }) : undefined;
   for (const w of created?.warnings ?? []) ctx.out.log("warn", w);
+  const thenMs: Array<{ file: string; ms: number }> = [];
   const res = await engine
     .restore({
       store,
@@ -106,6 +121,21 @@ export async function restoreCommand(ctx: Context, target: string | undefined, o
         }
       },
     })
+    .then(async (restored) => {
+      // --then: in the restored database before it is handed over; each script in one transaction
+      for (const file of then) {
+        ctx.out.log("info", `running ${file} in ${displayUrl(to)}`);
+        try {
+          thenMs.push({ file, ms: (await runSqlFile(to, file, { signal })).ms });
+        } catch (err) {
+          if (!created && err instanceof LifeboatError) {
+            throw new LifeboatError(`${err.message}. ${displayUrl(to)} holds the restored backup without this script's changes${thenMs.length ? ` (the scripts before it ran: ${thenMs.map((t) => t.file).join(", ")})` : ""}`, err.hint ? { hint: err.hint } : {});
+          }
+          throw err;
+        }
+      }
+      return restored;
+    })
     .catch(async (err: unknown) => {
       if (created) {
         await created.drop().then(
@@ -124,8 +154,9 @@ export async function restoreCommand(ctx: Context, target: string | undefined, o
       `  size      ${formatBytes(res.bytes)}`,
       `  download  ${formatDuration(res.downloadMs)}`,
       `  restore   ${formatDuration(res.restoreMs)} (${res.singleTransaction ? "one transaction" : `${res.jobs} parallel jobs`})`,
+      ...thenMs.map((t) => `  then      ${t.file} (${formatDuration(t.ms)})`),
     ].join("\n"),
-    { status: "restored", backup: manifest.id, target: manifest.target, to: displayUrl(to), ...(created ? { created: { database: created.name, encoding: created.encoding, collate: created.collate, ctype: created.ctype, owner: created.owner } } : {}), sha256: manifest.object.sha256, downloadMs: res.downloadMs, restoreMs: res.restoreMs, jobs: res.jobs },
+    { status: "restored", backup: manifest.id, target: manifest.target, to: displayUrl(to), ...(created ? { created: { database: created.name, encoding: created.encoding, collate: created.collate, ctype: created.ctype, owner: created.owner } } : {}), sha256: manifest.object.sha256, downloadMs: res.downloadMs, restoreMs: res.restoreMs, jobs: res.jobs, ...(thenMs.length ? { then: thenMs } : {}) },
   );
   return 0;
 }

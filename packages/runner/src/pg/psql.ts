@@ -1,4 +1,4 @@
-import { AttemptError } from "@lifeboat/core";
+import { AttemptError, LifeboatError } from "@lifeboat/core";
 import { parse } from "csv-parse/sync";
 import { classifyPgMessage } from "./classify.js";
 import { conninfo, toolEnv, type ConnectionInfo } from "./connection.js";
@@ -39,6 +39,24 @@ export async function query(c: ConnectionInfo, sql: string, opts: { database?: s
   );
   if (res.code !== 0) throw classifyPgMessage(res.stderr || `psql exited with code ${res.code}`, [c.password]);
   return parsePsqlRows(res.stdout);
+}
+
+/**
+ * Runs a SQL file (restore --then: masking, anonymizing) in the database, in one transaction, stopping at its first
+ * error: a script that fails changes nothing. The error names the file and psql's message (which names the line).
+ */
+export async function runSqlFile(c: ConnectionInfo, file: string, opts: { signal?: AbortSignal } = {}): Promise<{ ms: number }> {
+  const psql = await findPsql();
+  const t0 = Date.now();
+  const res = await runTool(psql.path, ["-X", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction", "--no-password", `--dbname=${conninfo(c)}`, "-f", file], {
+    env: toolEnv(c),
+    ...(opts.signal ? { signal: opts.signal } : {}),
+  });
+  if (res.code !== 0) {
+    const why = classifyPgMessage(res.stderr.trim() || `psql exited with code ${res.code}`, [c.password]).message;
+    throw new LifeboatError(`the script ${file} failed, and was rolled back (it runs in one transaction): ${why}`, { hint: "fix the script and run the same command again" });
+  }
+  return { ms: Date.now() - t0 };
 }
 
 export interface ServerInfo {
