@@ -321,6 +321,25 @@ export const copySchema = z
   });
 export type CopyConfig = z.infer<typeof copySchema>;
 
+/**
+ * A data check of restore drills (verify.checks): one SQL query run in the drill's restored database; the first column
+ * of its first row is the value checked (no row fails the check). `min` / `max`: the value as a number; `equals`: the
+ * value as psql prints it (true and false as t and f); `maxAgeHours`: the value is a time (date or timestamp) no more
+ * than this many hours before the backup started (data that stopped arriving, a replica that stopped replicating).
+ */
+export const dataCheckSchema = z
+  .object({
+    name: z.string().min(1),
+    sql: z.string().min(1),
+    min: z.number().optional(),
+    max: z.number().optional(),
+    equals: z.union([z.string(), z.number(), z.boolean()]).optional(),
+    maxAgeHours: z.number().positive().optional(),
+  })
+  .strict()
+  .refine((c) => c.min !== undefined || c.max !== undefined || c.equals !== undefined || c.maxAgeHours !== undefined, { message: "give what the value must be: min, max, equals or maxAgeHours" });
+export type DataCheck = z.infer<typeof dataCheckSchema>;
+
 export const targetSchema = z
   .object({
     description: z.string().optional(),
@@ -346,13 +365,22 @@ export const targetSchema = z
       .array(copySchema)
       .refine((c) => new Set(c.map((x) => x.name)).size === c.length, { message: "copy names must be unique" })
       .optional(),
-    /** Scheduled restore drills (`lifeboat verify` of the latest backup), in EventBridge syntax like `schedule`. */
+    /**
+     * Restore drills: `schedule` runs them (`lifeboat verify` of the latest backup), in EventBridge syntax like
+     * `schedule`; `checks` are data checks every drill of this target runs in its restored database.
+     */
     verify: z
       .object({
-        schedule: z.string().superRefine(checkSchedule),
+        schedule: z.string().superRefine(checkSchedule).optional(),
         timezone: z.string().refine(isValidTimeZone, { message: "is not an IANA time zone" }).optional(),
+        checks: z
+          .array(dataCheckSchema)
+          .min(1)
+          .refine((c) => new Set(c.map((x) => x.name)).size === c.length, { message: "check names must be unique" })
+          .optional(),
       })
       .strict()
+      .refine((v) => v.schedule !== undefined || v.checks !== undefined, { message: "give schedule (scheduled drills), checks (data checks in every drill), or both" })
       .optional(),
     /**
      * The longest a run may take, attempts and waits included: then it is stopped cleanly (no object, no manifest)
@@ -374,6 +402,9 @@ export const targetSchema = z
   .superRefine((t, ctx) => {
     if (t.engine === "sqlite" && t.database.path === undefined) {
       ctx.addIssue({ code: "custom", path: ["database", "path"], message: 'is required for engine: "sqlite" (the database file)' });
+    }
+    if (t.engine === "sqlite" && t.verify?.checks) {
+      ctx.addIssue({ code: "custom", path: ["verify", "checks"], message: "run in PostgreSQL drills only: a SQLite drill checks the file's integrity and row counts" });
     }
     if (t.engine === "postgres" && t.database.path !== undefined) {
       ctx.addIssue({ code: "custom", path: ["engine"], message: 'database.path is a SQLite file: set engine: "sqlite"' });

@@ -206,7 +206,7 @@ export function deployPlan(config: LifeboatConfig, stage: string, source = "life
       ["database.url", typeof t.database.url === "object" ? t.database.url : undefined],
     ];
     // an encrypted target's scheduled drills decrypt with the identity, which the runner reads (in drill mode only)
-    if (t.verify && t.encryption) {
+    if (t.verify?.schedule && t.encryption) {
       if (!t.encryption.identity) {
         problems.push({ path: `targets.${name}.encryption.identity`, message: "is required: this target's backups are encrypted and it schedules restore drills, which decrypt them", hint: `store the identity in SSM (aws ssm put-parameter --type SecureString --name /lifeboat/${name}/age-identity --value file://identity.txt) and use { ssm: "/lifeboat/${name}/age-identity" }` });
       } else refs.push(["encryption.identity", t.encryption.identity]);
@@ -267,7 +267,7 @@ export function deployPlan(config: LifeboatConfig, stage: string, source = "life
         hint: "use retention: { days: N } with Object Lock, or remove aws.bucket.objectLock",
       });
     }
-    if (t.verify) {
+    if (t.verify?.schedule) {
       schedules.push({
         target: name,
         component: `Verify${pascal(name)}`,
@@ -373,7 +373,7 @@ export function deployPlan(config: LifeboatConfig, stage: string, source = "life
       secrets: [...(targetSecrets.get(name) ?? []), ...(heartbeatRef?.secretsManager ? [heartbeatRef.secretsManager] : [])].sort(),
       ...(t.database.rds ? { rds: { instance: t.database.rds.instance, ...(t.database.rds.region ? { region: t.database.rds.region } : {}) } } : {}),
       ...(t.database.iamAuth && t.database.rds ? { iamAuth: { instance: t.database.rds.instance, user: t.database.user! } } : {}),
-      drills: Boolean(t.verify),
+      drills: Boolean(t.verify?.schedule),
       pruned: prunedByRunner(t.retention),
       copies: copiesFor(config, t).length > 0,
       // the runner's own role writes to AWS copies without credentials; Lifeboat makes no lifecycle rule in a bucket
@@ -398,7 +398,7 @@ export function deployPlan(config: LifeboatConfig, stage: string, source = "life
     schedules,
     lifecycle,
     runnerParameters: [...new Set([...runnerTargets.flatMap((t) => t.parameters), ...(heartbeatRef?.ssm ? [heartbeatRef.ssm] : [])])].sort(),
-    drills: Object.values(config.targets).some((t) => t.verify),
+    drills: Object.values(config.targets).some((t) => t.verify?.schedule),
     ...(s3.region ? { region: s3.region } : {}),
     rdsInstances: [...rdsInstances.values()],
     databaseIngress,

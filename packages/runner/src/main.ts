@@ -127,6 +127,7 @@ export async function runnerMain(env: NodeJS.ProcessEnv = process.env, baseLog: 
         manifest,
         identities,
         ...(identityUnavailable ? { identityUnavailable } : {}),
+        checks: t.verify?.checks,
         log,
         bus,
         trigger: env.LIFEBOAT_TRIGGER ?? "manual",

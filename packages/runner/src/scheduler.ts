@@ -80,7 +80,7 @@ export class Scheduler {
       .filter(([name]) => !opts.only || opts.only.includes(name))
       .flatMap(([name, t]) => [
         ...(t.schedule ? [entry(name, "backup", t.schedule, t.timezone)] : []),
-        ...(t.verify ? [entry(name, "verify", t.verify.schedule, t.verify.timezone ?? t.timezone)] : []),
+        ...(t.verify?.schedule ? [entry(name, "verify", t.verify.schedule, t.verify.timezone ?? t.timezone)] : []),
       ]);
   }
 

@@ -2,7 +2,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { randomUUID } from "node:crypto";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ChecksumMismatchError, abortedAttempt, VERIFY_SUFFIX, backupSize, besideDump, silentLogger, type BackupVerifyEvent, type LocalEventBus, type Logger, type Manifest, type ObjectStore } from "@lifeboat/core";
+import { ChecksumMismatchError, abortedAttempt, VERIFY_SUFFIX, backupSize, besideDump, silentLogger, type BackupVerifyEvent, type DataCheck, type LocalEventBus, type Logger, type Manifest, type ObjectStore } from "@lifeboat/core";
 import type { ConnectionInfo } from "./pg/connection.js";
 import { DecryptionError } from "./encryption.js";
 import { verifiedDump } from "./fetch.js";
@@ -33,6 +33,8 @@ export interface VerifyOptions {
   bus?: LocalEventBus;
   signal?: AbortSignal;
   onProgress?: (p: { phase: "download" | "restore"; done: number; total: number }) => void;
+  /** The target's data checks (verify.checks), run in the restored database. */
+  checks?: DataCheck[] | undefined;
 }
 
 export interface VerifyResult {
@@ -109,6 +111,7 @@ export async function verifyBackup(opts: VerifyOptions): Promise<VerifyResult> {
       scratch: opts.scratch,
       jobs: opts.jobs,
       signal: opts.signal,
+      checks: opts.checks,
       log,
       onProgress: (d, t) => opts.onProgress?.({ phase: "restore", done: d, total: t }),
     });

@@ -119,7 +119,7 @@ export async function scheduleCommand(ctx: Context, opts: ScheduleCliOptions): P
         log.log("info", "no backup to drill yet", { target: name, mode });
         return "succeeded";
       }
-      const result = await verifyBackup({ store, manifest, bus, log, signal, trigger: "schedule" });
+      const result = await verifyBackup({ store, manifest, bus, log, signal, trigger: "schedule", checks: config.targets[name]?.verify?.checks });
       return result.outcome === "passed" ? "succeeded" : "failed";
     } catch (err) {
       log.log("error", (err as Error).message, { target: name, mode });

@@ -34,11 +34,14 @@ export async function verifyCommand(ctx: Context, target: string | undefined, op
   const t0 = Date.now();
   const identities = await identitiesFor(ctx, opts.identity, manifest, opts.from !== undefined);
   const signal = ctx.interruptible(`the drill of backup ${manifest.id} (its throwaway PostgreSQL and temporary files)`);
+  // the config's data checks of the backup's target (verify.checks); an ad hoc drill (--from) has none
+  const checks = opts.from ? undefined : config?.targets[manifest.target]?.verify?.checks;
   const result = await verifyBackup({
     store,
     manifest,
     identities,
     signal,
+    checks,
     ...(scratch ? { scratch } : {}),
     ...(jobs ? { jobs } : {}),
     log: ctx.out,

@@ -1,5 +1,5 @@
 import type { Readable } from "node:stream";
-import type { DumpOptions, Logger, Manifest, ObjectStore } from "@lifeboat/core";
+import type { DataCheck, DumpOptions, Logger, Manifest, ObjectStore } from "@lifeboat/core";
 import type { ConnectionInfo } from "../pg/connection.js";
 
 /**
@@ -54,7 +54,7 @@ export type RestoreOutcome = ({ into: "database" } & RestoreResult) | { into: "f
 
 /** A drill's check, as stored in <id>.verify.json and told in backup.verify_failed. */
 export interface VerifyCheck {
-  check: "sha256" | "decrypt" | "toc" | "restore" | "tables";
+  check: "sha256" | "decrypt" | "toc" | "restore" | "tables" | "data";
   ok: boolean;
   detail: string;
 }
@@ -78,6 +78,8 @@ export interface DrillRequest {
   signal?: AbortSignal | undefined;
   log: Logger;
   onProgress?: ((done: number, total: number) => void) | undefined;
+  /** The target's data checks (verify.checks), run in the restored database after the row counts. */
+  checks?: DataCheck[] | undefined;
 }
 
 export interface DrillOutcome {

@@ -15,6 +15,7 @@ import {
   redact,
   UsageError,
   type Compression,
+  type DataCheck,
   type DumpOptions,
   type Logger,
   type Manifest,
@@ -386,11 +387,65 @@ async function drillPostgres(req: DrillRequest): Promise<DrillOutcome> {
     }
     const counted = await checkRowCounts(target, manifest);
     checks.push(counted.check);
+    for (const check of req.checks ?? []) checks.push(await runDataCheck(target, check, manifest));
     return outcome({ mismatches: counted.mismatches, restoreMs, serverVersion });
   } finally {
     if (scratchDb && req.scratch) await query(req.scratch, `drop database if exists ${ident(scratchDb)} with (force);`).catch(() => {});
     await ephemeral?.stop().catch(() => {});
   }
+}
+
+/**
+ * One data check (verify.checks) in the drill's restored database: its query's first value against its expectation.
+ * The detail names the check, the value found and what was expected (and the query when it fails), for the stored
+ * result and backup.verify_failed.
+ */
+export async function runDataCheck(db: ConnectionInfo, check: DataCheck, manifest: Manifest): Promise<VerifyCheck> {
+  const fail = (why: string): VerifyCheck => ({ check: "data", ok: false, detail: `${check.name}: ${why} (query: ${check.sql.trim()})` });
+  let value: string | undefined;
+  try {
+    // times in UTC and ISO form, whatever the server's settings, so that maxAgeHours reads them alike
+    const rows = await query(db, `set timezone = 'UTC'; set datestyle = 'ISO, YMD';\n${check.sql.trim().replace(/;\s*$/, "")};`);
+    value = rows[0]?.[0];
+  } catch (err) {
+    // psql's first line (its ERROR), without where psql read it from
+    const message = redact(errorMessage(err)).split("\n")[0]!.replace(/^psql:<stdin>:\d+:\s*/, "");
+    return fail(`the query failed: ${message}`);
+  }
+  if (value === undefined) return fail("the query returned no row");
+  const problems: string[] = [];
+  const expected: string[] = [];
+  if (check.min !== undefined || check.max !== undefined) {
+    const n = Number(value);
+    if (value === "" || !Number.isFinite(n)) problems.push("is not a number");
+    if (check.min !== undefined) {
+      expected.push(`>= ${check.min}`);
+      if (Number.isFinite(n) && n < check.min) problems.push(`is below ${check.min}`);
+    }
+    if (check.max !== undefined) {
+      expected.push(`<= ${check.max}`);
+      if (Number.isFinite(n) && n > check.max) problems.push(`is above ${check.max}`);
+    }
+  }
+  if (check.equals !== undefined) {
+    const want = typeof check.equals === "boolean" ? (check.equals ? "t" : "f") : String(check.equals);
+    expected.push(`= ${want}`);
+    if (value !== want) problems.push(`is not ${want}`);
+  }
+  let age = "";
+  if (check.maxAgeHours !== undefined) {
+    expected.push(`at most ${check.maxAgeHours} h before the backup started`);
+    // ISO output in UTC: 2026-12-07 17:00:00.123456+00, or a date alone
+    const at = Date.parse(value.replace(" ", "T").replace(/([+-]\d\d)$/, "$1:00"));
+    if (!Number.isFinite(at)) problems.push("is not a date or time");
+    else {
+      const hours = (Date.parse(manifest.startedAt) - at) / 3_600_000;
+      age = `, ${hours.toFixed(1)} h before the backup started`;
+      if (hours > check.maxAgeHours) problems.push(`is older than ${check.maxAgeHours} h`);
+    }
+  }
+  if (problems.length) return fail(`found ${value}${age}, which ${problems.join(" and ")} (expected ${expected.join(", ")})`);
+  return { check: "data", ok: true, detail: `${check.name}: found ${value}${age} (expected ${expected.join(", ")})` };
 }
 
 /** Every table of the manifest exists in `db` with its recorded row count. */
