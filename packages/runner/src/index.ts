@@ -26,6 +26,7 @@ export * from "./pg/session.js";
 export * from "./pg/toc.js";
 export * from "./swap.js";
 export * from "./create-db.js";
+export * from "./engines/selective.js";
 export * from "./scheduler.js";
 export * from "./prune.js";
 export * from "./target-run.js";

@@ -1,7 +1,7 @@
 import { accessSync, constants } from "node:fs";
 import { resolve } from "node:path";
 import { LifeboatError, UsageError, formatBytes, formatDuration } from "@lifeboat/core";
-import { createRestoreDatabase, displayUrl, engineOf, findBackup, restoresToFileOnly, runSqlFile, swapRestore } from "@lifeboat/runner";
+import { createRestoreDatabase, displayUrl, engineOf, findBackup, restoresToFileOnly, runSqlFile, selectiveRestore, swapRestore } from "@lifeboat/runner";
 import { heapForThroughput } from "@lifeboat/runner/heap";
 import { connectionArg, type Context } from "../context.js";
 import { identitiesFor } from "./keys.js";
@@ -26,6 +26,9 @@ export interface RestoreCliOptions {
   locale?: string;
   dbOwner?: string;
   then?: string[];
+  table?: string[];
+  schema?: string[];
+  intoSchema?: string;
 }
 
 export async function restoreCommand(ctx: Context, target: string | undefined, opts: RestoreCliOptions): Promise<number> {
@@ -35,6 +38,11 @@ export async function restoreCommand(ctx: Context, target: string | undefined, o
   for (const [flag, v] of [["--encoding", opts.encoding], ["--locale", opts.locale], ["--db-owner", opts.dbOwner]] as const) {
     if (v !== undefined && !opts.create) throw new UsageError(`${flag} sets how --create makes the database: give --create too`);
   }
+  // --table / --schema: a selective restore (custom archives), beside the live tables with --into-schema
+  const selection = opts.table?.length || opts.schema?.length ? { tables: opts.table ?? [], schemas: opts.schema ?? [], intoSchema: opts.intoSchema } : undefined;
+  if (opts.intoSchema !== undefined && !selection) throw new UsageError("--into-schema places the tables --table / --schema choose: give those too");
+  if (selection && (opts.swap || opts.toFile)) throw new UsageError(`--table and --schema restore some tables into a database: not with ${opts.swap ? "--swap" : "--to-file"}`);
+  if (selection && opts.jobs !== undefined) throw new UsageError("--jobs is for whole restores: a selective restore loads the chosen tables in one transaction");
   // --then scripts: each readable before anything is fetched
   const then = (opts.then ?? []).map((f) => resolve(f));
   if (then.length && opts.toFile) throw new UsageError("--then runs SQL in a restored PostgreSQL database, not in a --to-file restore");
@@ -101,7 +109,14 @@ export async function restoreCommand(ctx: Context, target: string | undefined, o
   const created = opts.create ? await createRestoreDatabase(to, manifest, { encoding: opts.encoding, locale: opts.locale, owner: opts.dbOwner, log: ctx.out }) : undefined;
   for (const w of created?.warnings ?? []) ctx.out.log("warn", w);
   const thenMs: Array<{ file: string; ms: number }> = [];
-  const res = await engine
+  const progress = (p: { phase: "download" | "restore"; done: number; total: number }) => {
+    if (p.phase === "download") ctx.out.progress(fetching, p.done, Date.now() - t0, p.total);
+    else {
+      if (p.done === 1) ctx.out.endProgress();
+      ctx.out.progressItems("restoring", p.done, p.total, "tables");
+    }
+  };
+  const res = await (selection ? selectiveRestore({ store, manifest, to, selection, identities, signal, log: ctx.out, onProgress: progress }).then((r) => ({ into: "selection" as const, ...r })) : engine
     .restore({
       store,
       manifest,
@@ -113,14 +128,8 @@ export async function restoreCommand(ctx: Context, target: string | undefined, o
       signal,
       ...(jobsOption(opts.jobs) ? { jobs: jobsOption(opts.jobs)! } : {}),
       log: ctx.out,
-      onProgress: (p) => {
-        if (p.phase === "download") ctx.out.progress(fetching, p.done, Date.now() - t0, p.total);
-        else {
-          if (p.done === 1) ctx.out.endProgress();
-          ctx.out.progressItems("restoring", p.done, p.total, "tables");
-        }
-      },
-    })
+      onProgress: progress,
+    }))
     .then(async (restored) => {
       // --then: in the restored database before it is handed over; each script in one transaction
       for (const file of then) {
@@ -145,6 +154,24 @@ export async function restoreCommand(ctx: Context, target: string | undefined, o
       }
       throw err;
     });
+  if (res.into === "selection") {
+    const wrong = res.tables.filter((t) => t.recorded !== undefined && t.recorded !== t.rows);
+    ctx.out.result(
+      [
+        `restored ${res.tables.length} table${res.tables.length === 1 ? "" : "s"} of backup ${manifest.id} of "${manifest.target}" into ${displayUrl(to)}`,
+        ...(created ? [`  created   ${created.name} (encoding ${created.encoding ?? "default"}, collation ${created.collate ?? "default"}, owner ${created.owner ?? "the restoring user"})`] : []),
+        ...res.tables.map((t) => `  table     ${t.table}${t.table === t.from ? "" : ` (was ${t.from})`}: ${t.rows} rows${t.recorded === undefined ? "" : t.recorded === t.rows ? " (as recorded)" : ` (the manifest records ${t.recorded})`}`),
+        ...(res.foreignKeysLeftOut.length ? [`  left out  foreign keys ${res.foreignKeysLeftOut.join(", ")} (they may point to tables not restored: add them back with ALTER TABLE ... ADD CONSTRAINT)`] : []),
+        `  sha256    verified (${res.archives} archive${res.archives === 1 ? "" : "s"} fetched)`,
+        `  download  ${formatDuration(res.downloadMs)}`,
+        `  restore   ${formatDuration(res.restoreMs)} (one transaction into the target; owners and grants left out)`,
+        ...thenMs.map((t) => `  then      ${t.file} (${formatDuration(t.ms)})`),
+      ].join("\n"),
+      { status: "restored", backup: manifest.id, target: manifest.target, to: displayUrl(to), tables: res.tables, foreignKeysLeftOut: res.foreignKeysLeftOut, archives: res.archives, downloadMs: res.downloadMs, restoreMs: res.restoreMs, ...(thenMs.length ? { then: thenMs } : {}) },
+    );
+    if (wrong.length) throw new LifeboatError(`restored tables do not hold the rows the backup recorded: ${wrong.map((t) => `${t.table} ${t.rows} (recorded ${t.recorded})`).join(", ")}`);
+    return 0;
+  }
   if (res.into !== "database") return 0; // a PostgreSQL engine restores into a database
   ctx.out.result(
     [
