@@ -4,6 +4,7 @@ import { LIFEBOAT_VERSION, LifeboatError, UsageError } from "@lifeboat/core";
 import type { CommonOptions, Context } from "./context.js";
 import type { pruneCommand } from "./commands/prune.js";
 import type { restoreCommand } from "./commands/restore.js";
+import type { refreshCommand } from "./commands/refresh.js";
 import type { runCommand } from "./commands/run.js";
 import type { scheduleCommand } from "./commands/schedule.js";
 import type { verifyCommand } from "./commands/verify.js";
@@ -28,6 +29,7 @@ const commands = {
   dashboard: () => import("./commands/dashboard.js"),
   report: () => import("./commands/report.js"),
   copy: () => import("./commands/copy.js"),
+  refresh: () => import("./commands/refresh.js"),
 };
 
 /** Repeatable options (--recipient, --identity): every value, in order. */
@@ -65,6 +67,7 @@ const DOCS: Record<string, string> = {
   status: "docs/cli.md#lifeboat-status-a-monitoring-check",
   restore: "docs/cli.md#lifeboat-restore",
   verify: "docs/cli.md#lifeboat-verify-restore-drills",
+  refresh: "docs/cli.md#lifeboat-refresh-a-masked-staging-copy",
   schedule: "docs/operations.md#lifeboat-schedule",
   prune: "docs/operations.md#lifeboat-prune-retention-where-the-store-has-no-lifecycle-rules",
   keygen: "docs/encryption.md",
@@ -293,6 +296,21 @@ export async function main(argv: string[]): Promise<number> {
       .option("--identity <file>", "encrypted backups: an age identity file; repeatable (default: the config's encryption.identity of the backup's target; without one only the checksum is checked and the drill fails)", collect)
       .addHelpText("after", "\nExit code 0 when every check passed, 1 when one failed. The result is stored beside the manifest (<id>.verify.json).\n" + envHelp("config", "aws", "pg", "tools", "cluster")),
   ).action(action(async (c, target: string | undefined, opts: Parameters<typeof verifyCommand>[2]) => (await commands.verify()).verifyCommand(c, target, opts)));
+
+  common(
+    program
+      .command("refresh")
+      .description("refresh a staging database from the target's backup (its refresh.to): replaced blue-green, masked by refresh.then before it takes the name")
+      .argument("<target>", "the config's target whose refresh to run")
+      .option("--backup <id>", "backup id, latest, or latest-verified", "latest")
+      .option("--at <time>", "the newest backup that started before this time (ISO 8601 or a span back from now: 2h, \"2h ago\")")
+      .option("--identity <file>", "encrypted backups: an age identity file; repeatable (default: the config's encryption.identity)", collect)
+      .addHelpText(
+        "after",
+        "\nThe target's config says where and how:\n  refresh: { to: { url: { env: \"STAGING_DATABASE_URL\" } }, then: [\"mask.sql\"] }\nAn existing database is replaced as restore --swap does (the scripts run in the shadow, before the swap; the previous\ndatabase is kept); a missing one is created. Never the target's own database (exit 2). Exit 1 when the refresh failed\n(nothing swapped): run it from cron or a systemd timer, which tell a person of a non-zero exit.\n" +
+          envHelp("config", "aws", "pg", "tools"),
+      ),
+  ).action(action(async (c, target: string, opts: Parameters<typeof refreshCommand>[2]) => (await commands.refresh()).refreshCommand(c, target, opts)));
 
   common(
     program

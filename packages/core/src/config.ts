@@ -383,6 +383,18 @@ export const targetSchema = z
       .refine((v) => v.schedule !== undefined || v.checks !== undefined, { message: "give schedule (scheduled drills), checks (data checks in every drill), or both" })
       .optional(),
     /**
+     * `lifeboat refresh <target>`: the target's latest backup into another database (staging), replaced blue-green
+     * when it exists (--swap), created when it does not, with `then` SQL files run in it before it takes the name
+     * (masking). Paths are relative to the config file. Never the target's own database.
+     */
+    refresh: z
+      .object({
+        to: databaseSchema,
+        then: z.array(z.string().min(1)).default([]),
+      })
+      .strict()
+      .optional(),
+    /**
      * The longest a run may take, attempts and waits included: then it is stopped cleanly (no object, no manifest)
      * and reported as backup.failed with code deadline_exceeded, before it overlaps the next night's run.
      */
@@ -402,6 +414,9 @@ export const targetSchema = z
   .superRefine((t, ctx) => {
     if (t.engine === "sqlite" && t.database.path === undefined) {
       ctx.addIssue({ code: "custom", path: ["database", "path"], message: 'is required for engine: "sqlite" (the database file)' });
+    }
+    if (t.refresh && (t.engine === "sqlite" || t.refresh.to.path !== undefined)) {
+      ctx.addIssue({ code: "custom", path: ["refresh"], message: "refreshes a PostgreSQL database from a PostgreSQL target: a SQLite backup restores to a file (lifeboat restore --to-file)" });
     }
     if (t.engine === "sqlite" && t.verify?.checks) {
       ctx.addIssue({ code: "custom", path: ["verify", "checks"], message: "run in PostgreSQL drills only: a SQLite drill checks the file's integrity and row counts" });

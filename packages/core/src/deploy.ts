@@ -197,6 +197,7 @@ export function deployPlan(config: LifeboatConfig, stage: string, source = "life
   const components = new Map<string, string>();
   for (const [name, t] of Object.entries(config.targets)) {
     // a SQLite file lives on its own machine: `lifeboat schedule` runs it there, the AWS deployment leaves it out
+    if (t.refresh) warnings.push(`targets.${name}.refresh: the AWS deployment does not run refreshes: run \`lifeboat refresh ${name}\` from a machine that reaches both databases (cron, a systemd timer)`);
     if (t.engine === "sqlite") {
       warnings.push(`targets.${name} is a SQLite file: the AWS deployment leaves it out; run \`lifeboat schedule\` on the machine that holds it`);
       continue;

@@ -1,0 +1,74 @@
+// Issue 24, item 4: a masked staging refresh from the config (targets.<name>.refresh: { to, then }), through
+// `lifeboat refresh <target>` on real PostgreSQL: created the first time, swapped in after, never un-masked under the
+// staging name, never into production.
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { beforeAll, describe, expect, it } from "vitest";
+import { query } from "@lifeboat/runner";
+import { cli, conn, createDatabase, pg, tempDir, unique } from "./support/helpers.js";
+
+let dir: string;
+let prod: string;
+let staging: string;
+let file: string;
+const env = () => ({ PW: pg().password });
+const emails = (db: string) => query(conn(db), "select distinct split_part(email, '@', 2) from customers order by 1;").then((r) => r.map((x) => x[0]));
+
+function writeConfig(to: string, then: string[]) {
+  const database = (name: string) => ({ host: pg().host, port: pg().port, database: name, user: pg().user, password: { env: "PW" } });
+  writeFileSync(file, `export default ${JSON.stringify({ storage: { directory: join(dir, "store") }, targets: { prod: { database: database(prod), refresh: { to: database(to), then } }, plain: { database: database(prod) } } })};`);
+}
+
+beforeAll(async () => {
+  dir = tempDir("lifeboat-refresh-");
+  prod = unique("prod");
+  staging = unique("staging");
+  await createDatabase(prod, "create table customers(id int primary key, email text); insert into customers select g, 'person' || g || '@customer.example' from generate_series(1, 20) g;");
+  writeFileSync(join(dir, "mask.sql"), "update customers set email = 'user' || id || '@masked.invalid';\n");
+  writeFileSync(join(dir, "broken.sql"), "update customers set email = 'x';\nselect 1 / 0;\n");
+  file = join(dir, "lifeboat.config.ts");
+  writeConfig(staging, ["mask.sql"]);
+  expect((await cli(["run", "prod", "--config", file], { env: env() })).code).toBe(0);
+}, 60_000);
+
+describe("lifeboat refresh", () => {
+  it("creates the staging database the first time, masked by refresh.then (paths relative to the config)", async () => {
+    const res = await cli(["refresh", "prod", "--config", file, "--json"], { env: env() });
+    expect(res.code, res.stderr).toBe(0);
+    expect(JSON.parse(res.stdout)).toMatchObject({ status: "refreshed", how: "created", then: [join(dir, "mask.sql")] });
+    expect(await emails(staging)).toEqual(["masked.invalid"]);
+    expect(await emails(prod)).toEqual(["customer.example"]);
+  });
+
+  it("then swaps a fresh copy in, masked in the shadow; a failing script swaps nothing and staging stays as it was", async () => {
+    await query(conn(prod), "insert into customers values (21, 'new@customer.example');");
+    expect((await cli(["run", "prod", "--config", file], { env: env() })).code).toBe(0);
+    writeConfig(staging, ["broken.sql"]);
+    const failed = await cli(["refresh", "prod", "--config", file], { env: env() });
+    expect(failed.code).toBe(1);
+    expect(failed.stderr).toContain("division by zero");
+    expect(await query(conn(staging), "select count(*) from customers;")).toEqual([["20"]]);
+    expect(await emails(staging)).toEqual(["masked.invalid"]);
+    writeConfig(staging, ["mask.sql"]);
+    const res = await cli(["refresh", "prod", "--config", file, "--json"], { env: env() });
+    expect(res.code, res.stderr).toBe(0);
+    expect(JSON.parse(res.stdout)).toMatchObject({ how: "swapped", previous: expect.stringMatching(new RegExp(`^${staging}_before_`)) });
+    expect(await query(conn(staging), "select count(*) from customers;")).toEqual([["21"]]);
+    expect(await emails(staging)).toEqual(["masked.invalid"]);
+  });
+
+  it("refuses production itself, a target without refresh, and a missing script (exit 2, nothing done)", async () => {
+    writeConfig(prod, ["mask.sql"]);
+    const own = await cli(["refresh", "prod", "--config", file], { env: env() });
+    expect(own.code).toBe(2);
+    expect(own.stderr).toContain('the database "prod" backs up');
+    expect(await emails(prod)).toEqual(["customer.example"]);
+    const none = await cli(["refresh", "plain", "--config", file], { env: env() });
+    expect(none.code).toBe(2);
+    expect(none.stderr).toContain('target "plain" has no refresh');
+    writeConfig(staging, ["nope.sql"]);
+    const missing = await cli(["refresh", "prod", "--config", file], { env: env() });
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toContain(`${join(dir, "nope.sql")}: no such readable file`);
+  });
+});
