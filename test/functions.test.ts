@@ -654,7 +654,8 @@ describe("the runner container entry point", () => {
       ssm.on(GetParameterCommand, { Name: "/lifeboat/copied/r2-key-id", WithDecryption: true }).resolves({ Parameter: { Value: r2.accessKeyId } });
       ssm.on(GetParameterCommand, { Name: "/lifeboat/copied/r2-secret", WithDecryption: true }).resolves({ Parameter: { Value: r2.secretAccessKey } });
       const config = entryConfig("copied", local(db));
-      const copies = (cloudConfig.targets.copied.copies as readonly any[]).map((c) => (c.name === "r2" ? { ...c, s3: { ...c.s3, endpoint: r2.endpoint } } : c));
+      // the R2 copy pruned by the runner here (the fixture leaves it to its store): a prune that fails is told too
+      const copies = (cloudConfig.targets.copied.copies as readonly any[]).map((c) => (c.name === "r2" ? { ...c, retention: { keepLast: 5 }, s3: { ...c.s3, endpoint: r2.endpoint } } : c));
       const file = configFile("copied", local(db));
       writeFileSync(file, `export default ${JSON.stringify({ ...config, targets: { copied: { ...config.targets.copied!, copies } } })};`);
       const lines: string[] = [];
@@ -685,8 +686,9 @@ describe("the runner container entry point", () => {
       sns.resetHistory();
       expect(await runnerMain(runEnv(file, "copied", { LIFEBOAT_RUN_ID: "copied-down" }), log), lines.join("\n")).toBe(0);
       const events = published().map((p) => JSON.parse(p.Message!) as LifeboatEvent);
-      expect(events.map((e) => e.type).sort()).toEqual(["backup.copy_failed", "backup.succeeded"]);
+      expect(events.map((e) => e.type).sort()).toEqual(["backup.copy_failed", "backup.prune_failed", "backup.succeeded"]);
       expect(events.find((e) => e.type === "backup.copy_failed")).toMatchObject({ target: "copied", status: "failed", copy: { name: "r2" } });
+      expect(events.find((e) => e.type === "backup.prune_failed")).toMatchObject({ target: "copied", status: "failed", runId: "copied-down", prune: { store: "r2", repair: "lifeboat prune copied" } });
       expect(manifests(await s3Keys("pg/copied/"))).toHaveLength(3);
     } finally {
       await r2.stop().catch(() => {});

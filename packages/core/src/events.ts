@@ -135,6 +135,22 @@ export interface BackupCopyFailedEvent extends Omit<BackupFailedEvent, "type" | 
 }
 
 /**
+ * Retention could not be applied after a backup that succeeded (backup.succeeded was published): old backups stay in
+ * the primary store or in a copy until a later prune works. status is "failed" so that filters on failures catch it;
+ * `lifeboat prune <target>` applies it by hand.
+ */
+export interface BackupPruneFailedEvent extends Omit<BackupFailedEvent, "type" | "error" | "databases"> {
+  type: "backup.prune_failed";
+  prune: {
+    /** "primary", or the copy's name. */
+    store: string;
+    error: string;
+    /** The command that applies the retention by hand. */
+    repair: string;
+  };
+}
+
+/**
  * Where a deployed run happened, added by the runner to what it publishes: the stage, the region, the ECS task and a
  * link to its log stream in the CloudWatch console. Absent for local runs.
  */
@@ -145,7 +161,22 @@ export interface EventOrigin {
   logs?: string;
 }
 
-export type LifeboatEvent = (BackupSucceededEvent | BackupFailedEvent | BackupVerifyEvent | BackupMissedEvent | BackupCopyFailedEvent) & { origin?: EventOrigin };
+export type LifeboatEvent = (BackupSucceededEvent | BackupFailedEvent | BackupVerifyEvent | BackupMissedEvent | BackupCopyFailedEvent | BackupPruneFailedEvent) & { origin?: EventOrigin };
+
+/** backup.prune_failed for `store` ("primary" or a copy's name), after a run that succeeded. */
+export function pruneFailedEvent(target: string, runId: string, trigger: string, store: string, error: string): BackupPruneFailedEvent {
+  return {
+    version: EVENT_VERSION,
+    type: "backup.prune_failed",
+    status: "failed",
+    time: new Date().toISOString(),
+    target,
+    runId,
+    trigger,
+    attempt: 1,
+    prune: { store, error, repair: `lifeboat prune ${target}` },
+  };
+}
 
 /** How a person restores one backup: `prefix` is the command up to its options (e.g. `lifeboat restore prod`). */
 export function restoreCommandFor(prefix: string, backup: { id: string; format: string; encryption?: unknown }): string {

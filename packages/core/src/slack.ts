@@ -131,6 +131,18 @@ function renderEvent(e: LifeboatEvent): { text: string; blocks: unknown[] } {
       ],
     };
   }
+  if (e.type === "backup.prune_failed") {
+    const p = e.prune;
+    const text = `:warning: Retention of *${e.target}* could not be applied in ${p.store === "primary" ? "the primary store" : `copy *${p.store}*`}: the backup succeeded, old backups stay until a prune works`;
+    return {
+      text,
+      blocks: [
+        { type: "section", text: { type: "mrkdwn", text } },
+        { type: "section", text: { type: "mrkdwn", text: "```" + p.error.slice(0, 1500) + "```" } },
+        { type: "context", elements: [{ type: "mrkdwn", text: `Apply it by hand: \`${p.repair}\`` }] },
+      ],
+    };
+  }
   if (e.type !== "backup.failed") {
     const v = e.verification;
     const ok = e.type === "backup.verified";

@@ -13,7 +13,7 @@
  * possible); 3 the run ended but its result could not be published. Any exit but 0 and 1 (3, killed, out of memory,
  * never started) means the runner could not report: the watcher reports those.
  */
-import { LifeboatError, LocalEventBus, UsageError, errorMessage, prunedByRunner, redact, type LifeboatEvent, type Logger, type Manifest, backupSize } from "@lifeboat/core";
+import { LifeboatError, LocalEventBus, UsageError, errorMessage, prunedByRunner, pruneFailedEvent, redact, type LifeboatEvent, type Logger, type Manifest, backupSize } from "@lifeboat/core";
 import { pruneCopies, pruneTarget } from "./prune.js";
 import { runTargetBackups } from "./target-run.js";
 import { latestToDrill, verifyBackup } from "./verify.js";
@@ -176,6 +176,7 @@ export async function runnerMain(env: NodeJS.ProcessEnv = process.env, baseLog: 
           log.log("info", "pruned", { target, deleted: pruned.deleted.length, kept: pruned.decisions.filter((d) => d.keep).length });
         } catch (err) {
           log.log("error", `the backup succeeded, but pruning old backups failed: ${redact(errorMessage(err))}`, { target });
+          await bus.publish(pruneFailedEvent(target, runId, env.LIFEBOAT_TRIGGER ?? "manual", "primary", redact(errorMessage(err))));
         }
       }
       // copies are pruned by the runner (no lifecycle rule in a bucket the deployment does not own): each by its own
@@ -187,6 +188,7 @@ export async function runnerMain(env: NodeJS.ProcessEnv = process.env, baseLog: 
           }
         } catch (err) {
           log.log("error", `the backup succeeded, but pruning copy ${copy.name} failed: ${redact(errorMessage(err))}`, { target, copy: copy.name });
+          await bus.publish(pruneFailedEvent(target, runId, env.LIFEBOAT_TRIGGER ?? "manual", copy.name, redact(errorMessage(err))));
         }
       }
       return unreported ? UNREPORTED : 0;

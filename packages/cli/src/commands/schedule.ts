@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
-import { BackupFailedError, LIFEBOAT_VERSION, UsageError, backupSize, errorMessage, formatBytes, formatDuration, type LifeboatConfig } from "@lifeboat/core";
+import { BackupFailedError, LIFEBOAT_VERSION, UsageError, backupSize, errorMessage, formatBytes, formatDuration, pruneFailedEvent, redact, type LifeboatConfig } from "@lifeboat/core";
 import { DefaultSecretResolver, SCHEDULER_FILE, SCHEDULER_RENEW_MS, Scheduler, StoreWatch, heartbeatStarted, storeJson, type SchedulerRecord, acquireLease, checkFreshness, cleanLeftovers, failedEvent, lastVerifiedAt, latestToDrill, listBackups, openCopiesForRun, openStore, pruneCopies, pruneTarget, resolveDatabase, runTargetBackups, verifyBackup, withRetries, type RunOutcome } from "@lifeboat/runner";
 import type { Context } from "../context.js";
 import { lifecycleManaged } from "./prune.js";
@@ -200,8 +200,10 @@ async function runScheduledTarget(
   // the target's copies, opened (their credentials read) once: for the run, then for their retention
   const copies = await openCopiesForRun(config.storage, deps.secrets, t, deps.log);
   let run: Awaited<ReturnType<typeof runTargetBackups>>;
+  const runId = randomUUID();
   try {
     run = await runTargetBackups(t, {
+      runId,
       target: name,
       resolveSource: () => resolveDatabase(t.database, deps.secrets, `targets.${name}.database`),
       store: deps.store,
@@ -223,19 +225,35 @@ async function runScheduledTarget(
       ? { backup: stored[0]!.id, size: formatBytes(backupSize(stored[0]!)), duration: formatDuration(stored[0]!.durationMs) }
       : { backups: stored.map((m) => m.id), size: formatBytes(stored.reduce((n, m) => n + backupSize(m), 0)), duration: formatDuration(stored.reduce((n, m) => n + m.durationMs, 0)) };
   if (!lifecycleManaged(config, undefined)) {
-    // housekeeping after a stored and reported backup: its failure is a warning, never the run's
-    try {
-      if (t.retention) {
+    // housekeeping after a stored and reported backup: its failure is never the run's, but retention that could not
+    // be applied is told (backup.prune_failed), per store; the cleanup of leftovers is tried again after the next backup
+    const pruneFailed = async (store: string, err: unknown) => {
+      const error = redact(errorMessage(err));
+      deps.log.log("error", `the backup is stored, but retention could not be applied in ${store === "primary" ? "the primary store" : `copy ${store}`}`, { target: name, store, error });
+      await deps.bus.publish(pruneFailedEvent(name, runId, "schedule", store, error));
+    };
+    if (t.retention) {
+      try {
         const pruned = await pruneTarget(deps.store, name, t.retention, { log: deps.log });
         if (pruned.deleted.length) deps.log.log("info", "retention applied", { target: name, deleted: pruned.deleted });
+      } catch (err) {
+        await pruneFailed("primary", err);
       }
-      // the copies' retention: their own policy, else the target's; "store" copies are left to their store
-      for (const c of await pruneCopies(copies, name, t.retention, { log: deps.log })) {
-        if (c.result?.deleted.length) deps.log.log("info", "retention applied to a copy", { target: name, copy: c.copy, deleted: c.result.deleted });
+    }
+    // the copies' retention: their own policy, else the target's; "store" copies are left to their store
+    for (const copy of copies) {
+      try {
+        for (const c of await pruneCopies([copy], name, t.retention, { log: deps.log })) {
+          if (c.result?.deleted.length) deps.log.log("info", "retention applied to a copy", { target: name, copy: c.copy, deleted: c.result.deleted });
+        }
+      } catch (err) {
+        await pruneFailed(copy.name, err);
       }
+    }
+    try {
       await cleanLeftovers(deps.store, name, { log: deps.log });
     } catch (err) {
-      deps.log.log("warn", "the backup is stored, but retention or the cleanup of leftovers failed (tried again after the next backup)", { target: name, error: (err as Error).message });
+      deps.log.log("warn", "the backup is stored, but the cleanup of leftovers failed (tried again after the next backup)", { target: name, error: (err as Error).message });
     }
   }
   return { outcome: "succeeded", fields };
