@@ -30,7 +30,7 @@ export function dashboard(ctx: Context, alarmed: Alarms, queues: { launches: sst
         row([
           graph("backup size", [metric("BackupBytes", t, { stat: "Maximum", label: "size (bytes)" })]),
           graph("backup duration", [metric("BackupDuration", t, { stat: "Maximum", label: "duration (ms)" })]),
-          graph("outcomes", [metric("BackupSucceeded", t, { stat: "Sum", label: "succeeded" }), metric("BackupFailed", t, { stat: "Sum", label: "failed" }), metric("BackupMissed", t, { stat: "Sum", label: "missed" }), metric("DrillPassed", t, { stat: "Sum", label: "drill passed" }), metric("DrillFailed", t, { stat: "Sum", label: "drill failed" })], { view: "bar", period: 86400 }),
+          graph("outcomes", [metric("BackupSucceeded", t, { stat: "Sum", label: "succeeded" }), metric("BackupFailed", t, { stat: "Sum", label: "failed" }), metric("BackupMissed", t, { stat: "Sum", label: "missed" }), metric("DrillPassed", t, { stat: "Sum", label: "drill passed" }), metric("DrillFailed", t, { stat: "Sum", label: "drill failed" }), metric("CopyFailed", t, { stat: "Sum", label: "copy failed" }), metric("PruneFailed", t, { stat: "Sum", label: "prune failed" })], { view: "bar", period: 86400 }),
           // the freshness check's measure, every 15 minutes (scheduled targets)
           graph("newest backup age", [metric("NewestBackupAge", t, { stat: "Maximum", label: "age (s)" })], { period: 900 }),
         ]);

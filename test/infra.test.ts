@@ -378,7 +378,7 @@ describe("the CloudWatch dashboard", () => {
     for (const t of ["prod", "staging", "analytics"]) {
       expect(metricNames(`${t}: backup size`)).toEqual([["Lifeboat", "BackupBytes", "service", "runner", "Target", t]]);
       expect(metricNames(`${t}: backup duration`)).toEqual([["Lifeboat", "BackupDuration", "service", "runner", "Target", t]]);
-      expect(metricNames(`${t}: outcomes`).map((m) => m[1])).toEqual(["BackupSucceeded", "BackupFailed", "BackupMissed", "DrillPassed", "DrillFailed"]);
+      expect(metricNames(`${t}: outcomes`).map((m) => m[1])).toEqual(["BackupSucceeded", "BackupFailed", "BackupMissed", "DrillPassed", "DrillFailed", "CopyFailed", "PruneFailed"]);
       expect(metricNames(`${t}: newest backup age`)).toEqual([["Lifeboat", "NewestBackupAge", "service", "runner", "Target", t]]);
     }
     // the names the runner's (and the Lambdas') embedded metric format uses: the widgets draw what is emitted
