@@ -101,6 +101,22 @@ describe("restore --create", () => {
     expect(await balances(into)).toBe("300");
   });
 
+  it("an ICU default collation (PostgreSQL 15+) is recorded and made again", async () => {
+    const icu = unique("icu");
+    await query(conn(), `create database "${icu}" template template0 encoding 'UTF8' locale_provider icu icu_locale 'en-US';`);
+    await query(conn(icu), "create table words(w text); insert into words values ('b'), ('a'), ('B');");
+    const run = await cli(["run", "--db", url(icu), "--to", store, "--name", "icu", "--json"]);
+    expect(run.code, run.stderr).toBe(0);
+    expect(JSON.parse(run.stdout).manifest.database.settings).toMatchObject({ localeProvider: "icu", locale: "en-US" });
+    const into = unique("icucopy");
+    const res = await cli(["restore", "icu", "--from", store, "--create", "--to", url(into), "--json"]);
+    expect(res.code, res.stderr).toBe(0);
+    expect(JSON.parse(res.stdout).created).toMatchObject({ localeProvider: "icu", locale: "en-US" });
+    expect(await query(conn(), `select datlocprovider, daticulocale from pg_database where datname = '${into}';`)).toEqual([["i", "en-US"]]);
+    // sorted by ICU's rules, as in the source (libc's C locale would put "B" first)
+    expect(await query(conn(into), "select string_agg(w, '' order by w) from words;")).toEqual([["abB"]]);
+  });
+
   it("overrides: --encoding, --locale, --db-owner; a role that does not exist is named", async () => {
     const into = unique("override");
     const res = await cli(["restore", "shop", "--from", store, "--create", "--encoding", "UTF8", "--locale", "C.UTF-8", "--db-owner", "postgres", "--to", url(into), "--no-owner"]);

@@ -32,7 +32,17 @@ export const manifestSchema = z.object({
     serverVersionNum: z.number().int(), // e.g. 150018
     systemIdentifier: z.string().optional(), // pg_control_system(), identifies the cluster when readable
     /** How the database was created (pg_database): `restore --create` makes the new one alike. Since 0.1 (issue 24). */
-    settings: z.object({ encoding: z.string(), collate: z.string(), ctype: z.string(), owner: z.string() }).optional(),
+    settings: z
+      .object({
+        encoding: z.string(),
+        collate: z.string(),
+        ctype: z.string(),
+        owner: z.string(),
+        /** PostgreSQL 15+: a database whose default collation is ICU's (or, 17+, the builtin provider's), and its locale. */
+        localeProvider: z.enum(["libc", "icu", "builtin"]).optional(),
+        locale: z.string().optional(),
+      })
+      .optional(),
   }),
   pgDump: z.object({ version: z.string(), major: z.number().int() }),
   /** custom / plain: pg_dump formats; sqlite: a SQLite database file (an online-backup snapshot). */

@@ -18,6 +18,8 @@ export interface CreateDatabaseOptions {
 
 export interface CreatedDatabase {
   name: string;
+  /** ICU or builtin default collation, when the backed-up database had one and this server can set it. */
+  localeProvider?: { name: "icu" | "builtin"; locale: string | undefined } | undefined;
   encoding: string | undefined;
   collate: string | undefined;
   ctype: string | undefined;
@@ -49,6 +51,16 @@ export async function createRestoreDatabase(to: ConnectionInfo, manifest: Manife
   const encoding = opts.encoding ?? recorded?.encoding;
   const collate = opts.locale ?? recorded?.collate;
   const ctype = opts.locale ?? recorded?.ctype;
+  // an ICU (15+) or builtin (17+) default collation, as recorded, unless --locale names a libc locale instead
+  let provider = opts.locale === undefined && recorded?.localeProvider && recorded.localeProvider !== "libc" ? { name: recorded.localeProvider, locale: recorded.locale } : undefined;
+  if (provider) {
+    const [[num] = []] = await query(admin, "show server_version_num;");
+    const needs = provider.name === "icu" ? 150000 : 170000;
+    if (Number(num) < needs) {
+      warnings.push(`the backed-up database's default collation is ${provider.name === "icu" ? "ICU's" : "the builtin provider's"} (${provider.locale ?? "default"}), which this server (version ${num}) cannot set on a database: it gets the libc locale ${collate ?? "default"} instead`);
+      provider = undefined;
+    }
+  }
   let owner = opts.owner ?? recorded?.owner;
   if (owner) {
     const [[role] = []] = await query(admin, `select count(*) from pg_roles where rolname = ${literal(owner)};`);
@@ -63,6 +75,7 @@ export async function createRestoreDatabase(to: ConnectionInfo, manifest: Manife
     (encoding ? ` encoding ${literal(encoding)}` : "") +
     (collate ? ` lc_collate ${literal(collate)}` : "") +
     (ctype ? ` lc_ctype ${literal(ctype)}` : "") +
+    (provider ? ` locale_provider ${provider.name}` + (provider.locale ? ` ${provider.name === "icu" ? "icu_locale" : "builtin_locale"} ${literal(provider.locale)}` : "") : "") +
     (owner ? ` owner ${ident(owner)}` : "") +
     ";";
   try {
@@ -76,9 +89,10 @@ export async function createRestoreDatabase(to: ConnectionInfo, manifest: Manife
         : "check that the user of --to may create databases (CREATEDB)",
     });
   }
-  log.log("info", `created database "${name}"`, { encoding: encoding ?? "server default", collate: collate ?? "server default", ctype: ctype ?? "server default", owner: owner ?? "the restoring user" });
+  log.log("info", `created database "${name}"`, { encoding: encoding ?? "server default", collate: collate ?? "server default", ctype: ctype ?? "server default", ...(provider ? { localeProvider: provider.name, locale: provider.locale ?? "default" } : {}), owner: owner ?? "the restoring user" });
   return {
     name,
+    localeProvider: provider,
     encoding,
     collate,
     ctype,

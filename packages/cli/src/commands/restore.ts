@@ -183,7 +183,7 @@ export async function restoreCommand(ctx: Context, target: string | undefined, o
       `  restore   ${formatDuration(res.restoreMs)} (${res.singleTransaction ? "one transaction" : `${res.jobs} parallel jobs`})`,
       ...thenMs.map((t) => `  then      ${t.file} (${formatDuration(t.ms)})`),
     ].join("\n"),
-    { status: "restored", backup: manifest.id, target: manifest.target, to: displayUrl(to), ...(created ? { created: { database: created.name, encoding: created.encoding, collate: created.collate, ctype: created.ctype, owner: created.owner } } : {}), sha256: manifest.object.sha256, downloadMs: res.downloadMs, restoreMs: res.restoreMs, jobs: res.jobs, ...(thenMs.length ? { then: thenMs } : {}) },
+    { status: "restored", backup: manifest.id, target: manifest.target, to: displayUrl(to), ...(created ? { created: { database: created.name, encoding: created.encoding, collate: created.collate, ctype: created.ctype, ...(created.localeProvider ? { localeProvider: created.localeProvider.name, locale: created.localeProvider.locale } : {}), owner: created.owner } } : {}), sha256: manifest.object.sha256, downloadMs: res.downloadMs, restoreMs: res.restoreMs, jobs: res.jobs, ...(thenMs.length ? { then: thenMs } : {}) },
   );
   return 0;
 }

@@ -68,7 +68,7 @@ export interface ServerInfo {
   /** pg_database_size of the connected database: the bound on the dump's size that sizes its upload parts. */
   sizeBytes: number;
   /** How the connected database was created: what `lifeboat restore --create` makes the new one with. */
-  settings: { encoding: string; collate: string; ctype: string; owner: string };
+  settings: { encoding: string; collate: string; ctype: string; owner: string; localeProvider?: "libc" | "icu" | "builtin"; locale?: string };
 }
 
 /** Connects and reads what the manifest and the tool choice need. */
@@ -79,7 +79,10 @@ export async function preflight(c: ConnectionInfo, signal?: AbortSignal): Promis
        case when has_function_privilege('pg_control_system()', 'execute')
             then (select system_identifier::text from pg_control_system()) end,
        pg_database_size(current_database()),
-       pg_encoding_to_char(d.encoding), d.datcollate, d.datctype, pg_get_userbyid(d.datdba)
+       pg_encoding_to_char(d.encoding), d.datcollate, d.datctype, pg_get_userbyid(d.datdba),
+       -- the locale provider (PostgreSQL 15+) and its locale (daticulocale in 15-16, datlocale from 17), read through
+       -- to_jsonb so that one query serves every version
+       to_jsonb(d) ->> 'datlocprovider', coalesce(to_jsonb(d) ->> 'datlocale', to_jsonb(d) ->> 'daticulocale')
      from pg_database d where d.datname = current_database();`,
     signal ? { signal } : {},
   );
@@ -93,6 +96,13 @@ export async function preflight(c: ConnectionInfo, signal?: AbortSignal): Promis
     database: row[2]!,
     systemIdentifier: row[3] ? row[3] : undefined,
     sizeBytes: Number(row[4]),
-    settings: { encoding: row[5]!, collate: row[6]!, ctype: row[7]!, owner: row[8]! },
+    settings: {
+      encoding: row[5]!,
+      collate: row[6]!,
+      ctype: row[7]!,
+      owner: row[8]!,
+      // libc (c) is what every version before 15 uses: recorded only when another provider is
+      ...(row[9] === "i" || row[9] === "b" ? { localeProvider: row[9] === "i" ? ("icu" as const) : ("builtin" as const), ...(row[10] ? { locale: row[10] } : {}) } : {}),
+    },
   };
 }
