@@ -100,6 +100,18 @@ describe("a stopped restore leaves nothing", () => {
 });
 
 describe("a stopped parallel restore is undone", () => {
+  it("a selective restore (--table), stopped while it works in its scratch database: the scratch database dropped, nothing in the target, the decrypted files removed, exit 130", async () => {
+    const target = unique("intrsel");
+    await createDatabase(target);
+    const scratches = () => query(conn(), "select datname from pg_database where datname like 'lifeboat_select_%';");
+    const res = await interrupt(["restore", "--from", store, "--backup", backupId, "--table", "t", "--identity", identityFile, "--to", url(target)], /restoring into the scratch database/, "SIGINT");
+    expect(res.sent).toBe(true);
+    expect(res.code, res.stderr).toBe(130);
+    expect(await scratches()).toEqual([]);
+    expect(await query(conn(target), "select count(*) from pg_tables where schemaname = 'public';")).toEqual([["0"]]);
+    expect(lifeboatLeftovers(res.tmp)).toEqual([]);
+  });
+
   it("--jobs 2 (several transactions), stopped while pg_restore loads: what it created is dropped, the decrypted file removed, exit 130", async () => {
     const target = unique("intr_jobs");
     await createDatabase(target);

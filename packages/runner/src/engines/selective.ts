@@ -109,6 +109,7 @@ export async function selectiveRestore(opts: SelectiveOptions): Promise<Selectiv
       throw new LifeboatError(`could not create the scratch database a selective restore works in, on ${displayUrl(admin)}: ${redact(err.message, [to.password])}`, { hint: "the --to user needs CREATEDB (the scratch database is dropped afterwards)" });
     });
     created = true;
+    log.log("info", `restoring into the scratch database "${scratchName}" (dropped afterwards)`);
     // 1. every object's definition, 2. the chosen tables' data, 3. indexes, constraints, triggers (no foreign keys)
     await restore(["--section=pre-data", "--single-transaction"], base!);
     const rows = await query(
