@@ -6,7 +6,7 @@
 // by psql in one transaction: all of them or nothing. Of a parallel backup set only the base archive and the parts of
 // the chosen tables are fetched. Custom-format archives only (a plain dump is one script: restore it whole).
 import { randomBytes } from "node:crypto";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { spawn } from "node:child_process";
@@ -161,15 +161,13 @@ export async function selectiveRestore(opts: SelectiveOptions): Promise<Selectiv
     const dumped = await runTool(pgDump.path, ["--no-password", "--no-owner", "--no-acl", "--format=plain", `--file=${sqlFile}`, ...placed.flatMap(([s, t]) => ["--table", `${pattern(s)}.${pattern(t)}`]), `--dbname=${conninfo(scratch)}`], { env: toolEnv(scratch), ...(opts.signal ? { signal: opts.signal } : {}) });
     if (dumped.code !== 0) throw new LifeboatError(`pg_dump of the chosen tables failed: ${redact(dumped.stderr.trim(), [to.password])}`);
     const psql = await findTool("psql");
-    // pg_dump --table leaves out the schemas: the new one made, or the tables' own made where missing
-    const schemasFirst = into !== undefined ? `CREATE SCHEMA ${ident(into)};\n` : schemas.map((s) => `CREATE SCHEMA IF NOT EXISTS ${ident(s)};\n`).join("");
-    const script = schemasFirst + (await readFile(sqlFile, "utf8"));
+    // pg_dump --table leaves out the schemas: the new one made, or the tables' own made where missing; then the dump,
+    // read by psql from its file (never held in memory), all in one transaction (--single-transaction spans every -c and -f)
+    const schemasFirst = into !== undefined ? `CREATE SCHEMA ${ident(into)};` : schemas.map((s) => `CREATE SCHEMA IF NOT EXISTS ${ident(s)};`).join(" ");
     await new Promise<void>((resolve, reject) => {
-      const child = spawn(psql.path, ["-X", "-q", "--no-password", "-v", "ON_ERROR_STOP=1", "--single-transaction", `--dbname=${conninfo(to)}`, "-f", "-"], { env: toolEnv(to), stdio: ["pipe", "ignore", "pipe"], ...(opts.signal ? { signal: opts.signal } : {}) });
+      const child = spawn(psql.path, ["-X", "-q", "--no-password", "-v", "ON_ERROR_STOP=1", "--single-transaction", `--dbname=${conninfo(to)}`, "-c", schemasFirst, "-f", sqlFile], { env: toolEnv(to), stdio: ["ignore", "ignore", "pipe"], ...(opts.signal ? { signal: opts.signal } : {}) });
       let stderr = "";
       child.stderr.on("data", (d: Buffer) => void (stderr += d.toString("utf8")));
-      child.stdin.on("error", () => {});
-      child.stdin.end(script);
       child.on("error", reject);
       child.on("close", (code) => {
         if (code === 0) return resolve();
