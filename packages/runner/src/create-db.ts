@@ -1,5 +1,6 @@
 // `lifeboat restore --create`: the database to restore into, made on the target server as the backed-up one was made
 // (encoding, collation, character classification, owner: the manifest's database.settings), each overridable.
+import { randomBytes } from "node:crypto";
 import { LifeboatError, silentLogger, type Logger, type Manifest } from "@lifeboat/core";
 import { displayUrl, type ConnectionInfo } from "./pg/connection.js";
 import { query } from "./pg/psql.js";
@@ -14,6 +15,11 @@ export interface CreateDatabaseOptions {
   /** Database to run CREATE DATABASE from (default: postgres). */
   maintenanceDb?: string | undefined;
   log?: Logger | undefined;
+  /**
+   * Create it under a temporary name (`<name>_lifeboat_new_<hex>`), which `handOver()` renames to the name asked for:
+   * what is restored there (and changed by --then scripts) never exists under that name before it is finished.
+   */
+  underTemporaryName?: boolean | undefined;
 }
 
 export interface CreatedDatabase {
@@ -25,6 +31,10 @@ export interface CreatedDatabase {
   ctype: string | undefined;
   owner: string | undefined;
   warnings: string[];
+  /** Where to restore: the database asked for, or its temporary name (underTemporaryName). */
+  working: ConnectionInfo;
+  /** Gives it the name asked for (a no-op unless underTemporaryName); fails if that name was taken meanwhile. */
+  handOver(): Promise<void>;
   /** Drops it again (a restore into it that failed: it did not exist before). */
   drop(): Promise<void>;
 }
@@ -70,8 +80,13 @@ export async function createRestoreDatabase(to: ConnectionInfo, manifest: Manife
       owner = undefined;
     }
   }
+  // the temporary name: within PostgreSQL's 63 bytes, cut on a character boundary
+  const suffix = `_lifeboat_new_${randomBytes(3).toString("hex")}`;
+  const room = 63 - suffix.length;
+  const workingName = !opts.underTemporaryName ? name : Buffer.byteLength(name) <= room ? name + suffix : Buffer.from(name).subarray(0, room).toString("utf8").replace(/\uFFFD+$/, "") + suffix;
+  let current = workingName;
   const sql =
-    `create database ${ident(name)} template template0` +
+    `create database ${ident(workingName)} template template0` +
     (encoding ? ` encoding ${literal(encoding)}` : "") +
     (collate ? ` lc_collate ${literal(collate)}` : "") +
     (ctype ? ` lc_ctype ${literal(ctype)}` : "") +
@@ -89,7 +104,7 @@ export async function createRestoreDatabase(to: ConnectionInfo, manifest: Manife
         : "check that the user of --to may create databases (CREATEDB)",
     });
   }
-  log.log("info", `created database "${name}"`, { encoding: encoding ?? "server default", collate: collate ?? "server default", ctype: ctype ?? "server default", ...(provider ? { localeProvider: provider.name, locale: provider.locale ?? "default" } : {}), owner: owner ?? "the restoring user" });
+  log.log("info", `created database "${workingName}"${workingName === name ? "" : ` (named "${name}" once it is restored)`}`, { encoding: encoding ?? "server default", collate: collate ?? "server default", ctype: ctype ?? "server default", ...(provider ? { localeProvider: provider.name, locale: provider.locale ?? "default" } : {}), owner: owner ?? "the restoring user" });
   return {
     name,
     localeProvider: provider,
@@ -98,8 +113,16 @@ export async function createRestoreDatabase(to: ConnectionInfo, manifest: Manife
     ctype,
     owner,
     warnings,
+    working: { ...to, database: workingName },
+    handOver: async () => {
+      if (current === name) return;
+      await query(admin, `alter database ${ident(workingName)} rename to ${ident(name)};`).catch((err: Error) => {
+        throw new LifeboatError(`the restored database "${workingName}" could not take the name "${name}": ${err.message}`, { hint: `a database "${name}" was made meanwhile? rename or drop "${workingName}" yourself` });
+      });
+      current = name;
+    },
     drop: async () => {
-      await query(admin, `drop database if exists ${ident(name)};`);
+      await query(admin, `drop database if exists ${ident(current)} with (force);`);
     },
   };
 }

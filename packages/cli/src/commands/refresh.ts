@@ -74,11 +74,13 @@ export async function refreshCommand(ctx: Context, target: string, opts: Refresh
     );
     return 0;
   }
-  const created = await createRestoreDatabase(to, manifest, { log: ctx.out });
+  // made under a temporary name, masked, then named: the staging name never holds un-masked data
+  const created = await createRestoreDatabase(to, manifest, { log: ctx.out, underTemporaryName: then.length > 0 });
   for (const w of created.warnings) ctx.out.log("warn", w);
   try {
-    await engineOf(manifest).restore({ store, manifest, to: { database: to }, identities, force: false, noOwner: false, noAcl: false, signal, log: ctx.out, onProgress });
-    for (const f of then) await runSqlFile(to, f, { signal });
+    await engineOf(manifest).restore({ store, manifest, to: { database: created.working }, identities, force: false, noOwner: false, noAcl: false, signal, log: ctx.out, onProgress });
+    for (const f of then) await runSqlFile(created.working, f, { signal });
+    await created.handOver();
   } catch (err) {
     await created.drop().catch(() => ctx.out.log("warn", `could not drop database "${created.name}" that this refresh made: drop it yourself`));
     throw err;

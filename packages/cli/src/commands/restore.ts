@@ -106,8 +106,10 @@ export async function restoreCommand(ctx: Context, target: string | undefined, o
     return 0;
   }
   // --create: the database, made as the backed-up one was; dropped again if the restore into it fails
-  const created = opts.create ? await createRestoreDatabase(to, manifest, { encoding: opts.encoding, locale: opts.locale, owner: opts.dbOwner, log: ctx.out }) : undefined;
+  // with --then scripts it is made under a temporary name and takes its own once they ran: never un-masked under it
+  const created = opts.create ? await createRestoreDatabase(to, manifest, { encoding: opts.encoding, locale: opts.locale, owner: opts.dbOwner, log: ctx.out, underTemporaryName: then.length > 0 }) : undefined;
   for (const w of created?.warnings ?? []) ctx.out.log("warn", w);
+  const into = created?.working ?? to;
   const thenMs: Array<{ file: string; ms: number }> = [];
   const progress = (p: { phase: "download" | "restore"; done: number; total: number }) => {
     if (p.phase === "download") ctx.out.progress(fetching, p.done, Date.now() - t0, p.total);
@@ -116,11 +118,11 @@ export async function restoreCommand(ctx: Context, target: string | undefined, o
       ctx.out.progressItems("restoring", p.done, p.total, "tables");
     }
   };
-  const res = await (selection ? selectiveRestore({ store, manifest, to, selection, identities, signal, log: ctx.out, onProgress: progress }).then((r) => ({ into: "selection" as const, ...r })) : engine
+  const res = await (selection ? selectiveRestore({ store, manifest, to: into, selection, identities, signal, log: ctx.out, onProgress: progress }).then((r) => ({ into: "selection" as const, ...r })) : engine
     .restore({
       store,
       manifest,
-      to: { database: to },
+      to: { database: into },
       identities,
       force: Boolean(opts.force),
       noOwner: !opts.owner,
@@ -133,9 +135,9 @@ export async function restoreCommand(ctx: Context, target: string | undefined, o
     .then(async (restored) => {
       // --then: in the restored database before it is handed over; each script in one transaction
       for (const file of then) {
-        ctx.out.log("info", `running ${file} in ${displayUrl(to)}`);
+        ctx.out.log("info", `running ${file} in ${displayUrl(into)}`);
         try {
-          thenMs.push({ file, ms: (await runSqlFile(to, file, { signal })).ms });
+          thenMs.push({ file, ms: (await runSqlFile(into, file, { signal })).ms });
         } catch (err) {
           if (!created && err instanceof LifeboatError) {
             throw new LifeboatError(`${err.message}. ${displayUrl(to)} holds the restored backup without this script's changes${thenMs.length ? ` (the scripts before it ran: ${thenMs.map((t) => t.file).join(", ")})` : ""}`, err.hint ? { hint: err.hint } : {});
@@ -143,6 +145,7 @@ export async function restoreCommand(ctx: Context, target: string | undefined, o
           throw err;
         }
       }
+      await created?.handOver();
       return restored;
     })
     .catch(async (err: unknown) => {
