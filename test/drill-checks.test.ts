@@ -3,7 +3,7 @@
 // Checks run in the drill's restored database; one that fails fails the drill with its query and the value found, and
 // is reported like any failed drill (here: the webhook gets backup.verify_failed naming it).
 import { createServer, type Server } from "node:http";
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseConfig } from "@lifeboat/core";
@@ -98,6 +98,28 @@ describe("data checks in restore drills (verify.checks)", () => {
     expect(data[0]).toMatch(/^typo: the query failed: .*no_such_column.* \(query: select no_such_column from "Orders"\)$/);
     expect(data[1]).toBe('nothing: the query returned no row (query: select id from "Orders" where false)');
     expect(data[2]).toBe("words: found many, which is not a number (expected <= 10) (query: select 'many')");
+  }, 120_000);
+
+  it("the schedule daemon's drill of an encrypted backup decrypts it with the target's identity, and runs its checks", async () => {
+    const dir = tempDir("lifeboat-checks-enc-");
+    const keyFile = join(dir, "identity.txt");
+    const keygen = await cli(["keygen", "--output", keyFile, "--json"]);
+    expect(keygen.code, keygen.stderr).toBe(0);
+    const enc = join(dir, "lifeboat.config.ts");
+    const checks = [{ name: "orders exist", sql: 'select count(*) from "Orders"', min: 100 }];
+    writeFileSync(
+      enc,
+      `export default ${JSON.stringify({
+        storage: { directory: join(dir, "store") },
+        targets: { shop: { database: { host: pg().host, port: pg().port, database: db, user: pg().user, password: { env: "PW" } }, encryption: { recipients: [JSON.parse(keygen.stdout).recipient], identity: { env: "AGE_ID" } }, verify: { schedule: "rate(7 days)", checks } } },
+      })};`,
+    );
+    const withKey = { ...env(), AGE_ID: readFileSync(keyFile, "utf8") };
+    expect((await cli(["run", "shop", "--config", enc], { env: withKey })).code).toBe(0);
+    const once = await cli(["schedule", "--once", "--config", enc], { env: withKey });
+    expect(once.code, once.stderr).toBe(0);
+    const drill = once.stderr.split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l) as { msg?: string; message?: string }).find((l) => /restore drill (passed|failed)/.test(l.msg ?? l.message ?? ""));
+    expect(drill?.msg ?? drill?.message).toBe("restore drill passed");
   }, 120_000);
 
   it("the config: a check needs an expectation, names are unique, verify needs a schedule or checks, SQLite targets have none", () => {
