@@ -1,9 +1,10 @@
 // Issue 24, item 4: a masked staging refresh from the config (targets.<name>.refresh: { to, then }), through
 // `lifeboat refresh <target>` on real PostgreSQL: created the first time, swapped in after, never un-masked under the
 // staging name, never into production.
-import { writeFileSync } from "node:fs";
+import { createServer, type Server } from "node:http";
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { query } from "@lifeboat/runner";
 import { cli, conn, createDatabase, pg, tempDir, unique } from "./support/helpers.js";
 
@@ -14,10 +15,18 @@ let file: string;
 const env = () => ({ PW: pg().password });
 const emails = (db: string) => query(conn(db), "select distinct split_part(email, '@', 2) from customers order by 1;").then((r) => r.map((x) => x[0]));
 
-function writeConfig(to: string, then: string[]) {
+function writeConfig(to: string, then: string[], more: { schedule?: string; hook?: boolean } = {}) {
   const database = (name: string) => ({ host: pg().host, port: pg().port, database: name, user: pg().user, password: { env: "PW" } });
-  writeFileSync(file, `export default ${JSON.stringify({ storage: { directory: join(dir, "store") }, targets: { prod: { database: database(prod), refresh: { to: database(to), then } }, plain: { database: database(prod) } } })};`);
+  const refresh = { to: database(to), then, ...(more.schedule ? { schedule: more.schedule } : {}) };
+  const notifications = more.hook ? { notifications: { webhook: { url: { env: "HOOK_URL" }, on: ["failed"] } } } : {};
+  writeFileSync(file, `export default ${JSON.stringify({ storage: { directory: join(dir, "store") }, targets: { prod: { database: database(prod), refresh }, plain: { database: database(prod) } }, ...notifications })};`);
 }
+
+let hook: Server | undefined;
+const posted: Array<{ type: string; refresh?: { to: string; error: string } }> = [];
+afterAll(async () => {
+  await new Promise<void>((r) => (hook ? hook.close(() => r()) : r()));
+});
 
 beforeAll(async () => {
   dir = tempDir("lifeboat-refresh-");
@@ -71,4 +80,36 @@ describe("lifeboat refresh", () => {
     expect(missing.code).toBe(2);
     expect(missing.stderr).toContain(`${join(dir, "nope.sql")}: no such readable file`);
   });
+
+  it("lifeboat schedule refreshes on refresh.schedule: due when never refreshed, then not until its next fire time; a failed refresh is told (backup.refresh_failed), exit 1", async () => {
+    hook = createServer(async (req, res) => {
+      let body = "";
+      for await (const chunk of req) body += chunk;
+      posted.push(JSON.parse(body));
+      res.writeHead(200).end("OK");
+    });
+    await new Promise<void>((r) => hook!.listen(0, "127.0.0.1", r));
+    const hookUrl = `http://127.0.0.1:${(hook.address() as { port: number }).port}/hook`;
+    const record = join(dir, "store", "prod", ".lifeboat-last-refresh.json");
+    rmSync(record, { force: true });
+    writeConfig(staging, ["mask.sql"], { schedule: "rate(1 day)", hook: true });
+    const first = await cli(["schedule", "--once", "--config", file], { env: { ...env(), HOOK_URL: hookUrl } });
+    expect(first.code, first.stderr).toBe(0);
+    expect(first.stderr).toContain("refreshing");
+    expect(JSON.parse(readFileSync(record, "utf8"))).toMatchObject({ outcome: "succeeded" });
+    // refreshed a moment ago: not due again today
+    const again = await cli(["schedule", "--once", "--config", file], { env: { ...env(), HOOK_URL: hookUrl } });
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stderr).not.toContain("refreshing");
+    // due again (its record gone), with a script that fails: nothing swapped, the webhook told
+    rmSync(record);
+    writeConfig(staging, ["broken.sql"], { schedule: "rate(1 day)", hook: true });
+    posted.length = 0;
+    const failed = await cli(["schedule", "--once", "--config", file], { env: { ...env(), HOOK_URL: hookUrl } });
+    expect(failed.code).toBe(1);
+    expect(posted.map((e) => e.type)).toEqual(["backup.refresh_failed"]);
+    expect(posted[0]!.refresh!.to).toContain(staging);
+    expect(posted[0]!.refresh!.error).toContain("division by zero");
+    expect(await emails(staging)).toEqual(["masked.invalid"]);
+  }, 120_000);
 });

@@ -391,6 +391,9 @@ export const targetSchema = z
       .object({
         to: databaseSchema,
         then: z.array(z.string().min(1)).default([]),
+        /** When `lifeboat schedule` refreshes it (EventBridge syntax, like `schedule`); not on AWS. */
+        schedule: z.string().superRefine(checkSchedule).optional(),
+        timezone: z.string().refine(isValidTimeZone, { message: "is not an IANA time zone" }).optional(),
       })
       .strict()
       .optional(),

@@ -151,6 +151,21 @@ export interface BackupPruneFailedEvent extends Omit<BackupFailedEvent, "type" |
 }
 
 /**
+ * A refresh (`lifeboat refresh`, scheduled by `lifeboat schedule`) that failed: the staging database was not replaced
+ * (nothing swapped) or not created. status "failed"; `lifeboat refresh <target>` runs it again.
+ */
+export interface BackupRefreshFailedEvent extends Omit<BackupFailedEvent, "type" | "error" | "databases"> {
+  type: "backup.refresh_failed";
+  refresh: {
+    /** The database refreshed, without credentials. */
+    to: string;
+    backupId?: string;
+    error: string;
+    repair: string;
+  };
+}
+
+/**
  * Where a deployed run happened, added by the runner to what it publishes: the stage, the region, the ECS task and a
  * link to its log stream in the CloudWatch console. Absent for local runs.
  */
@@ -161,7 +176,22 @@ export interface EventOrigin {
   logs?: string;
 }
 
-export type LifeboatEvent = (BackupSucceededEvent | BackupFailedEvent | BackupVerifyEvent | BackupMissedEvent | BackupCopyFailedEvent | BackupPruneFailedEvent) & { origin?: EventOrigin };
+export type LifeboatEvent = (BackupSucceededEvent | BackupFailedEvent | BackupVerifyEvent | BackupMissedEvent | BackupCopyFailedEvent | BackupPruneFailedEvent | BackupRefreshFailedEvent) & { origin?: EventOrigin };
+
+/** backup.refresh_failed: the refresh of `to` (a description without credentials) from the target's backup. */
+export function refreshFailedEvent(target: string, runId: string, trigger: string, to: string, error: string, backupId?: string): BackupRefreshFailedEvent {
+  return {
+    version: EVENT_VERSION,
+    type: "backup.refresh_failed",
+    status: "failed",
+    time: new Date().toISOString(),
+    target,
+    runId,
+    trigger,
+    attempt: 1,
+    refresh: { to, ...(backupId ? { backupId } : {}), error, repair: `lifeboat refresh ${target}` },
+  };
+}
 
 /** backup.prune_failed for `store` ("primary" or a copy's name), after a run that succeeded. */
 export function pruneFailedEvent(target: string, runId: string, trigger: string, store: string, error: string): BackupPruneFailedEvent {

@@ -20,6 +20,8 @@ export const MANIFEST_SUFFIX = ".manifest.json";
 export const LATEST_FILE = ".lifeboat-latest.json";
 /** A target's record of its last run (`lifeboat status`), replaced by each run: <target>/.lifeboat-last-run.json */
 export const LAST_RUN_FILE = ".lifeboat-last-run.json";
+/** `<target>/.lifeboat-last-refresh.json`: when `lifeboat refresh` last ran for the target, and how it ended. */
+export const LAST_REFRESH_FILE = ".lifeboat-last-refresh.json";
 /**
  * Every run's outcome, one object per run, written once (<target>/.lifeboat-runs/<start>-<run>.json): the history the
  * dashboard's fire-time strip and `lifeboat report` read (the last-run record holds only the newest).

@@ -131,6 +131,18 @@ function renderEvent(e: LifeboatEvent): { text: string; blocks: unknown[] } {
       ],
     };
   }
+  if (e.type === "backup.refresh_failed") {
+    const r = e.refresh;
+    const text = `:x: Refresh of ${r.to} from *${e.target}*${r.backupId ? ` (backup ${r.backupId})` : ""} FAILED: nothing was swapped, the database is as it was`;
+    return {
+      text,
+      blocks: [
+        { type: "section", text: { type: "mrkdwn", text } },
+        { type: "section", text: { type: "mrkdwn", text: "```" + r.error.slice(0, 1500) + "```" } },
+        { type: "context", elements: [{ type: "mrkdwn", text: `Run it again: \`${r.repair}\`` }] },
+      ],
+    };
+  }
   if (e.type === "backup.prune_failed") {
     const p = e.prune;
     const text = `:warning: Retention of *${e.target}* could not be applied in ${p.store === "primary" ? "the primary store" : `copy *${p.store}*`}: the backup succeeded, old backups stay until a prune works`;

@@ -29,7 +29,7 @@ export const systemClock: SchedulerClock = {
 /** skipped: another scheduler holds the target's lease (it runs the target). */
 export type RunOutcome = "succeeded" | "failed" | "skipped";
 
-export type ScheduledMode = "backup" | "verify";
+export type ScheduledMode = "backup" | "verify" | "refresh";
 
 export interface SchedulerOptions {
   config: LifeboatConfig;
@@ -74,13 +74,14 @@ export class Scheduler {
     const entry = (name: string, mode: ScheduledMode, expression: string, timezone: string): Entry => {
       const parsed = parseSchedule(expression);
       if (!parsed.ok) throw new Error(`targets.${name}: ${parsed.error}`); // validated at load already
-      return { name, mode, label: mode === "backup" ? name : `${name} (verify)`, schedule: parsed.schedule, timezone, last: undefined, running: undefined, skippedFor: undefined, outcome: undefined };
+      return { name, mode, label: mode === "backup" ? name : `${name} (${mode})`, schedule: parsed.schedule, timezone, last: undefined, running: undefined, skippedFor: undefined, outcome: undefined };
     };
     this.entries = Object.entries(opts.config.targets)
       .filter(([name]) => !opts.only || opts.only.includes(name))
       .flatMap(([name, t]) => [
         ...(t.schedule ? [entry(name, "backup", t.schedule, t.timezone)] : []),
         ...(t.verify?.schedule ? [entry(name, "verify", t.verify.schedule, t.verify.timezone ?? t.timezone)] : []),
+        ...(t.refresh?.schedule ? [entry(name, "refresh", t.refresh.schedule, t.refresh.timezone ?? t.timezone)] : []),
       ]);
   }
 

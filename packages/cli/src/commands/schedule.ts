@@ -1,9 +1,10 @@
 import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
-import { BackupFailedError, LIFEBOAT_VERSION, UsageError, backupSize, errorMessage, formatBytes, formatDuration, pruneFailedEvent, redact, type LifeboatConfig } from "@lifeboat/core";
-import { DefaultSecretResolver, identitiesFromSecret, SCHEDULER_FILE, SCHEDULER_RENEW_MS, Scheduler, StoreWatch, heartbeatStarted, storeJson, type SchedulerRecord, acquireLease, checkFreshness, cleanLeftovers, failedEvent, lastVerifiedAt, latestToDrill, listBackups, openCopiesForRun, openStore, pruneCopies, pruneTarget, resolveDatabase, runTargetBackups, verifyBackup, withRetries, type RunOutcome } from "@lifeboat/runner";
+import { BackupFailedError, LIFEBOAT_VERSION, UsageError, backupSize, errorMessage, formatBytes, formatDuration, pruneFailedEvent, redact, refreshFailedEvent, type LifeboatConfig } from "@lifeboat/core";
+import { DefaultSecretResolver, displayUrl, identitiesFromSecret, SCHEDULER_FILE, type ScheduledMode, SCHEDULER_RENEW_MS, Scheduler, StoreWatch, heartbeatStarted, storeJson, type SchedulerRecord, acquireLease, checkFreshness, cleanLeftovers, failedEvent, lastVerifiedAt, latestToDrill, listBackups, openCopiesForRun, openStore, pruneCopies, pruneTarget, resolveDatabase, runTargetBackups, verifyBackup, withRetries, type RunOutcome } from "@lifeboat/runner";
 import type { Context } from "../context.js";
 import { lifecycleManaged } from "./prune.js";
+import { lastRefreshAt, runRefresh } from "./refresh.js";
 
 /** How often the daemon looks for missed backups (the cloud's freshness check runs every 15 minutes). */
 const FRESHNESS_EVERY_MS = 5 * 60_000;
@@ -57,7 +58,7 @@ async function serveMetrics(address: { host: string; port: number }, config: Lif
  * `--once`: run what is due now and exit (for a system cron or a Kubernetes CronJob).
  */
 export async function scheduleCommand(ctx: Context, opts: ScheduleCliOptions): Promise<number> {
-  const { config } = await ctx.requireConfig("lifeboat schedule");
+  const { config, file } = await ctx.requireConfig("lifeboat schedule");
   // on a terminal, readable lines like every command; otherwise (journald, log shippers, CI, --json) JSON lines
   if (ctx.out.mode !== "tty") ctx.out.mode = "json";
   const only = opts.only?.split(",").map((s) => s.trim()).filter(Boolean);
@@ -82,6 +83,7 @@ export async function scheduleCommand(ctx: Context, opts: ScheduleCliOptions): P
     lastRun: (name, mode) =>
       storeWatch.call("reading the newest backup", async () => {
         if (mode === "verify") return lastVerifiedAt(store, name);
+        if (mode === "refresh") return lastRefreshAt(store, name);
         const newest = (await listBackups(store, name, log))[0];
         return newest ? new Date(newest.startedAt) : undefined;
       }),
@@ -111,8 +113,36 @@ export async function scheduleCommand(ctx: Context, opts: ScheduleCliOptions): P
       }
     },
   });
-  async function runLeased(name: string, signal: AbortSignal, mode: "backup" | "verify"): Promise<RunOutcome | { outcome: RunOutcome; fields: Record<string, unknown> }> {
+  async function runLeased(name: string, signal: AbortSignal, mode: ScheduledMode): Promise<RunOutcome | { outcome: RunOutcome; fields: Record<string, unknown> }> {
     if (mode === "backup") return runScheduledTarget(config, name, signal, { store, bus, secrets, log });
+    if (mode === "refresh") {
+      // a staging refresh (targets.<name>.refresh): one that fails is told (backup.refresh_failed); nothing swapped
+      const runId = randomUUID();
+      let backupId: string | undefined;
+      let to = `targets.${name}.refresh.to`;
+      try {
+        const identity = config.targets[name]?.encryption?.identity;
+        const res = await runRefresh(config, file, name, {
+          store,
+          log,
+          secrets,
+          signal,
+          identities: async (m) => (m.encryption && identity ? identitiesFromSecret(identity, secrets, `targets.${name}.encryption.identity`) : undefined),
+          onStart: (c, m) => {
+            to = displayUrl(c);
+            backupId = m.id;
+            log.log("info", `refreshing ${to} from backup ${m.id}`, { target: name, mode });
+          },
+        });
+        return { outcome: "succeeded", fields: { backup: res.manifest.id, to: displayUrl(res.to), how: res.how } };
+      } catch (err) {
+        if (signal.aborted) return "failed";
+        const error = redact(errorMessage(err));
+        log.log("error", `the refresh of ${to} failed: ${error}`, { target: name, mode });
+        await bus.publish(refreshFailedEvent(name, runId, "schedule", to, error, backupId));
+        return "failed";
+      }
+    }
     try {
       const manifest = await latestToDrill(store, name, log);
       if (!manifest) {
@@ -138,7 +168,7 @@ export async function scheduleCommand(ctx: Context, opts: ScheduleCliOptions): P
       return "failed";
     }
   }
-  if (scheduler.targets.length === 0) throw new UsageError("no target has a schedule", 'add schedule: "cron(0 2 * * ? *)" (or rate(...)), or verify: { schedule: ... }, to a target');
+  if (scheduler.targets.length === 0) throw new UsageError("no target has a schedule", 'add schedule: "cron(0 2 * * ? *)" (or rate(...)), or verify: { schedule: ... } or refresh: { ..., schedule: ... }, to a target');
 
   // backup.missed: fire times that produced no backup, also those missed while no scheduler ran
   const freshness = async () => {

@@ -21,6 +21,8 @@ export function backupMetrics(event: LifeboatEvent): Metrics {
     metrics.addMetric("CopyFailed", MetricUnit.Count, 1);
   } else if (event.type === "backup.prune_failed") {
     metrics.addMetric("PruneFailed", MetricUnit.Count, 1);
+  } else if (event.type === "backup.refresh_failed") {
+    metrics.addMetric("RefreshFailed", MetricUnit.Count, 1);
   } else {
     metrics.addMetric(event.type === "backup.verified" ? "DrillPassed" : "DrillFailed", MetricUnit.Count, 1);
     metrics.addMetric("DrillDuration", MetricUnit.Milliseconds, event.verification.durationMs);
