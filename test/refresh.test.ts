@@ -97,6 +97,10 @@ describe("lifeboat refresh", () => {
     expect(first.code, first.stderr).toBe(0);
     expect(first.stderr).toContain("refreshing");
     expect(JSON.parse(readFileSync(record, "utf8"))).toMatchObject({ outcome: "succeeded" });
+    // two swaps so far (the command's, the daemon's): only the newest replaced database is kept (refresh.keepPrevious 1)
+    const previous = await query(conn(), `select datname from pg_database where datname like '${staging}_before_%';`);
+    expect(previous).toHaveLength(1);
+    expect(first.stderr).toContain("dropped databases earlier refreshes replaced");
     // refreshed a moment ago: not due again today
     const again = await cli(["schedule", "--once", "--config", file], { env: { ...env(), HOOK_URL: hookUrl } });
     expect(again.code, again.stderr).toBe(0);

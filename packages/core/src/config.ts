@@ -391,6 +391,11 @@ export const targetSchema = z
       .object({
         to: databaseSchema,
         then: z.array(z.string().min(1)).default([]),
+        /**
+         * How many databases a swap replaced (`<name>_before_<time>`) to keep: older ones are dropped after each
+         * successful refresh (a daily refresh would otherwise keep one more copy of staging every day).
+         */
+        keepPrevious: z.number().int().min(0).max(100).default(1),
         /** When `lifeboat schedule` refreshes it (EventBridge syntax, like `schedule`); not on AWS. */
         schedule: z.string().superRefine(checkSchedule).optional(),
         timezone: z.string().refine(isValidTimeZone, { message: "is not an IANA time zone" }).optional(),

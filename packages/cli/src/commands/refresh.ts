@@ -7,6 +7,7 @@ import {
   displayUrl,
   engineOf,
   findBackup,
+  ident,
   query,
   readJsonIfExists,
   resolveDatabase,
@@ -48,6 +49,29 @@ export interface RefreshOutcome {
   to: ConnectionInfo;
   then: string[];
   swap?: SwapResult;
+  /** Databases earlier refreshes replaced, dropped beyond refresh.keepPrevious. */
+  dropped?: string[];
+}
+
+/**
+ * After a swap: the databases earlier swaps replaced (`<name>_before_<YYYYMMDD_HHMMSS>`, as swap.ts names them), the
+ * newest `keep` kept, older ones dropped. A failure to drop is a warning (the refresh itself succeeded).
+ */
+async function dropOlderPrevious(admin: ConnectionInfo, name: string, keep: number, log: Logger): Promise<string[]> {
+  const prefix = `${name}_before_`;
+  const rows = await query(admin, `select datname from pg_database where left(datname, ${[...prefix].length}) = '${prefix.replace(/'/g, "''")}';`);
+  const previous = rows.map((r) => r[0]!).filter((d) => /^\d{8}_\d{6}$/.test(d.slice(prefix.length))).sort().reverse();
+  const dropped: string[] = [];
+  for (const db of previous.slice(keep)) {
+    try {
+      await query(admin, `drop database ${ident(db)} with (force);`);
+      dropped.push(db);
+    } catch (err) {
+      log.log("warn", `could not drop "${db}", a database an earlier refresh replaced: drop it yourself`, { error: redact(errorMessage(err)) });
+    }
+  }
+  if (dropped.length) log.log("info", "dropped databases earlier refreshes replaced", { dropped, kept: previous.slice(0, keep) });
+  return dropped;
 }
 
 /**
@@ -110,7 +134,8 @@ export async function runRefresh(
     let outcome: RefreshOutcome;
     if (exists !== "0") {
       const swap = await swapRestore({ store: deps.store, manifest, live: to, identities, then, log: deps.log, signal: deps.signal, ...(deps.onProgress ? { onProgress: deps.onProgress } : {}) });
-      outcome = { how: "swapped", manifest, to, then, swap };
+      const dropped = await dropOlderPrevious(admin, to.database, t.refresh.keepPrevious, deps.log);
+      outcome = { how: "swapped", manifest, to, then, swap, dropped };
     } else {
       // made under a temporary name, masked, then named: the staging name never holds un-masked data
       const created = await createRestoreDatabase(to, manifest, { log: deps.log, underTemporaryName: then.length > 0 });
@@ -162,10 +187,11 @@ export async function refreshCommand(ctx: Context, target: string, opts: Refresh
         `refreshed ${displayUrl(to)} from "${target}" backup ${manifest.id}`,
         ...then.map((f) => `  then      ${f} (in the shadow, before the swap)`),
         `  swap      dark window ${formatDuration(swap.darkWindowMs)}; previous kept as "${swap.previous}"`,
+        ...(res.dropped?.length ? [`  dropped   ${res.dropped.join(", ")} (older than the ${config.targets[target]!.refresh!.keepPrevious} kept: refresh.keepPrevious)`] : []),
         ...swap.warnings.map((w) => `  warning   ${w}`),
         `  when you no longer need the previous database: ${swap.dropPrevious}`,
       ].join("\n"),
-      { status: "refreshed", how: "swapped", backup: manifest.id, target, to: displayUrl(to), then, previous: swap.previous, darkWindowMs: swap.darkWindowMs },
+      { status: "refreshed", how: "swapped", backup: manifest.id, target, to: displayUrl(to), then, previous: swap.previous, dropped: res.dropped ?? [], darkWindowMs: swap.darkWindowMs },
     );
     return 0;
   }
