@@ -2,29 +2,19 @@
 // archive whole, not the data right: a backup of a replica that stopped replicating days ago passes every row count.
 // Checks run in the drill's restored database; one that fails fails the drill with its query and the value found, and
 // is reported like any failed drill (here: the webhook gets backup.verify_failed naming it).
-import { createServer, type Server } from "node:http";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseConfig } from "@lifeboat/core";
 import { query } from "@lifeboat/runner";
-import { cli, conn, createDatabase, pg, tempDir, unique, url } from "./support/helpers.js";
+import { cli, conn, createDatabase, pg, startEventRecorder, tempDir, unique, url } from "./support/helpers.js";
 
-let hook: Server;
-let hookUrl: string;
-const posted: Array<{ type: string; verification?: { failures: string[] } }> = [];
+let hook: Awaited<ReturnType<typeof startEventRecorder>>;
 let db: string;
 let file: string;
 
 beforeAll(async () => {
-  hook = createServer(async (req, res) => {
-    let body = "";
-    for await (const chunk of req) body += chunk;
-    posted.push(JSON.parse(body));
-    res.writeHead(200).end("OK");
-  });
-  await new Promise<void>((r) => hook.listen(0, "127.0.0.1", r));
-  hookUrl = `http://127.0.0.1:${(hook.address() as { port: number }).port}/hook`;
+  hook = await startEventRecorder();
   const dir = tempDir("lifeboat-checks-");
   db = unique("replica");
   // a replica that stopped replicating three days ago: every row is there, the newest is old
@@ -46,16 +36,16 @@ beforeAll(async () => {
   );
 }, 60_000);
 afterAll(async () => {
-  await new Promise<void>((r) => hook?.close(() => r()));
+  await hook?.close();
 });
 
-const env = () => ({ PW: pg().password, HOOK_URL: hookUrl });
+const env = () => ({ PW: pg().password, HOOK_URL: hook.url });
 
 describe("data checks in restore drills (verify.checks)", () => {
   it("a stale backup passes its row counts but fails the freshness check: exit 1, the query and the value told, backup.verify_failed sent", async () => {
     const run = await cli(["run", "shop", "--config", file], { env: env() });
     expect(run.code, run.stderr).toBe(0);
-    posted.length = 0;
+    hook.events.length = 0;
     const drill = await cli(["verify", "shop", "--config", file, "--scratch", url("postgres"), "--json"], { env: env() });
     expect(drill.code, drill.stderr).toBe(1);
     const result = JSON.parse(drill.stdout) as { outcome: string; checks: Array<{ check: string; ok: boolean; detail: string }> };
@@ -70,8 +60,8 @@ describe("data checks in restore drills (verify.checks)", () => {
     expect(data[0]!.detail).toBe("orders exist: found 200 (expected >= 100)");
     expect(data[1]!.detail).toMatch(/^orders are fresh: found \d{4}-\d\d-\d\d \d\d:\d\d:\d\d[.\d]*\+00, 7[23]\.\d h before the backup started, which is older than 26 h \(expected at most 26 h before the backup started\) \(query: select max\(created_at\) from "Orders";\)$/);
     expect(data[2]!.detail).toBe("no negative totals: found t (expected = t)");
-    const failed = posted.find((e) => e.type === "backup.verify_failed");
-    expect(failed?.verification?.failures).toEqual([expect.stringMatching(/^data: orders are fresh: found .* which is older than 26 h/)]);
+    const failed = hook.events.find((e) => e.type === "backup.verify_failed");
+    expect(failed?.type === "backup.verify_failed" ? failed.verification.failures : undefined).toEqual([expect.stringMatching(/^data: orders are fresh: found .* which is older than 26 h/)]);
   }, 120_000);
 
   it("once the data is fresh again, the next backup's drill passes every check", async () => {

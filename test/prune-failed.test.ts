@@ -1,32 +1,22 @@
 // A retention that cannot be applied after a backup that succeeded is told, not only logged: backup.prune_failed
 // (status failed), from the schedule daemon here (the AWS runner's is in functions.test.ts), with its Slack message.
 // The fault: the copy's S3 server is down while `lifeboat schedule --once` runs.
-import { createServer, type Server } from "node:http";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { renderSlackMessage, type LifeboatEvent } from "@lifeboat/core";
+import { renderSlackMessage } from "@lifeboat/core";
 import { startEmbeddedS3, type EmbeddedS3 } from "@lifeboat/cli";
-import { cli, createDatabase, pg, tempDir, unique } from "./support/helpers.js";
+import { cli, createDatabase, pg, startEventRecorder, tempDir, unique } from "./support/helpers.js";
 
-let hook: Server;
-let hookUrl: string;
-const posted: LifeboatEvent[] = [];
+let hook: Awaited<ReturnType<typeof startEventRecorder>>;
 let offsite: EmbeddedS3 | undefined;
 
 beforeAll(async () => {
-  hook = createServer(async (req, res) => {
-    let body = "";
-    for await (const chunk of req) body += chunk;
-    posted.push(JSON.parse(body));
-    res.writeHead(200).end("OK");
-  });
-  await new Promise<void>((r) => hook.listen(0, "127.0.0.1", r));
-  hookUrl = `http://127.0.0.1:${(hook.address() as { port: number }).port}/hook`;
+  hook = await startEventRecorder();
 });
 afterAll(async () => {
   await offsite?.stop().catch(() => {});
-  await new Promise<void>((r) => hook?.close(() => r()));
+  await hook?.close();
 });
 
 describe("backup.prune_failed", () => {
@@ -47,13 +37,13 @@ describe("backup.prune_failed", () => {
         notifications: { webhook: { url: { env: "HOOK_URL" }, on: ["failed"] } },
       })};`,
     );
-    const env = { PW: pg().password, HOOK_URL: hookUrl, K: offsite.accessKeyId, S: offsite.secretAccessKey };
+    const env = { PW: pg().password, HOOK_URL: hook.url, K: offsite.accessKeyId, S: offsite.secretAccessKey };
     await offsite.stop();
     offsite = undefined;
     const res = await cli(["schedule", "--once", "--config", file], { env });
     expect(res.code, res.stderr).toBe(0);
-    expect(posted.map((e) => e.type).sort()).toEqual(["backup.copy_failed", "backup.prune_failed"]);
-    const failed = posted.find((e) => e.type === "backup.prune_failed")!;
+    expect(hook.events.map((e) => e.type).sort()).toEqual(["backup.copy_failed", "backup.prune_failed"]);
+    const failed = hook.events.find((e) => e.type === "backup.prune_failed")!;
     expect(failed).toMatchObject({ status: "failed", target: "app", trigger: "schedule", prune: { store: "offsite", repair: "lifeboat prune app" } });
     expect(res.stderr).toContain("retention could not be applied in copy offsite");
     // what Slack shows of it

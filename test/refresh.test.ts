@@ -1,12 +1,11 @@
 // Issue 24, item 4: a masked staging refresh from the config (targets.<name>.refresh: { to, then }), through
 // `lifeboat refresh <target>` on real PostgreSQL: created the first time, swapped in after, never un-masked under the
 // staging name, never into production.
-import { createServer, type Server } from "node:http";
 import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { query } from "@lifeboat/runner";
-import { cli, conn, createDatabase, pg, tempDir, unique } from "./support/helpers.js";
+import { cli, conn, createDatabase, pg, startEventRecorder, tempDir, unique } from "./support/helpers.js";
 
 let dir: string;
 let prod: string;
@@ -22,10 +21,9 @@ function writeConfig(to: string, then: string[], more: { schedule?: string; hook
   writeFileSync(file, `export default ${JSON.stringify({ storage: { directory: join(dir, "store") }, targets: { prod: { database: database(prod), refresh }, plain: { database: database(prod) } }, ...notifications })};`);
 }
 
-let hook: Server | undefined;
-const posted: Array<{ type: string; refresh?: { to: string; error: string } }> = [];
+let hook: Awaited<ReturnType<typeof startEventRecorder>> | undefined;
 afterAll(async () => {
-  await new Promise<void>((r) => (hook ? hook.close(() => r()) : r()));
+  await hook?.close();
 });
 
 beforeAll(async () => {
@@ -82,14 +80,8 @@ describe("lifeboat refresh", () => {
   });
 
   it("lifeboat schedule refreshes on refresh.schedule: due when never refreshed, then not until its next fire time; a failed refresh is told (backup.refresh_failed), exit 1", async () => {
-    hook = createServer(async (req, res) => {
-      let body = "";
-      for await (const chunk of req) body += chunk;
-      posted.push(JSON.parse(body));
-      res.writeHead(200).end("OK");
-    });
-    await new Promise<void>((r) => hook!.listen(0, "127.0.0.1", r));
-    const hookUrl = `http://127.0.0.1:${(hook.address() as { port: number }).port}/hook`;
+    hook = await startEventRecorder();
+    const hookUrl = hook.url;
     const record = join(dir, "store", "prod", ".lifeboat-last-refresh.json");
     rmSync(record, { force: true });
     writeConfig(staging, ["mask.sql"], { schedule: "rate(1 day)", hook: true });
@@ -108,12 +100,13 @@ describe("lifeboat refresh", () => {
     // due again (its record gone), with a script that fails: nothing swapped, the webhook told
     rmSync(record);
     writeConfig(staging, ["broken.sql"], { schedule: "rate(1 day)", hook: true });
-    posted.length = 0;
+    hook.events.length = 0;
     const failed = await cli(["schedule", "--once", "--config", file], { env: { ...env(), HOOK_URL: hookUrl } });
     expect(failed.code).toBe(1);
-    expect(posted.map((e) => e.type)).toEqual(["backup.refresh_failed"]);
-    expect(posted[0]!.refresh!.to).toContain(staging);
-    expect(posted[0]!.refresh!.error).toContain("division by zero");
+    expect(hook.events.map((e) => e.type)).toEqual(["backup.refresh_failed"]);
+    const told = hook.events[0]!;
+    expect(told.type === "backup.refresh_failed" ? told.refresh.to : "").toContain(staging);
+    expect(told.type === "backup.refresh_failed" ? told.refresh.error : "").toContain("division by zero");
     expect(await emails(staging)).toEqual(["masked.invalid"]);
   }, 120_000);
 });

@@ -8,6 +8,7 @@ import { fileURLToPath } from "node:url";
 import { inject } from "vitest";
 import { ListMultipartUploadsCommand, ListObjectsV2Command, S3Client } from "@aws-sdk/client-s3";
 import { query, s3ClientConfig, type ConnectionInfo } from "@lifeboat/runner";
+import type { LifeboatEvent } from "@lifeboat/core";
 
 export const REPO = fileURLToPath(new URL("../..", import.meta.url));
 /**
@@ -57,6 +58,23 @@ export async function startRecorder(): Promise<{ url: string; requests: string[]
   return {
     url: `http://127.0.0.1:${(server.address() as { port: number }).port}`,
     requests,
+    close: () => new Promise<void>((r) => server.close(() => r())),
+  };
+}
+
+/** A local webhook endpoint that keeps every event posted to it (notifications.webhook), parsed. */
+export async function startEventRecorder(): Promise<{ url: string; events: LifeboatEvent[]; close: () => Promise<void> }> {
+  const events: LifeboatEvent[] = [];
+  const server = createServer(async (req, res) => {
+    let body = "";
+    for await (const chunk of req) body += chunk;
+    events.push(JSON.parse(body) as LifeboatEvent);
+    res.writeHead(200).end("OK");
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  return {
+    url: `http://127.0.0.1:${(server.address() as { port: number }).port}/hook`,
+    events,
     close: () => new Promise<void>((r) => server.close(() => r())),
   };
 }

@@ -1,3 +1,4 @@
+import { accessSync, constants } from "node:fs";
 import { UsageError } from "@lifeboat/core";
 
 /** A whole-number flag within bounds (undefined when not given); anything else is a usage error (exit 2). */
@@ -19,4 +20,15 @@ export function parseWhen(text: string, flag: string, now: Date): Date {
   const at = Date.parse(text);
   if (/^\d{4}-\d{2}-\d{2}/.test(text.trim()) && !Number.isNaN(at)) return new Date(at);
   throw new UsageError(`${flag} "${text}" is neither a time nor a span of time`, `give a date or time (2026-11-01, 2026-11-01T14:00:00Z) or a span back from now (36h, 30d, 8w, "2h ago")`);
+}
+
+/** Every file readable before anything is fetched (--then, refresh.then): else a usage error `<label><file>: ...`. */
+export function readableFiles(files: string[], label: string, hint: string): void {
+  for (const file of files) {
+    try {
+      accessSync(file, constants.R_OK);
+    } catch {
+      throw new UsageError(`${label}${file}: no such readable file`, hint);
+    }
+  }
 }

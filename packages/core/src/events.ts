@@ -178,34 +178,19 @@ export interface EventOrigin {
 
 export type LifeboatEvent = (BackupSucceededEvent | BackupFailedEvent | BackupVerifyEvent | BackupMissedEvent | BackupCopyFailedEvent | BackupPruneFailedEvent | BackupRefreshFailedEvent) & { origin?: EventOrigin };
 
+/** The fields every event of something that failed beside a run carries (copy_failed, prune_failed, refresh_failed). */
+export function failedAlongside(target: string, runId: string, trigger: string, attempt = 1): Omit<BackupFailedEvent, "type" | "error" | "databases"> {
+  return { version: EVENT_VERSION, status: "failed", time: new Date().toISOString(), target, runId, trigger, attempt };
+}
+
 /** backup.refresh_failed: the refresh of `to` (a description without credentials) from the target's backup. */
 export function refreshFailedEvent(target: string, runId: string, trigger: string, to: string, error: string, backupId?: string): BackupRefreshFailedEvent {
-  return {
-    version: EVENT_VERSION,
-    type: "backup.refresh_failed",
-    status: "failed",
-    time: new Date().toISOString(),
-    target,
-    runId,
-    trigger,
-    attempt: 1,
-    refresh: { to, ...(backupId ? { backupId } : {}), error, repair: `lifeboat refresh ${target}` },
-  };
+  return { ...failedAlongside(target, runId, trigger), type: "backup.refresh_failed", refresh: { to, ...(backupId ? { backupId } : {}), error, repair: `lifeboat refresh ${target}` } };
 }
 
 /** backup.prune_failed for `store` ("primary" or a copy's name), after a run that succeeded. */
 export function pruneFailedEvent(target: string, runId: string, trigger: string, store: string, error: string): BackupPruneFailedEvent {
-  return {
-    version: EVENT_VERSION,
-    type: "backup.prune_failed",
-    status: "failed",
-    time: new Date().toISOString(),
-    target,
-    runId,
-    trigger,
-    attempt: 1,
-    prune: { store, error, repair: `lifeboat prune ${target}` },
-  };
+  return { ...failedAlongside(target, runId, trigger), type: "backup.prune_failed", prune: { store, error, repair: `lifeboat prune ${target}` } };
 }
 
 /** How a person restores one backup: `prefix` is the command up to its options (e.g. `lifeboat restore prod`). */

@@ -3,7 +3,7 @@
 // `lifeboat copy`. A copy gets a backup's manifest only once every object it holds was checked against the manifest's
 // SHA-256 and size: in the run, the bytes it received are the ones that were hashed; copied afterwards, they are
 // hashed again on their way from the source.
-import { ChecksumMismatchError, EVENT_VERSION, MANIFEST_SUFFIX, backupObjects, besideDump, errorMessage, redact, silentLogger, type BackupCopyFailedEvent, type Logger, type Manifest, type ObjectStore } from "@lifeboat/core";
+import { ChecksumMismatchError, MANIFEST_SUFFIX, failedAlongside, backupObjects, besideDump, errorMessage, redact, silentLogger, type BackupCopyFailedEvent, type Logger, type Manifest, type ObjectStore } from "@lifeboat/core";
 import { storeOnce } from "./catalog.js";
 import { Digest } from "./digest.js";
 import type { CopyStore } from "./stores/index.js";
@@ -71,14 +71,8 @@ export async function retryCopies(primary: ObjectStore, copies: CopyStore[], out
 
 export function copyFailedEvent(target: string, runId: string, trigger: string, manifest: Manifest, c: CopyOutcome, location = manifest.object.key): BackupCopyFailedEvent {
   return {
-    version: EVENT_VERSION,
+    ...failedAlongside(target, runId, trigger, manifest.attempt),
     type: "backup.copy_failed",
-    status: "failed",
-    time: new Date().toISOString(),
-    target,
-    runId,
-    trigger,
-    attempt: manifest.attempt,
     copy: { name: c.name, backupId: manifest.id, location, error: c.error ?? "unknown", repair: `lifeboat copy ${target} --backup ${manifest.id} --to ${c.name}` },
   };
 }

@@ -5,6 +5,7 @@ import { LifeboatError, silentLogger, type Logger, type Manifest } from "@lifebo
 import { displayUrl, type ConnectionInfo } from "./pg/connection.js";
 import { query } from "./pg/psql.js";
 import { ident, literal } from "./pg/session.js";
+import { derivedName } from "./swap.js";
 
 export interface CreateDatabaseOptions {
   /** Overrides of the manifest's settings. */
@@ -80,10 +81,7 @@ export async function createRestoreDatabase(to: ConnectionInfo, manifest: Manife
       owner = undefined;
     }
   }
-  // the temporary name: within PostgreSQL's 63 bytes, cut on a character boundary
-  const suffix = `_lifeboat_new_${randomBytes(3).toString("hex")}`;
-  const room = 63 - suffix.length;
-  const workingName = !opts.underTemporaryName ? name : Buffer.byteLength(name) <= room ? name + suffix : Buffer.from(name).subarray(0, room).toString("utf8").replace(/\uFFFD+$/, "") + suffix;
+  const workingName = opts.underTemporaryName ? derivedName(name, `_lifeboat_new_${randomBytes(3).toString("hex")}`) : name;
   let current = workingName;
   const sql =
     `create database ${ident(workingName)} template template0` +

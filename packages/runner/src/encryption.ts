@@ -1,7 +1,7 @@
 import { readFile } from "node:fs/promises";
 import { Readable } from "node:stream";
 import type { ReadableStream as WebReadableStream } from "node:stream/web";
-import { AGE_RECIPIENT, LifeboatError, type Manifest, type SecretRef, type SecretResolver } from "@lifeboat/core";
+import { AGE_RECIPIENT, LifeboatError, errorMessage, redact, type Manifest, type SecretRef, type SecretResolver } from "@lifeboat/core";
 
 /**
  * Client-side encryption with age (https://age-encryption.org/v1), through the maintained TypeScript implementation
@@ -101,6 +101,19 @@ export async function checkIdentities(manifest: Pick<Manifest, "id" | "encryptio
       exitCode: 2,
       hint: "use the identity of one of those recipients: keys rotated since keep decrypting the backups made for them",
     });
+  }
+}
+
+/**
+ * What a drill of `manifest` decrypts with: the target's identity secret read if the backup is encrypted; a secret
+ * that cannot be read is `unavailable` (the drill's decrypt check then fails with it, reported like any failed drill).
+ */
+export async function drillIdentities(manifest: Manifest, ref: SecretRef | undefined, resolver: SecretResolver, what: string): Promise<{ identities?: string[]; identityUnavailable?: string }> {
+  if (!manifest.encryption || !ref) return {};
+  try {
+    return { identities: await identitiesFromSecret(ref, resolver, what) };
+  } catch (err) {
+    return { identityUnavailable: redact(errorMessage(err)) };
   }
 }
 

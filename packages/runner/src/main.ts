@@ -17,7 +17,7 @@ import { LifeboatError, LocalEventBus, UsageError, errorMessage, prunedByRunner,
 import { pruneCopies, pruneTarget } from "./prune.js";
 import { runTargetBackups } from "./target-run.js";
 import { latestToDrill, verifyBackup } from "./verify.js";
-import { identitiesFromSecret } from "./encryption.js";
+import { drillIdentities } from "./encryption.js";
 import { findConfigFile, loadConfig } from "./config-file.js";
 import { heartbeatStarted, subscribeNotifications } from "./notify/index.js";
 import { heartbeatSubscriber } from "./notify/heartbeat.js";
@@ -112,21 +112,10 @@ export async function runnerMain(env: NodeJS.ProcessEnv = process.env, baseLog: 
       }
       // an encrypted target's identity is read here, for a drill, and nowhere else
       // (a secret that cannot be read fails the drill's decrypt check: reported like any failed drill)
-      const identity = t.encryption?.identity;
-      let identities: string[] | undefined;
-      let identityUnavailable: string | undefined;
-      if (manifest.encryption && identity) {
-        try {
-          identities = await identitiesFromSecret(identity, secrets, `targets.${target}.encryption.identity`);
-        } catch (err) {
-          identityUnavailable = redact(errorMessage(err));
-        }
-      }
       const result = await verifyBackup({
         store,
         manifest,
-        identities,
-        ...(identityUnavailable ? { identityUnavailable } : {}),
+        ...(await drillIdentities(manifest, t.encryption?.identity, secrets, `targets.${target}.encryption.identity`)),
         checks: t.verify?.checks,
         log,
         bus,
@@ -175,8 +164,9 @@ export async function runnerMain(env: NodeJS.ProcessEnv = process.env, baseLog: 
           const pruned = await pruneTarget(store, target, t.retention, { log });
           log.log("info", "pruned", { target, deleted: pruned.deleted.length, kept: pruned.decisions.filter((d) => d.keep).length });
         } catch (err) {
-          log.log("error", `the backup succeeded, but pruning old backups failed: ${redact(errorMessage(err))}`, { target });
-          await bus.publish(pruneFailedEvent(target, runId, env.LIFEBOAT_TRIGGER ?? "manual", "primary", redact(errorMessage(err))));
+          const error = redact(errorMessage(err));
+          log.log("error", `the backup succeeded, but pruning old backups failed: ${error}`, { target });
+          await bus.publish(pruneFailedEvent(target, runId, env.LIFEBOAT_TRIGGER ?? "manual", "primary", error));
         }
       }
       // copies are pruned by the runner (no lifecycle rule in a bucket the deployment does not own): each by its own
@@ -187,8 +177,9 @@ export async function runnerMain(env: NodeJS.ProcessEnv = process.env, baseLog: 
             if (c.result) log.log("info", `pruned copy ${c.copy}`, { target, copy: c.copy, deleted: c.result.deleted.length, kept: c.result.decisions.filter((d) => d.keep).length });
           }
         } catch (err) {
-          log.log("error", `the backup succeeded, but pruning copy ${copy.name} failed: ${redact(errorMessage(err))}`, { target, copy: copy.name });
-          await bus.publish(pruneFailedEvent(target, runId, env.LIFEBOAT_TRIGGER ?? "manual", copy.name, redact(errorMessage(err))));
+          const error = redact(errorMessage(err));
+          log.log("error", `the backup succeeded, but pruning copy ${copy.name} failed: ${error}`, { target, copy: copy.name });
+          await bus.publish(pruneFailedEvent(target, runId, env.LIFEBOAT_TRIGGER ?? "manual", copy.name, error));
         }
       }
       return unreported ? UNREPORTED : 0;

@@ -49,7 +49,8 @@ function stamp(d: Date): string {
   return d.toISOString().replace(/[-:]/g, "").replace(/\..*$/, "").replace("T", "_").toLowerCase(); // 20261121_052900
 }
 
-function derivedName(live: string, suffix: string): string {
+/** `name` + `suffix` within PostgreSQL's 63 bytes: the name cut (on a character boundary) to make room. */
+export function derivedName(live: string, suffix: string): string {
   const room = 63 - suffix.length;
   return Buffer.byteLength(live) <= room ? live + suffix : Buffer.from(live).subarray(0, room).toString("utf8").replace(/\uFFFD+$/, "") + suffix;
 }

@@ -1,4 +1,3 @@
-import { accessSync, constants } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { LAST_REFRESH_FILE, LifeboatError, UsageError, errorMessage, formatDuration, joinKey, redact, type LifeboatConfig, type Logger, type Manifest, type ObjectStore, type SecretResolver } from "@lifeboat/core";
 import {
@@ -21,7 +20,7 @@ import {
 import { heapForThroughput } from "@lifeboat/runner/heap";
 import type { Context } from "../context.js";
 import { identitiesFor } from "./keys.js";
-import { parseWhen } from "../options.js";
+import { parseWhen, readableFiles } from "../options.js";
 
 export interface RefreshCliOptions {
   backup: string;
@@ -104,13 +103,7 @@ export async function runRefresh(
   }
   // the scripts, relative to the config file, each readable before anything is fetched
   const then = t.refresh.then.map((f) => resolve(dirname(configFile), f));
-  for (const f of then) {
-    try {
-      accessSync(f, constants.R_OK);
-    } catch {
-      throw new UsageError(`targets.${target}.refresh.then: ${f}: no such readable file`, "paths are relative to the config file");
-    }
-  }
+  readableFiles(then, `targets.${target}.refresh.then: `, "paths are relative to the config file");
   const to = await resolveDatabase(t.refresh.to, deps.secrets, `targets.${target}.refresh.to`);
   // never the production database: by its address as configured, and by the cluster the backup was taken from
   const source = t.database.url !== undefined || t.database.host !== undefined ? await resolveDatabase(t.database, deps.secrets, `targets.${target}.database`).catch(() => undefined) : undefined;

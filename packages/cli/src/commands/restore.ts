@@ -1,4 +1,3 @@
-import { accessSync, constants } from "node:fs";
 import { resolve } from "node:path";
 import { LifeboatError, UsageError, formatBytes, formatDuration } from "@lifeboat/core";
 import { createRestoreDatabase, displayUrl, engineOf, findBackup, restoresToFileOnly, runSqlFile, selectiveRestore, swapRestore } from "@lifeboat/runner";
@@ -6,7 +5,7 @@ import { heapForThroughput } from "@lifeboat/runner/heap";
 import { connectionArg, type Context } from "../context.js";
 import { identitiesFor } from "./keys.js";
 import { jobsOption } from "./verify.js";
-import { parseWhen } from "../options.js";
+import { parseWhen, readableFiles } from "../options.js";
 
 export interface RestoreCliOptions {
   toFile?: string;
@@ -46,13 +45,7 @@ export async function restoreCommand(ctx: Context, target: string | undefined, o
   // --then scripts: each readable before anything is fetched
   const then = (opts.then ?? []).map((f) => resolve(f));
   if (then.length && opts.toFile) throw new UsageError("--then runs SQL in a restored PostgreSQL database, not in a --to-file restore");
-  for (const file of then) {
-    try {
-      accessSync(file, constants.R_OK);
-    } catch {
-      throw new UsageError(`--then ${file}: no such readable file`, "give the path of a SQL file to run in the restored database");
-    }
-  }
+  readableFiles(then, "--then ", "give the path of a SQL file to run in the restored database");
   if (target && !opts.from) {
     const { config } = await ctx.requireConfig(`lifeboat restore ${target}`);
     if (!config.targets[target]) throw new UsageError(`unknown target "${target}"`, `known targets: ${Object.keys(config.targets).join(", ")}`);
@@ -157,12 +150,13 @@ export async function restoreCommand(ctx: Context, target: string | undefined, o
       }
       throw err;
     });
+  const createdLine = created ? [`  created   ${created.name} (encoding ${created.encoding ?? "default"}, collation ${created.collate ?? "default"}, owner ${created.owner ?? "the restoring user"})`] : [];
   if (res.into === "selection") {
     const wrong = res.tables.filter((t) => t.recorded !== undefined && t.recorded !== t.rows);
     ctx.out.result(
       [
         `restored ${res.tables.length} table${res.tables.length === 1 ? "" : "s"} of backup ${manifest.id} of "${manifest.target}" into ${displayUrl(to)}`,
-        ...(created ? [`  created   ${created.name} (encoding ${created.encoding ?? "default"}, collation ${created.collate ?? "default"}, owner ${created.owner ?? "the restoring user"})`] : []),
+        ...createdLine,
         ...res.tables.map((t) => `  table     ${t.table}${t.table === t.from ? "" : ` (was ${t.from})`}: ${t.rows} rows${t.recorded === undefined ? "" : t.recorded === t.rows ? " (as recorded)" : ` (the manifest records ${t.recorded})`}`),
         ...(res.foreignKeysLeftOut.length ? [`  left out  foreign keys ${res.foreignKeysLeftOut.join(", ")} (they may point to tables not restored: add them back with ALTER TABLE ... ADD CONSTRAINT)`] : []),
         `  sha256    verified (${res.archives} archive${res.archives === 1 ? "" : "s"} fetched)`,
@@ -179,7 +173,7 @@ export async function restoreCommand(ctx: Context, target: string | undefined, o
   ctx.out.result(
     [
       `restored backup ${manifest.id} of "${manifest.target}" into ${displayUrl(to)}`,
-      ...(created ? [`  created   ${created.name} (encoding ${created.encoding ?? "default"}, collation ${created.collate ?? "default"}, owner ${created.owner ?? "the restoring user"})`] : []),
+      ...createdLine,
       `  sha256    ${manifest.object.sha256} (verified)`,
       `  size      ${formatBytes(res.bytes)}`,
       `  download  ${formatDuration(res.downloadMs)}`,

@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
 import { BackupFailedError, LIFEBOAT_VERSION, UsageError, backupSize, errorMessage, formatBytes, formatDuration, pruneFailedEvent, redact, refreshFailedEvent, type LifeboatConfig } from "@lifeboat/core";
-import { DefaultSecretResolver, displayUrl, identitiesFromSecret, SCHEDULER_FILE, type ScheduledMode, SCHEDULER_RENEW_MS, Scheduler, StoreWatch, heartbeatStarted, storeJson, type SchedulerRecord, acquireLease, checkFreshness, cleanLeftovers, failedEvent, lastVerifiedAt, latestToDrill, listBackups, openCopiesForRun, openStore, pruneCopies, pruneTarget, resolveDatabase, runTargetBackups, verifyBackup, withRetries, type RunOutcome } from "@lifeboat/runner";
+import { DefaultSecretResolver, displayUrl, drillIdentities, identitiesFromSecret, SCHEDULER_FILE, type ScheduledMode, SCHEDULER_RENEW_MS, Scheduler, StoreWatch, heartbeatStarted, storeJson, type SchedulerRecord, acquireLease, checkFreshness, cleanLeftovers, failedEvent, lastVerifiedAt, latestToDrill, listBackups, openCopiesForRun, openStore, pruneCopies, pruneTarget, resolveDatabase, runTargetBackups, verifyBackup, withRetries, type RunOutcome } from "@lifeboat/runner";
 import type { Context } from "../context.js";
 import { lifecycleManaged } from "./prune.js";
 import { lastRefreshAt, runRefresh } from "./refresh.js";
@@ -149,19 +149,9 @@ export async function scheduleCommand(ctx: Context, opts: ScheduleCliOptions): P
         log.log("info", "no backup to drill yet", { target: name, mode });
         return "succeeded";
       }
-      // an encrypted target's identity, read for its drill as the AWS runner reads it (a secret that cannot be read
-      // fails the drill's decrypt check, reported like any failed drill)
-      const identity = config.targets[name]?.encryption?.identity;
-      let identities: string[] | undefined;
-      let identityUnavailable: string | undefined;
-      if (manifest.encryption && identity) {
-        try {
-          identities = await identitiesFromSecret(identity, secrets, `targets.${name}.encryption.identity`);
-        } catch (err) {
-          identityUnavailable = redact(errorMessage(err));
-        }
-      }
-      const result = await verifyBackup({ store, manifest, identities, ...(identityUnavailable ? { identityUnavailable } : {}), bus, log, signal, trigger: "schedule", checks: config.targets[name]?.verify?.checks });
+      // an encrypted target's identity, read for its drill as the AWS runner reads it
+      const identities = await drillIdentities(manifest, config.targets[name]?.encryption?.identity, secrets, `targets.${name}.encryption.identity`);
+      const result = await verifyBackup({ store, manifest, ...identities, bus, log, signal, trigger: "schedule", checks: config.targets[name]?.verify?.checks });
       return result.outcome === "passed" ? "succeeded" : "failed";
     } catch (err) {
       log.log("error", (err as Error).message, { target: name, mode });

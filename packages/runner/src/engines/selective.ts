@@ -184,9 +184,9 @@ export async function selectiveRestore(opts: SelectiveOptions): Promise<Selectiv
     const result: SelectiveResult["tables"] = [];
     for (let i = 0; i < placed.length; i++) {
       const [s, t] = placed[i]!;
-      const [[n] = []] = await query(to, `select count(*) from only ${ident(s)}.${ident(t)};`);
-      const from = `${quoteIfNeeded(tables[i]![0])}.${quoteIfNeeded(tables[i]![1])}`;
-      result.push({ table: `${quoteIfNeeded(s)}.${quoteIfNeeded(t)}`, from, rows: Number(n), recorded: recorded.get(from) });
+      // names as the manifest records them (format('%I.%I'), which quotes reserved words too)
+      const [[table, from, n] = []] = await query(to, `select format('%I.%I', ${literal(s)}, ${literal(t)}), format('%I.%I', ${literal(tables[i]![0])}, ${literal(tables[i]![1])}), count(*) from only ${ident(s)}.${ident(t)};`);
+      result.push({ table: table!, from: from!, rows: Number(n), recorded: recorded.get(from!) });
     }
     const wrong = result.filter((r) => r.recorded !== undefined && r.recorded !== r.rows);
     if (wrong.length) log.log("error", "restored tables do not hold the rows the manifest records", { tables: wrong });
@@ -201,11 +201,6 @@ export async function selectiveRestore(opts: SelectiveOptions): Promise<Selectiv
 /** A pg_dump pattern that matches exactly this name (double quotes make every character literal). */
 function pattern(name: string): string {
   return `"${name.replace(/"/g, '""')}"`;
-}
-
-/** A name as format('%I') writes it: quoted only when it must be. */
-function quoteIfNeeded(name: string): string {
-  return /^[a-z_][a-z0-9_$]*$/.test(name) ? name : `"${name.replace(/"/g, '""')}"`;
 }
 
 /** The FK CONSTRAINT entries of the chosen tables, as pg_restore --list names them ("schema table constraint"). */
